@@ -1,0 +1,15 @@
+"""vllm-embed: vLLM as the embedding engine behind vector databases."""
+
+from vllm_embed._optional import MissingDependencyError
+from vllm_embed._version import __version__
+from vllm_embed.config import EmbedderConfig
+from vllm_embed.embedder import Embedder
+from vllm_embed.profiles import ModelProfile
+
+__all__ = [
+    "Embedder",
+    "EmbedderConfig",
+    "MissingDependencyError",
+    "ModelProfile",
+    "__version__",
+]

@@ -1,0 +1,274 @@
+"""In-process vLLM pooling engine. The only module of vllm-embed that imports vLLM.
+
+vLLM's offline API changes often (`task=` became `runner=`, `normalize` became `use_activation`, truncation
+moved into `tokenization_kwargs`), so every call into it lives here, written against vLLM 0.32.
+
+One engine serves every `Embedder` of this process whose engine settings are identical. A single worker
+thread owns it: sync and async callers hand it jobs, and the jobs that are waiting when the engine becomes
+free are merged into one `encode` call, so concurrent callers share vLLM's batching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psutil
+
+from vllm_embed._optional import require
+from vllm_embed.backends.base import EngineInput
+from vllm_embed.config import EmbedderConfig
+from vllm_embed.profiles import ModelProfile, read_model_file
+
+require("vllm", "The in-process vLLM backend")
+
+import torch  # noqa: E402 - vLLM brings torch; import it only once vLLM is known to be there
+from vllm import LLM, PoolingParams  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+_MIB = 1 << 20
+_GIB = 1 << 30
+# Small enough that two or three engines fit beside each other on a 24 GiB CPU machine.
+_MIN_CPU_KV_CACHE = 512 * _MIB
+_MAX_CPU_KV_CACHE = 8 * _GIB
+
+
+@dataclass
+class _Job:
+    prompts: list[Any]
+    params: PoolingParams
+    future: concurrent.futures.Future[npt.NDArray[np.float32]] = field(
+        default_factory=concurrent.futures.Future
+    )
+
+
+def _estimate_kv_cache_bytes(model: str, revision: str | None, max_len: int | None) -> int:
+    """A KV-cache size that holds one input of `max_len` tokens with room to batch, for decoder models."""
+    config = read_model_file(model, "config.json", revision) or {}
+    layers = config.get("num_hidden_layers")
+    heads = config.get("num_key_value_heads") or config.get("num_attention_heads")
+    hidden = config.get("hidden_size")
+    head_dim = config.get("head_dim") or (hidden // config["num_attention_heads"] if hidden else None)
+    length = max_len or config.get("max_position_embeddings")
+    if not (layers and heads and head_dim and length):
+        return 2 * _GIB
+    needed = int(layers * 2 * heads * head_dim * 2 * length * 1.25)  # bf16 K and V, plus headroom
+    return max(_MIN_CPU_KV_CACHE, min(needed, _MAX_CPU_KV_CACHE))
+
+
+def _engine_arguments(config: EmbedderConfig, profile: ModelProfile) -> dict[str, Any]:
+    """Builds the `vllm.LLM` keyword arguments for an embedder configuration."""
+    from vllm.platforms import current_platform
+
+    user = dict(config.engine_kwargs)
+    hf_overrides = dict(user.pop("hf_overrides", None) or {})
+    if profile.matryoshka:
+        hf_overrides.setdefault("is_matryoshka", True)
+    pooler_config = {"pooling_type": profile.pooling.upper(), "use_activation": True}
+    pooler_config.update(user.pop("pooler_config", None) or {})
+    max_model_len = config.max_model_len or profile.max_length
+    arguments: dict[str, Any] = {
+        "model": config.model,
+        "runner": "pooling",
+        "dtype": config.dtype,
+        "max_model_len": max_model_len,
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "pipeline_parallel_size": config.pipeline_parallel_size,
+        "trust_remote_code": config.trust_remote_code,
+        "revision": config.revision,
+        "hf_overrides": hf_overrides or None,
+        "pooler_config": pooler_config,
+    }
+    if config.gpu_memory_utilization is not None:
+        arguments["gpu_memory_utilization"] = config.gpu_memory_utilization
+    elif (
+        current_platform.is_cpu()
+        and "kv_cache_memory_bytes" not in user
+        and not os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+    ):
+        arguments["kv_cache_memory_bytes"] = _estimate_kv_cache_bytes(
+            config.model, config.revision, max_model_len
+        )
+    arguments.update(user)
+    return {key: value for key, value in arguments.items() if value is not None}
+
+
+class _SharedEngine:
+    """One `vllm.LLM`, the worker thread that drives it, and how many backends use it."""
+
+    def __init__(self, key: str, arguments: dict[str, Any]) -> None:
+        self.key = key
+        self.users = 0
+        before = {child.pid for child in psutil.Process().children(recursive=True)}
+        self.llm = LLM(**arguments)
+        # The engine's own processes, so that shutdown can wait for them (and end any that linger).
+        self._processes = [
+            child for child in psutil.Process().children(recursive=True) if child.pid not in before
+        ]
+        model_config = self.llm.llm_engine.model_config
+        self.max_model_len: int = int(model_config.max_model_len)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="vllm-embed-engine", daemon=True)
+        self._thread.start()
+        probe = self.submit(["a"], None).result()
+        self.native_dimension: int = int(probe.shape[1])
+
+    def submit(
+        self, inputs: Sequence[EngineInput], dimensions: int | None
+    ) -> concurrent.futures.Future[npt.NDArray[np.float32]]:
+        prompts = [{"prompt_token_ids": item} if isinstance(item, list) else item for item in inputs]
+        job = _Job(prompts, PoolingParams(dimensions=dimensions, use_activation=True))
+        self._jobs.put(job)
+        return job.future
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            while True:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._jobs.put(None)  # finish this batch, then stop
+                    break
+                batch.append(more)
+            live = [j for j in batch if j.future.set_running_or_notify_cancel()]
+            if live:
+                self._run(live)
+
+    def _run(self, jobs: list[_Job]) -> None:
+        try:
+            self._encode_into(jobs)
+        except Exception as exc:  # noqa: BLE001 - isolate the failing job, then report to its caller only
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(exc)
+                return
+            for job in jobs:
+                try:
+                    self._encode_into([job])
+                except Exception as single_exc:  # noqa: BLE001
+                    job.future.set_exception(single_exc)
+
+    def _encode_into(self, jobs: list[_Job]) -> None:
+        prompts = [prompt for job in jobs for prompt in job.prompts]
+        params: PoolingParams | list[PoolingParams]
+        if all(job.params.dimensions == jobs[0].params.dimensions for job in jobs):
+            params = jobs[0].params
+        else:
+            params = [job.params for job in jobs for _ in job.prompts]
+        outputs = self.llm.encode(prompts, pooling_params=params, pooling_task="embed", use_tqdm=False)
+        start = 0
+        for job in jobs:
+            rows = outputs[start : start + len(job.prompts)]
+            start += len(job.prompts)
+            if rows:
+                matrix = torch.stack([row.outputs.data for row in rows]).to(torch.float32).numpy()
+            else:
+                matrix = np.zeros((0, job.params.dimensions or 0), dtype=np.float32)
+            if not job.future.done():
+                job.future.set_result(matrix)
+
+    def shutdown(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+        try:
+            self.llm.llm_engine.engine_core.shutdown()
+        except Exception:
+            logger.debug("vLLM engine shutdown raised", exc_info=True)
+        del self.llm
+        _, lingering = psutil.wait_procs(self._processes, timeout=10)
+        for process in lingering:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(lingering, timeout=5)
+
+
+_ENGINES: dict[str, _SharedEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _acquire(arguments: dict[str, Any]) -> _SharedEngine:
+    key = json.dumps(arguments, sort_keys=True, default=repr)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _SharedEngine(key, arguments)
+            _ENGINES[key] = engine
+        engine.users += 1
+        return engine
+
+
+def _release(engine: _SharedEngine) -> None:
+    with _ENGINES_LOCK:
+        engine.users -= 1
+        if engine.users > 0:
+            return
+        _ENGINES.pop(engine.key, None)
+    engine.shutdown()
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
+        engine.shutdown()
+
+
+def running_engines() -> int:
+    """Returns how many vLLM engines this process holds (for tests and diagnostics)."""
+    with _ENGINES_LOCK:
+        return len(_ENGINES)
+
+
+class VLLMLocalBackend:
+    """Runs the model in this process with vLLM's pooling runner.
+
+    Args:
+        config: The embedder configuration (engine settings are read from it).
+        profile: The model profile (pooling and Matryoshka support decide engine settings).
+    """
+
+    accepts_token_ids = True
+
+    def __init__(self, config: EmbedderConfig, profile: ModelProfile) -> None:
+        self._engine: _SharedEngine | None = _acquire(_engine_arguments(config, profile))
+        self.native_dimension: int | None = self._engine.native_dimension
+        self.max_model_len: int | None = self._engine.max_model_len
+
+    def _live_engine(self) -> _SharedEngine:
+        if self._engine is None:
+            raise RuntimeError("this Embedder is closed; create a new one")
+        return self._engine
+
+    def embed(self, inputs: Sequence[EngineInput], dimensions: int | None) -> npt.NDArray[np.float32]:
+        """Embeds inputs on the shared engine, blocking until done."""
+        return self._live_engine().submit(inputs, dimensions).result()
+
+    async def aembed(self, inputs: Sequence[EngineInput], dimensions: int | None) -> npt.NDArray[np.float32]:
+        """Embeds inputs on the shared engine without blocking the event loop."""
+        return await asyncio.wrap_future(self._live_engine().submit(inputs, dimensions))
+
+    def close(self) -> None:
+        """Stops using the engine; the last user shuts it and its worker processes down."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            _release(engine)

@@ -1,0 +1,115 @@
+"""Configuration models: everything that decides how an `Embedder` is built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from vllm_embed.profiles import ModelProfile
+
+LongInputPolicy = Literal["chunk", "truncate", "error"]
+BackendName = Literal["vllm", "openai"]
+
+
+class EmbedderConfig(BaseModel):
+    """Settings of an `Embedder`; `Embedder(**kwargs)` builds one of these.
+
+    Frozen and strict: an unknown or misspelt setting is rejected rather than silently ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    model: str = Field(min_length=1)
+    """Hugging Face model id or local directory (for `backend="openai"`: the served model name)."""
+
+    dimensions: int | None = None
+    """Output size. `None` keeps the model's native size; smaller values need a Matryoshka-trained model."""
+
+    dtype: str = "auto"
+    """Weights/activations dtype passed to vLLM (`"auto"`, `"float32"`, `"bfloat16"`, `"float16"`)."""
+
+    max_model_len: int | None = Field(default=None, gt=0)
+    """Longest input in tokens the engine accepts; `None` uses the model's own limit."""
+
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    """Number of devices each layer is split over (vLLM tensor parallelism)."""
+
+    pipeline_parallel_size: int = Field(default=1, ge=1)
+    """Number of pipeline stages the layers are split over (vLLM pipeline parallelism)."""
+
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    """Fraction of device memory vLLM may reserve. `None` picks a small default that leaves room for
+    several engines (on CPU this fraction is of system RAM)."""
+
+    trust_remote_code: bool = False
+    """Allow model repositories to run their own Python code."""
+
+    long_input: LongInputPolicy = "chunk"
+    """What to do with an input longer than the model accepts: `"chunk"` embeds token windows and returns
+    their token-weighted mean, `"truncate"` cuts it, `"error"` raises `ValueError`."""
+
+    query_instruction: str | None = None
+    """Default task instruction for queries (instruction-tuned models); `None` uses the model's default."""
+
+    profile: str | ModelProfile | None = None
+    """Model family override (`"qwen3-embedding"`, `"sentence-transformers"`) or a full `ModelProfile`,
+    for models whose files or name do not reveal it."""
+
+    revision: str | None = None
+    """Model revision (branch, tag or commit) on the model hub."""
+
+    batch_size: int = Field(default=2048, ge=1)
+    """Inputs handed to the engine per submission; bounds memory for very large lists."""
+
+    backend: BackendName = "vllm"
+    """`"vllm"` runs the model in this process; `"openai"` calls an OpenAI-compatible server."""
+
+    base_url: str | None = None
+    """Server URL for `backend="openai"`, e.g. `http://127.0.0.1:8000/v1`."""
+
+    api_key: SecretStr | None = Field(default=None, repr=False)
+    """API key for `backend="openai"`; falls back to the `VLLM_EMBED_API_KEY` / `OPENAI_API_KEY` variables."""
+
+    # -- backend="openai" only ---------------------------------------------------------------------
+
+    request_batch_size: int = Field(default=64, ge=1)
+    """Texts per HTTP request to the server (`backend="openai"`)."""
+
+    max_concurrent_requests: int = Field(default=4, ge=1)
+    """Requests in flight at once to the server, per Embedder (`backend="openai"`)."""
+
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds one HTTP request may take before it counts as failed and is retried (`backend="openai"`)."""
+
+    retry_seconds: float = Field(default=30.0, ge=0)
+    """Total time budget for retrying connection errors, 429 and 5xx before giving up (`backend="openai"`);
+    0 disables retries."""
+
+    cache: bool | str | Path | None = None
+    """Persistent embedding cache: `None`/`False` off, `True` per-user cache file, or a SQLite file path."""
+
+    cache_max_bytes: int = Field(default=2 << 30, gt=0)
+    """Size bound of the cache file; least-recently-used entries are evicted past it."""
+
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments passed unchanged to the engine (`vllm.LLM`)."""
+
+    @field_validator("dimensions")
+    @classmethod
+    def _positive_dimensions(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"dimensions={value} must be a positive integer (or None for the native size)")
+        return value
+
+    @field_validator("engine_kwargs")
+    @classmethod
+    def _no_reserved_engine_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = {"model", "runner", "task"} & value.keys()
+        if reserved:
+            raise ValueError(
+                f"engine_kwargs may not set {sorted(reserved)}: pass the model as `model=` "
+                "(the pooling runner is always used)"
+            )
+        return value

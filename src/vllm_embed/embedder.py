@@ -1,0 +1,466 @@
+"""The `Embedder` facade: validation → prompts → deduplication → long-input policy → engine → unit vectors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from vllm_embed._version import __version__
+from vllm_embed.backends.base import Backend, EngineInput
+from vllm_embed.cache import CacheStats, EmbeddingCache, default_cache_path, model_fingerprint, namespace_key
+from vllm_embed.config import EmbedderConfig
+from vllm_embed.profiles import ModelProfile, detect_profile
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+Kind = Literal["document", "query"]
+
+
+def _create_backend(config: EmbedderConfig, profile: ModelProfile) -> Backend:
+    if config.backend == "openai":
+        from vllm_embed.backends.openai_remote import OpenAIRemoteBackend
+
+        return OpenAIRemoteBackend(config, profile)
+    from vllm_embed.backends.vllm_local import VLLMLocalBackend
+
+    return VLLMLocalBackend(config, profile)
+
+
+def _open_cache(config: EmbedderConfig) -> EmbeddingCache | None:
+    if config.cache is None or config.cache is False:
+        return None
+    path = default_cache_path() if config.cache is True else Path(config.cache)
+    return EmbeddingCache(path, max_bytes=config.cache_max_bytes)
+
+
+def _load_tokenizer(config: EmbedderConfig) -> PreTrainedTokenizerBase | None:
+    """Loads the model's tokenizer; a remote model whose tokenizer is not available locally gets `None`."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+            config.model, revision=config.revision, trust_remote_code=config.trust_remote_code
+        )
+    except (OSError, ValueError):
+        if config.backend == "vllm":
+            raise
+        logger.info("no local tokenizer for %s: the server applies its own length limits", config.model)
+        return None
+    # Long texts are tokenised whole on purpose (then chunked or truncated): silence the length warning.
+    tokenizer.model_max_length = 1 << 62
+    return tokenizer
+
+
+def prompt_affixes(tokenizer: PreTrainedTokenizerBase, profile: ModelProfile) -> tuple[list[int], list[int]]:
+    """Returns the token ids that go before and after every text for this tokenizer and profile.
+
+    They are what the tokenizer itself adds (e.g. `[CLS]`/`[SEP]`), plus the EOS token at the end when the
+    profile pools the last token and the tokenizer does not append EOS by itself.
+    """
+    bare = tokenizer("hello world", add_special_tokens=False)["input_ids"]
+    full = tokenizer("hello world", add_special_tokens=True)["input_ids"]
+    prefix: list[int] = []
+    suffix: list[int] = []
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            prefix, suffix = list(full[:start]), list(full[start + len(bare) :])
+            break
+    eos = tokenizer.eos_token_id
+    if profile.append_eos and isinstance(eos, int) and suffix[-1:] != [eos]:
+        suffix.append(eos)
+    return prefix, suffix
+
+
+def _as_text_list(texts: Iterable[str], method: str) -> list[str]:
+    """Validates a caller's texts: a list of proper `str`, encodable as UTF-8."""
+    if isinstance(texts, str | bytes):
+        raise TypeError(
+            f"{method}() expects a list of strings but got a single {type(texts).__name__}; "
+            f"wrap it in a list: {method}([text])"
+        )
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"{method}() expects a list of strings, got {type(texts).__name__}")
+    items = list(texts)
+    for index, text in enumerate(items):
+        _check_text(text, f"texts[{index}]")
+    return items
+
+
+def _check_text(text: object, where: str) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"{where} is {type(text).__name__}, expected str (convert or drop it)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} contains a lone surrogate ({text[exc.start]!r} at position {exc.start}), which is not "
+            "valid Unicode; clean it first, e.g. text.encode('utf-8', 'replace').decode('utf-8')"
+        ) from None
+
+
+@dataclass
+class _Batch:
+    """Engine inputs for a slice of unique texts, and how their rows fold back into those texts."""
+
+    inputs: list[EngineInput]
+    owners: npt.NDArray[np.intp]  # row of the unique-text matrix each input belongs to
+    weights: npt.NDArray[np.float32]  # token count of each input (for the weighted mean of chunks)
+
+
+class _Plan:
+    """One embedding call: the unique texts, cache hits, the batches to send, and the assembled result.
+
+    Sync and async calls share it, so both apply exactly the same policy.
+    """
+
+    def __init__(self, embedder: Embedder, prompted: list[str]) -> None:
+        self._embedder = embedder
+        positions: dict[str, int] = {}
+        self.inverse = np.empty(len(prompted), dtype=np.intp)
+        first: list[int] = []
+        for index, text in enumerate(prompted):
+            row = positions.get(text)
+            if row is None:
+                row = positions[text] = len(first)
+                first.append(index)
+            self.inverse[index] = row
+        self.unique = list(positions)
+        self.first_index = np.asarray(first, dtype=np.intp)
+        self.sums = np.zeros((len(self.unique), embedder.dimension), dtype=np.float32)
+        self.todo: list[int] = list(range(len(self.unique)))
+        self._keys: list[bytes] = []
+        cache = embedder._cache
+        if cache is not None and self.unique:
+            self._keys = cache.keys(embedder._cache_namespace, self.unique)
+            found = cache.get_many(self._keys, embedder.dimension)
+            for row, vector in found.items():
+                self.sums[row] = vector
+            self.todo = [row for row in self.todo if row not in found]
+            embedder._count_cache(hits=len(found), misses=len(self.todo))
+
+    def batches(self) -> Iterator[_Batch]:
+        size = self._embedder.config.batch_size
+        for start in range(0, len(self.todo), size):
+            rows = self.todo[start : start + size]
+            yield self._embedder._prepare([self.unique[row] for row in rows], rows, self.first_index)
+
+    def add(self, batch: _Batch, vectors: Vectors) -> None:
+        if vectors.shape != (len(batch.inputs), self.sums.shape[1]):
+            raise RuntimeError(
+                f"the engine returned vectors of shape {vectors.shape}, expected "
+                f"{(len(batch.inputs), self.sums.shape[1])}"
+            )
+        np.add.at(self.sums, batch.owners, vectors * batch.weights[:, None])
+        cache = self._embedder._cache
+        if cache is not None:
+            rows = np.unique(batch.owners)
+            cache.put_many([self._keys[row] for row in rows], _unit_rows(self.sums[rows]))
+
+    def result(self) -> Vectors:
+        result: Vectors = _unit_rows(self.sums)[self.inverse]
+        return result
+
+
+def _unit_rows(matrix: Vectors) -> Vectors:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    np.maximum(norms, np.finfo(np.float32).tiny, out=norms)
+    unit: Vectors = (matrix / norms).astype(np.float32, copy=False)
+    return unit
+
+
+class Embedder:
+    """Embeds queries and documents with the right prompts, as L2-normalised float32 numpy arrays.
+
+    Keyword arguments are the fields of `EmbedderConfig`; `Embedder(config=EmbedderConfig(...))` works too.
+    Embedders with identical engine settings in one process share one engine. Use it as a context
+    manager, or call `close()`, to release the engine.
+
+    Example:
+        >>> with Embedder(model="Qwen/Qwen3-Embedding-0.6B", dimensions=256) as emb:
+        ...     docs = emb.embed_documents(["vLLM is fast.", "Qdrant stores vectors."])
+        ...     query = emb.embed_query("Which engine is fast?")
+        ...     scores = docs @ query
+
+    Raises:
+        ValueError: At construction, for settings the model cannot honour (e.g. `dimensions` outside the
+            model's Matryoshka range), before any engine starts.
+    """
+
+    def __init__(
+        self, model: str | None = None, *, config: EmbedderConfig | None = None, **kwargs: Any
+    ) -> None:
+        if config is not None:
+            if model is not None or kwargs:
+                raise ValueError("pass either config=EmbedderConfig(...) or keyword settings, not both")
+        elif model is None:
+            raise ValueError("Embedder needs a model: Embedder(model='Qwen/Qwen3-Embedding-0.6B')")
+        else:
+            config = EmbedderConfig(model=model, **kwargs)
+        self.config: EmbedderConfig = config
+        profile = detect_profile(config.model, config.revision, config.profile)
+        requested = profile.check_dimensions(config.dimensions, config.model)
+
+        self.tokenizer: PreTrainedTokenizerBase | None = _load_tokenizer(config)
+        self._prefix, self._suffix = (
+            prompt_affixes(self.tokenizer, profile) if self.tokenizer is not None else ([], [])
+        )
+
+        self._backend: Backend = _create_backend(config, profile)
+        self._finalizer = weakref.finalize(self, self._backend.close)
+        native = self._backend.native_dimension
+        if native is not None and native != profile.native_dimension:
+            profile = replace(profile, native_dimension=native)
+            try:
+                requested = profile.check_dimensions(config.dimensions, config.model)
+            except ValueError:
+                self.close()
+                raise
+        self.profile: ModelProfile = profile
+        if requested is None:
+            raise RuntimeError(f"the output size of {config.model} is unknown; pass dimensions=")
+        self.dimension: int = requested
+        self._engine_dimensions = None if requested == native else requested
+        max_len = self._backend.max_model_len or profile.max_length
+        self.max_model_len: int | None = max_len
+        self.max_input_tokens: int | None = (
+            max_len - len(self._prefix) - len(self._suffix) if max_len is not None else None
+        )
+        if self.max_input_tokens is not None and self.max_input_tokens < 1:
+            self.close()
+            raise ValueError(f"max_model_len={max_len} leaves no room for text after the special tokens")
+        self._cache = _open_cache(config)
+        self._cache_namespace = namespace_key(self._vector_identity()) if self._cache is not None else b""
+        self._stats_lock = threading.Lock()
+        self._cache_stats = CacheStats()
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    def embed_documents(self, texts: Iterable[str]) -> Vectors:
+        """Embeds documents (passages) with the model's document prompt.
+
+        Args:
+            texts: The documents; identical texts are embedded once.
+
+        Returns:
+            Array of shape `(len(texts), dimension)`, float32, unit L2 rows.
+
+        Raises:
+            TypeError: If `texts` is a bare string or holds a non-string (the message names the index).
+            ValueError: If a text holds a lone surrogate, or is too long under `long_input="error"`.
+        """
+        return self._run(self._prompted(texts, "document", None, "embed_documents"))
+
+    def embed_queries(self, texts: Iterable[str], instruction: str | None = None) -> Vectors:
+        """Embeds search queries with the model's query prompt or instruction.
+
+        Args:
+            texts: The queries.
+            instruction: Task instruction for instruction-tuned models (Qwen3-Embedding); defaults to the
+                Embedder's `query_instruction`, then to the model's own query prompt.
+
+        Returns:
+            Array of shape `(len(texts), dimension)`, float32, unit L2 rows.
+
+        Raises:
+            TypeError: If `texts` is a bare string or holds a non-string.
+            ValueError: As for `embed_documents`, or if the model takes no instruction.
+        """
+        return self._run(self._prompted(texts, "query", instruction, "embed_queries"))
+
+    def embed_query(self, text: str, instruction: str | None = None) -> Vectors:
+        """Embeds one search query; returns shape `(dimension,)`."""
+        _check_text(text, "text")
+        row: Vectors = self.embed_queries([text], instruction)[0]
+        return row
+
+    async def aembed_documents(self, texts: Iterable[str]) -> Vectors:
+        """Async `embed_documents`: concurrent calls share the engine's batching."""
+        return await self._arun(self._prompted(texts, "document", None, "aembed_documents"))
+
+    async def aembed_queries(self, texts: Iterable[str], instruction: str | None = None) -> Vectors:
+        """Async `embed_queries`."""
+        return await self._arun(self._prompted(texts, "query", instruction, "aembed_queries"))
+
+    async def aembed_query(self, text: str, instruction: str | None = None) -> Vectors:
+        """Async `embed_query`."""
+        _check_text(text, "text")
+        row: Vectors = (await self.aembed_queries([text], instruction))[0]
+        return row
+
+    def format_query(self, text: str, instruction: str | None = None) -> str:
+        """Returns the exact text the model sees for a query (prompt or instruction applied)."""
+        return self.profile.format_query(text, instruction or self.config.query_instruction)
+
+    def format_document(self, text: str) -> str:
+        """Returns the exact text the model sees for a document."""
+        return self.profile.format_document(text)
+
+    def describe(self) -> dict[str, Any]:
+        """Returns what decides the meaning of this Embedder's vectors (for collection manifests)."""
+        return {
+            "model": self.config.model,
+            "revision": self.config.revision,
+            "profile": self.profile.family,
+            "pooling": self.profile.pooling,
+            "dimensions": self.dimension,
+            "normalized": True,
+            "long_input": self.config.long_input,
+            "vllm_embed_version": __version__,
+        }
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """Hits and misses of this Embedder's cache lookups (zero when no cache is configured)."""
+        return self._cache_stats
+
+    @property
+    def cache(self) -> EmbeddingCache | None:
+        """The persistent embedding cache, when one is configured."""
+        return self._cache
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        """Releases the engine; the last Embedder using it shuts it and its worker processes down."""
+        self._finalizer()
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = ", closed" if self.closed else ""
+        return (
+            f"Embedder(model={self.config.model!r}, profile={self.profile.family!r}, "
+            f"dimension={self.dimension}, backend={self.config.backend!r}{state})"
+        )
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _prompted(self, texts: Iterable[str], kind: Kind, instruction: str | None, method: str) -> list[str]:
+        items = _as_text_list(texts, method)
+        if instruction is not None:
+            _check_text(instruction, "instruction")
+        if kind == "document":
+            return [self.profile.format_document(text) for text in items]
+        chosen = instruction if instruction is not None else self.config.query_instruction
+        return [self.profile.format_query(text, chosen) for text in items]
+
+    def _run(self, prompted: list[str]) -> Vectors:
+        plan = _Plan(self, prompted)
+        backend = self._live_backend()
+        for batch in plan.batches():
+            plan.add(batch, backend.embed(batch.inputs, self._engine_dimensions))
+        return plan.result()
+
+    async def _arun(self, prompted: list[str]) -> Vectors:
+        plan = _Plan(self, prompted)
+        backend = self._live_backend()
+        for batch in plan.batches():
+            plan.add(batch, await backend.aembed(batch.inputs, self._engine_dimensions))
+        return plan.result()
+
+    def _vector_identity(self) -> dict[str, Any]:
+        """Everything that changes a vector for a given text (the cache namespace)."""
+        config = self.config
+        if config.backend == "openai":
+            model = f"{config.base_url}|{config.model}"
+        else:
+            model = model_fingerprint(config.model, config.revision)
+        profile = {key: value for key, value in asdict(self.profile).items() if key != "extras"}
+        return {
+            "format": 1,
+            "model": model,
+            "profile": profile,
+            "dimensions": self.dimension,
+            "normalized": True,
+            "long_input": config.long_input,
+            "max_input_tokens": self.max_input_tokens,
+            "affixes": [self._prefix, self._suffix],
+        }
+
+    def _count_cache(self, hits: int, misses: int) -> None:
+        with self._stats_lock:
+            stats = self._cache_stats
+            self._cache_stats = CacheStats(stats.hits + hits, stats.misses + misses)
+
+    def _live_backend(self) -> Backend:
+        if self.closed:
+            raise RuntimeError(f"{self!r} is closed; create a new Embedder")
+        return self._backend
+
+    def _prepare(
+        self, texts: Sequence[str], rows: Sequence[int], first_index: npt.NDArray[np.intp]
+    ) -> _Batch:
+        """Turns unique texts (plan rows) into engine inputs under the long-input policy, shortest first."""
+        if self.tokenizer is None:  # a remote model with no local tokenizer: the server applies its limits
+            owners = np.asarray(rows, dtype=np.intp)
+            return _Batch(list(texts), owners, np.ones(len(texts), dtype=np.float32))
+        token_ids = self._backend.accepts_token_ids
+        encoded: list[list[int]] = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        limit = self.max_input_tokens
+        inputs: list[EngineInput] = []
+        owner_list: list[int] = []
+        weight_list: list[int] = []
+        for position, ids in enumerate(encoded):
+            row = rows[position]
+            if limit is None or len(ids) <= limit:
+                windows = [ids]
+            elif self.config.long_input == "error":
+                raise ValueError(
+                    f"texts[{first_index[row]}] is {len(ids)} tokens long (with its prompt) but "
+                    f"{self.config.model} accepts {limit}; shorten or split it, or pass "
+                    "long_input='chunk' (weighted mean of windows) or long_input='truncate'"
+                )
+            elif self.config.long_input == "truncate":
+                windows = [ids[:limit]]
+            else:
+                windows = [ids[start : start + limit] for start in range(0, len(ids), limit)]
+            for window in windows:
+                owner_list.append(row)
+                weight_list.append(max(len(window), 1))
+                if not token_ids:
+                    # A text engine gets text back: the original when it fits, else the decoded window.
+                    whole = len(windows) == 1 and window is ids
+                    inputs.append(texts[position] if whole else str(self.tokenizer.decode(window)))
+                    continue
+                tokens = [*self._prefix, *window, *self._suffix]
+                inputs.append(tokens or [self._fallback_token()])
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+        return _Batch(
+            [inputs[i] for i in order],
+            np.asarray([owner_list[i] for i in order], dtype=np.intp),
+            np.asarray([weight_list[i] for i in order], dtype=np.float32),
+        )
+
+    def _fallback_token(self) -> int:
+        """A token to stand for an empty text with a tokenizer that adds no special tokens."""
+        assert self.tokenizer is not None
+        for candidate in (
+            self.tokenizer.eos_token_id,
+            self.tokenizer.pad_token_id,
+            self.tokenizer.unk_token_id,
+        ):
+            if isinstance(candidate, int):
+                return candidate
+        return 0

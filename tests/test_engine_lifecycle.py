@@ -1,0 +1,53 @@
+"""Engines are shared, reference-counted, and leave no process behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import psutil
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import psutil
+    from vllm_embed import Embedder
+    from vllm_embed.backends import vllm_local
+
+    def alive():
+        return sorted(
+            c.pid for c in psutil.Process().children(recursive=True)
+            if c.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(c.cmdline())
+        )
+
+    if __name__ == "__main__":
+        first = Embedder(sys.argv[1], dtype="bfloat16")
+        engine_pids = alive()
+        second = Embedder(sys.argv[1], dtype="bfloat16")
+        shared = vllm_local.running_engines()
+        first.close()
+        still = second.embed_documents(["the second user keeps the engine"]).shape
+        second.close()
+        print(json.dumps({"engine_pids": engine_pids, "shared": shared, "still": list(still),
+                          "after_close": alive(), "engines": vllm_local.running_engines()}))
+    """
+)
+
+
+def test_closing_the_last_user_stops_the_engine_processes(minilm_path: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "lifecycle.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), minilm_path], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["engine_pids"], "the engine should run in worker processes"
+    assert report["shared"] == 1
+    assert report["still"] == [1, 384]
+    assert report["after_close"] == []
+    assert report["engines"] == 0
+    assert not [pid for pid in report["engine_pids"] if psutil.pid_exists(pid)
+                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
