@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from vllm_embed import Embedder  # noqa: E402
+from vllm_embed import Embedder
 
 
 @pytest.fixture(scope="session")

@@ -49,5 +49,8 @@ def test_closing_the_last_user_stops_the_engine_processes(minilm_path: str, tmp_
     assert report["still"] == [1, 384]
     assert report["after_close"] == []
     assert report["engines"] == 0
-    assert not [pid for pid in report["engine_pids"] if psutil.pid_exists(pid)
-                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not [
+        pid
+        for pid in report["engine_pids"]
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]

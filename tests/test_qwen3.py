@@ -15,7 +15,12 @@ from vllm_embed.backends import vllm_local
 from vllm_embed.embedder import prompt_affixes
 from vllm_embed.profiles import QWEN3_DEFAULT_INSTRUCTION, detect_profile
 
-DOCS = ["hello world", "", "the model pools the last token of every input", "a\x00b with: punctuation\nand lines"]
+DOCS = [
+    "hello world",
+    "",
+    "the model pools the last token of every input",
+    "a\x00b with: punctuation\nand lines",
+]
 QUERIES = ["what does the model pool", "hello"]
 
 
@@ -47,7 +52,9 @@ def test_queries_use_the_default_instruction(tiny_qwen3_path: Path, qwen3_embedd
     _assert_close(single[None, :], reference_embeddings(tiny_qwen3_path, formatted[:1]))
 
 
-def test_custom_instruction_per_call_and_per_embedder(tiny_qwen3_path: Path, qwen3_embedder: Embedder) -> None:
+def test_custom_instruction_per_call_and_per_embedder(
+    tiny_qwen3_path: Path, qwen3_embedder: Embedder
+) -> None:
     instruction = "Given a question, retrieve code that answers it"
     formatted = [f"Instruct: {instruction}\nQuery:{q}" for q in QUERIES]
     expected = reference_embeddings(tiny_qwen3_path, formatted)
@@ -82,7 +89,9 @@ def test_dimensions_outside_the_range_fail_before_the_engine(tiny_qwen3_path: Pa
 def test_known_model_names_validate_without_any_files() -> None:
     profile = detect_profile("Qwen/Qwen3-Embedding-4B")
     assert profile.family == "qwen3-embedding"
-    with pytest.raises(ValueError, match=r"^dimensions=5000 is outside 32\.\.2560 for Qwen/Qwen3-Embedding-4B$"):
+    with pytest.raises(
+        ValueError, match=r"^dimensions=5000 is outside 32\.\.2560 for Qwen/Qwen3-Embedding-4B$"
+    ):
         profile.check_dimensions(5000, "Qwen/Qwen3-Embedding-4B")
     assert profile.check_dimensions(256, "Qwen/Qwen3-Embedding-4B") == 256
 

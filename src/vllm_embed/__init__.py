@@ -2,14 +2,20 @@
 
 from vllm_embed._optional import MissingDependencyError
 from vllm_embed._version import __version__
+from vllm_embed.backends.openai_remote import RemoteEmbeddingError, RemoteRequestError
+from vllm_embed.cache import CacheStats, EmbeddingCache
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.embedder import Embedder
 from vllm_embed.profiles import ModelProfile
 
 __all__ = [
+    "CacheStats",
     "Embedder",
     "EmbedderConfig",
+    "EmbeddingCache",
     "MissingDependencyError",
     "ModelProfile",
+    "RemoteEmbeddingError",
+    "RemoteRequestError",
     "__version__",
 ]

@@ -24,13 +24,24 @@ import numpy.typing as npt
 
 DEFAULT_MAX_BYTES = 2 << 30
 _SQLITE_MAX_PARAMS = 500  # stay well under SQLite's bound-parameter limit per statement
-_SCHEMA = """
+_ROW_OVERHEAD = 64  # key, timestamp, index entry and B-tree bookkeeping of one row, roughly
+# The byte total lives in a one-row table kept exact by triggers, in the same transaction as each change,
+# so that every process sees the same figure without scanning the table.
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS embeddings (
     key BLOB PRIMARY KEY,
     vector BLOB NOT NULL,
     last_used REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS embeddings_last_used ON embeddings (last_used);
+CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO totals (id, bytes) VALUES (0, 0);
+CREATE TRIGGER IF NOT EXISTS embeddings_added AFTER INSERT ON embeddings BEGIN
+    UPDATE totals SET bytes = bytes + length(NEW.vector) + {_ROW_OVERHEAD} WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_removed AFTER DELETE ON embeddings BEGIN
+    UPDATE totals SET bytes = bytes - length(OLD.vector) - {_ROW_OVERHEAD} WHERE id = 0;
+END;
 """
 
 
@@ -149,34 +160,28 @@ class EmbeddingCache:
         now = time.time()
         data = np.ascontiguousarray(vectors, dtype="<f4")
         connection = self._connection()
+        row_bytes = data.shape[1] * 4 + _ROW_OVERHEAD if data.ndim == 2 else _ROW_OVERHEAD
         with _transaction(connection):
+            # A key fixes its vector, so an existing entry only needs its timestamp refreshed.
             connection.executemany(
-                "INSERT OR REPLACE INTO embeddings (key, vector, last_used) VALUES (?, ?, ?)",
+                "INSERT INTO embeddings (key, vector, last_used) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET last_used = excluded.last_used",
                 [(key, data[row].tobytes(), now) for row, key in enumerate(keys)],
             )
-        if self.size_bytes() > self.max_bytes:
-            self._evict(connection)
-
-    def _evict(self, connection: sqlite3.Connection) -> None:
-        """Deletes the oldest tenth of the entries until the file's used pages fit the bound."""
-        while self.size_bytes() > self.max_bytes:
-            count = int(connection.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
-            if count == 0:
-                return
-            with _transaction(connection):
+            excess = self.size_bytes() - self.max_bytes
+            if excess > 0:
+                # Evict down to 90% of the bound so that eviction does not run on every write.
+                count = -(-(excess + self.max_bytes // 10) // row_bytes)
                 connection.execute(
                     "DELETE FROM embeddings WHERE key IN "
                     "(SELECT key FROM embeddings ORDER BY last_used LIMIT ?)",
-                    (max(1, count // 10),),
+                    (count,),
                 )
 
     def size_bytes(self) -> int:
-        """Bytes used by live pages (freed pages are reused, so the file itself stops growing)."""
-        connection = self._connection()
-        pages = int(connection.execute("PRAGMA page_count").fetchone()[0])
-        free = int(connection.execute("PRAGMA freelist_count").fetchone()[0])
-        size = int(connection.execute("PRAGMA page_size").fetchone()[0])
-        return (pages - free) * size
+        """Bytes held by the entries (vectors plus per-row overhead); what `max_bytes` bounds."""
+        row = self._connection().execute("SELECT bytes FROM totals WHERE id = 0").fetchone()
+        return int(row[0])
 
     def info(self) -> dict[str, Any]:
         """Returns the path, entry count and size of the cache."""

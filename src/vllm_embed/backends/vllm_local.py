@@ -218,9 +218,9 @@ def _acquire(arguments: dict[str, Any]) -> _SharedEngine:
 def _release(engine: _SharedEngine) -> None:
     with _ENGINES_LOCK:
         engine.users -= 1
-        if engine.users > 0:
-            return
-        _ENGINES.pop(engine.key, None)
+        if engine.users > 0 or _ENGINES.get(engine.key) is not engine:
+            return  # still in use, or already stopped at interpreter exit
+        del _ENGINES[engine.key]
     engine.shutdown()
 
 
