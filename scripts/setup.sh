@@ -22,7 +22,9 @@ else
 fi
 
 # Everything that decides what gets installed; when none of it changed and the imports work, stop early.
-fingerprint=$(cat pyproject.toml integrations/*/pyproject.toml scripts/setup.sh 2>/dev/null | sha256sum | cut -c1-16)
+shopt -s nullglob
+inputs=(pyproject.toml integrations/*/pyproject.toml scripts/setup.sh)
+fingerprint=$(cat "${inputs[@]}" | sha256sum | cut -c1-16)
 fingerprint="$fingerprint-$ENGINE"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$fingerprint" ] \
    && "$VENV/bin/python" -c 'import vllm_embed, vllm' >/dev/null 2>&1; then
