@@ -69,7 +69,7 @@ def main() -> None:
 
     # Raw vLLM, the way a hand-rolled script calls it (this is the one place outside the backend that
     # imports vLLM: it is the baseline being measured).
-    from vllm import LLM  # noqa: PLC0415
+    from vllm import LLM
 
     from vllm_embed.backends.vllm_local import _engine_arguments
 
@@ -107,7 +107,8 @@ def main() -> None:
         table.add_row(name, f"{seconds:.2f}", f"{len(texts) / seconds:.0f}", f"{seconds / ours:.2f}x")
     console.print(table)
     console.print(
-        f"speed-up over sentence-transformers: [bold]{timings['sentence-transformers encode'] / ours:.2f}x[/] "
+        "speed-up over sentence-transformers: "
+        f"[bold]{timings['sentence-transformers encode'] / ours:.2f}x[/] "
         f"(target >= 2.5x); our time / raw vLLM time: [bold]{ours / timings['raw vLLM LLM.embed']:.3f}[/] "
         f"(target <= 1.03); min cosine ours vs raw vLLM: {agreement:.5f}"
     )

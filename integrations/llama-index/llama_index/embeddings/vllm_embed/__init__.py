@@ -1,0 +1,5 @@
+"""LlamaIndex embeddings by vllm-embed: `from llama_index.embeddings.vllm_embed import VLLMEmbedding`."""
+
+from llama_index.embeddings.vllm_embed.base import DEFAULT_EMBED_BATCH_SIZE, VLLMEmbedding
+
+__all__ = ["DEFAULT_EMBED_BATCH_SIZE", "VLLMEmbedding"]

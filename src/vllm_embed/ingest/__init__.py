@@ -1,0 +1,38 @@
+"""Ingest: documents and loaders, chunking, deterministic ids, the resumable pipeline and search."""
+
+from vllm_embed.ingest.chunking import Chunker
+from vllm_embed.ingest.documents import Document, as_document
+from vllm_embed.ingest.ids import content_id, point_id
+from vllm_embed.ingest.loaders import (
+    ChainedSource,
+    CsvSource,
+    JsonlSource,
+    ParquetSource,
+    TextFilesSource,
+    load_path,
+    load_paths,
+)
+from vllm_embed.ingest.pipeline import ingest
+from vllm_embed.ingest.report import IngestReport
+from vllm_embed.ingest.search import require_manifest, search
+from vllm_embed.sinks.base import Hit
+
+__all__ = [
+    "ChainedSource",
+    "Chunker",
+    "CsvSource",
+    "Document",
+    "Hit",
+    "IngestReport",
+    "JsonlSource",
+    "ParquetSource",
+    "TextFilesSource",
+    "as_document",
+    "content_id",
+    "ingest",
+    "load_path",
+    "load_paths",
+    "point_id",
+    "require_manifest",
+    "search",
+]

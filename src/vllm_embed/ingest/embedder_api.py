@@ -1,0 +1,34 @@
+"""The part of the `Embedder` API the pipeline relies on: nothing engine-specific."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class SupportsEmbedding(Protocol):
+    """What `ingest` and `search` need from an embedder (`vllm_embed.Embedder` provides it)."""
+
+    @property
+    def tokenizer(self) -> Any:
+        """A Hugging Face fast tokenizer, or `None` (then chunks are counted in characters)."""
+        ...
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        """Longest input in tokens (special tokens excluded) one input may have, when known."""
+        ...
+
+    def embed_documents(self, texts: list[str]) -> NDArray[np.float32]:
+        """Returns one unit vector per text, shape `(len(texts), dimension)`."""
+        ...
+
+    def embed_query(self, text: str, instruction: str | None = None) -> NDArray[np.float32]:
+        """Returns the vector of one query, shape `(dimension,)`."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Returns how vectors are made: model, profile, dimensions, normalized, pooling, version."""
+        ...

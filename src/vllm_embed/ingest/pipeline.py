@@ -1,0 +1,319 @@
+"""The ingest pipeline: read → chunk → skip what is stored → embed → write, as three overlapped stages.
+
+A reader thread reads documents, chunks them and asks the store which chunks it already holds; the
+calling thread embeds the rest; a writer thread upserts the vectors. Bounded queues between the stages
+keep memory flat in the corpus size and let the store work while the engine embeds.
+
+Resumption needs no bookkeeping of its own: point ids are derived from `doc_id` and `chunk_index`, a chunk
+whose stored text is unchanged is skipped, and an upsert is idempotent, so a re-run after any crash
+converges to what an uninterrupted run leaves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sized
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vllm_embed.ingest.chunking import Chunker
+from vllm_embed.ingest.documents import Document, as_document
+from vllm_embed.ingest.embedder_api import SupportsEmbedding
+from vllm_embed.ingest.ids import point_id
+from vllm_embed.ingest.progress import IngestProgress
+from vllm_embed.ingest.report import IngestReport
+from vllm_embed.sinks.base import Chunk, Manifest, Sink
+
+T = TypeVar("T")
+DocumentLike = Document | str | Mapping[str, Any]
+
+_DOCS_PER_TOKENIZER_CALL = 64
+_QUEUE_BATCHES = 2
+_POLL_SECONDS = 0.1
+
+
+@dataclass
+class _Batch:
+    """Work for the embedder and writer: the chunks still to embed, and what to count once written."""
+
+    to_embed: list[Chunk]
+    chunks: int
+    documents: int
+    skipped: int
+    stale: list[tuple[str, int]]
+    vectors: NDArray[np.float32] | None = None
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+_END = object()
+
+
+class _Reader(Generic[T]):
+    """Runs an iterator in a thread and hands its items over through a bounded queue."""
+
+    def __init__(self, items: Iterator[T], maxsize: int) -> None:
+        self._items = items
+        self._queue: queue.Queue[object] = queue.Queue(maxsize)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vllm-embed-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            self._put(_Failure(exc))
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item  # type: ignore[misc]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class _Counters:
+    documents: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    skipped: int = 0
+    written: int = 0
+    deleted_from: int = 0
+
+
+@dataclass
+class _Writer:
+    """Writes batches in a thread, in order; the first error stops writing and is raised to the caller."""
+
+    sink: Sink
+    progress: IngestProgress
+    counters: _Counters = field(default_factory=_Counters)
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(_QUEUE_BATCHES)
+        self._thread = threading.Thread(target=self._run, name="vllm-embed-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is _END:
+                return
+            if self.error is not None or not isinstance(batch, _Batch):
+                continue  # keep draining so the caller never blocks on a full queue
+            try:
+                self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - raised in the calling thread by put()/finish()
+                self.error = exc
+
+    def _write(self, batch: _Batch) -> None:
+        for doc_id, first_index in batch.stale:
+            self.sink.delete_chunks_from(doc_id, first_index)
+        if batch.to_embed:
+            assert batch.vectors is not None
+            self.sink.upsert(batch.to_embed, batch.vectors)
+        counters = self.counters
+        counters.documents += batch.documents
+        counters.chunks += batch.chunks
+        counters.embedded += len(batch.to_embed)
+        counters.written += len(batch.to_embed)
+        counters.skipped += batch.skipped
+        counters.deleted_from += len(batch.stale)
+        self.progress.advance(batch.documents, batch.chunks)
+
+    def put(self, batch: _Batch) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self._queue.put(batch, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Waits for every queued batch to be written; raises the first write error."""
+        self._queue.put(_END)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _batches(
+    documents: Iterable[DocumentLike],
+    *,
+    chunker: Chunker,
+    sink: Sink,
+    batch_size: int,
+    text_field: str,
+    id_field: str | None,
+) -> Iterator[_Batch]:
+    pending: list[Chunk] = []
+    finished: list[tuple[str, int]] = []  # (doc_id, chunk count) of documents whose last chunk is pending
+
+    def docs_in_groups() -> Iterator[list[Document]]:
+        group: list[Document] = []
+        for item in documents:
+            group.append(as_document(item, text_field, id_field))
+            if len(group) == _DOCS_PER_TOKENIZER_CALL:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    for group in docs_in_groups():
+        for doc, texts in zip(group, chunker.split([d.text for d in group]), strict=True):
+            doc_id = doc.doc_id
+            pending.extend(
+                Chunk(point_id(doc_id, i), doc_id, i, text, doc.metadata) for i, text in enumerate(texts)
+            )
+            finished.append((doc_id, len(texts)))
+            if len(pending) >= batch_size:
+                yield _select(sink, pending, finished)
+                pending, finished = [], []
+    if pending or finished:
+        yield _select(sink, pending, finished)
+
+
+def _select(sink: Sink, chunks: list[Chunk], finished: list[tuple[str, int]]) -> _Batch:
+    """Drops the chunks the store already holds unchanged, and finds documents that used to be longer."""
+    # The point just past a document's last chunk only exists if an earlier version had more chunks.
+    past_end = {point_id(doc_id, count): (doc_id, count) for doc_id, count in finished}
+    stored = sink.fetch_texts([c.id for c in chunks] + list(past_end))
+    to_embed: dict[str, Chunk] = {}
+    for chunk in chunks:
+        if stored.get(chunk.id) != sink.stored_text(chunk.text):
+            to_embed[chunk.id] = chunk
+    return _Batch(
+        to_embed=list(to_embed.values()),
+        chunks=len(chunks),
+        documents=len(finished),
+        skipped=len(chunks) - len(to_embed),
+        stale=[past_end[pid] for pid in past_end if pid in stored],
+    )
+
+
+def ingest(
+    documents: Iterable[DocumentLike],
+    *,
+    embedder: SupportsEmbedding,
+    sink: Sink,
+    chunk_tokens: int | None = None,
+    chunk_overlap: int = 0,
+    batch_size: int = 256,
+    progress: bool = True,
+    text_field: str = "text",
+    id_field: str | None = None,
+    total: int | None = None,
+) -> IngestReport:
+    """Chunks, embeds and stores documents; idempotent and resumable.
+
+    Chunks already stored with the same text are skipped before embedding, so re-running an ingest (after
+    a crash, or on a grown corpus) embeds only what is missing or changed. The collection is created with
+    a manifest of the embedding settings on first use; a run with another model or size is refused before
+    anything is written.
+
+    Args:
+        documents: `Document`s, strings, or dicts (see `as_document`), e.g. a loader from `load_path`.
+        embedder: The `Embedder` (anything with its document-embedding API).
+        sink: Where vectors go, e.g. `QdrantSink` or `MilvusSink`.
+        chunk_tokens: Longest chunk in tokens; `None` uses the model's longest input.
+        chunk_overlap: Tokens shared by consecutive chunks of a document.
+        batch_size: Chunks per embedding call and per write.
+        progress: Show a progress bar on stderr.
+        text_field: Key of the text in dict documents.
+        id_field: Key of the id in dict documents; `None` uses `"id"` when present.
+        total: Number of documents, for the progress ETA; `None` uses `len(documents)` when it has one.
+
+    Returns:
+        The counts of the run.
+
+    Raises:
+        ManifestMismatchError: If the collection was embedded with another model, size or layout.
+        SinkError: If the store fails for good; everything written before stays valid.
+        ValueError: For invalid arguments or documents.
+    """
+    started = time.perf_counter()
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be at least 1")
+    chunk_tokens = chunk_tokens or embedder.max_input_tokens
+    if chunk_tokens is None:
+        raise ValueError("the model's longest input is unknown: pass chunk_tokens=")
+    chunker = Chunker(embedder.tokenizer, chunk_tokens, chunk_overlap)
+    sink.prepare(Manifest.from_description(embedder.describe(), layout=sink.layout.name))
+    if total is None and isinstance(documents, Sized):
+        total = len(documents)
+
+    with IngestProgress(enabled=progress, total=total) as bar:
+        writer = _Writer(sink, bar)
+        reader = _Reader(
+            _batches(
+                documents,
+                chunker=chunker,
+                sink=sink,
+                batch_size=batch_size,
+                text_field=text_field,
+                id_field=id_field,
+            ),
+            maxsize=_QUEUE_BATCHES,
+        )
+        try:
+            for batch in reader:
+                if batch.to_embed:
+                    batch.vectors = _embed(embedder, batch.to_embed)
+                writer.put(batch)
+        except BaseException:
+            reader.stop()
+            # What was embedded before the failure is still written: it is valid and saves a re-run work.
+            with contextlib.suppress(BaseException):
+                writer.finish()
+            raise
+        writer.finish()
+
+    c = writer.counters
+    return IngestReport(
+        documents=c.documents,
+        chunks=c.chunks,
+        embedded=c.embedded,
+        skipped=c.skipped,
+        written=c.written,
+        seconds=time.perf_counter() - started,
+        deleted_from=c.deleted_from,
+    )
+
+
+def _embed(embedder: SupportsEmbedding, chunks: list[Chunk]) -> NDArray[np.float32]:
+    vectors = np.asarray(embedder.embed_documents([c.text for c in chunks]), dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
+        raise RuntimeError(f"the embedder returned shape {vectors.shape} for {len(chunks)} texts")
+    return vectors

@@ -1,0 +1,274 @@
+"""Milvus sink: a Milvus Lite file or a Milvus server, through the same client calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vllm_embed.sinks.base import (
+    Chunk,
+    Hit,
+    Manifest,
+    MetadataFilter,
+    MetadataValue,
+    RetryingSink,
+    check_filter,
+)
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+_MANIFEST_PROPERTY = "vllm_embed.manifest"
+VARCHAR_MAX_BYTES = 65535
+"""Largest VARCHAR a Milvus server accepts; longer texts are cut to fit (the vector still covers all)."""
+_ID_MAX_BYTES = 64
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _import_pymilvus() -> Any:
+    try:
+        import pymilvus
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError('MilvusSink needs pymilvus: pip install "vllm-embed[milvus]"') from exc
+    return pymilvus
+
+
+def milvus_literal(value: MetadataValue) -> str:
+    r"""Returns `value` as a Milvus expression literal, escaped so it can never change the expression.
+
+    Milvus Lite does not support templated expressions (`filter_params`), so values are escaped instead;
+    the escapes used (`\\ \" \n \r \t`) mean the same on Milvus Lite and on a Milvus server.
+
+    Raises:
+        ValueError: For a string holding another control character.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    escaped = []
+    for char in value:
+        if char in _ESCAPES:
+            escaped.append(_ESCAPES[char])
+        elif ord(char) < 0x20:
+            raise ValueError(f"filter value {value!r} holds a control character Milvus cannot express")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """Returns the longest prefix of `text` whose UTF-8 encoding fits in `max_bytes`."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[:max_bytes].decode("utf-8", errors="ignore")
+
+
+class MilvusSink(RetryingSink):
+    """A Milvus collection with cosine metric, created (with its manifest and index) on first ingest.
+
+    Args:
+        collection: Collection name (letters, digits and underscores).
+        uri: A Milvus Lite file (`./milvus.db`) or a server URI (`http://localhost:19530`).
+        token: Server token (`user:password` or an API key).
+        client: An existing `MilvusClient`; it is not closed by `close()`.
+        layout: Payload layout name.
+        text_max_bytes: Size of the `text` VARCHAR field; longer chunk texts are stored cut to this size.
+        max_attempts: Attempts per operation when the server reports a transient error.
+        retry_wait: First backoff wait in seconds.
+        **client_kwargs: Passed to `MilvusClient` (e.g. `db_name`, `timeout`).
+
+    Raises:
+        ValueError: If neither or both of `uri` and `client` are given.
+    """
+
+    def __init__(
+        self,
+        collection: str,
+        *,
+        uri: str | None = None,
+        token: str | None = None,
+        client: MilvusClient | None = None,
+        layout: str = "vllm-embed",
+        text_max_bytes: int = VARCHAR_MAX_BYTES,
+        max_attempts: int = 6,
+        retry_wait: float = 0.5,
+        **client_kwargs: Any,
+    ) -> None:
+        super().__init__(collection, layout=layout, max_attempts=max_attempts, retry_wait=retry_wait)
+        if (uri is None) == (client is None):
+            raise ValueError(
+                "MilvusSink needs exactly one of uri= (a Milvus Lite file or server URI) or client="
+            )
+        if not 1 <= text_max_bytes <= VARCHAR_MAX_BYTES:
+            raise ValueError(f"text_max_bytes={text_max_bytes} must be between 1 and {VARCHAR_MAX_BYTES}")
+        self.text_max_bytes = text_max_bytes
+        self._target = uri or "client"
+        self._owns_client = client is None
+        self._loaded = False
+        if client is None:
+            pymilvus = _import_pymilvus()
+            if uri is not None and "://" not in uri:
+                Path(uri).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite does not create it
+            if token is not None:
+                client_kwargs["token"] = token
+            client = pymilvus.MilvusClient(uri=uri, **client_kwargs)
+        self.client: MilvusClient = client
+
+    def __repr__(self) -> str:
+        return f"MilvusSink(collection={self.collection!r}, uri={self._target!r})"
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        from pymilvus.exceptions import ConnectError, MilvusUnavailableException
+
+        if isinstance(exc, ConnectError | MilvusUnavailableException):
+            return True
+        try:
+            import grpc
+        except ImportError:  # pragma: no cover - grpc ships with pymilvus
+            grpc = None
+        if grpc is not None and isinstance(exc, grpc.RpcError):
+            code = exc.code() if callable(getattr(exc, "code", None)) else None
+            return code in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+        return super()._is_transient(exc)
+
+    def read_manifest(self) -> Manifest | None:
+        """Returns the collection's manifest, or `None` when the collection does not exist.
+
+        Raises:
+            ValueError: If the collection exists but was not created by vllm-embed.
+        """
+        if not self._call("collection lookup", self.client.has_collection, self.collection):
+            return None
+        info = self._call("collection lookup", self.client.describe_collection, self.collection)
+        stored = (info.get("properties") or {}).get(_MANIFEST_PROPERTY)
+        if not stored:
+            raise ValueError(
+                f"Milvus collection {self.collection!r} exists but has no vllm-embed manifest; "
+                "ingest into a new collection"
+            )
+        return Manifest.model_validate(json.loads(stored))
+
+    def prepare(self, manifest: Manifest) -> None:
+        """Creates the collection, its index and manifest when missing, or checks the stored manifest matches.
+
+        Raises:
+            ManifestMismatchError: If the collection was embedded differently.
+        """
+        stored = self.read_manifest()
+        if stored is not None:
+            stored.require_compatible(manifest, self.collection)
+            self._ensure_loaded()
+            return
+        from pymilvus import DataType, MilvusClient
+
+        layout = self.layout
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(layout.id_field, DataType.VARCHAR, is_primary=True, max_length=_ID_MAX_BYTES)
+        schema.add_field(layout.vector_field, DataType.FLOAT_VECTOR, dim=manifest.dimensions)
+        schema.add_field(layout.text_field, DataType.VARCHAR, max_length=self.text_max_bytes)
+        schema.add_field(layout.doc_id_field, DataType.VARCHAR, max_length=VARCHAR_MAX_BYTES)
+        schema.add_field(layout.chunk_index_field, DataType.INT64)
+        schema.add_field(layout.metadata_field, DataType.JSON)
+        index_params = MilvusClient.prepare_index_params()
+        index_params.add_index(field_name=layout.vector_field, index_type="AUTOINDEX", metric_type="COSINE")
+        self._call(
+            "collection creation",
+            self.client.create_collection,
+            self.collection,
+            schema=schema,
+            index_params=index_params,
+            consistency_level="Strong",
+            properties={_MANIFEST_PROPERTY: manifest.model_dump_json()},
+        )
+        self._loaded = True
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            self._call("collection load", self.client.load_collection, self.collection)
+            self._loaded = True
+
+    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
+        """Returns the stored text of each of `ids` that exists."""
+        if not ids:
+            return {}
+        self._ensure_loaded()
+        rows = self._call(
+            "point lookup",
+            self.client.get,
+            self.collection,
+            ids=list(ids),
+            output_fields=[self.layout.text_field],
+        )
+        return {str(row[self.layout.id_field]): str(row.get(self.layout.text_field, "")) for row in rows}
+
+    def stored_text(self, text: str) -> str:
+        """Returns `text` cut to the `text` field's size."""
+        return truncate_utf8(text, self.text_max_bytes)
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
+        """Inserts or replaces the points of `chunks`."""
+        if not chunks:
+            return
+        rows = []
+        for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32).tolist(), strict=True):
+            row = self.layout.payload(chunk, text=self.stored_text(chunk.text))
+            row[self.layout.id_field] = chunk.id
+            row[self.layout.vector_field] = vector
+            rows.append(row)
+        self._call("upsert", self.client.upsert, self.collection, rows)
+
+    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
+        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
+        expression = (
+            f"{self.layout.doc_id_field} == {milvus_literal(doc_id)} "
+            f"and {self.layout.chunk_index_field} >= {int(first_index)}"
+        )
+        self._call("delete", self.client.delete, self.collection, filter=expression)
+
+    def filter_expression(self, filter: MetadataFilter | None) -> str:
+        """Returns the Milvus boolean expression for a metadata equality filter (`""` for none)."""
+        field = self.layout.metadata_field
+        return " and ".join(
+            f"{field}[{milvus_literal(key)}] == {milvus_literal(value)}"
+            for key, value in check_filter(filter).items()
+        )
+
+    def search(
+        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
+        self._ensure_loaded()
+        results = self._call(
+            "search",
+            self.client.search,
+            self.collection,
+            data=[np.asarray(vector, dtype=np.float32).tolist()],
+            limit=top_k,
+            filter=self.filter_expression(filter),
+            output_fields=self.layout.output_fields(),
+            search_params={"metric_type": "COSINE"},
+        )
+        return [
+            self.layout.hit(str(r[self.layout.id_field]), r["distance"], r.get("entity", {}))
+            for r in results[0]
+        ]
+
+    def count(self) -> int:
+        """Returns the number of points in the collection."""
+        self._ensure_loaded()
+        rows = self._call("count", self.client.query, self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def close(self) -> None:
+        """Closes the client if this sink created it."""
+        if self._owns_client:
+            self.client.close()

@@ -1,0 +1,238 @@
+"""Qdrant sink: local mode (a directory or `:memory:`) or a server, through the same client calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vllm_embed.sinks.base import (
+    Chunk,
+    Hit,
+    Manifest,
+    MetadataFilter,
+    RetryingSink,
+    check_filter,
+)
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+    from qdrant_client.http import models
+
+_MANIFEST_KEY = "vllm_embed"
+_TRANSIENT_HTTP_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+def _import_qdrant() -> Any:
+    try:
+        import qdrant_client
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError('QdrantSink needs qdrant-client: pip install "vllm-embed[qdrant]"') from exc
+    return qdrant_client
+
+
+class QdrantSink(RetryingSink):
+    """A Qdrant collection with cosine distance, created (with its manifest) on first ingest.
+
+    Give exactly one of `path`, `location`, `url` or `client`.
+
+    Args:
+        collection: Collection name.
+        path: Directory of an embedded (local mode) store; only one client may open it at a time.
+        location: `":memory:"` for a throw-away in-process store, or a server URL.
+        url: Qdrant server URL, e.g. `http://localhost:6333`.
+        api_key: API key for a server.
+        client: An existing `QdrantClient`; it is not closed by `close()`.
+        layout: Payload layout name.
+        max_attempts: Attempts per operation when the server reports a transient error.
+        retry_wait: First backoff wait in seconds.
+        **client_kwargs: Passed to `QdrantClient` (e.g. `timeout`, `prefer_grpc`).
+
+    Raises:
+        ValueError: If not exactly one of `path`, `location`, `url`, `client` is given.
+    """
+
+    def __init__(
+        self,
+        collection: str,
+        *,
+        path: str | None = None,
+        location: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: QdrantClient | None = None,
+        layout: str = "vllm-embed",
+        max_attempts: int = 6,
+        retry_wait: float = 0.5,
+        **client_kwargs: Any,
+    ) -> None:
+        super().__init__(collection, layout=layout, max_attempts=max_attempts, retry_wait=retry_wait)
+        given = [name for name, value in (("path", path), ("location", location), ("url", url)) if value]
+        if client is not None:
+            given.append("client")
+        if len(given) != 1:
+            raise ValueError(
+                "QdrantSink needs exactly one of path=, location=, url= or client=, "
+                f"got {', '.join(given) or 'none'}"
+            )
+        self._target = path or location or url or "client"
+        self._owns_client = client is None
+        if client is None:
+            qdrant_client = _import_qdrant()
+            client = qdrant_client.QdrantClient(
+                path=path, location=location, url=url, api_key=api_key, **client_kwargs
+            )
+        self.client: QdrantClient = client
+        from qdrant_client.http import models
+
+        self._models = models
+
+    def __repr__(self) -> str:
+        return f"QdrantSink(collection={self.collection!r}, target={self._target!r})"
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+        if isinstance(exc, ResponseHandlingException):
+            return True
+        if isinstance(exc, UnexpectedResponse):
+            return exc.status_code in _TRANSIENT_HTTP_STATUS
+        try:
+            import grpc
+        except ImportError:  # pragma: no cover - grpc ships with qdrant-client
+            grpc = None
+        if grpc is not None and isinstance(exc, grpc.RpcError):
+            code = exc.code() if callable(getattr(exc, "code", None)) else None
+            return code in {
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            }
+        return super()._is_transient(exc)
+
+    def read_manifest(self) -> Manifest | None:
+        """Returns the collection's manifest, or `None` when the collection does not exist.
+
+        Raises:
+            ValueError: If the collection exists but was not created by vllm-embed.
+        """
+        if not self._call("collection lookup", self.client.collection_exists, self.collection):
+            return None
+        info = self._call("collection lookup", self.client.get_collection, self.collection)
+        stored = (info.config.metadata or {}).get(_MANIFEST_KEY)
+        if not isinstance(stored, dict):
+            raise ValueError(
+                f"Qdrant collection {self.collection!r} exists but has no vllm-embed manifest; "
+                "ingest into a new collection"
+            )
+        return Manifest.model_validate(stored)
+
+    def prepare(self, manifest: Manifest) -> None:
+        """Creates the collection with `manifest` when missing, or checks the stored manifest matches.
+
+        Raises:
+            ManifestMismatchError: If the collection was embedded differently.
+        """
+        stored = self.read_manifest()
+        if stored is not None:
+            stored.require_compatible(manifest, self.collection)
+            return
+        models = self._models
+        self._call(
+            "collection creation",
+            self.client.create_collection,
+            self.collection,
+            vectors_config=models.VectorParams(size=manifest.dimensions, distance=models.Distance.COSINE),
+            metadata={_MANIFEST_KEY: manifest.model_dump()},
+        )
+
+    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
+        """Returns the stored text of each of `ids` that exists."""
+        if not ids:
+            return {}
+        records = self._call(
+            "point lookup",
+            self.client.retrieve,
+            self.collection,
+            ids=list(ids),
+            with_payload=[self.layout.text_field],
+            with_vectors=False,
+        )
+        return {str(r.id): str((r.payload or {}).get(self.layout.text_field, "")) for r in records}
+
+    def stored_text(self, text: str) -> str:
+        """Returns `text`: Qdrant keeps payloads whole."""
+        return text
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
+        """Inserts or replaces the points of `chunks`."""
+        if not chunks:
+            return
+        batch = self._models.Batch(
+            ids=[c.id for c in chunks],
+            vectors=np.asarray(vectors, dtype=np.float32).tolist(),
+            payloads=[self.layout.payload(c) for c in chunks],
+        )
+        self._call("upsert", self.client.upsert, self.collection, points=batch, wait=True)
+
+    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
+        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
+        models = self._models
+        selector = models.FilterSelector(
+            filter=models.Filter(
+                must=[
+                    models.FieldCondition(
+                        key=self.layout.doc_id_field, match=models.MatchValue(value=doc_id)
+                    ),
+                    models.FieldCondition(
+                        key=self.layout.chunk_index_field, range=models.Range(gte=first_index)
+                    ),
+                ]
+            )
+        )
+        self._call("delete", self.client.delete, self.collection, points_selector=selector, wait=True)
+
+    def search(
+        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
+        response = self._call(
+            "search",
+            self.client.query_points,
+            self.collection,
+            query=np.asarray(vector, dtype=np.float32).tolist(),
+            limit=top_k,
+            query_filter=self._filter(filter),
+            with_payload=True,
+        )
+        return [self.layout.hit(str(p.id), p.score, p.payload or {}) for p in response.points]
+
+    def _filter(self, filter: MetadataFilter | None) -> models.Filter | None:
+        checked = check_filter(filter)
+        if not checked:
+            return None
+        qm = self._models
+        conditions: list[Any] = []
+        for key, value in checked.items():
+            # A quoted path segment keeps dots in a key from being read as nesting.
+            if '"' in key:
+                raise ValueError(f"Qdrant cannot filter on a metadata key containing '\"': {key!r}")
+            path = f'{self.layout.metadata_field}."{key}"'
+            if isinstance(value, float):
+                conditions.append(qm.FieldCondition(key=path, range=qm.Range(gte=value, lte=value)))
+            else:
+                conditions.append(qm.FieldCondition(key=path, match=qm.MatchValue(value=value)))
+        query_filter: models.Filter = qm.Filter(must=conditions)
+        return query_filter
+
+    def count(self) -> int:
+        """Returns the number of points in the collection."""
+        result = self._call("count", self.client.count, self.collection, exact=True)
+        return int(result.count)
+
+    def close(self) -> None:
+        """Closes the client if this sink created it (releasing a local store's lock)."""
+        if self._owns_client:
+            self.client.close()

@@ -1,0 +1,102 @@
+"""Crash and resume: a CLI ingest killed with SIGKILL mid-run, then re-run, leaves exactly what an
+uninterrupted run leaves (same points, payloads and vectors; nothing duplicated or lost).
+
+Each case starts one engine in a subprocess (the CLI); the re-run and the reference run use the session's
+engine in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ingest_fixtures import assert_same_store, dump_store, open_sink
+
+from vllm_embed.datasets import python_docstrings
+from vllm_embed.ingest import ingest, load_path
+
+BATCH = 16
+STARTUP_LIMIT_SECONDS = 600  # a safety net for a wedged subprocess, not a timing assertion
+
+
+def written_points(kind: str, root: Path) -> int:
+    """Points the killed process has committed so far, read without taking the store's lock."""
+    if kind == "qdrant":
+        storage = root / "qdrant" / "collection" / "docs" / "storage.sqlite"
+        if not storage.exists():
+            return 0
+        try:
+            with sqlite3.connect(f"file:{storage}?mode=ro", uri=True) as db:
+                return int(db.execute("select count(*) from points").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+    wal = root / "milvus.db" / "collections" / "docs" / "wal"
+    return sum(1 for f in wal.glob("wal_data_*") if f.stat().st_size > 0) if wal.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "docstrings.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in python_docstrings(limit=400)))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "milvus"])
+def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(
+    kind: str, tmp_path: Path, corpus_file: Path, minilm_path: str, minilm_embedder
+) -> None:
+    crashed, reference = tmp_path / "crashed", tmp_path / "reference"
+    crashed.mkdir()
+    target = (
+        ["--qdrant", str(crashed / "qdrant")]
+        if kind == "qdrant"
+        else ["--milvus", str(crashed / "milvus.db")]
+    )
+    command = [sys.executable, "-m", "vllm_embed.cli", "ingest", str(corpus_file), "--model", minilm_path]
+    command += [
+        "--dtype",
+        "float32",
+        "--collection",
+        "docs",
+        "--batch-size",
+        str(BATCH),
+        "--no-progress",
+        *target,
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+        while written_points(kind, crashed) == 0:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:] if process.stderr else ""
+            assert time.monotonic() < deadline, "the ingest never wrote anything"
+            time.sleep(0.02)
+    finally:
+        # The whole session: the CLI and its engine processes die together, as in a power cut.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    with open_sink(kind, crashed) as sink:
+        partial = sink.count()
+        report = ingest(
+            load_path(corpus_file), embedder=minilm_embedder, sink=sink, batch_size=BATCH, progress=False
+        )
+        assert 0 < partial < report.chunks, "the kill must land mid-ingest"
+        assert report.skipped >= partial and report.embedded == report.chunks - report.skipped
+        resumed = dump_store(sink)
+
+    with open_sink(kind, reference) as sink:
+        ingest(load_path(corpus_file), embedder=minilm_embedder, sink=sink, batch_size=BATCH, progress=False)
+        expected = dump_store(sink)
+
+    assert len(resumed) == report.chunks
+    assert_same_store(resumed, expected)

@@ -1,0 +1,131 @@
+"""Sinks on real embedded stores: manifests, filters with hostile values, long texts, argument checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ingest_fixtures import STORES, FakeHashEmbedder, dump_store, open_sink
+
+from vllm_embed.ingest import Document, ingest, search
+from vllm_embed.sinks import Manifest, ManifestMismatchError, MilvusSink, QdrantSink
+from vllm_embed.sinks.milvus import milvus_literal, truncate_utf8
+
+HOSTILE_VALUES = [
+    'it\'s "quoted"',
+    '" or 1 == 1 or "',
+    "') or true or ('",
+    "back\\slash\\",
+    'a" || metadata["lang"] != "',
+    "line\nbreak\ttab",
+    "ünïcödé — 日本語",
+]
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    return request.param, tmp_path
+
+
+def test_manifest_is_stored_with_the_collection_and_survives_reopening(store) -> None:
+    kind, root = store
+    manifest = Manifest.from_description(FakeHashEmbedder().describe())
+    with open_sink(kind, root) as sink:
+        assert sink.read_manifest() is None
+        sink.prepare(manifest)
+        sink.prepare(manifest)  # an existing collection with the same manifest is reused
+    with open_sink(kind, root) as sink:
+        assert sink.read_manifest() == manifest
+        with pytest.raises(ManifestMismatchError, match="'other'"):
+            sink.prepare(manifest.model_copy(update={"model": "other"}))
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+def test_filters_match_values_with_quotes_and_operators_exactly(store, value: str) -> None:
+    kind, root = store
+    docs = [
+        Document("the match", id="match", metadata={"tag": value, "n": 3, "flag": True}),
+        Document("other one", id="other", metadata={"tag": "plain", "n": 4, "flag": False}),
+        Document("near miss", id="near", metadata={"tag": value + " ", "n": 3, "flag": True}),
+    ]
+    fake = FakeHashEmbedder()
+    with open_sink(kind, root) as sink:
+        ingest(docs, embedder=fake, sink=sink, progress=False)
+        hits = search("anything", embedder=fake, sink=sink, top_k=10, filter={"tag": value})
+        assert [h.doc_id for h in hits] == ["match"]
+        hits = search(
+            "anything", embedder=fake, sink=sink, top_k=10, filter={"tag": value, "n": 3, "flag": True}
+        )
+        assert [h.doc_id for h in hits] == ["match"]
+        assert search("anything", embedder=fake, sink=sink, top_k=10, filter={"tag": value, "n": 4}) == []
+
+
+def test_filters_on_keys_with_spaces_and_dots_and_numbers(store) -> None:
+    kind, root = store
+    docs = [
+        Document("a", id="a", metadata={"file name.txt": "x", "score": 0.5}),
+        Document("b", id="b", metadata={"file name.txt": "y", "score": 1.5}),
+    ]
+    fake = FakeHashEmbedder()
+    with open_sink(kind, root) as sink:
+        ingest(docs, embedder=fake, sink=sink, progress=False)
+        assert [h.doc_id for h in search("q", embedder=fake, sink=sink, filter={"file name.txt": "y"})] == [
+            "b"
+        ]
+        assert [h.doc_id for h in search("q", embedder=fake, sink=sink, filter={"score": 0.5})] == ["a"]
+        with pytest.raises(ValueError, match="must be a string, number or boolean"):
+            search("q", embedder=fake, sink=sink, filter={"score": [1, 2]})  # type: ignore[dict-item]
+
+
+def test_milvus_literals_are_escaped() -> None:
+    assert milvus_literal('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+    assert milvus_literal(True) == "true" and milvus_literal(3) == "3" and milvus_literal(0.5) == "0.5"
+    with pytest.raises(ValueError, match="control character"):
+        milvus_literal("bell\x07")
+
+
+def test_milvus_texts_longer_than_the_field_are_stored_cut_and_not_reembedded(tmp_path: Path) -> None:
+    long_text = "é" * 40 + " tail"  # 2-byte characters: the cut must fall on a character boundary
+    fake = FakeHashEmbedder(max_input_tokens=10_000)
+    with MilvusSink("docs", uri=str(tmp_path / "m.db"), text_max_bytes=25) as sink:
+        ingest([Document(long_text, id="long")], embedder=fake, sink=sink, progress=False)
+        [(payload, vector)] = dump_store(sink).values()
+        assert payload["text"] == "é" * 12
+        np.testing.assert_allclose(vector, fake.embed_query(long_text), atol=1e-6)
+
+        again = FakeHashEmbedder(max_input_tokens=10_000)
+        report = ingest([Document(long_text, id="long")], embedder=again, sink=sink, progress=False)
+        assert (report.skipped, again.calls) == (1, [])
+
+
+def test_truncate_utf8_keeps_whole_characters() -> None:
+    assert truncate_utf8("abc", 10) == "abc"
+    assert truncate_utf8("aé", 2) == "a"
+    assert truncate_utf8("日本語", 7) == "日本"
+
+
+def test_sink_arguments_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="exactly one of path=, location=, url= or client=, got none"):
+        QdrantSink("docs")
+    with pytest.raises(ValueError, match="got path, location"):
+        QdrantSink("docs", path=str(tmp_path), location=":memory:")
+    with pytest.raises(ValueError, match="exactly one of uri="):
+        MilvusSink("docs")
+    with pytest.raises(ValueError, match="unknown layout 'langchain'"):
+        QdrantSink("docs", location=":memory:", layout="langchain")
+
+
+def test_qdrant_in_memory_and_collections_from_elsewhere(tmp_path: Path) -> None:
+    fake = FakeHashEmbedder()
+    with QdrantSink("docs", location=":memory:") as sink:
+        ingest(["in memory"], embedder=fake, sink=sink, progress=False)
+        assert sink.count() == 1
+        from qdrant_client.http import models
+
+        sink.client.create_collection(
+            "foreign", vectors_config=models.VectorParams(size=8, distance="Cosine")
+        )
+        with pytest.raises(ValueError, match="has no vllm-embed manifest"):
+            QdrantSink("foreign", client=sink.client).read_manifest()
