@@ -391,6 +391,7 @@ class Embedder:
         return {
             "format": 1,
             "model": model,
+            "dtype": config.dtype,
             "profile": profile,
             "dimensions": self.dimension,
             "normalized": True,

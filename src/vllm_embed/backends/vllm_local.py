@@ -83,7 +83,7 @@ def _engine_arguments(config: EmbedderConfig, profile: ModelProfile) -> dict[str
     arguments: dict[str, Any] = {
         "model": config.model,
         "runner": "pooling",
-        "dtype": config.dtype,
+        "dtype": _cpu_dtype() if config.dtype == "auto" and current_platform.is_cpu() else config.dtype,
         "max_model_len": max_model_len,
         "tensor_parallel_size": config.tensor_parallel_size,
         "pipeline_parallel_size": config.pipeline_parallel_size,
@@ -104,6 +104,19 @@ def _engine_arguments(config: EmbedderConfig, profile: ModelProfile) -> dict[str
         )
     arguments.update(user)
     return {key: value for key, value in arguments.items() if value is not None}
+
+
+def _cpu_dtype() -> str:
+    """The `"auto"` dtype on CPU: bfloat16 where the CPU computes it natively, else float32.
+
+    vLLM's own `"auto"` follows the checkpoint (often float16), which CPUs without native half-precision
+    arithmetic emulate tens of times slower than float32.
+    """
+    native_bf16 = (
+        getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    )
+    return "bfloat16" if native_bf16 else "float32"
 
 
 class _SharedEngine:
