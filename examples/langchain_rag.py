@@ -3,7 +3,10 @@
 No LLM is needed: each question prints the passages a RAG chain would hand to one. Runs offline with the
 packaged all-MiniLM-L6-v2.
 
-    python examples/langchain_rag.py [--model MODEL] [--store memory|qdrant] [--top-k 2]
+    python examples/langchain_rag.py [--model MODEL] [--store memory|qdrant|ingest] [--top-k 2]
+
+`--store ingest` bulk-loads the corpus with vllm-embed's own `ingest()` (chunking, idempotent re-runs) into a
+local Qdrant folder in the `langchain` layout, then reads it with LangChain's `QdrantVectorStore`.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default=None, help="model id or path (default: packaged all-MiniLM-L6-v2)")
-    parser.add_argument("--store", choices=["memory", "qdrant"], default="memory")
+    parser.add_argument("--store", choices=["memory", "qdrant", "ingest"], default="memory")
     parser.add_argument("--top-k", type=int, default=2)
     args = parser.parse_args()
     model = args.model
@@ -59,7 +62,25 @@ def main() -> None:
     embeddings = VLLMEmbeddings(model=model)
     documents = [Document(page_content=text, metadata={"topic": topic}) for topic, text in CORPUS]
     store: VectorStore
-    if args.store == "qdrant":
+    if args.store == "ingest":
+        import tempfile
+
+        from langchain_qdrant import QdrantVectorStore
+        from qdrant_client import QdrantClient
+
+        from vllm_embed import Document as Passage
+        from vllm_embed import ingest
+        from vllm_embed.sinks import QdrantSink
+
+        folder = tempfile.mkdtemp(prefix="langchain-rag-")
+        with QdrantSink("langchain_rag", path=folder, layout="langchain") as sink:
+            passages = [Passage(text, id=f"{topic}-{i}", metadata={"topic": topic})
+                        for i, (topic, text) in enumerate(CORPUS)]  # fmt: skip
+            ingest(passages, embedder=embeddings.get_embedder(), sink=sink, progress=False)
+        store = QdrantVectorStore(
+            client=QdrantClient(path=folder), collection_name="langchain_rag", embedding=embeddings
+        )
+    elif args.store == "qdrant":
         from langchain_qdrant import QdrantVectorStore
 
         store = QdrantVectorStore.from_documents(

@@ -7,11 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from vllm_embed.sinks import MilvusSink, QdrantSink
 from vllm_embed.sinks.base import RetryingSink
+from vllm_embed.sinks.layouts import LAYOUTS
 
 STORES = ("qdrant", "milvus")
+STORE_LAYOUTS = [
+    pytest.param((store, layout), id=f"{store}-{layout}") for store in STORES for layout in LAYOUTS
+]
+"""Every store in every payload layout."""
 
 
 class FakeHashEmbedder:
@@ -73,31 +79,36 @@ def open_sink(kind: str, root: Path, collection: str = "docs", **kwargs: Any) ->
 
 
 def dump_store(sink: QdrantSink | MilvusSink) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
-    """Returns every point of a collection: id → (payload, vector)."""
+    """Returns every point, in any layout: id → ({text, doc_id, chunk_index, metadata}, vector).
+
+    The stored fields are read back through the sink's layout, so the same assertions hold in every layout
+    (what each framework's own store reads is tested in the adapters' suites).
+    """
+    layout = sink.layout
+    points: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
     if isinstance(sink, QdrantSink):
-        points: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
         offset = None
         while True:
             records, offset = sink.client.scroll(
                 sink.collection, limit=1000, offset=offset, with_payload=True, with_vectors=True
             )
             for r in records:
-                points[str(r.id)] = (dict(r.payload or {}), np.asarray(r.vector, dtype=np.float32))
+                vector = r.vector[layout.qdrant_vector] if isinstance(r.vector, dict) else r.vector
+                hit = layout.qdrant_hit(str(r.id), 0.0, r.payload or {})
+                points[str(r.id)] = (_fields(hit), np.asarray(vector, dtype=np.float32))
             if offset is None:
                 return points
     rows = sink.client.query(
-        sink.collection,
-        filter='id != ""',
-        output_fields=["id", "vector", "text", "doc_id", "chunk_index", "metadata"],
-        limit=16384,
+        sink.collection, filter=f'{layout.milvus_id} != ""', output_fields=["*"], limit=16384
     )
-    return {
-        str(row["id"]): (
-            {k: row[k] for k in ("text", "doc_id", "chunk_index", "metadata")},
-            np.asarray(row["vector"], dtype=np.float32),
-        )
-        for row in rows
-    }
+    for row in rows:
+        hit = layout.milvus_hit(str(row[layout.milvus_id]), 0.0, row)
+        points[hit.id] = (_fields(hit), np.asarray(row[layout.milvus_vector], dtype=np.float32))
+    return points
+
+
+def _fields(hit: Any) -> dict[str, Any]:
+    return {"text": hit.text, "doc_id": hit.doc_id, "chunk_index": hit.chunk_index, "metadata": hit.metadata}
 
 
 def assert_same_store(actual: dict[str, Any], expected: dict[str, Any], atol: float = 1e-4) -> None:

@@ -132,6 +132,10 @@ def test_user_mistakes_exit_nonzero_with_one_line(args, message, tmp_path, corpu
             "greater than or equal to 1",
         ),
         (["search", "q", "--qdrant", "q"], "Missing option '--collection'"),
+        (
+            ["ingest", "x.jsonl", "-m", "m", "-c", "c", "--qdrant", "q", "--layout", "haystack"],
+            "'haystack' is not one of 'vllm-embed', 'langchain', 'llama-index'",
+        ),
         (["ingest", "x.jsonl", "--bogus"], "No such option: --bogus"),
     ],
 )
@@ -154,6 +158,29 @@ def test_ingest_into_a_collection_of_another_model_is_refused_before_the_engine(
         "ingest", str(corpus_file), "-m", "real-model", "-c", "docs", "--milvus", str(tmp_path / "milvus.db")
     )
     assert code == 1 and "embedded with model 'fake-model', not 'real-model'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_ingest_with_another_layout_than_the_collection_is_refused_before_the_engine(
+    tmp_path, corpus_file, monkeypatch
+) -> None:
+    with open_sink("qdrant", tmp_path, layout="llama-index") as sink:
+        ingest(["x"], embedder=FakeHashEmbedder(), sink=sink, progress=False)
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    target = str(tmp_path / "qdrant")
+    code, _, err = run(
+        "ingest",
+        str(corpus_file),
+        "-m",
+        "fake-model",
+        "-c",
+        "docs",
+        "--qdrant",
+        target,
+        "--layout",
+        "langchain",
+    )
+    assert code == 1 and "has the 'llama-index' layout, not 'langchain'" in err
     assert len(err.strip().splitlines()) == 1
 
 

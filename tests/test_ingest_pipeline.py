@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ingest_fixtures import STORES, FakeHashEmbedder, dump_store, open_sink
+from ingest_fixtures import STORE_LAYOUTS, STORES, FakeHashEmbedder, dump_store, open_sink
 from transformers import AutoTokenizer
 
 from vllm_embed.ingest import Document, ingest, point_id, search
@@ -28,6 +28,14 @@ def sink(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
         yield opened
 
 
+@pytest.fixture(params=STORE_LAYOUTS)
+def layout_sink(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
+    """A sink in each store and payload layout, for the tests whose logic reads or writes stored fields."""
+    kind, layout = request.param
+    with open_sink(kind, tmp_path, layout=layout) as opened:
+        yield opened
+
+
 def corpus(n: int = 40) -> list[Document]:
     return [
         Document(
@@ -37,10 +45,10 @@ def corpus(n: int = 40) -> list[Document]:
     ]
 
 
-def test_ingest_stores_every_chunk_with_its_payload(sink, tokenizer) -> None:
+def test_ingest_stores_every_chunk_with_its_payload(layout_sink, tokenizer) -> None:
     fake = FakeHashEmbedder(tokenizer)
     docs = [*corpus(10), Document("word " * 70, id="long", metadata={"kind": "long"})]
-    report = ingest(docs, embedder=fake, sink=sink, batch_size=4, progress=False)
+    report = ingest(docs, embedder=fake, sink=layout_sink, batch_size=4, progress=False)
 
     assert (report.documents, report.chunks, report.embedded, report.written, report.skipped) == (
         11,
@@ -49,15 +57,15 @@ def test_ingest_stores_every_chunk_with_its_payload(sink, tokenizer) -> None:
         13,
         0,
     )
-    assert sink.count() == 13
-    stored = dump_store(sink)
+    assert layout_sink.count() == 13
+    stored = dump_store(layout_sink)
     payload, _ = stored[point_id("long", 2)]
     assert (
         payload["doc_id"] == "long"
         and payload["chunk_index"] == 2
         and payload["metadata"] == {"kind": "long"}
     )
-    hit = search(docs[3].text, embedder=fake, sink=sink, top_k=1)[0]
+    hit = search(docs[3].text, embedder=fake, sink=layout_sink, top_k=1)[0]
     assert (hit.id, hit.doc_id, hit.chunk_index, hit.text, hit.metadata) == (
         point_id("doc-3", 0),
         "doc-3",
@@ -68,43 +76,50 @@ def test_ingest_stores_every_chunk_with_its_payload(sink, tokenizer) -> None:
     assert hit.score == pytest.approx(1.0, abs=1e-5)
 
 
-def test_rerun_embeds_nothing_and_leaves_the_store_unchanged(sink, tokenizer) -> None:
-    ingest(corpus(), embedder=FakeHashEmbedder(tokenizer), sink=sink, batch_size=8, progress=False)
-    before = dump_store(sink)
+def test_rerun_embeds_nothing_and_leaves_the_store_unchanged(layout_sink, tokenizer) -> None:
+    ingest(corpus(), embedder=FakeHashEmbedder(tokenizer), sink=layout_sink, batch_size=8, progress=False)
+    before = dump_store(layout_sink)
     fake = FakeHashEmbedder(tokenizer)
-    report = ingest(corpus(), embedder=fake, sink=sink, batch_size=8, progress=False)
+    report = ingest(corpus(), embedder=fake, sink=layout_sink, batch_size=8, progress=False)
 
     assert fake.embedded == []
     assert (report.chunks, report.skipped, report.embedded, report.written) == (40, 40, 0, 0)
-    after = dump_store(sink)
+    after = dump_store(layout_sink)
     assert sorted(after) == sorted(before)
 
 
-def test_a_grown_corpus_embeds_only_the_new_documents(sink, tokenizer) -> None:
-    ingest(corpus(25), embedder=FakeHashEmbedder(tokenizer), sink=sink, batch_size=8, progress=False)
+def test_a_grown_corpus_embeds_only_the_new_documents(layout_sink, tokenizer) -> None:
+    ingest(corpus(25), embedder=FakeHashEmbedder(tokenizer), sink=layout_sink, batch_size=8, progress=False)
     fake = FakeHashEmbedder(tokenizer)
-    report = ingest(corpus(40), embedder=fake, sink=sink, batch_size=8, progress=False)
+    report = ingest(corpus(40), embedder=fake, sink=layout_sink, batch_size=8, progress=False)
 
     assert sorted(fake.embedded) == sorted(d.text for d in corpus(40)[25:])
     assert (report.embedded, report.skipped) == (15, 25)
-    assert sink.count() == 40
+    assert layout_sink.count() == 40
 
 
-def test_a_changed_document_is_reembedded_and_its_stale_chunks_removed(sink, tokenizer) -> None:
-    ingest([Document("alpha " * 80, id="d")], embedder=FakeHashEmbedder(tokenizer), sink=sink, progress=False)
-    assert sink.count() == 3
+def test_a_changed_document_is_reembedded_and_its_stale_chunks_removed(layout_sink, tokenizer) -> None:
+    ingest(
+        [Document("alpha " * 80, id="d")],
+        embedder=FakeHashEmbedder(tokenizer),
+        sink=layout_sink,
+        progress=False,
+    )
+    assert layout_sink.count() == 3
     fake = FakeHashEmbedder(tokenizer)
-    report = ingest([Document("beta gamma", id="d")], embedder=fake, sink=sink, progress=False)
+    report = ingest([Document("beta gamma", id="d")], embedder=fake, sink=layout_sink, progress=False)
 
     assert fake.embedded == ["beta gamma"]
     assert report.deleted_from == 1
-    assert [p["text"] for p, _ in dump_store(sink).values()] == ["beta gamma"]
+    assert [p["text"] for p, _ in dump_store(layout_sink).values()] == ["beta gamma"]
 
 
-def test_documents_without_id_get_a_content_hash_and_strings_and_dicts_are_accepted(sink, tokenizer) -> None:
+def test_documents_without_id_get_a_content_hash_and_strings_and_dicts_are_accepted(
+    layout_sink, tokenizer
+) -> None:
     items = ["plain string document", {"text": "dict document", "lang": "en"}, {"text": "with id", "id": 7}]
-    ingest(items, embedder=FakeHashEmbedder(tokenizer), sink=sink, progress=False)
-    payloads = {p["text"]: p for p, _ in dump_store(sink).values()}
+    ingest(items, embedder=FakeHashEmbedder(tokenizer), sink=layout_sink, progress=False)
+    payloads = {p["text"]: p for p, _ in dump_store(layout_sink).values()}
 
     assert len(payloads["plain string document"]["doc_id"]) == 32
     assert payloads["dict document"]["metadata"] == {"lang": "en"}

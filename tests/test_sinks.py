@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ingest_fixtures import STORES, FakeHashEmbedder, dump_store, open_sink
+from ingest_fixtures import STORE_LAYOUTS, FakeHashEmbedder, dump_store, open_sink
 
 from vllm_embed.ingest import Document, ingest, search
 from vllm_embed.sinks import Manifest, ManifestMismatchError, MilvusSink, QdrantSink
@@ -24,34 +24,43 @@ HOSTILE_VALUES = [
 ]
 
 
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    return request.param, tmp_path
+@pytest.fixture(params=STORE_LAYOUTS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
+    """(store kind, directory, payload layout): filters and manifests are checked in every layout."""
+    kind, layout = request.param
+    return kind, tmp_path, layout
 
 
 def test_manifest_is_stored_with_the_collection_and_survives_reopening(store) -> None:
-    kind, root = store
-    manifest = Manifest.from_description(FakeHashEmbedder().describe())
-    with open_sink(kind, root) as sink:
+    kind, root, layout = store
+    manifest = Manifest.from_description(FakeHashEmbedder().describe(), layout=layout)
+    with open_sink(kind, root, layout=layout) as sink:
         assert sink.read_manifest() is None
         sink.prepare(manifest)
         sink.prepare(manifest)  # an existing collection with the same manifest is reused
     with open_sink(kind, root) as sink:
         assert sink.read_manifest() == manifest
+        assert sink.layout.name == layout  # no layout asked for: the collection's is used
         with pytest.raises(ManifestMismatchError, match="'other'"):
             sink.prepare(manifest.model_copy(update={"model": "other"}))
+    other = "langchain" if layout != "langchain" else "llama-index"
+    with (
+        open_sink(kind, root, layout=other) as sink,
+        pytest.raises(ManifestMismatchError, match=f"layout: collection has '{layout}'"),
+    ):
+        sink.prepare(manifest.model_copy(update={"layout": other}))
 
 
 @pytest.mark.parametrize("value", HOSTILE_VALUES)
 def test_filters_match_values_with_quotes_and_operators_exactly(store, value: str) -> None:
-    kind, root = store
+    kind, root, layout = store
     docs = [
         Document("the match", id="match", metadata={"tag": value, "n": 3, "flag": True}),
         Document("other one", id="other", metadata={"tag": "plain", "n": 4, "flag": False}),
         Document("near miss", id="near", metadata={"tag": value + " ", "n": 3, "flag": True}),
     ]
     fake = FakeHashEmbedder()
-    with open_sink(kind, root) as sink:
+    with open_sink(kind, root, layout=layout) as sink:
         ingest(docs, embedder=fake, sink=sink, progress=False)
         hits = search("anything", embedder=fake, sink=sink, top_k=10, filter={"tag": value})
         assert [h.doc_id for h in hits] == ["match"]
@@ -63,13 +72,13 @@ def test_filters_match_values_with_quotes_and_operators_exactly(store, value: st
 
 
 def test_filters_on_keys_with_spaces_and_dots_and_numbers(store) -> None:
-    kind, root = store
+    kind, root, layout = store
     docs = [
         Document("a", id="a", metadata={"file name.txt": "x", "score": 0.5}),
         Document("b", id="b", metadata={"file name.txt": "y", "score": 1.5}),
     ]
     fake = FakeHashEmbedder()
-    with open_sink(kind, root) as sink:
+    with open_sink(kind, root, layout=layout) as sink:
         ingest(docs, embedder=fake, sink=sink, progress=False)
         assert [h.doc_id for h in search("q", embedder=fake, sink=sink, filter={"file name.txt": "y"})] == [
             "b"
@@ -77,6 +86,23 @@ def test_filters_on_keys_with_spaces_and_dots_and_numbers(store) -> None:
         assert [h.doc_id for h in search("q", embedder=fake, sink=sink, filter={"score": 0.5})] == ["a"]
         with pytest.raises(ValueError, match="must be a string, number or boolean"):
             search("q", embedder=fake, sink=sink, filter={"score": [1, 2]})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("layout", ["langchain", "llama-index"])
+@pytest.mark.parametrize("kind", ["qdrant", "milvus"])
+def test_metadata_keys_a_framework_layout_writes_itself_are_refused_before_writing(
+    kind: str, layout: str, tmp_path: Path
+) -> None:
+    docs = [Document("fine", id="ok"), Document("clash", id="bad", metadata={"doc_id": "mine"})]
+    fake = FakeHashEmbedder()
+    with open_sink(kind, tmp_path, layout=layout) as sink:
+        reserved = f"document 'bad': metadata key 'doc_id' is reserved by the {layout}"
+        with pytest.raises(ValueError, match=reserved):
+            ingest(docs, embedder=fake, sink=sink, progress=False)
+        assert fake.calls == []
+    with open_sink(kind, tmp_path, layout="vllm-embed", collection="own") as sink:
+        ingest(docs, embedder=fake, sink=sink, progress=False)  # vllm-embed's layout nests metadata
+        assert sink.count() == 2
 
 
 def test_milvus_literals_are_escaped() -> None:
@@ -113,8 +139,8 @@ def test_sink_arguments_are_checked(tmp_path: Path) -> None:
         QdrantSink("docs", path=str(tmp_path), location=":memory:")
     with pytest.raises(ValueError, match="exactly one of uri="):
         MilvusSink("docs")
-    with pytest.raises(ValueError, match="unknown layout 'langchain'"):
-        QdrantSink("docs", location=":memory:", layout="langchain")
+    with pytest.raises(ValueError, match="unknown layout 'haystack'; choose one of vllm-embed, langchain"):
+        QdrantSink("docs", location=":memory:", layout="haystack")
 
 
 def test_qdrant_in_memory_and_collections_from_elsewhere(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -107,6 +108,16 @@ MilvusOpt = Annotated[
         "--milvus", help="Milvus: a Milvus Lite file (./milvus.db) or a server URI.", show_default=False
     ),
 ]
+
+
+class LayoutName(StrEnum):
+    """Payload layouts (`vllm_embed.sinks.layouts`)."""
+
+    VLLM_EMBED = "vllm-embed"
+    LANGCHAIN = "langchain"
+    LLAMA_INDEX = "llama-index"
+
+
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 ApiKeyOpt = Annotated[
     str | None,
@@ -169,20 +180,22 @@ def _cache_setting(value: str | None) -> bool | str | None:
     return True if value == "user" else value
 
 
-def _open_sink(qdrant: str | None, milvus: str | None, collection: str, api_key: str | None) -> Sink:
+def _open_sink(
+    qdrant: str | None, milvus: str | None, collection: str, api_key: str | None, layout: str | None = None
+) -> Sink:
     if (qdrant is None) == (milvus is None):
         raise typer.BadParameter("give exactly one of --qdrant or --milvus")
     if qdrant is not None:
         from vllm_embed.sinks.qdrant import QdrantSink
 
         if qdrant.startswith(("http://", "https://")):
-            return QdrantSink(collection, url=qdrant, api_key=api_key)
+            return QdrantSink(collection, url=qdrant, api_key=api_key, layout=layout)
         if qdrant == ":memory:":
-            return QdrantSink(collection, location=qdrant)
-        return QdrantSink(collection, path=qdrant)
+            return QdrantSink(collection, location=qdrant, layout=layout)
+        return QdrantSink(collection, path=qdrant, layout=layout)
     from vllm_embed.sinks.milvus import MilvusSink
 
-    return MilvusSink(collection, uri=milvus, token=api_key)
+    return MilvusSink(collection, uri=milvus, token=api_key, layout=layout)
 
 
 def _parse_filters(items: list[str]) -> dict[str, MetadataValue]:
@@ -237,6 +250,15 @@ def ingest(
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Chunks per embedding call.")] = 256,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    layout: Annotated[
+        LayoutName | None,
+        typer.Option(
+            "--layout",
+            help="Payload layout: vllm-embed, or langchain / llama-index to make the collection readable by "
+            "that framework's own vector store [default: the collection's, else vllm-embed].",
+            show_default=False,
+        ),
+    ] = None,
     dtype: DtypeOpt = "auto",
     max_model_len: MaxModelLenOpt = None,
     tensor_parallel_size: TensorParallelOpt = 1,
@@ -271,10 +293,11 @@ def ingest(
             cache=_cache_setting(cache),
         )
         documents = load_paths(paths, text_field=text_field, id_field=id_field)
-        sink = _open_sink(qdrant, milvus, collection, api_key)
+        layout_name = None if layout is None else layout.value
+        sink = _open_sink(qdrant, milvus, collection, api_key, layout_name)
         embedder: Embedder | None = None
         with _closing(sink):
-            _check_before_engine(sink, model, dimensions)
+            _check_before_engine(sink, model, dimensions, layout_name)
             embedder = make_embedder(config)
             with _closing(embedder):
                 report = run_ingest(
@@ -291,11 +314,16 @@ def ingest(
         _out.print(str(report))
 
 
-def _check_before_engine(sink: Sink, model: str, dimensions: int | None) -> None:
+def _check_before_engine(sink: Sink, model: str, dimensions: int | None, layout: str | None) -> None:
     """Refuses an obvious manifest mismatch before spending a minute starting the engine."""
     stored = sink.read_manifest()
     if stored is None:
         return
+    if layout is not None and stored.layout != layout:
+        raise ManifestMismatchError(
+            f"collection {sink.collection!r} has the {stored.layout!r} layout, not {layout!r}: "
+            "leave --layout out to keep the collection's, or use another collection"
+        )
     if stored.model != model:
         raise ManifestMismatchError(
             f"collection {sink.collection!r} was embedded with model {stored.model!r}, not {model!r}: "
@@ -348,7 +376,7 @@ def search(
         with _closing(sink):
             manifest = require_manifest(sink)
             if model is not None:
-                _check_before_engine(sink, model, None)
+                _check_before_engine(sink, model, None, None)
             config = _embedder_config(
                 model or manifest.model,
                 manifest.dimensions,

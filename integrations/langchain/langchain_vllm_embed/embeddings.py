@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -11,7 +9,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.utils import secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from vllm_embed import Embedder, EmbedderConfig
+from vllm_embed import Embedder
+from vllm_embed.lazy import LazyEmbedder
 
 _API_KEY_VARIABLES = ["VLLM_EMBED_API_KEY", "OPENAI_API_KEY"]
 
@@ -108,9 +107,7 @@ class VLLMEmbeddings(BaseModel, Embeddings):
     embedder: Embedder | None = Field(default=None, exclude=True)
     """An existing `Embedder` to use instead of building one from the settings above."""
 
-    _config: EmbedderConfig | None = PrivateAttr(default=None)
-    _owned: Embedder | None = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _lazy: LazyEmbedder | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_settings(self) -> Self:
@@ -122,35 +119,16 @@ class VLLMEmbeddings(BaseModel, Embeddings):
                     "the Embedder's own settings apply"
                 )
             self.model = self.embedder.config.model
+            self._lazy = LazyEmbedder(embedder=self.embedder)
             return self
         if self.model is None:
             raise ValueError(
                 "VLLMEmbeddings needs a model: VLLMEmbeddings(model='Qwen/Qwen3-Embedding-0.6B')"
             )
-        # Validating the settings here (cheap) reports mistakes at construction rather than at first use.
-        self._config = EmbedderConfig(**self._embedder_settings())
+        self._lazy = LazyEmbedder.from_settings(
+            self, model=self.model, api_key=self.api_key, extra=self.embedder_kwargs
+        )
         return self
-
-    def _embedder_settings(self) -> dict[str, Any]:
-        settings: dict[str, Any] = {
-            "model": self.model,
-            "dimensions": self.dimensions,
-            "dtype": self.dtype,
-            "max_model_len": self.max_model_len,
-            "tensor_parallel_size": self.tensor_parallel_size,
-            "pipeline_parallel_size": self.pipeline_parallel_size,
-            "gpu_memory_utilization": self.gpu_memory_utilization,
-            "trust_remote_code": self.trust_remote_code,
-            "long_input": self.long_input,
-            "backend": self.backend,
-            "base_url": self.base_url,
-            "cache": self.cache,
-            "engine_kwargs": self.engine_kwargs,
-            **self.embedder_kwargs,
-        }
-        if self.backend == "openai" and self.api_key is not None:
-            settings["api_key"] = self.api_key
-        return settings
 
     # -- Embeddings ---------------------------------------------------------------------------------
 
@@ -198,24 +176,14 @@ class VLLMEmbeddings(BaseModel, Embeddings):
 
     def get_embedder(self) -> Embedder:
         """Returns the `Embedder` in use, building it (and starting its engine) on first call."""
-        if self.embedder is not None:
-            return self.embedder
-        with self._lock:
-            if self._owned is None:
-                self._owned = Embedder(config=self._config)
-            return self._owned
+        assert self._lazy is not None  # set by the validator
+        return self._lazy.get()
 
     async def _aget_embedder(self) -> Embedder:
-        if self.embedder is not None:
-            return self.embedder
-        if self._owned is not None:
-            return self._owned
-        # Starting an engine takes seconds to minutes: keep the event loop responsive meanwhile.
-        return await asyncio.to_thread(self.get_embedder)
+        assert self._lazy is not None
+        return await self._lazy.aget()
 
     def close(self) -> None:
         """Releases the Embedder this object built (an `embedder=` passed in is left open)."""
-        with self._lock:
-            owned, self._owned = self._owned, None
-        if owned is not None:
-            owned.close()
+        if self._lazy is not None:
+            self._lazy.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.schema import TextNode
 from llama_index.embeddings.vllm_embed import VLLMEmbedding
@@ -52,11 +51,9 @@ def test_qdrant_vector_store(minilm_embedder: Embedder) -> None:
 
 
 def test_milvus_vector_store(minilm_embedder: Embedder, tmp_path: Path) -> None:
-    milvus = pytest.importorskip(
-        "llama_index.vector_stores.milvus",
-        reason="llama-index-vector-stores-milvus requires pymilvus<3 (this project uses pymilvus 3)",
-    )
-    store = milvus.MilvusVectorStore(
+    from llama_index.vector_stores.milvus import MilvusVectorStore
+
+    store = MilvusVectorStore(
         uri=str(tmp_path / "milvus.db"),
         collection_name="li_docs",
         dim=minilm_embedder.dimension,

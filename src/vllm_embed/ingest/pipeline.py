@@ -181,10 +181,14 @@ def _batches(
     pending: list[Chunk] = []
     finished: list[tuple[str, int]] = []  # (doc_id, chunk count) of documents whose last chunk is pending
 
+    layout = sink.layout
+
     def docs_in_groups() -> Iterator[list[Document]]:
         group: list[Document] = []
         for item in documents:
-            group.append(as_document(item, text_field, id_field))
+            doc = as_document(item, text_field, id_field)
+            layout.check_metadata(doc.doc_id, doc.metadata)
+            group.append(doc)
             if len(group) == _DOCS_PER_TOKENIZER_CALL:
                 yield group
                 group = []

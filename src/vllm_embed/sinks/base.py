@@ -1,7 +1,6 @@
-"""The `Sink` protocol, the collection manifest, and the one place that maps chunks to stored fields.
+"""The `Sink` protocol, the collection manifest, and the behaviour the sinks share.
 
-Every sink stores the same four payload fields (`text`, `doc_id`, `chunk_index`, `metadata`) next to the
-vector; `Layout` is that mapping, so a framework layout (LangChain, LlamaIndex) is one more `Layout`.
+What a point stores next to its vector is a `Layout` (see `vllm_embed.sinks.layouts`).
 """
 
 from __future__ import annotations
@@ -10,13 +9,17 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from vllm_embed.sinks.chunks import Chunk as Chunk
+from vllm_embed.sinks.chunks import Hit as Hit
+from vllm_embed.sinks.layouts import Layout as Layout
+from vllm_embed.sinks.layouts import get_layout
 
 logger = logging.getLogger(__name__)
 
@@ -41,113 +44,6 @@ class CollectionNotFoundError(LookupError):
     """The collection does not exist (or was not created by vllm-embed)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """A piece of a document, ready to be embedded and stored.
-
-    Attributes:
-        id: Deterministic point id (UUID string) derived from `doc_id` and `chunk_index`.
-        doc_id: Id of the source document.
-        chunk_index: Position of this chunk in its document, from 0.
-        text: The chunk's text.
-        metadata: The source document's metadata.
-    """
-
-    id: str
-    doc_id: str
-    chunk_index: int
-    text: str
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One search result.
-
-    Attributes:
-        id: Point id.
-        doc_id: Id of the source document.
-        chunk_index: Position of the chunk in its document.
-        score: Cosine similarity with the query (higher is closer).
-        text: The stored chunk text.
-        metadata: The source document's metadata.
-    """
-
-    id: str
-    doc_id: str
-    chunk_index: int
-    score: float
-    text: str
-    metadata: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns the hit as a JSON-serialisable dict."""
-        return {
-            "id": self.id,
-            "doc_id": self.doc_id,
-            "chunk_index": self.chunk_index,
-            "score": self.score,
-            "text": self.text,
-            "metadata": self.metadata,
-        }
-
-
-class Layout:
-    """How chunks map to stored fields; the only place that knows the field names."""
-
-    name: ClassVar[str] = "vllm-embed"
-    id_field: ClassVar[str] = "id"
-    vector_field: ClassVar[str] = "vector"
-    text_field: ClassVar[str] = "text"
-    doc_id_field: ClassVar[str] = "doc_id"
-    chunk_index_field: ClassVar[str] = "chunk_index"
-    metadata_field: ClassVar[str] = "metadata"
-
-    def payload(self, chunk: Chunk, text: str | None = None) -> dict[str, Any]:
-        """Returns the fields stored next to the vector.
-
-        Args:
-            chunk: The chunk.
-            text: Text to store instead of `chunk.text` (a store that limits text length passes a cut one).
-        """
-        return {
-            self.text_field: chunk.text if text is None else text,
-            self.doc_id_field: chunk.doc_id,
-            self.chunk_index_field: chunk.chunk_index,
-            self.metadata_field: dict(chunk.metadata),
-        }
-
-    def hit(self, point_id: str, score: float, payload: Mapping[str, Any]) -> Hit:
-        """Builds a `Hit` from a stored payload."""
-        return Hit(
-            id=str(point_id),
-            doc_id=str(payload.get(self.doc_id_field, "")),
-            chunk_index=int(payload.get(self.chunk_index_field, 0)),
-            score=float(score),
-            text=str(payload.get(self.text_field, "")),
-            metadata=dict(payload.get(self.metadata_field) or {}),
-        )
-
-    def output_fields(self) -> list[str]:
-        """Returns the payload fields a search must fetch."""
-        return [self.text_field, self.doc_id_field, self.chunk_index_field, self.metadata_field]
-
-
-_LAYOUTS: dict[str, Layout] = {Layout.name: Layout()}
-
-
-def get_layout(name: str) -> Layout:
-    """Returns the layout called `name`.
-
-    Raises:
-        ValueError: If no such layout exists.
-    """
-    try:
-        return _LAYOUTS[name]
-    except KeyError:
-        raise ValueError(f"unknown layout {name!r}; choose one of {sorted(_LAYOUTS)}") from None
-
-
 class Manifest(BaseModel):
     """How a collection was embedded, stored with the collection itself."""
 
@@ -163,7 +59,7 @@ class Manifest(BaseModel):
     """Whether vectors are L2-normalised."""
     pooling: str | None = None
     """Pooling of the model (`mean`, `last`, `cls`)."""
-    layout: str = Layout.name
+    layout: str = "vllm-embed"
     """Payload layout (see `Layout`)."""
     distance: str = "cosine"
     """Similarity metric of the collection."""
@@ -173,7 +69,7 @@ class Manifest(BaseModel):
     _COMPARED: ClassVar[tuple[str, ...]] = ("model", "dimensions", "normalized", "layout", "distance")
 
     @classmethod
-    def from_description(cls, description: Mapping[str, Any], layout: str = Layout.name) -> Manifest:
+    def from_description(cls, description: Mapping[str, Any], layout: str = "vllm-embed") -> Manifest:
         """Builds the manifest of an embedder from its `describe()` output."""
         return cls(
             model=str(description["model"]),
@@ -216,7 +112,11 @@ class Sink(Protocol):
     """
 
     collection: str
-    layout: Layout
+
+    @property
+    def layout(self) -> Layout:
+        """The payload layout of the collection."""
+        ...
 
     def read_manifest(self) -> Manifest | None:
         """Returns the collection's manifest, or `None` when the collection does not exist."""
@@ -284,21 +184,34 @@ class RetryingSink:
 
     Args:
         collection: Collection name.
-        layout: Payload layout name.
+        layout: Payload layout name (`"vllm-embed"`, `"langchain"`, `"llama-index"`), or `None` for the
+            existing collection's layout (`"vllm-embed"` for a new one).
         max_attempts: Attempts per operation when the store reports a transient error.
         retry_wait: First backoff wait in seconds (doubles each attempt, with jitter, up to 30 s).
     """
 
-    def __init__(self, collection: str, *, layout: str, max_attempts: int, retry_wait: float) -> None:
+    def __init__(self, collection: str, *, layout: str | None, max_attempts: int, retry_wait: float) -> None:
         if not collection:
             raise ValueError("collection must be a non-empty name")
         if max_attempts < 1:
             raise ValueError(f"max_attempts={max_attempts} must be at least 1")
         self.collection = collection
-        self.layout = get_layout(layout)
+        self._layout = None if layout is None else get_layout(layout)
         self._max_attempts = max_attempts
         self._retry_wait = retry_wait
         self._lock = threading.RLock()
+
+    @property
+    def layout(self) -> Layout:
+        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`."""
+        if self._layout is None:
+            manifest = self.read_manifest()
+            self._layout = get_layout(manifest.layout if manifest is not None else Layout.name)
+        return self._layout
+
+    def read_manifest(self) -> Manifest | None:
+        """Returns the collection's manifest, or `None` when the collection does not exist."""
+        raise NotImplementedError
 
     def _is_transient(self, exc: BaseException) -> bool:
         """Whether `exc` may go away when the operation is retried."""

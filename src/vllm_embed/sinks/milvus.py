@@ -19,6 +19,7 @@ from vllm_embed.sinks.base import (
     RetryingSink,
     check_filter,
 )
+from vllm_embed.sinks.layouts import KeyPath
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 _MANIFEST_PROPERTY = "vllm_embed.manifest"
 VARCHAR_MAX_BYTES = 65535
 """Largest VARCHAR a Milvus server accepts; longer texts are cut to fit (the vector still covers all)."""
-_ID_MAX_BYTES = 64
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -80,7 +80,9 @@ class MilvusSink(RetryingSink):
         uri: A Milvus Lite file (`./milvus.db`) or a server URI (`http://localhost:19530`).
         token: Server token (`user:password` or an API key).
         client: An existing `MilvusClient`; it is not closed by `close()`.
-        layout: Payload layout name.
+        layout: Payload layout: `"vllm-embed"`, `"langchain"` (readable by langchain-milvus's `Milvus`)
+            or `"llama-index"` (LlamaIndex's `MilvusVectorStore`); `None` uses the existing collection's
+            (`"vllm-embed"` for a new one).
         text_max_bytes: Size of the `text` VARCHAR field; longer chunk texts are stored cut to this size.
         max_attempts: Attempts per operation when the server reports a transient error.
         retry_wait: First backoff wait in seconds.
@@ -97,7 +99,7 @@ class MilvusSink(RetryingSink):
         uri: str | None = None,
         token: str | None = None,
         client: MilvusClient | None = None,
-        layout: str = "vllm-embed",
+        layout: str | None = None,
         text_max_bytes: int = VARCHAR_MAX_BYTES,
         max_attempts: int = 6,
         retry_wait: float = 0.5,
@@ -171,15 +173,11 @@ class MilvusSink(RetryingSink):
         from pymilvus import DataType, MilvusClient
 
         layout = self.layout
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field(layout.id_field, DataType.VARCHAR, is_primary=True, max_length=_ID_MAX_BYTES)
-        schema.add_field(layout.vector_field, DataType.FLOAT_VECTOR, dim=manifest.dimensions)
-        schema.add_field(layout.text_field, DataType.VARCHAR, max_length=self.text_max_bytes)
-        schema.add_field(layout.doc_id_field, DataType.VARCHAR, max_length=VARCHAR_MAX_BYTES)
-        schema.add_field(layout.chunk_index_field, DataType.INT64)
-        schema.add_field(layout.metadata_field, DataType.JSON)
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=layout.milvus_dynamic)
+        for name, type_name, kwargs in layout.milvus_fields(manifest.dimensions, self.text_max_bytes):
+            schema.add_field(name, getattr(DataType, type_name), **kwargs)
         index_params = MilvusClient.prepare_index_params()
-        index_params.add_index(field_name=layout.vector_field, index_type="AUTOINDEX", metric_type="COSINE")
+        index_params.add_index(field_name=layout.milvus_vector, index_type="AUTOINDEX", metric_type="COSINE")
         self._call(
             "collection creation",
             self.client.create_collection,
@@ -206,9 +204,9 @@ class MilvusSink(RetryingSink):
             self.client.get,
             self.collection,
             ids=list(ids),
-            output_fields=[self.layout.text_field],
+            output_fields=[self.layout.milvus_text],
         )
-        return {str(row[self.layout.id_field]): str(row.get(self.layout.text_field, "")) for row in rows}
+        return {str(row[self.layout.milvus_id]): str(row.get(self.layout.milvus_text, "")) for row in rows}
 
     def stored_text(self, text: str) -> str:
         """Returns `text` cut to the `text` field's size."""
@@ -220,27 +218,40 @@ class MilvusSink(RetryingSink):
             return
         rows = []
         for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32).tolist(), strict=True):
-            row = self.layout.payload(chunk, text=self.stored_text(chunk.text))
-            row[self.layout.id_field] = chunk.id
-            row[self.layout.vector_field] = vector
+            row = self.layout.milvus_row(chunk, self.stored_text(chunk.text))
+            row[self.layout.milvus_id] = chunk.id
+            row[self.layout.milvus_vector] = vector
             rows.append(row)
         self._call("upsert", self.client.upsert, self.collection, rows)
 
     def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
         """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
+        layout = self.layout
         expression = (
-            f"{self.layout.doc_id_field} == {milvus_literal(doc_id)} "
-            f"and {self.layout.chunk_index_field} >= {int(first_index)}"
+            f"{self._field(layout.doc_id_path('milvus'))} == {milvus_literal(doc_id)} "
+            f"and {self._field(layout.chunk_index_path('milvus'))} >= {int(first_index)}"
         )
         self._call("delete", self.client.delete, self.collection, filter=expression)
 
     def filter_expression(self, filter: MetadataFilter | None) -> str:
         """Returns the Milvus boolean expression for a metadata equality filter (`""` for none)."""
-        field = self.layout.metadata_field
         return " and ".join(
-            f"{field}[{milvus_literal(key)}] == {milvus_literal(value)}"
+            f"{self._field(self.layout.metadata_path('milvus', key))} == {milvus_literal(value)}"
             for key, value in check_filter(filter).items()
         )
+
+    def _field(self, path: KeyPath) -> str:
+        """Returns the Milvus expression for a stored value: a field, a JSON key, or a dynamic field."""
+        if len(path) == 1:
+            (name,) = path
+            if name in self._schema_fields():
+                return name
+            return f"$meta[{milvus_literal(name)}]"
+        head, *keys = path
+        return head + "".join(f"[{milvus_literal(key)}]" for key in keys)
+
+    def _schema_fields(self) -> set[str]:
+        return {name for name, _, _ in self.layout.milvus_fields(1, self.text_max_bytes)}
 
     def search(
         self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
@@ -254,11 +265,12 @@ class MilvusSink(RetryingSink):
             data=[np.asarray(vector, dtype=np.float32).tolist()],
             limit=top_k,
             filter=self.filter_expression(filter),
-            output_fields=self.layout.output_fields(),
+            output_fields=self.layout.milvus_output_fields(),
             search_params={"metric_type": "COSINE"},
         )
+        id_field = self.layout.milvus_id
         return [
-            self.layout.hit(str(r[self.layout.id_field]), r["distance"], r.get("entity", {}))
+            self.layout.milvus_hit(str(r.get(id_field, r.get("id"))), r["distance"], r.get("entity", {}))
             for r in results[0]
         ]
 

@@ -45,7 +45,9 @@ class QdrantSink(RetryingSink):
         url: Qdrant server URL, e.g. `http://localhost:6333`.
         api_key: API key for a server.
         client: An existing `QdrantClient`; it is not closed by `close()`.
-        layout: Payload layout name.
+        layout: Payload layout: `"vllm-embed"`, `"langchain"` (readable by langchain-qdrant's
+            `QdrantVectorStore`) or `"llama-index"` (LlamaIndex's `QdrantVectorStore`); `None` uses the
+            existing collection's (`"vllm-embed"` for a new one).
         max_attempts: Attempts per operation when the server reports a transient error.
         retry_wait: First backoff wait in seconds.
         **client_kwargs: Passed to `QdrantClient` (e.g. `timeout`, `prefer_grpc`).
@@ -63,7 +65,7 @@ class QdrantSink(RetryingSink):
         url: str | None = None,
         api_key: str | None = None,
         client: QdrantClient | None = None,
-        layout: str = "vllm-embed",
+        layout: str | None = None,
         max_attempts: int = 6,
         retry_wait: float = 0.5,
         **client_kwargs: Any,
@@ -140,11 +142,13 @@ class QdrantSink(RetryingSink):
             stored.require_compatible(manifest, self.collection)
             return
         models = self._models
+        params = models.VectorParams(size=manifest.dimensions, distance=models.Distance.COSINE)
+        vector_name = self.layout.qdrant_vector
         self._call(
             "collection creation",
             self.client.create_collection,
             self.collection,
-            vectors_config=models.VectorParams(size=manifest.dimensions, distance=models.Distance.COSINE),
+            vectors_config={vector_name: params} if vector_name else params,
             metadata={_MANIFEST_KEY: manifest.model_dump()},
         )
 
@@ -157,10 +161,10 @@ class QdrantSink(RetryingSink):
             self.client.retrieve,
             self.collection,
             ids=list(ids),
-            with_payload=[self.layout.text_field],
+            with_payload=self.layout.qdrant_text_keys(),
             with_vectors=False,
         )
-        return {str(r.id): str((r.payload or {}).get(self.layout.text_field, "")) for r in records}
+        return {str(r.id): self.layout.qdrant_text(r.payload or {}) for r in records}
 
     def stored_text(self, text: str) -> str:
         """Returns `text`: Qdrant keeps payloads whole."""
@@ -170,10 +174,12 @@ class QdrantSink(RetryingSink):
         """Inserts or replaces the points of `chunks`."""
         if not chunks:
             return
+        rows = np.asarray(vectors, dtype=np.float32).tolist()
+        vector_name = self.layout.qdrant_vector
         batch = self._models.Batch(
             ids=[c.id for c in chunks],
-            vectors=np.asarray(vectors, dtype=np.float32).tolist(),
-            payloads=[self.layout.payload(c) for c in chunks],
+            vectors={vector_name: rows} if vector_name else rows,
+            payloads=[self.layout.qdrant_payload(c) for c in chunks],
         )
         self._call("upsert", self.client.upsert, self.collection, points=batch, wait=True)
 
@@ -184,10 +190,12 @@ class QdrantSink(RetryingSink):
             filter=models.Filter(
                 must=[
                     models.FieldCondition(
-                        key=self.layout.doc_id_field, match=models.MatchValue(value=doc_id)
+                        key=self.layout.qdrant_key(self.layout.doc_id_path("qdrant")),
+                        match=models.MatchValue(value=doc_id),
                     ),
                     models.FieldCondition(
-                        key=self.layout.chunk_index_field, range=models.Range(gte=first_index)
+                        key=self.layout.qdrant_key(self.layout.chunk_index_path("qdrant")),
+                        range=models.Range(gte=first_index),
                     ),
                 ]
             )
@@ -203,11 +211,12 @@ class QdrantSink(RetryingSink):
             self.client.query_points,
             self.collection,
             query=np.asarray(vector, dtype=np.float32).tolist(),
+            using=self.layout.qdrant_vector or None,
             limit=top_k,
             query_filter=self._filter(filter),
             with_payload=True,
         )
-        return [self.layout.hit(str(p.id), p.score, p.payload or {}) for p in response.points]
+        return [self.layout.qdrant_hit(str(p.id), p.score, p.payload or {}) for p in response.points]
 
     def _filter(self, filter: MetadataFilter | None) -> models.Filter | None:
         checked = check_filter(filter)
@@ -216,10 +225,7 @@ class QdrantSink(RetryingSink):
         qm = self._models
         conditions: list[Any] = []
         for key, value in checked.items():
-            # A quoted path segment keeps dots in a key from being read as nesting.
-            if '"' in key:
-                raise ValueError(f"Qdrant cannot filter on a metadata key containing '\"': {key!r}")
-            path = f'{self.layout.metadata_field}."{key}"'
+            path = self.layout.qdrant_key(self.layout.metadata_path("qdrant", key))
             if isinstance(value, float):
                 conditions.append(qm.FieldCondition(key=path, range=qm.Range(gte=value, lte=value)))
             else:

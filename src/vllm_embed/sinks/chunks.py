@@ -1,0 +1,58 @@
+"""What flows through a sink: chunks to store, hits found."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document, ready to be embedded and stored.
+
+    Attributes:
+        id: Deterministic point id (UUID string) derived from `doc_id` and `chunk_index`.
+        doc_id: Id of the source document.
+        chunk_index: Position of this chunk in its document, from 0.
+        text: The chunk's text.
+        metadata: The source document's metadata.
+    """
+
+    id: str
+    doc_id: str
+    chunk_index: int
+    text: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result.
+
+    Attributes:
+        id: Point id.
+        doc_id: Id of the source document.
+        chunk_index: Position of the chunk in its document.
+        score: Cosine similarity with the query (higher is closer).
+        text: The stored chunk text.
+        metadata: The source document's metadata.
+    """
+
+    id: str
+    doc_id: str
+    chunk_index: int
+    score: float
+    text: str
+    metadata: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the hit as a JSON-serialisable dict."""
+        return {
+            "id": self.id,
+            "doc_id": self.doc_id,
+            "chunk_index": self.chunk_index,
+            "score": self.score,
+            "text": self.text,
+            "metadata": self.metadata,
+        }
