@@ -106,6 +106,8 @@ def main() -> None:
     for name, seconds in timings.items():
         table.add_row(name, f"{seconds:.2f}", f"{len(texts) / seconds:.0f}", f"{seconds / ours:.2f}x")
     console.print(table)
+    reserved = os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "vLLM default")
+    console.print(f"CPU cores reserved for the vLLM scheduler (both engines): {reserved}")
     console.print(
         "speed-up over sentence-transformers: "
         f"[bold]{timings['sentence-transformers encode'] / ours:.2f}x[/] "

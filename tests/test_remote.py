@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from backend_spy import BackendSpy, spying
 from conftest import MINILM_SERVED_NAME
 from remote_stub import STUB_DIMENSION, STUB_MODEL, Reply, StubServer, stub_vector
 
@@ -30,29 +31,10 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
 
 
-class _Spy:
-    """Wraps a backend and records what reaches it."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.inputs: list[Any] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def embed(self, inputs: Sequence[Any], dimensions: int | None) -> Any:
-        self.inputs.extend(inputs)
-        return self.inner.embed(inputs, dimensions)
-
-
 @pytest.fixture
-def spy(any_minilm_embedder: Embedder) -> Iterator[_Spy]:
-    real = any_minilm_embedder._backend
-    any_minilm_embedder._backend = _Spy(real)  # type: ignore[assignment]
-    try:
-        yield any_minilm_embedder._backend  # type: ignore[misc]
-    finally:
-        any_minilm_embedder._backend = real
+def spy(any_minilm_embedder: Embedder) -> Iterator[BackendSpy]:
+    with spying(any_minilm_embedder) as recording:
+        yield recording
 
 
 # -- the same behaviour on both backends ---------------------------------------------------------------
@@ -84,7 +66,9 @@ def test_empty_list_empty_strings_and_nul(any_minilm_embedder: Embedder) -> None
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_duplicates_are_embedded_once_and_remote_gets_text(any_minilm_embedder: Embedder, spy: _Spy) -> None:
+def test_duplicates_are_embedded_once_and_remote_gets_text(
+    any_minilm_embedder: Embedder, spy: BackendSpy
+) -> None:
     vectors = any_minilm_embedder.embed_documents(["same", "other", "same", "same"])
     assert len(spy.inputs) == 2
     np.testing.assert_array_equal(vectors[0], vectors[3])

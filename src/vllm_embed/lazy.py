@@ -100,3 +100,25 @@ class LazyEmbedder:
             owned, self._owned = self._owned, None
         if owned is not None:
             owned.close()
+
+
+class LazyEmbedderMixin:
+    """`get_embedder()` and `close()` for a framework adapter that keeps a `LazyEmbedder` in `_lazy`."""
+
+    _lazy: LazyEmbedder | None
+
+    def get_embedder(self) -> Embedder:
+        """Returns the `Embedder` in use, building it (and starting its engine) on first call."""
+        if self._lazy is None:
+            raise RuntimeError(f"{type(self).__name__} was not validated: build it with its constructor")
+        return self._lazy.get()
+
+    async def _aget_embedder(self) -> Embedder:
+        if self._lazy is None:
+            raise RuntimeError(f"{type(self).__name__} was not validated: build it with its constructor")
+        return await self._lazy.aget()
+
+    def close(self) -> None:
+        """Releases the Embedder this object built (an `embedder=` passed in is left open)."""
+        if self._lazy is not None:
+            self._lazy.close()

@@ -10,7 +10,7 @@ from langchain_core.utils import secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from vllm_embed import Embedder
-from vllm_embed.lazy import LazyEmbedder
+from vllm_embed.lazy import LazyEmbedder, LazyEmbedderMixin
 
 _API_KEY_VARIABLES = ["VLLM_EMBED_API_KEY", "OPENAI_API_KEY"]
 
@@ -34,7 +34,7 @@ _SETTING_FIELDS = (
 )
 
 
-class VLLMEmbeddings(BaseModel, Embeddings):
+class VLLMEmbeddings(LazyEmbedderMixin, BaseModel, Embeddings):
     """LangChain embeddings computed by vLLM through vllm-embed, with the model's own prompts.
 
     Construction is cheap: the engine starts on the first embedding call, and instances with identical engine
@@ -171,19 +171,3 @@ class VLLMEmbeddings(BaseModel, Embeddings):
         embedder = await self._aget_embedder()
         vector: list[float] = (await embedder.aembed_query(text, self.query_instruction)).tolist()
         return vector
-
-    # -- the Embedder -------------------------------------------------------------------------------
-
-    def get_embedder(self) -> Embedder:
-        """Returns the `Embedder` in use, building it (and starting its engine) on first call."""
-        assert self._lazy is not None  # set by the validator
-        return self._lazy.get()
-
-    async def _aget_embedder(self) -> Embedder:
-        assert self._lazy is not None
-        return await self._lazy.aget()
-
-    def close(self) -> None:
-        """Releases the Embedder this object built (an `embedder=` passed in is left open)."""
-        if self._lazy is not None:
-            self._lazy.close()

@@ -119,6 +119,32 @@ def _cpu_dtype() -> str:
     return "bfloat16" if native_bf16 else "float32"
 
 
+_SMALL_CPU_CORES = 4
+
+
+def _use_every_cpu_core(arguments: dict[str, Any]) -> None:
+    """On a CPU with few cores, lets a single-rank engine compute on all of them.
+
+    vLLM reserves one core per rank for its scheduler, which an embedding engine barely uses: on 2 cores that
+    halves throughput (all-MiniLM-L6-v2, 800 docstrings: 41 → 85 texts/s). Left alone where the user set
+    `VLLM_CPU_NUM_OF_RESERVED_CPU` or `VLLM_CPU_OMP_THREADS_BIND`, on larger machines, and for multi-rank
+    engines (whose ranks need their own cores).
+    """
+    from vllm.platforms import current_platform
+
+    ranks = int(arguments.get("tensor_parallel_size", 1)) * int(arguments.get("pipeline_parallel_size", 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if (
+        current_platform.is_cpu()
+        and ranks == 1
+        and cores <= _SMALL_CPU_CORES
+        and "VLLM_CPU_NUM_OF_RESERVED_CPU" not in os.environ
+        and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ
+    ):
+        os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+        logger.info("vllm-embed: %d CPU cores, none reserved for the vLLM scheduler", cores)
+
+
 class _SharedEngine:
     """One `vllm.LLM`, the worker thread that drives it, and how many backends use it."""
 
@@ -222,6 +248,7 @@ def _acquire(arguments: dict[str, Any]) -> _SharedEngine:
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
+            _use_every_cpu_core(arguments)
             engine = _SharedEngine(key, arguments)
             _ENGINES[key] = engine
         engine.users += 1

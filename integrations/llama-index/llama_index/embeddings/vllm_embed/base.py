@@ -9,7 +9,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from vllm_embed import Embedder
-from vllm_embed.lazy import LazyEmbedder
+from vllm_embed.lazy import LazyEmbedder, LazyEmbedderMixin
 
 DEFAULT_EMBED_BATCH_SIZE = 2048
 """Texts per `_get_text_embeddings` call: vLLM schedules a large batch better than many small ones
@@ -34,7 +34,7 @@ _SETTING_FIELDS = (
 )
 
 
-class VLLMEmbedding(BaseEmbedding):
+class VLLMEmbedding(LazyEmbedderMixin, BaseEmbedding):
     """LlamaIndex embeddings computed by vLLM through vllm-embed, with the model's own prompts.
 
     Construction is cheap: the engine starts on the first embedding call, and instances with identical engine
@@ -198,19 +198,3 @@ class VLLMEmbedding(BaseEmbedding):
         embedder = await self._aget_embedder()
         vectors: list[Embedding] = (await embedder.aembed_documents(texts)).tolist()
         return vectors
-
-    # -- the Embedder -------------------------------------------------------------------------------
-
-    def get_embedder(self) -> Embedder:
-        """Returns the `Embedder` in use, building it (and starting its engine) on first call."""
-        assert self._lazy is not None  # set by the validator
-        return self._lazy.get()
-
-    async def _aget_embedder(self) -> Embedder:
-        assert self._lazy is not None
-        return await self._lazy.aget()
-
-    def close(self) -> None:
-        """Releases the Embedder this object built (an `embedder=` passed in is left open)."""
-        if self._lazy is not None:
-            self._lazy.close()
