@@ -10,28 +10,12 @@ from langchain_core.utils import secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from vllm_embed import Embedder
-from vllm_embed.lazy import LazyEmbedder, LazyEmbedderMixin
+from vllm_embed.lazy import ADAPTER_SETTINGS, LazyEmbedder, LazyEmbedderMixin
 
 _API_KEY_VARIABLES = ["VLLM_EMBED_API_KEY", "OPENAI_API_KEY"]
 
 # Fields that only describe how to build an Embedder: they conflict with `embedder=`.
-_SETTING_FIELDS = (
-    "model",
-    "dimensions",
-    "dtype",
-    "max_model_len",
-    "tensor_parallel_size",
-    "pipeline_parallel_size",
-    "gpu_memory_utilization",
-    "trust_remote_code",
-    "long_input",
-    "backend",
-    "base_url",
-    "api_key",
-    "cache",
-    "engine_kwargs",
-    "embedder_kwargs",
-)
+_SETTING_FIELDS = ("model", *ADAPTER_SETTINGS, "api_key", "embedder_kwargs")
 
 
 class VLLMEmbeddings(LazyEmbedderMixin, BaseModel, Embeddings):

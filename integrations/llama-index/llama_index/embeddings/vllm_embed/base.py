@@ -9,29 +9,14 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from vllm_embed import Embedder
-from vllm_embed.lazy import LazyEmbedder, LazyEmbedderMixin
+from vllm_embed.lazy import ADAPTER_SETTINGS, LazyEmbedder, LazyEmbedderMixin
 
 DEFAULT_EMBED_BATCH_SIZE = 2048
 """Texts per `_get_text_embeddings` call: vLLM schedules a large batch better than many small ones
 (LlamaIndex's default of 10 leaves it mostly idle); 2048 is the most `BaseEmbedding` allows."""
 
 # Fields that only describe how to build an Embedder: they conflict with `embedder=`.
-_SETTING_FIELDS = (
-    "dimensions",
-    "dtype",
-    "max_model_len",
-    "tensor_parallel_size",
-    "pipeline_parallel_size",
-    "gpu_memory_utilization",
-    "trust_remote_code",
-    "long_input",
-    "backend",
-    "base_url",
-    "api_key",
-    "cache",
-    "engine_kwargs",
-    "embedder_kwargs",
-)
+_SETTING_FIELDS = (*ADAPTER_SETTINGS, "api_key", "embedder_kwargs")
 
 
 class VLLMEmbedding(LazyEmbedderMixin, BaseEmbedding):
