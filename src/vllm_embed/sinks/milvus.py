@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -240,18 +241,20 @@ class MilvusSink(RetryingSink):
             for key, value in check_filter(filter).items()
         )
 
+    @functools.cached_property
+    def _field_names(self) -> frozenset[str]:
+        """Names of the layout's schema fields (any other top-level key is a dynamic field)."""
+        return frozenset(name for name, _, _ in self.layout.milvus_fields(1, self.text_max_bytes))
+
     def _field(self, path: KeyPath) -> str:
         """Returns the Milvus expression for a stored value: a field, a JSON key, or a dynamic field."""
         if len(path) == 1:
             (name,) = path
-            if name in self._schema_fields():
+            if name in self._field_names:
                 return name
             return f"$meta[{milvus_literal(name)}]"
         head, *keys = path
         return head + "".join(f"[{milvus_literal(key)}]" for key in keys)
-
-    def _schema_fields(self) -> set[str]:
-        return {name for name, _, _ in self.layout.milvus_fields(1, self.text_max_bytes)}
 
     def search(
         self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
