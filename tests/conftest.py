@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,7 +75,7 @@ def _free_port() -> int:
         return port
 
 
-def _stop_process_tree(pid: int) -> None:
+def stop_process_tree(pid: int) -> None:
     import contextlib
 
     import psutil
@@ -101,8 +103,6 @@ def minilm_server(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) ->
     under `MINILM_SERVED_NAME`.
     """
     import contextlib
-    import subprocess
-    import sys
     import time
 
     import httpx
@@ -137,7 +137,42 @@ def minilm_server(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) ->
             time.sleep(1)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        _stop_process_tree(process.pid)
+        stop_process_tree(process.pid)
+
+
+def start_milvus_server(data_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """Starts a Milvus server process (Milvus Lite's gRPC server) on a free port; returns (URI, process)."""
+    import socket
+    import time
+
+    port = _free_port()
+    log_path = data_dir.parent / f"{data_dir.name}.log"
+    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir)]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the Milvus server exited with code {process.returncode}:\n{log_path.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return f"http://127.0.0.1:{port}", process
+        except OSError:
+            if time.monotonic() > deadline:
+                stop_process_tree(process.pid)
+                pytest.fail(f"the Milvus server did not listen in 60 s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Milvus server in its own process (the store's server code path, not Milvus Lite's file mode)."""
+    uri, process = start_milvus_server(tmp_path_factory.mktemp("milvus-server") / "data")
+    try:
+        yield uri
+    finally:
+        stop_process_tree(process.pid)
 
 
 @pytest.fixture(scope="session")

