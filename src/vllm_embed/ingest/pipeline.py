@@ -207,7 +207,7 @@ class _EmbedStage:
                 batch.vectors = future.result()
             yield batch
 
-    def abandon(self) -> None:
+    def close(self) -> None:
         """Drops what is not finished (a running engine call still completes) and frees the threads."""
         for _, future in self._in_flight:
             if future is not None:
@@ -352,12 +352,12 @@ def ingest(
                 writer.put(done)
         except BaseException:
             reader.stop()
-            embedding.abandon()
+            embedding.close()
             # What was embedded before the failure is still written: it is valid and saves a re-run work.
             with contextlib.suppress(BaseException):
                 writer.finish()
             raise
-        embedding.abandon()
+        embedding.close()
         writer.finish()
 
     c = writer.counters

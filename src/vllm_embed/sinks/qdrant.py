@@ -165,18 +165,17 @@ class QdrantSink(RetryingSink):
         stored = self.read_manifest()
         if stored is not None:
             stored.require_compatible(manifest, self.collection)
-            _tune_local_storage(self.client, self.collection)
-            return
-        models = self._models
-        params = models.VectorParams(size=manifest.dimensions, distance=models.Distance.COSINE)
-        vector_name = self.layout.qdrant_vector
-        self._call(
-            "collection creation",
-            self.client.create_collection,
-            self.collection,
-            vectors_config={vector_name: params} if vector_name else params,
-            metadata={_MANIFEST_KEY: manifest.model_dump()},
-        )
+        else:
+            models = self._models
+            params = models.VectorParams(size=manifest.dimensions, distance=models.Distance.COSINE)
+            vector_name = self.layout.qdrant_vector
+            self._call(
+                "collection creation",
+                self.client.create_collection,
+                self.collection,
+                vectors_config={vector_name: params} if vector_name else params,
+                metadata={_MANIFEST_KEY: manifest.model_dump()},
+            )
         _tune_local_storage(self.client, self.collection)
 
     def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
