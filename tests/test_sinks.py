@@ -173,6 +173,18 @@ def test_qdrant_local_store_commits_through_a_write_ahead_log(tmp_path: Path) ->
         assert sink.count() == 7
 
 
+def test_milvus_lite_connections_do_not_send_keepalive_pings(tmp_path: Path) -> None:
+    """Milvus Lite's server answers pymilvus's idle pings with a GOAWAY logged on stderr (about 80 s of
+    idling; too slow to wait for here), so the sink's channel must not send them; other options pass on."""
+    with MilvusSink("docs", uri=str(tmp_path / "m.db"), grpc_options={"grpc.enable_retries": 0}) as sink:
+        ingest(["a point"], embedder=FakeHashEmbedder(), sink=sink, progress=False)
+        options = sink.client._get_connection()._grpc_options  # what pymilvus builds its channel with
+        assert options["grpc.keepalive_permit_without_calls"] is False
+        assert options["grpc.keepalive_time_ms"] == 2**31 - 1
+        assert options["grpc.enable_retries"] == 0
+        assert sink.count() == 1
+
+
 def test_a_milvus_server_that_goes_away_stops_the_run_clearly_and_keeps_what_was_written(
     tmp_path: Path,
 ) -> None:

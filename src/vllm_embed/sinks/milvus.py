@@ -73,6 +73,13 @@ def truncate_utf8(text: str, max_bytes: int) -> str:
     return encoded[:max_bytes].decode("utf-8", errors="ignore")
 
 
+# pymilvus pings its server every 10 s, even when idle; Milvus Lite's in-process gRPC server keeps gRPC's
+# default policy (one ping per 5 minutes without calls) and, after about 80 s of idling, answers with a
+# GOAWAY ("too_many_pings") that gRPC logs on stderr before pymilvus reconnects. Pings over loopback to our
+# own process find nothing, so they are switched off for Milvus Lite files.
+_LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
+
+
 class MilvusSink(RetryingSink):
     """A Milvus collection with cosine metric, created (with its manifest and index) on first ingest.
 
@@ -121,6 +128,8 @@ class MilvusSink(RetryingSink):
             pymilvus = _import_pymilvus()
             if uri is not None and "://" not in uri:
                 Path(uri).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite does not create it
+                grpc_options = client_kwargs.get("grpc_options", {})
+                client_kwargs["grpc_options"] = {**_LITE_GRPC_OPTIONS, **grpc_options}
             if token is not None:
                 client_kwargs["token"] = token
             client = pymilvus.MilvusClient(uri=uri, **client_kwargs)
