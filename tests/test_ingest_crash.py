@@ -71,19 +71,22 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(
         *target,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err, start_new_session=True)
     try:
         deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
         while written_points(kind, crashed) == 0:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:] if process.stderr else ""
+            assert process.poll() is None, stderr.read_text(errors="replace")[-2000:]
             assert time.monotonic() < deadline, "the ingest never wrote anything"
             time.sleep(0.02)
     finally:
         # The whole session: the CLI and its engine processes die together, as in a power cut.
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    # stdout carries the CLI's results only (none before the report): vLLM logs on stderr.
+    assert stdout.read_text() == "", stdout.read_text()[:500]
+    assert "Initializing a V1 LLM engine" in stderr.read_text(errors="replace")
 
     with open_sink(kind, crashed) as sink:
         partial = sink.count()

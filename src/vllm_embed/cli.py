@@ -8,6 +8,7 @@ builds an Embedder.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -418,6 +419,9 @@ def print_hits(hits: list[Hit], console: Console, width: int = 300) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `vllm-embed` script; usage errors are printed on one line."""
+    # vLLM logs on stdout by default, which would mix its start-up lines into `search --json` output; the
+    # engine's processes inherit this, and a user's own setting wins.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     try:
         code = app(
             args=argv if argv is not None else sys.argv[1:], prog_name="vllm-embed", standalone_mode=False

@@ -145,6 +145,15 @@ def _use_every_cpu_core(arguments: dict[str, Any]) -> None:
         logger.info("vllm-embed: %d CPU cores, none reserved for the vLLM scheduler", cores)
 
 
+def _is_multiprocessing_helper(process: psutil.Process) -> bool:
+    """Whether `process` is multiprocessing's resource tracker or fork server."""
+    try:
+        command = " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+    return "multiprocessing.resource_tracker" in command or "multiprocessing.forkserver" in command
+
+
 class _SharedEngine:
     """One `vllm.LLM`, the worker thread that drives it, and how many backends use it."""
 
@@ -153,9 +162,13 @@ class _SharedEngine:
         self.users = 0
         before = {child.pid for child in psutil.Process().children(recursive=True)}
         self.llm = LLM(**arguments)
-        # The engine's own processes, so that shutdown can wait for them (and end any that linger).
+        # The engine's own processes, so that shutdown can wait for them (and end any that linger). Not the
+        # helpers `multiprocessing` starts on the first spawn: they serve the whole process and stay until it
+        # exits (waiting for one cost every close 10 s, and killing it broke later spawns' bookkeeping).
         self._processes = [
-            child for child in psutil.Process().children(recursive=True) if child.pid not in before
+            child
+            for child in psutil.Process().children(recursive=True)
+            if child.pid not in before and not _is_multiprocessing_helper(child)
         ]
         model_config = self.llm.llm_engine.model_config
         self.max_model_len: int = int(model_config.max_model_len)
