@@ -11,7 +11,7 @@ import psutil
 
 SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     import psutil
     from vllm_embed import Embedder
     from vllm_embed.backends import vllm_local
@@ -25,8 +25,13 @@ SCRIPT = textwrap.dedent(
     def trackers():
         return sorted(c.pid for c in children() if "resource_tracker" in " ".join(c.cmdline()))
 
+    def shared_memory():
+        return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+
     if __name__ == "__main__":
+        shm_before = shared_memory()
         first = Embedder(sys.argv[1], dtype="bfloat16")
+        shm_engine = shared_memory() - shm_before
         engine_pids = alive()
         tracker_pids = trackers()
         second = Embedder(sys.argv[1], dtype="bfloat16")
@@ -36,7 +41,9 @@ SCRIPT = textwrap.dedent(
         second.close()
         print(json.dumps({"engine_pids": engine_pids, "shared": shared, "still": list(still),
                           "after_close": alive(), "engines": vllm_local.running_engines(),
-                          "trackers": tracker_pids, "trackers_after_close": trackers()}))
+                          "trackers": tracker_pids, "trackers_after_close": trackers(),
+                          "shm_engine": sorted(shm_engine),
+                          "shm_left": sorted(shared_memory() - shm_before)}))
     """
 )
 
@@ -56,6 +63,9 @@ def test_closing_the_last_user_stops_the_engine_processes(minilm_path: str, tmp_
     assert report["engines"] == 0
     # multiprocessing's resource tracker serves the whole process: closing an engine leaves it running.
     assert report["trackers"] and report["trackers_after_close"] == report["trackers"]
+    # The engine's shared-memory queues are unlinked by its processes as they stop, not left in /dev/shm
+    # (a force-killed engine core leaves them until this process exits).
+    assert report["shm_engine"] and report["shm_left"] == []
     assert not [
         pid
         for pid in report["engine_pids"]

@@ -145,6 +145,12 @@ def _use_every_cpu_core(arguments: dict[str, Any]) -> None:
         logger.info("vllm-embed: %d CPU cores, none reserved for the vLLM scheduler", cores)
 
 
+# vLLM kills its engine-core process 5 s after asking it to stop unless told otherwise; on CPU it needs a
+# little longer (its worker takes about 4.5 s to exit), and a killed core leaves its shared-memory queues
+# behind (`/dev/shm`, reclaimed with a warning only when this process exits).
+_SHUTDOWN_TIMEOUT_SECONDS = 30.0
+
+
 def _is_multiprocessing_helper(process: psutil.Process) -> bool:
     """Whether `process` is multiprocessing's resource tracker or fork server."""
     try:
@@ -241,7 +247,7 @@ class _SharedEngine:
         self._jobs.put(None)
         self._thread.join()
         try:
-            self.llm.llm_engine.engine_core.shutdown()
+            self.llm.llm_engine.engine_core.shutdown(timeout=_SHUTDOWN_TIMEOUT_SECONDS)
         except Exception:
             logger.debug("vLLM engine shutdown raised", exc_info=True)
         del self.llm
