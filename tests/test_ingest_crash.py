@@ -7,6 +7,7 @@ engine in-process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from ingest_fixtures import assert_same_store, dump_store, open_sink
 
@@ -24,6 +26,20 @@ from vllm_embed.ingest import ingest, load_path
 
 BATCH = 16
 STARTUP_LIMIT_SECONDS = 600  # a safety net for a wedged subprocess, not a timing assertion
+
+
+def shared_memory_of(pid: int) -> set[Path]:
+    """The /dev/shm segments that a process and its descendants have mapped."""
+    segments: set[Path] = set()
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return segments
+    for member in tree:
+        with contextlib.suppress(psutil.Error):
+            segments.update(Path(m.path) for m in member.memory_maps() if m.path.startswith("/dev/shm/"))
+    return segments
 
 
 def written_points(kind: str, root: Path) -> int:
@@ -82,8 +98,11 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(
             time.sleep(0.02)
     finally:
         # The whole session: the CLI and its engine processes die together, as in a power cut.
+        segments = shared_memory_of(process.pid)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        for segment in segments:  # a killed engine cannot unlink its shared-memory queues
+            segment.unlink(missing_ok=True)
     # stdout carries the CLI's results only (none before the report): vLLM logs on stderr.
     assert stdout.read_text() == "", stdout.read_text()[:500]
     assert "Initializing a V1 LLM engine" in stderr.read_text(errors="replace")
