@@ -25,13 +25,13 @@ SCRIPT = textwrap.dedent(
     def trackers():
         return sorted(c.pid for c in children() if "resource_tracker" in " ".join(c.cmdline()))
 
-    def shared_memory():
-        return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    def shared_memory():  # the segments this process and its engine processes have mapped
+        return sorted({m.path for c in [psutil.Process(), *children()] for m in c.memory_maps()
+                       if m.path.startswith("/dev/shm/")})
 
     if __name__ == "__main__":
-        shm_before = shared_memory()
         first = Embedder(sys.argv[1], dtype="bfloat16")
-        shm_engine = shared_memory() - shm_before
+        shm_engine = shared_memory()
         engine_pids = alive()
         tracker_pids = trackers()
         second = Embedder(sys.argv[1], dtype="bfloat16")
@@ -42,8 +42,8 @@ SCRIPT = textwrap.dedent(
         print(json.dumps({"engine_pids": engine_pids, "shared": shared, "still": list(still),
                           "after_close": alive(), "engines": vllm_local.running_engines(),
                           "trackers": tracker_pids, "trackers_after_close": trackers(),
-                          "shm_engine": sorted(shm_engine),
-                          "shm_left": sorted(shared_memory() - shm_before)}))
+                          "shm_engine": shm_engine,
+                          "shm_left": [path for path in shm_engine if os.path.exists(path)]}))
     """
 )
 
