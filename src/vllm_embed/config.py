@@ -12,6 +12,9 @@ from vllm_embed.profiles import ModelProfile
 LongInputPolicy = Literal["chunk", "truncate", "error"]
 BackendName = Literal["vllm", "openai"]
 
+API_KEY_VARIABLES = ("VLLM_EMBED_API_KEY", "OPENAI_API_KEY")
+"""Environment variables read, in this order, for `api_key` when it is not given."""
+
 
 class EmbedderConfig(BaseModel):
     """Settings of an `Embedder`; `Embedder(**kwargs)` builds one of these.

@@ -1,0 +1,48 @@
+"""Small helpers shared across the package: each written once here and imported where needed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+
+Vectors = npt.NDArray[np.float32]
+"""A 2-D float32 array, one vector a row."""
+
+_T = TypeVar("_T")
+
+
+def unit_rows(matrix: Vectors) -> Vectors:
+    """Returns `matrix` with every row scaled to unit L2 norm (all-zero rows stay zero), as float32."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    np.maximum(norms, np.finfo(np.float32).tiny, out=norms)
+    unit: Vectors = (matrix / norms).astype(np.float32, copy=False)
+    return unit
+
+
+def batched(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    """Yields consecutive slices of `items` of at most `size` elements (`itertools.batched` is 3.12+).
+
+    Raises:
+        ValueError: If `size` is not positive.
+    """
+    if size < 1:
+        raise ValueError(f"batch size must be positive, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, for CLI errors and wrapped error messages.
+
+    A pydantic `ValidationError` becomes `field: message; field: message` without its URLs.
+    """
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+    return " ".join(str(exc).split()) or type(exc).__name__
