@@ -134,6 +134,10 @@ class Sink(Protocol):
         """Returns what the store keeps of `text` (some stores limit its length)."""
         ...
 
+    def check_document_id(self, doc_id: str) -> None:
+        """Raises `ValueError` naming the limit when the store cannot keep `doc_id` (length, characters)."""
+        ...
+
     def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
         """Inserts or replaces the points of `chunks`."""
         ...
@@ -249,6 +253,9 @@ class RetryingSink:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def check_document_id(self, doc_id: str) -> None:
+        """Raises `ValueError` naming the limit when the store cannot keep `doc_id`; any id by default."""
 
     def close(self) -> None:
         """Releases the client."""

@@ -1,0 +1,38 @@
+"""The exceptions vllm-embed raises. Every one derives from `VllmEmbedError` (and, where it fits, from the
+builtin a caller would already catch: `ValueError` for bad input, `RuntimeError` for a failing service)."""
+
+from __future__ import annotations
+
+
+class VllmEmbedError(Exception):
+    """Base class of every error vllm-embed raises on purpose; its message says what to do next."""
+
+
+class InvalidVectorError(VllmEmbedError, ValueError):
+    """A backend returned a vector that is not finite, has the wrong length, or has zero norm.
+
+    Nothing of the batch that contained it is returned, cached or stored.
+    """
+
+
+class CacheError(VllmEmbedError, RuntimeError):
+    """The embedding cache file cannot be used (corrupt, not a vllm-embed cache, unreadable or read-only)."""
+
+
+class ManifestError(VllmEmbedError, ValueError):
+    """A collection's stored manifest is damaged (not valid JSON, a missing or mistyped field)."""
+
+
+class StoreBusyError(VllmEmbedError, RuntimeError):
+    """An embedded store (a Qdrant local path, a Milvus Lite file) is open in another process."""
+
+
+class InputFileError(VllmEmbedError, ValueError):
+    """An input file cannot be read as documents (malformed CSV or JSONL, bad encoding, too large a document).
+
+    The message names the file and the physical line.
+    """
+
+
+class DuplicateDocumentError(VllmEmbedError, ValueError):
+    """The same document id occurs twice in one ingest run."""
