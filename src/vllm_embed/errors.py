@@ -1,5 +1,8 @@
-"""The exceptions vllm-embed raises. Every one derives from `VllmEmbedError` (and, where it fits, from the
-builtin a caller would already catch: `ValueError` for bad input, `RuntimeError` for a failing service)."""
+"""The exceptions vllm-embed raises.
+
+Every one derives from `VllmEmbedError` and, where it fits, from the builtin a caller would already catch:
+`ValueError` for bad input, `RuntimeError` for a failing service.
+"""
 
 from __future__ import annotations
 
