@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.utils import secret_from_env
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from vllm_embed.adapters import EmbedderAdapter, model_field, setting_description
 from vllm_embed.config import API_KEY_VARIABLES
@@ -27,8 +27,6 @@ class VLLMEmbeddings(EmbedderAdapter, Embeddings):
     Raises:
         ValueError: At construction, for invalid settings, or for engine settings passed with `embedder=`.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str | None = model_field()
 

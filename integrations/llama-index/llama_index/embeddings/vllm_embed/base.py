@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from vllm_embed.adapters import EmbedderAdapter, model_field, setting_description
 
@@ -32,8 +32,6 @@ class VLLMEmbedding(EmbedderAdapter, BaseEmbedding):
     Raises:
         ValueError: At construction, for invalid settings, or for engine settings passed with `embedder=`.
     """
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=("pydantic_model_",))
 
     _model_field: ClassVar[str] = "model_name"
 
