@@ -8,6 +8,7 @@ its framework's name.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any, ClassVar, Self
 
@@ -23,7 +24,7 @@ PER_CALL_SETTINGS = frozenset({"query_instruction"})
 ENGINE_SETTINGS = frozenset(EmbedderSettings.model_fields) - PER_CALL_SETTINGS
 """Settings that only describe how to build an `Embedder`: they cannot be combined with `embedder=`."""
 
-EXAMPLE_MODEL = "Qwen/Qwen3-Embedding-0.6B"
+_EXAMPLE_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 
 
 def setting_description(name: str) -> str:
@@ -44,6 +45,14 @@ def model_field(default: str | None = None) -> Any:
     return Field(
         default=default, description=f"{setting_description('model')} Required unless `embedder` is given."
     )
+
+
+def _caller_stacklevel(*internal: str) -> int:
+    """`warnings.warn`'s `stacklevel` for the first frame outside the modules named by `internal` prefixes."""
+    level, frame = 1, sys._getframe(1)  # the function that will call `warnings.warn`
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(internal):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 class EmbedderAdapter(EmbedderSettings):
@@ -81,7 +90,7 @@ class EmbedderAdapter(EmbedderSettings):
                 f"{name}(embedder_kwargs=...) is deprecated: pass the settings as fields, "
                 f"e.g. {name}({', '.join(f'{key}=...' for key in self.embedder_kwargs)})",
                 DeprecationWarning,
-                stacklevel=2,
+                stacklevel=_caller_stacklevel(__name__, "pydantic", type(self).__module__),
             )
         if self.embedder is not None:
             conflicting = sorted(given & (ENGINE_SETTINGS | {"embedder_kwargs"}))
@@ -96,7 +105,7 @@ class EmbedderAdapter(EmbedderSettings):
             self._lazy = LazyEmbedder(embedder=self.embedder)
             return self
         if model is None:
-            raise ValueError(f"{name} needs a model: {name}({field}={EXAMPLE_MODEL!r})")
+            raise ValueError(f"{name} needs a model: {name}({field}={_EXAMPLE_MODEL!r})")
         settings = {setting: getattr(self, setting) for setting in given & ENGINE_SETTINGS}
         # An API key (possibly read from the environment by the adapter) matters to the remote backend only.
         settings.pop("api_key", None)

@@ -57,6 +57,11 @@ def test_a_new_process_reads_the_collection_with_milvus_vector_store(
             sink=sink,
             progress=False,
         )
+    # Milvus Lite serves (and locks) the file until its server is released, at the latest when the process
+    # exits; release it as the end of a `vllm-embed ingest` run would.
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(uri)
     vector = minilm_embedder.embed_query("How do I bake bread at home?").tolist()
 
     done = subprocess.run(

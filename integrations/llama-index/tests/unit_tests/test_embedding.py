@@ -97,9 +97,10 @@ def test_settings_are_validated_at_construction() -> None:
 
 
 def test_embedder_kwargs_still_work_but_are_deprecated() -> None:
-    with pytest.warns(DeprecationWarning, match="revision="):
+    with pytest.warns(DeprecationWarning, match="revision=") as warned:
         model = VLLMEmbedding("m", embedder_kwargs={"revision": "v1"})
     assert model.embedder_config.revision == "v1"
+    assert warned[0].filename == __file__  # the warning points at the caller
     with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="batch_size"):
         VLLMEmbedding("m", embedder_kwargs={"batch_size": 0})
 
