@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DEFAULT_MAX_BYTES = 2 << 30
+from vllm_embed.config import DEFAULT_CACHE_MAX_BYTES as DEFAULT_MAX_BYTES
+
 _SQLITE_MAX_PARAMS = 500  # stay well under SQLite's bound-parameter limit per statement
 _ROW_OVERHEAD = 64  # key, timestamp, index entry and B-tree bookkeeping of one row, roughly
 # The byte total lives in a one-row table kept exact by triggers, in the same transaction as each change,

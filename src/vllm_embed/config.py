@@ -16,16 +16,18 @@ API_KEY_VARIABLES = ("VLLM_EMBED_API_KEY", "OPENAI_API_KEY")
 """Environment variables read, in this order, for `api_key` when it is not given."""
 
 
-class EmbedderConfig(BaseModel):
-    """Settings of an `Embedder`; `Embedder(**kwargs)` builds one of these.
+DEFAULT_CACHE_MAX_BYTES = 2 << 30
+"""Default size bound of the embedding cache file, in bytes (`cache_max_bytes`, `EmbeddingCache`)."""
 
-    Frozen and strict: an unknown or misspelt setting is rejected rather than silently ignored.
+
+class EmbedderSettings(BaseModel):
+    """Every setting of an `Embedder` except the model, each declared once with its description.
+
+    `EmbedderConfig` adds the model; the framework adapters (`vllm_embed.adapters`) inherit these fields, so a
+    setting added here reaches them too. Attribute docstrings become the fields' descriptions.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-
-    model: str = Field(min_length=1)
-    """Hugging Face model id or local directory (for `backend="openai"`: the served model name)."""
+    model_config = ConfigDict(use_attribute_docstrings=True, arbitrary_types_allowed=True)
 
     dimensions: int | None = None
     """Output size. `None` keeps the model's native size; smaller values need a Matryoshka-trained model."""
@@ -93,11 +95,23 @@ class EmbedderConfig(BaseModel):
     cache: bool | str | Path | None = None
     """Persistent embedding cache: `None`/`False` off, `True` per-user cache file, or a SQLite file path."""
 
-    cache_max_bytes: int = Field(default=2 << 30, gt=0)
+    cache_max_bytes: int = Field(default=DEFAULT_CACHE_MAX_BYTES, gt=0)
     """Size bound of the cache file; least-recently-used entries are evicted past it."""
 
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments passed unchanged to the engine (`vllm.LLM`)."""
+
+
+class EmbedderConfig(EmbedderSettings):
+    """Settings of an `Embedder`; `Embedder(**kwargs)` builds one of these.
+
+    Frozen and strict: an unknown or misspelt setting is rejected rather than silently ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1)
+    """Hugging Face model id or local directory (for `backend="openai"`: the served model name)."""
 
     @field_validator("dimensions")
     @classmethod

@@ -1,17 +1,16 @@
-"""`VLLMEmbeddings` behaviour: same vectors as the Embedder, cheap construction, reuse, real async."""
+"""`VLLMEmbeddings` on real Embedders: same vectors, a shared engine, reuse, real async, a remote server."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from unittest.mock import create_autospec
 
 import numpy as np
 import pytest
 from langchain_vllm_embed import VLLMEmbeddings
 from remote_stub import STUB_MODEL, StubServer, stub_vector
 
-from vllm_embed import Embedder, EmbedderConfig
+from vllm_embed import Embedder
 
 DOCUMENTS = [
     "vLLM is a high-throughput inference and serving engine for large language models.",
@@ -19,13 +18,6 @@ DOCUMENTS = [
     "A good sourdough needs flour, water, salt and a lively starter.",
 ]
 QUERY = "How do I bake bread?"
-
-
-def _fake_embedder(dimension: int = 3) -> Embedder:
-    fake = create_autospec(Embedder, instance=True)
-    fake.config = EmbedderConfig(model="fake-model")
-    fake.dimension = dimension
-    return fake  # type: ignore[no-any-return]
 
 
 def test_vectors_are_the_embedders_as_float_lists(minilm_embedder: Embedder, minilm_path: str) -> None:
@@ -59,27 +51,6 @@ async def test_async_methods_run_on_the_engine(minilm_embedder: Embedder, minilm
     assert await embeddings.aembed_documents([]) == []
 
 
-def test_construction_is_cheap_and_validates_settings() -> None:
-    VLLMEmbeddings(model="/no/such/model/on/this/machine")  # nothing is loaded until first use
-    with pytest.raises(ValueError, match="needs a model"):
-        VLLMEmbeddings()
-    with pytest.raises(ValueError, match="long_input"):
-        VLLMEmbeddings(model="m", long_input="drop")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="batch_size"):
-        VLLMEmbeddings(model="m", embedder_kwargs={"batch_size": 0})
-    with pytest.raises(ValueError, match="dimensonz"):
-        VLLMEmbeddings(model="m", dimensonz=128)  # type: ignore[call-arg]
-
-
-def test_defaults_are_the_embedder_configs() -> None:
-    adapter = VLLMEmbeddings.model_fields
-    for name, field in EmbedderConfig.model_fields.items():
-        if name in adapter and name not in {"model", "api_key"}:
-            assert adapter[name].get_default(call_default_factory=True) == field.get_default(
-                call_default_factory=True
-            ), name
-
-
 def test_an_existing_embedder_is_reused_and_left_open(minilm_embedder: Embedder) -> None:
     embeddings = VLLMEmbeddings(embedder=minilm_embedder)
     assert embeddings.get_embedder() is minilm_embedder
@@ -88,32 +59,6 @@ def test_an_existing_embedder_is_reused_and_left_open(minilm_embedder: Embedder)
     assert not minilm_embedder.closed
     with pytest.raises(ValueError, match="either embedder= or engine settings"):
         VLLMEmbeddings(embedder=minilm_embedder, dimensions=128)
-
-
-def test_query_instruction_reaches_the_embedder() -> None:
-    fake = _fake_embedder()
-    fake.embed_query.return_value = np.ones(3, dtype=np.float32)  # type: ignore[attr-defined]
-    fake.embed_documents.return_value = np.ones((2, 3), dtype=np.float32)  # type: ignore[attr-defined]
-    embeddings = VLLMEmbeddings(embedder=fake, query_instruction="Retrieve Python docs")
-
-    assert embeddings.embed_query("q") == [1.0, 1.0, 1.0]
-    assert embeddings.embed_documents(["a", "b"]) == [[1.0] * 3] * 2
-    fake.embed_query.assert_called_once_with("q", "Retrieve Python docs")  # type: ignore[attr-defined]
-    fake.embed_documents.assert_called_once_with(["a", "b"])  # type: ignore[attr-defined]
-
-
-async def test_async_methods_await_the_embedders_async_api() -> None:
-    fake = _fake_embedder()
-    fake.aembed_query.return_value = np.ones(3, dtype=np.float32)  # type: ignore[attr-defined]
-    fake.aembed_documents.return_value = np.ones((2, 3), dtype=np.float32)  # type: ignore[attr-defined]
-    embeddings = VLLMEmbeddings(embedder=fake, query_instruction="Retrieve Python docs")
-
-    assert await embeddings.aembed_query("q") == [1.0, 1.0, 1.0]
-    assert await embeddings.aembed_documents(["a", "b"]) == [[1.0] * 3] * 2
-    fake.aembed_query.assert_awaited_once_with("q", "Retrieve Python docs")  # type: ignore[attr-defined]
-    fake.aembed_documents.assert_awaited_once_with(["a", "b"])  # type: ignore[attr-defined]
-    fake.embed_query.assert_not_called()  # type: ignore[attr-defined]
-    fake.embed_documents.assert_not_called()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

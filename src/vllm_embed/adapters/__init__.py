@@ -1,0 +1,23 @@
+"""Glue for the framework adapter packages (`langchain-vllm-embed`, `llama-index-embeddings-vllm-embed`).
+
+Nothing here imports a framework: `EmbedderAdapter` is the pydantic base both adapters extend next to their
+framework's own base class, and `LazyEmbedder` starts the engine on first use.
+"""
+
+from vllm_embed.adapters.base import (
+    ENGINE_SETTINGS,
+    PER_CALL_SETTINGS,
+    EmbedderAdapter,
+    model_field,
+    setting_description,
+)
+from vllm_embed.adapters.lazy import LazyEmbedder
+
+__all__ = [
+    "ENGINE_SETTINGS",
+    "PER_CALL_SETTINGS",
+    "EmbedderAdapter",
+    "LazyEmbedder",
+    "model_field",
+    "setting_description",
+]
