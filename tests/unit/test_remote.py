@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from remote_stub import STUB_DIMENSION, STUB_MODEL, Reply, StubServer, stub_vect
 
 from vllm_embed import Embedder
 from vllm_embed.backends.openai_remote import RemoteEmbeddingError, RemoteRequestError
+from vllm_embed.errors import InvalidVectorError, VllmEmbedError
 from vllm_embed.profiles import ModelProfile
 
 
@@ -183,3 +185,198 @@ def test_configuration_errors() -> None:
         Embedder(
             STUB_MODEL, backend="openai", base_url="ftp://example.org/v1", profile="sentence-transformers"
         )
+
+
+# -- hostile answers (issue 16) ------------------------------------------------------------------------
+
+
+def _with_vector(position: int, vector: Any) -> Any:
+    """A mangle that replaces one input's embedding with `vector` (a float list or base64 text)."""
+
+    def mangle(data: list[dict[str, Any]], _: str | None) -> Any:
+        data[position] = {**data[position], "embedding": vector}
+        return {"object": "list", "data": data}
+
+    return mangle
+
+
+def _with_indexes(*indexes: Any) -> Any:
+    def mangle(data: list[dict[str, Any]], _: str | None) -> Any:
+        return {"data": [{**item, "index": index} for item, index in zip(data, indexes, strict=True)]}
+
+    return mangle
+
+
+def _base64(values: list[float]) -> str:
+    return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode("ascii")
+
+
+NAN, INF = float("nan"), float("inf")
+ONES = [1.0] * STUB_DIMENSION
+
+
+@pytest.mark.parametrize(
+    ("vector", "reason"),
+    [
+        pytest.param([NAN, *ONES[1:]], "NaN", id="nan"),
+        pytest.param([1.0, -INF, *ONES[2:]], "infinity", id="inf"),
+        pytest.param([None, *ONES[1:]], "not numbers \\(null\\)", id="null"),
+        pytest.param([1e39, *ONES[1:]], "beyond float32", id="1e39-overflows-float32"),
+        pytest.param([1e38] * STUB_DIMENSION, "norm overflows", id="1e38-norm-overflows"),
+        pytest.param([0.0] * STUB_DIMENSION, "all zeros", id="zero"),
+        pytest.param(ONES[:-1], f"{STUB_DIMENSION - 1} values, expected {STUB_DIMENSION}", id="short"),
+        pytest.param([*ONES, 1.0], f"{STUB_DIMENSION + 1} values, expected {STUB_DIMENSION}", id="long"),
+        pytest.param(_base64([NAN, *ONES[1:]]), "NaN", id="nan-in-base64"),
+        pytest.param("not base64!", "not base64", id="bad-base64"),
+        pytest.param([[1.0, 2.0]] * 8, "not numbers", id="nested"),
+    ],
+)
+def test_unusable_vectors_are_refused_naming_input_and_server(
+    stub: StubServer, vector: Any, reason: str
+) -> None:
+    with _stub_embedder(stub.url) as emb:
+        stub.reset(Reply(mangle=_with_vector(1, vector)))
+        with pytest.raises(InvalidVectorError, match=reason) as caught:
+            emb.embed_documents(["alpha", "beta", "gamma"])
+        assert "inputs[1]" in str(caught.value)
+        assert f"{stub.url}/embeddings" in str(caught.value)
+        assert len(stub.requests) == 1  # a broken answer is not retried
+        assert isinstance(caught.value, VllmEmbedError)
+
+
+def test_a_bad_vector_is_named_by_its_position_across_requests(stub: StubServer) -> None:
+    with _stub_embedder(stub.url, request_batch_size=2, max_concurrent_requests=1) as emb:
+        stub.reset(Reply(), Reply(mangle=_with_vector(1, [NAN] * STUB_DIMENSION)))
+        with pytest.raises(InvalidVectorError, match=r"inputs\[3\]"):
+            emb.embed_documents([f"text {i}" for i in range(5)])
+
+
+@pytest.mark.parametrize(
+    "indexes",
+    [
+        pytest.param((0, 0, 2), id="duplicate"),
+        pytest.param((1, 1, 0), id="duplicate-permuted"),
+        pytest.param((0, 1, 3), id="out-of-range"),
+        pytest.param((0, 1, None), id="missing"),
+        pytest.param((0, 1, "2"), id="text"),
+        pytest.param((0, 1, True), id="bool"),
+    ],
+)
+def test_indexes_must_be_the_request_positions(stub: StubServer, indexes: tuple[Any, ...]) -> None:
+    with _stub_embedder(stub.url) as emb:
+        stub.reset(Reply(mangle=_with_indexes(*indexes)))
+        with pytest.raises(
+            RemoteEmbeddingError, match=r"`index` values .* are not the positions 0..2"
+        ) as caught:
+            emb.embed_documents(["alpha", "beta", "gamma"])
+        assert stub.url in str(caught.value)
+        assert len(stub.requests) == 1
+        stub.reset(Reply(mangle=lambda data, _: {"data": [data[2], data[0], data[1]]}))  # any order is fine
+        np.testing.assert_allclose(
+            emb.embed_documents(["alpha", "beta", "gamma"]), _expected(["alpha", "beta", "gamma"]), atol=1e-6
+        )
+
+
+def test_a_trickled_body_cannot_outlast_timeout_and_retry_seconds(stub: StubServer) -> None:
+    with _stub_embedder(stub.url, timeout=1, retry_seconds=2) as emb:
+        stub.reset(*[Reply(trickle=0.02)] * 20)  # ~150 bytes at 50 bytes/s: each attempt needs ~3 s
+        start = time.monotonic()
+        with pytest.raises(RemoteEmbeddingError, match=r"no complete response within .*\(timeout=1s\)"):
+            emb.embed_documents(["x"])
+        assert time.monotonic() - start < 3.5
+        assert len(stub.requests) >= 2  # the attempt that timed out was retried within the budget
+
+
+def test_timeout_alone_bounds_a_trickled_body_without_retries(stub: StubServer) -> None:
+    with _stub_embedder(stub.url, timeout=1, retry_seconds=0) as emb:
+        stub.reset(Reply(trickle=0.02))
+        start = time.monotonic()
+        with pytest.raises(RemoteEmbeddingError, match=r"timeout=1s"):
+            emb.embed_documents(["x"])
+        assert time.monotonic() - start < 2.5
+        assert len(stub.requests) == 1
+
+
+@pytest.mark.parametrize("declare_length", [True, False], ids=["content-length", "until-close"])
+def test_an_oversized_body_is_refused_while_reading(stub: StubServer, declare_length: bool) -> None:
+    with _stub_embedder(stub.url) as emb:
+        stub.reset(Reply(padding=64 << 20, declare_length=declare_length))
+        start = time.monotonic()
+        with pytest.raises(RemoteEmbeddingError, match=r"larger than [\d,]+ bytes") as caught:
+            emb.embed_documents(["x"])
+        assert time.monotonic() - start < 5
+        assert caught.value.status == 200
+        assert len(stub.requests) == 1  # not retried
+        stub.reset(Reply(padding=4096))  # a little whitespace is within the bound
+        np.testing.assert_allclose(emb.embed_documents(["x"]), _expected(["x"]), atol=1e-6)
+
+
+def test_an_empty_probe_vector_is_refused(stub: StubServer) -> None:
+    stub.reset(Reply(mangle=_with_vector(0, [])), Reply(mangle=_with_vector(0, [])))
+    with pytest.raises(
+        InvalidVectorError, match=r"probe is unusable .*it is empty.*embedding \(pooling\) model"
+    ):
+        _stub_embedder(stub.url)
+
+
+SECRET = "sk-test-0123456789-secret"
+
+
+def _echo_key_in_index(data: list[dict[str, Any]], authorization: str | None) -> Any:
+    return {"data": [{**item, "index": authorization} for item in data]}
+
+
+def _echo_key_in_vector(data: list[dict[str, Any]], authorization: str | None) -> Any:
+    return {"data": [{**item, "embedding": [authorization, *ONES[1:]]} for item in data]}
+
+
+@pytest.mark.parametrize("mangle", [_echo_key_in_index, _echo_key_in_vector], ids=["index", "vector"])
+def test_a_key_echoed_in_the_body_is_redacted_from_errors(stub: StubServer, mangle: Any) -> None:
+    with _stub_embedder(stub.url, api_key=SECRET) as emb:
+        stub.reset(Reply(mangle=mangle))
+        with pytest.raises((RemoteEmbeddingError, InvalidVectorError)) as caught:
+            emb.embed_documents(["alpha", "beta"])
+    assert stub.requests[-1]["authorization"] == f"Bearer {SECRET}"
+    assert SECRET not in str(caught.value)
+
+
+def test_a_key_in_base_url_becomes_the_api_key_and_is_never_shown(
+    stub: StubServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    keyed_url = stub.url.replace("http://", f"http://user:{SECRET}@")
+    httpx_logger = logging.getLogger("httpx")
+    saved = httpx_logger.level
+    try:
+        httpx_logger.setLevel(logging.NOTSET)
+        with caplog.at_level(logging.DEBUG), _stub_embedder(keyed_url) as emb:
+            emb.embed_documents(["x"])
+            assert httpx_logger.level == logging.WARNING  # quiet unless the user configured it
+            assert emb.config.base_url == stub.url
+            assert emb.config.api_key is not None and emb.config.api_key.get_secret_value() == SECRET
+            assert SECRET not in repr(emb.config) + repr(emb) + repr(emb._backend)
+        assert stub.requests[-1]["authorization"] == f"Bearer {SECRET}"
+        assert SECRET not in caplog.text
+
+        httpx_logger.setLevel(logging.INFO)  # asked for: httpx logs requests, with the bare URL
+        caplog.clear()
+        with caplog.at_level(logging.INFO), _stub_embedder(keyed_url) as emb:
+            emb.embed_documents(["x"])
+        assert httpx_logger.level == logging.INFO
+        assert f"HTTP Request: POST {stub.url}/embeddings" in caplog.text
+        assert SECRET not in caplog.text
+    finally:
+        httpx_logger.setLevel(saved)
+
+
+def test_a_key_in_base_url_that_contradicts_api_key_is_refused() -> None:
+    from vllm_embed.config import EmbedderConfig
+
+    with pytest.raises(ValueError, match="differs from api_key=") as caught:
+        EmbedderConfig(model=STUB_MODEL, base_url=f"http://u:{SECRET}@127.0.0.1:9/v1", api_key="sk-other")
+    assert SECRET not in str(caught.value)
+    assert "sk-other" not in str(caught.value)
+    same = EmbedderConfig(model=STUB_MODEL, base_url=f"http://{SECRET}@127.0.0.1:9/v1", api_key=SECRET)
+    assert (same.base_url, same.api_key is not None and same.api_key.get_secret_value()) == (
+        "http://127.0.0.1:9/v1",
+        SECRET,
+    )
