@@ -97,9 +97,9 @@ class RetryingClient:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    return await self._attempt(
-                        path, payload, limit, min(self.timeout, deadline - time.monotonic())
-                    )
+                    left = deadline - time.monotonic()
+                    bound = self.timeout if attempts == 1 else min(self.timeout, left)
+                    return await self._attempt(path, payload, limit, bound)
         except StatusError as exc:
             if not is_retryable(exc):
                 raise RemoteRequestError(
@@ -143,9 +143,9 @@ class RetryingClient:
                 message = _server_message(body, response.reason_phrase, self.redact)
                 raise StatusError(response.status_code, message, _retry_after(response))
         except TimeoutError:
-            raise AttemptTimeoutError(
-                f"no complete response within {max(bound, 0):.3g}s (timeout={self.timeout:g}s)"
-            ) from None
+            if bound < self.timeout:
+                raise AttemptTimeoutError("no complete response before the retry budget ran out") from None
+            raise AttemptTimeoutError(f"no complete response within {self.timeout:g}s (timeout)") from None
 
     def _gave_up(self, url: str, attempts: int, status: int | None, last: str) -> RemoteEmbeddingError:
         return RemoteEmbeddingError(
