@@ -69,7 +69,8 @@ def decode_embeddings(
         return InvalidVectorError(
             redact(
                 f"{url} returned an unusable vector for inputs[{offset + position}] of the batch given to "
-                f"the backend: {problem}; nothing of this batch is used"
+                f"the backend: {problem}; nothing of this batch was used (check the served model and the "
+                "server's logs)"
             )
         )
 
