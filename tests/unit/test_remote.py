@@ -396,3 +396,14 @@ def test_the_old_module_path_and_error_bases_keep_working() -> None:
     assert vllm_embed.RemoteEmbeddingError is openai.RemoteEmbeddingError
     assert issubclass(RemoteEmbeddingError, VllmEmbedError) and issubclass(RemoteEmbeddingError, RuntimeError)
     assert issubclass(RemoteRequestError, VllmEmbedError) and issubclass(RemoteRequestError, ValueError)
+
+
+def test_user_info_split_and_redaction_forms() -> None:
+    from vllm_embed._secrets import Redactor, split_user_info
+
+    assert split_user_info("http://127.0.0.1:8000/v1") == ("http://127.0.0.1:8000/v1", None)
+    assert split_user_info("https://u:k%2Fey@h/v1") == ("https://h/v1", "k/ey")
+    assert split_user_info("http://tok@h:1/v1") == ("http://h:1/v1", "tok")
+    redact = Redactor(['k/ey "x"', None, ""])
+    for echoed in ('k/ey "x"', "k%2Fey%20%22x%22", 'k/ey \\"x\\"'):
+        assert redact(f"got {echoed}!") == "got ***!"
