@@ -1,4 +1,8 @@
-"""A small OpenAI-compatible embeddings server on a real socket, scriptable to fail before it succeeds."""
+"""A small OpenAI-compatible embeddings server on a real socket, scriptable to fail or misbehave.
+
+A scripted `Reply` is either an error status, or a 200 that is hostile: a body rewritten from the normal
+one (duplicate indexes, NaN, an echoed API key), sent one byte at a time, or padded to any size.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import threading
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,13 +31,24 @@ def stub_vector(text: str, dimension: int = STUB_DIMENSION) -> np.ndarray:
     return rng.standard_normal(dimension).astype(np.float32)
 
 
+Mangle = Callable[[list[dict[str, Any]], str | None], Any]
+"""Builds the body to send from the normal `data` entries (in input order) and the request's Authorization."""
+
+
 @dataclass
 class Reply:
-    """A scripted answer to one POST /v1/embeddings."""
+    """A scripted answer to one POST /v1/embeddings: an error (status >= 400), or a hostile 200."""
 
-    status: int
+    status: int = 200
     message: str = "scripted failure"
     headers: dict[str, str] = field(default_factory=dict)
+    mangle: Mangle | None = None
+    trickle: float = 0.0
+    """Seconds to wait between the bytes of the body (0: send it at once)."""
+    padding: int = 0
+    """Bytes of whitespace appended after the JSON (still valid JSON)."""
+    declare_length: bool = True
+    """Send `Content-Length`; otherwise the body ends when the server closes the connection."""
 
 
 class StubServer:
@@ -104,15 +120,37 @@ class StubServer:
                     stub._connections.discard(self.connection)
                 super().finish()
 
-            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                body: Any,
+                headers: dict[str, str] | None = None,
+                reply: Reply | None = None,
+            ) -> None:
                 data = json.dumps(body).encode("utf-8")
+                reply = reply or Reply(status)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                if reply.declare_length:
+                    self.send_header("Content-Length", str(len(data) + reply.padding))
+                else:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    if reply.trickle:
+                        for byte in range(len(data)):
+                            self.wfile.write(data[byte : byte + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                    else:
+                        self.wfile.write(data)
+                    for start in range(0, reply.padding, 1 << 16):
+                        self.wfile.write(b" " * min(1 << 16, reply.padding - start))
+                except OSError:  # the client gave up on this answer
+                    self.close_connection = True
 
             def do_GET(self) -> None:
                 if self.path == "/v1/models":
@@ -139,7 +177,7 @@ class StubServer:
                         stub.in_flight -= 1
 
             def _answer(self, body: dict[str, Any], reply: Reply | None) -> None:
-                if reply is not None:
+                if reply is not None and reply.status >= 400:
                     message = reply.message
                     if stub.echo_authorization:
                         message += f" (you sent {self.headers.get('Authorization')})"
@@ -167,6 +205,10 @@ class StubServer:
                         else vector.tolist()
                     )
                     data.append({"object": "embedding", "index": index, "embedding": embedding})
-                self._send(200, {"object": "list", "model": STUB_MODEL, "data": data[::-1]})
+                if reply is not None and reply.mangle is not None:
+                    answer = reply.mangle(data, self.headers.get("Authorization"))
+                else:
+                    answer = {"object": "list", "model": STUB_MODEL, "data": data[::-1]}
+                self._send(200, answer, reply=reply)
 
         return Handler

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from vllm_embed.profiles import ModelProfile
 
@@ -27,7 +27,9 @@ class EmbedderSettings(BaseModel):
     setting added here reaches them too. Attribute docstrings become the fields' descriptions.
     """
 
-    model_config = ConfigDict(use_attribute_docstrings=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     dimensions: int | None = None
     """Output size. `None` keeps the model's native size; smaller values need a Matryoshka-trained model."""
@@ -130,3 +132,26 @@ class EmbedderConfig(EmbedderSettings):
                 "(the pooling runner is always used)"
             )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_base_url(cls, data: Any) -> Any:
+        """Moves a key written into `base_url` (`http://user:KEY@host/v1`) into `api_key`.
+
+        So no `repr`, log line or error shows it (errors never echo inputs: `hide_input_in_errors`).
+        """
+        from vllm_embed._secrets import split_user_info
+
+        if not isinstance(data, dict) or not isinstance(data.get("base_url"), str):
+            return data
+        url, secret = split_user_info(data["base_url"])
+        if url == data["base_url"]:
+            return data
+        given = data.get("api_key")
+        given = given.get_secret_value() if isinstance(given, SecretStr) else given
+        if secret is not None and given and given != secret:
+            raise ValueError(
+                "base_url carries an API key that differs from api_key=; pass the key once, as api_key= "
+                "(or in VLLM_EMBED_API_KEY), and base_url without 'user:key@'"
+            )
+        return {**data, "base_url": url, "api_key": given or secret}
