@@ -44,9 +44,11 @@ class DamagedCacheError(CacheError):
         self.path = path
 
 
-def cache_file(value: Path | str | None) -> Path:
-    """The cache file a `--path`/`--cache` value names (`None` or 'user': the per-user cache)."""
-    return default_cache_path() if value in (None, "user") else Path(value).expanduser()
+def cache_file(value: bool | str | Path | None) -> Path:
+    """The cache file a `--path`/`--cache` value names (`None`, `True` or 'user': the per-user cache)."""
+    if value is None or value is True or value == "user":
+        return default_cache_path()
+    return Path(str(value)).expanduser()
 
 
 @contextmanager

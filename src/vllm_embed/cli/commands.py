@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -117,14 +117,14 @@ def _check_before_engine(sink: Sink, config: EmbedderConfig, layout: str | None)
             known["layout"] = layout
         stored.require_compatible(stored.model_copy(update=known), sink.collection)
     if config.cache:
-        open_cache(cache_file(None if config.cache is True else config.cache), config.cache_max_bytes).close()
+        open_cache(cache_file(config.cache), config.cache_max_bytes).close()
 
 
-def _cache_errors(config: EmbedderConfig) -> Any:
+def _cache_errors(config: EmbedderConfig) -> AbstractContextManager[None]:
     """Names the cache file in SQLite errors raised while the Embedder reads or writes it."""
     if not config.cache:
         return nullcontext()
-    return cache_file_errors(cache_file(None if config.cache is True else config.cache), os_errors=False)
+    return cache_file_errors(cache_file(config.cache), os_errors=False)
 
 
 def _json_report(report: Any, rejected: tuple[tuple[str, str], ...]) -> str:
@@ -136,7 +136,8 @@ def _json_report(report: Any, rejected: tuple[tuple[str, str], ...]) -> str:
 def ingest(
     ctx: typer.Context,
     paths: Annotated[
-        list[Path], typer.Argument(help="Files (.jsonl, .csv, .parquet, .txt, .md) or directories.")
+        list[Path],
+        typer.Argument(metavar="PATH", help="Files (.jsonl, .csv, .parquet, .txt, .md) or directories."),
     ],
     collection: CollectionOpt,
     settings: EngineSettings,
@@ -230,7 +231,7 @@ def ingest(
 
 @embedder_options(skip=("model", "dimensions"))
 def search(
-    query: Annotated[str, typer.Argument(help="The search text.")],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="The search text.")],
     collection: CollectionOpt,
     settings: EngineSettings,
     qdrant: QdrantOpt = None,
