@@ -44,6 +44,17 @@ def test_every_embedder_setting_is_a_flag_unless_listed_with_a_reason(command: s
         assert flag_name(field) in options, field
 
 
+def test_every_embedder_flag_has_the_fields_description_as_help() -> None:
+    """Needs the descriptions in `EmbedderConfig.model_fields` (attribute docstrings read by pydantic)."""
+    options = options_of("search") | options_of("ingest")
+    missing = [
+        field
+        for field in EmbedderConfig.model_fields.keys() - NOT_FLAGS.keys()
+        if not (options[flag_name(field)].help or "").strip()
+    ]
+    assert missing == []
+
+
 def test_flags_take_the_defaults_of_the_config() -> None:
     options = options_of("search") | options_of("ingest")
     for field, info in EmbedderConfig.model_fields.items():
