@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
+import sys
 from typing import Any, Literal
 
 import pytest
@@ -166,6 +168,10 @@ def test_search_and_cache_help_keep_their_default_notes() -> None:
 def test_version() -> None:
     code, out, _ = run("--version")
     assert code == 0 and out == f"vllm-embed {__version__}\n"
+    module = subprocess.run(
+        [sys.executable, "-m", "vllm_embed.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert module.returncode == 0 and module.stdout == out
 
 
 def test_log_level_reaches_vllm_and_vllm_embed(monkeypatch, tmp_path, capsys) -> None:
