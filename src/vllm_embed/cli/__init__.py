@@ -1,0 +1,143 @@
+"""The `vllm-embed` command line: `ingest` files into Qdrant or Milvus, `search` them, manage the `cache`.
+
+Results go to stdout, everything else (logs, progress, errors) to stderr. A mistake the user can fix is one
+`error: …` line and a non-zero exit status, never a traceback. The Embedder flags of every command are
+derived from `EmbedderConfig` (`vllm_embed.cli.engine_options`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.markup import escape
+from typer.exceptions import TyperException
+
+from vllm_embed._utils import one_line
+from vllm_embed._version import __version__
+from vllm_embed.cli.cache import cache_app
+from vllm_embed.cli.commands import ingest, search
+from vllm_embed.cli.output import err, print_hits
+from vllm_embed.config import EmbedderConfig
+from vllm_embed.errors import VllmEmbedError
+
+if TYPE_CHECKING:
+    from vllm_embed.embedder import Embedder
+
+__all__ = ["app", "main", "make_embedder", "print_hits"]
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+app = typer.Typer(
+    name="vllm-embed",
+    help="Embed corpora with vLLM into Qdrant or Milvus, and search them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(ingest)
+app.command()(search)
+app.add_typer(cache_app, name="cache")
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """The options given before the command, as `ctx.obj` of every command."""
+
+    quiet: bool = False
+
+
+def make_embedder(config: EmbedderConfig) -> Embedder:
+    """Builds the Embedder for a command (starts the engine). Tests replace this to reuse an engine."""
+    from vllm_embed.embedder import Embedder
+
+    return Embedder(config=config)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current `sys.stderr` (which tests and notebooks replace), like `logging.lastResort`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging's own policy: report, never raise
+            self.handleError(record)
+
+
+def configure_logging(level: str) -> None:
+    """Sets the log level of vllm-embed and of vLLM, including vLLM's engine processes.
+
+    vLLM reads `VLLM_LOGGING_LEVEL` when it builds an engine, in this process and in each engine process
+    (which inherit the variable), so this must run before the engine starts.
+    """
+    name = level.upper()
+    os.environ["VLLM_LOGGING_LEVEL"] = name
+    logging.getLogger("vllm").setLevel(name)  # in case vLLM is already imported (an embedding host)
+    ours = logging.getLogger("vllm_embed")
+    ours.setLevel(name)
+    if not any(isinstance(handler, _StderrHandler) for handler in ours.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        ours.addHandler(handler)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"vllm-embed {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version and exit."),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Only warnings and errors on stderr (vLLM's too), and no progress bar."
+        ),
+    ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            help="Log level of vllm-embed and vLLM \\[default: vLLM's own, info; warning with --quiet].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Embed corpora with vLLM into Qdrant or Milvus, and search them."""
+    if log_level is not None or quiet:
+        configure_logging(log_level or "warning")
+    ctx.obj = GlobalOptions(quiet=quiet)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `vllm-embed` script; usage errors are printed on one line."""
+    # vLLM logs on stdout by default, which would mix its start-up lines into `search --json` output; the
+    # engine's processes inherit this, and a user's own setting wins.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    try:
+        code = app(
+            args=argv if argv is not None else sys.argv[1:], prog_name="vllm-embed", standalone_mode=False
+        )
+    except typer.Abort:
+        sys.exit(130)
+    except VllmEmbedError as exc:  # the commands print these themselves; this is the safety net
+        err.print(f"[bold red]error:[/] {escape(one_line(exc))}")
+        sys.exit(1)
+    except TyperException as exc:  # typer's own click: usage errors, bad parameter values
+        format_message = getattr(exc, "format_message", None)
+        if format_message is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(' '.join(format_message().split()))} (see --help)")
+        sys.exit(getattr(exc, "exit_code", 2))
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,0 +1,5 @@
+"""`python -m vllm_embed.cli`: the `vllm-embed` command."""
+
+from vllm_embed.cli import main
+
+main()

@@ -1,0 +1,270 @@
+"""`vllm-embed ingest` and `vllm-embed search`.
+
+Their Embedder flags come from `EmbedderConfig` (`engine_options.embedder_options`); what is checked before
+the engine starts (store flags, the collection's manifest, the cache file) fails in seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+from rich.markup import escape
+
+from vllm_embed.cli.cache import cache_file, cache_file_errors, open_cache
+from vllm_embed.cli.engine_options import EngineSettings, embedder_options
+from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
+from vllm_embed.config import EmbedderConfig
+from vllm_embed.ingest.loaders import load_paths
+from vllm_embed.ingest.pipeline import ingest as run_ingest
+from vllm_embed.ingest.search import require_manifest
+from vllm_embed.ingest.search import search as run_search
+from vllm_embed.sinks.base import MetadataValue, Sink
+from vllm_embed.sinks.layouts import LAYOUTS
+
+if TYPE_CHECKING:
+    from vllm_embed.embedder import Embedder
+
+    LayoutName = str
+else:
+    LayoutName = Literal[tuple(LAYOUTS)]  # the registered layouts, as choices typer checks
+
+QdrantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant",
+        help="Qdrant: a local directory, ':memory:', or a server URL (http://…).",
+        show_default=False,
+    ),
+]
+MilvusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--milvus", help="Milvus: a Milvus Lite file (./milvus.db) or a server URI.", show_default=False
+    ),
+]
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="VLLM_EMBED_STORE_API_KEY", help="Qdrant API key or Milvus token."),
+]
+
+
+def _start_engine(config: EmbedderConfig) -> Embedder:
+    from vllm_embed import cli  # looked up on each call: tests replace `cli.make_embedder`
+
+    return cli.make_embedder(config)
+
+
+def _open_sink(
+    qdrant: str | None, milvus: str | None, collection: str, api_key: str | None, layout: str | None = None
+) -> Sink:
+    if (qdrant is None) == (milvus is None):
+        raise typer.BadParameter("give exactly one of --qdrant or --milvus")
+    if qdrant is not None:
+        from vllm_embed.sinks.qdrant import QdrantSink
+
+        if qdrant.startswith(("http://", "https://")):
+            return QdrantSink(collection, url=qdrant, api_key=api_key, layout=layout)
+        if qdrant == ":memory:":
+            return QdrantSink(collection, location=qdrant, layout=layout)
+        return QdrantSink(collection, path=qdrant, layout=layout)
+    from vllm_embed.sinks.milvus import MilvusSink
+
+    return MilvusSink(collection, uri=milvus, token=api_key, layout=layout)
+
+
+def _parse_filters(items: list[str]) -> dict[str, MetadataValue]:
+    """Parses `key=value` items; a value that reads as JSON (3, true, "3") keeps that type."""
+    parsed: dict[str, MetadataValue] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--filter takes key=value, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        parsed[key] = value if isinstance(value, str | int | float | bool) else raw
+    return parsed
+
+
+@contextmanager
+def _closing(*resources: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for resource in resources:
+            if resource is not None:
+                resource.close()
+
+
+def _check_before_engine(sink: Sink, config: EmbedderConfig, layout: str | None) -> None:
+    """Refuses a collection embedded otherwise, and a bad cache file, before the engine's minute of start-up.
+
+    Only what is known before the engine starts is compared: the model, the size if given, the layout.
+    """
+    stored = sink.read_manifest()
+    if stored is not None:
+        known: dict[str, Any] = {"model": config.model}
+        if config.dimensions is not None:
+            known["dimensions"] = config.dimensions
+        if layout is not None:
+            known["layout"] = layout
+        stored.require_compatible(stored.model_copy(update=known), sink.collection)
+    if config.cache:
+        open_cache(cache_file(config.cache), config.cache_max_bytes).close()
+
+
+def _cache_errors(config: EmbedderConfig) -> AbstractContextManager[None]:
+    """Names the cache file in SQLite errors raised while the Embedder reads or writes it."""
+    if not config.cache:
+        return nullcontext()
+    return cache_file_errors(cache_file(config.cache), os_errors=False)
+
+
+def _json_report(report: Any, rejected: tuple[tuple[str, str], ...]) -> str:
+    details = {**report.to_dict(), "rejected": [{"doc_id": d, "reason": r} for d, r in rejected]}
+    return json.dumps(details, ensure_ascii=False)
+
+
+@embedder_options(skip=("query_instruction",))
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(metavar="PATH", help="Files (.jsonl, .csv, .parquet, .txt, .md) or directories."),
+    ],
+    collection: CollectionOpt,
+    settings: EngineSettings,
+    qdrant: QdrantOpt = None,
+    milvus: MilvusOpt = None,
+    api_key: ApiKeyOpt = None,
+    chunk_tokens: Annotated[
+        int | None,
+        typer.Option("--chunk-tokens", min=1, help="Longest chunk in tokens \\[default: the model's]."),
+    ] = None,
+    chunk_overlap: Annotated[
+        int, typer.Option("--chunk-overlap", min=0, help="Tokens shared by chunks.")
+    ] = 0,
+    text_field: Annotated[str, typer.Option("--text-field", help="Text field/column of records.")] = "text",
+    id_field: Annotated[
+        str | None, typer.Option("--id-field", help="Id field/column \\[default: 'id' when present].")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Chunks per embedding call.")] = 256,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    layout: Annotated[
+        LayoutName | None,
+        typer.Option(
+            "--layout",
+            help="Payload layout: vllm-embed, or langchain / llama-index to make the collection readable by "
+            "that framework's own vector store \\[default: the collection's, else vllm-embed].",
+            show_default=False,
+        ),
+    ] = None,
+    max_document_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-document-bytes",
+            min=1,
+            help="Refuse a document larger than this many bytes (UTF-8) \\[default: the loaders' limit].",
+            show_default=False,
+        ),
+    ] = None,
+    on_duplicate: Annotated[
+        Literal["error", "last"],
+        typer.Option(
+            "--on-duplicate",
+            help="The same document id twice in one run: error (nothing is written), or keep the last one.",
+        ),
+    ] = "error",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object (nothing else on stdout).")
+    ] = False,
+) -> None:
+    """Chunk, embed and store documents; re-running skips what is already stored.
+
+    Documents the store refuses are listed on stderr (exit status 1); the others are written.
+    """
+    quiet = bool(getattr(ctx.obj, "quiet", False))
+    with user_errors():
+        if chunk_tokens is not None and chunk_overlap >= chunk_tokens:
+            raise typer.BadParameter(
+                f"--chunk-overlap {chunk_overlap} must be below --chunk-tokens {chunk_tokens}"
+            )
+        config = EmbedderConfig(**settings)
+        limits = {} if max_document_bytes is None else {"max_document_bytes": max_document_bytes}
+        documents = load_paths(paths, text_field=text_field, id_field=id_field, **limits)
+        sink = _open_sink(qdrant, milvus, collection, api_key, layout)
+        with _closing(sink):
+            _check_before_engine(sink, config, layout)
+            embedder = _start_engine(config)
+            with _closing(embedder), _cache_errors(config):
+                report = run_ingest(
+                    documents,
+                    embedder=embedder,
+                    sink=sink,
+                    chunk_tokens=chunk_tokens,
+                    chunk_overlap=chunk_overlap,
+                    batch_size=batch_size,
+                    progress=progress and not quiet,
+                    text_field=text_field,
+                    id_field=id_field,
+                    on_duplicate=on_duplicate,
+                )
+    rejected: tuple[tuple[str, str], ...] = tuple(getattr(report, "rejected", ()))
+    if as_json:
+        print(_json_report(report, rejected))
+    else:
+        out.print(str(report))
+    for doc_id, reason in rejected:
+        err.print(
+            f"[bold red]rejected:[/] {escape(json.dumps(doc_id, ensure_ascii=False))}: {escape(reason)}"
+        )
+    if rejected:
+        fail(f"{len(rejected)} document(s) were not stored (listed above); the others were written")
+
+
+@embedder_options(skip=("model", "dimensions"))
+def search(
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="The search text.")],
+    collection: CollectionOpt,
+    settings: EngineSettings,
+    qdrant: QdrantOpt = None,
+    milvus: MilvusOpt = None,
+    api_key: ApiKeyOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Number of hits.")] = 5,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="Metadata key=value the hits must match (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as a JSON array.")] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model \\[default: the one in the collection's manifest; another one is refused].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Search a collection with the model recorded in its manifest."""
+    with user_errors():
+        metadata_filter = _parse_filters(filters or [])
+        sink = _open_sink(qdrant, milvus, collection, api_key)
+        with _closing(sink):
+            manifest = require_manifest(sink)
+            config = EmbedderConfig(model=model or manifest.model, dimensions=manifest.dimensions, **settings)
+            _check_before_engine(sink, config, None)
+            embedder = _start_engine(config)
+            with _closing(embedder), _cache_errors(config):
+                hits = run_search(query, embedder=embedder, sink=sink, top_k=top_k, filter=metadata_filter)
+    if as_json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+    else:
+        print_hits(hits, out)

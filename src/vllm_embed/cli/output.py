@@ -1,0 +1,71 @@
+"""Where the CLI writes: results on stdout, messages and errors on stderr, one line per error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from vllm_embed._utils import one_line
+from vllm_embed.backends.openai_remote import RemoteEmbeddingError
+from vllm_embed.errors import VllmEmbedError
+from vllm_embed.sinks.base import Hit, SinkError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Mistakes a user can fix; anything else is a bug and keeps its traceback.
+USER_ERRORS = (
+    VllmEmbedError,
+    FileNotFoundError,
+    ValueError,
+    LookupError,
+    ImportError,
+    SinkError,
+    RemoteEmbeddingError,
+    typer.BadParameter,
+)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Prints `error: message` on stderr and exits with `code`."""
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """Prints `warning: message` on stderr."""
+    err.print(f"[bold yellow]warning:[/] {escape(message)}")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turns user mistakes into a one-line error and a non-zero exit, instead of a traceback."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to resume", code=130)
+    except USER_ERRORS as exc:
+        fail(one_line(exc))
+
+
+def print_hits(hits: list[Hit], console: Console, width: int = 300) -> None:
+    """Prints hits readably: rank, score, document and chunk, a text excerpt, and the metadata."""
+    if not hits:
+        console.print("no hits")
+    for rank, hit in enumerate(hits, start=1):
+        text = " ".join(hit.text.split())
+        excerpt = text if len(text) <= width else text[: width - 1] + "…"
+        console.print(
+            f"[bold]{rank}.[/] [cyan]{hit.score:.3f}[/]  [bold]{escape(hit.doc_id)}[/] #{hit.chunk_index}"
+        )
+        console.print(f"   {escape(excerpt)}")
+        if hit.metadata:
+            console.print(f"   [dim]{escape(json.dumps(hit.metadata, ensure_ascii=False))}[/]")

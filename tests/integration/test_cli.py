@@ -1,0 +1,63 @@
+"""The `vllm-embed` CLI on a real engine: ingest then search in-process on the session's engine (the
+subprocess runs are in test_ingest_crash.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import SharedEngine, no_engine, run, write_corpus
+
+from vllm_embed import cli
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path)
+
+
+@pytest.mark.parametrize("store", ["--qdrant", "--milvus", "milvus-server"])
+def test_ingest_then_search_without_model(
+    store, tmp_path, corpus_file, monkeypatch, minilm_embedder, minilm_path, request
+) -> None:
+    if store == "milvus-server":
+        store, target = "--milvus", request.getfixturevalue("milvus_server")
+    else:
+        target = str(tmp_path / ("q" if store == "--qdrant" else "m.db"))
+    engine = SharedEngine(minilm_embedder, minilm_path)
+    monkeypatch.setattr(cli, "make_embedder", engine)
+
+    code, out, err = run(
+        "ingest",
+        str(corpus_file),
+        "-m",
+        minilm_path,
+        "-c",
+        "docs",
+        store,
+        target,
+        "--dtype",
+        "float32",
+        "--no-progress",
+    )
+    assert code == 0, err
+    assert "3 documents, 3 chunks: 3 embedded, 0 already stored, 3 written" in out
+    assert engine.configs[-1].dtype == "float32"
+
+    code, out, err = run(
+        "search", "which language prevents memory bugs?", "-c", "docs", store, target, "--json", "-k", "2"
+    )
+    assert code == 0, err
+    hits = json.loads(out)
+    assert hits[0]["doc_id"] == "rust" and len(hits) == 2
+    assert set(hits[0]) == {"id", "doc_id", "chunk_index", "score", "text", "metadata"}
+    assert engine.configs[-1].dimensions == 384
+
+    code, out, err = run("search", "mountains", "-c", "docs", store, target, "--filter", 'lang=fr "quoted"')
+    assert code == 0, err
+    assert "1. " in out and "alps #0" in out and "2. " not in out
+
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    code, _, err = run("search", "q", "-c", "docs", store, target, "--model", "other/model")
+    assert code == 1 and "model: collection has" in err and "this run has 'other/model'" in err
