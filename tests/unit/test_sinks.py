@@ -184,3 +184,13 @@ def test_milvus_lite_connections_do_not_send_keepalive_pings(tmp_path: Path) -> 
         assert options["grpc.keepalive_time_ms"] == 2**31 - 1
         assert options["grpc.enable_retries"] == 0
         assert sink.count() == 1
+
+
+def test_a_qdrant_local_store_open_twice_in_this_process_is_busy(tmp_path: Path) -> None:
+    from vllm_embed.errors import StoreBusyError
+
+    busy = r"open elsewhere \(PID \d+: this process\).*close the other"
+    with QdrantSink("docs", path=str(tmp_path / "q")), pytest.raises(StoreBusyError, match=busy):
+        QdrantSink("docs", path=str(tmp_path / "q"))
+    with QdrantSink("docs", path=str(tmp_path / "q")) as sink:  # closed: free again
+        assert sink.read_manifest() is None
