@@ -61,7 +61,8 @@ def _tune_local_storage(client: QdrantClient, collection: str) -> None:
 class QdrantSink(BaseSink):
     """A Qdrant collection with cosine distance, created (with its manifest) on first ingest.
 
-    Give exactly one of `path`, `location`, `url` or `client`.
+    Give exactly one of `path`, `location`, `url` or `client`. Any string is a valid document id: Qdrant keeps
+    payload values whole, so `check_document_id` accepts every id.
 
     Args:
         collection: Collection name.
