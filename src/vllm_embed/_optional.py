@@ -1,24 +1,41 @@
-"""Imports of optional dependencies, with errors that name the exact install command."""
+"""The one way vllm-embed imports an optional dependency, with an error that names the exact install command.
+
+Every optional import goes through `require`, so a missing package always reads the same: what needed it,
+and the `pip install "vllm-embed[extra]"` that brings it.
+"""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-_INSTALL_HINTS = {
-    "vllm": (
-        'pip install "vllm-embed[cpu]" --extra-index-url https://download.pytorch.org/whl/cpu'
-        '  (CPU machines), or  pip install "vllm-embed[gpu]"  (CUDA GPUs)'
-    ),
-    "qdrant_client": 'pip install "vllm-embed[qdrant]"',
-    "pymilvus": 'pip install "vllm-embed[milvus]"',
-    "pyarrow": 'pip install "vllm-embed[parquet]"',
-    "ray": 'pip install "vllm-embed[ray]"',
+from vllm_embed.errors import VllmEmbedError
+
+EXTRAS: dict[str, str] = {
+    "qdrant_client": "qdrant",
+    "pymilvus": "milvus",
+    "milvus_lite": "milvus",
+    "pyarrow": "parquet",
 }
+"""Top-level module → the vllm-embed extra that installs it (vLLM has two extras: see `install_hint`)."""
+
+_VLLM_HINT = (
+    'pip install "vllm-embed[cpu]" --extra-index-url https://download.pytorch.org/whl/cpu'
+    '  (CPU machines), or  pip install "vllm-embed[gpu]"  (CUDA GPUs)'
+)
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(VllmEmbedError, ImportError):
     """An optional dependency needed for the requested feature is not installed."""
+
+
+def install_hint(module: str) -> str:
+    """Returns the command that installs `module` (a top-level or dotted module name)."""
+    top = module.split(".", 1)[0]
+    if top == "vllm":
+        return _VLLM_HINT
+    extra = EXTRAS.get(top)
+    return f'pip install "vllm-embed[{extra}]"' if extra else f"pip install {top}"
 
 
 def require(module: str, feature: str) -> ModuleType:
@@ -38,8 +55,7 @@ def require(module: str, feature: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         top = module.split(".", 1)[0]
-        hint = _INSTALL_HINTS.get(top, f"pip install {top}")
         raise MissingDependencyError(
             f"{feature} needs the `{top}` package, which is not installed or failed to import "
-            f"({exc}). Install it with:  {hint}"
+            f"({exc}). Install it with:  {install_hint(module)}"
         ) from exc

@@ -1,6 +1,7 @@
 """Vector store sinks: where the ingest pipeline lands vectors and where `search` reads them."""
 
 from vllm_embed.sinks.base import (
+    BaseSink,
     Chunk,
     CollectionNotFoundError,
     Hit,
@@ -10,11 +11,13 @@ from vllm_embed.sinks.base import (
     MetadataFilter,
     Sink,
     SinkError,
+    VerifiableSink,
 )
 from vllm_embed.sinks.milvus import MilvusSink
 from vllm_embed.sinks.qdrant import QdrantSink
 
 __all__ = [
+    "BaseSink",
     "Chunk",
     "CollectionNotFoundError",
     "Hit",
@@ -26,4 +29,5 @@ __all__ = [
     "QdrantSink",
     "Sink",
     "SinkError",
+    "VerifiableSink",
 ]

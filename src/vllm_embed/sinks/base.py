@@ -5,17 +5,21 @@ What a point stores next to its vector is a `Layout` (see `vllm_embed.sinks.layo
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from vllm_embed._utils import one_line
+from vllm_embed.errors import ManifestError, VllmEmbedError
 from vllm_embed.sinks.chunks import Chunk as Chunk
 from vllm_embed.sinks.chunks import Hit as Hit
 from vllm_embed.sinks.layouts import Layout as Layout
@@ -32,15 +36,15 @@ MetadataFilter = Mapping[str, MetadataValue]
 """`{"field": value, ...}`: every metadata field must equal its value."""
 
 
-class SinkError(RuntimeError):
+class SinkError(VllmEmbedError, RuntimeError):
     """A store operation failed for good (a permanent error, or a transient one that outlived its retries)."""
 
 
-class ManifestMismatchError(ValueError):
+class ManifestMismatchError(VllmEmbedError, ValueError):
     """The collection was embedded differently (another model, size or layout) from this run."""
 
 
-class CollectionNotFoundError(LookupError):
+class CollectionNotFoundError(VllmEmbedError, LookupError):
     """The collection does not exist (or was not created by vllm-embed)."""
 
 
@@ -70,15 +74,32 @@ class Manifest(BaseModel):
 
     @classmethod
     def from_description(cls, description: Mapping[str, Any], layout: str = "vllm-embed") -> Manifest:
-        """Builds the manifest of an embedder from its `describe()` output."""
-        return cls(
-            model=str(description["model"]),
-            profile=None if description.get("profile") is None else str(description["profile"]),
-            dimensions=int(description["dimensions"]),
-            normalized=bool(description.get("normalized", True)),
-            pooling=None if description.get("pooling") is None else str(description["pooling"]),
-            layout=layout,
-            vllm_embed_version=str(description.get("vllm_embed_version", "")),
+        """Builds the manifest of an embedder from its `describe()` output (other keys are ignored)."""
+        return cls.model_validate({**description, "layout": layout})
+
+    @classmethod
+    def from_stored(cls, stored: object, *, collection: str, location: str, repair: str) -> Manifest:
+        """Reads a manifest as a store kept it: a dict, or its JSON text.
+
+        Args:
+            stored: What the store returned.
+            collection: Collection name, for the message.
+            location: Where the store keeps the manifest (e.g. "Qdrant collection metadata key 'vllm_embed'").
+            repair: How to rewrite it, for the message.
+
+        Raises:
+            ManifestError: Saying the manifest is damaged, what is wrong and how to repair it.
+        """
+        try:
+            fields = json.loads(stored) if isinstance(stored, str | bytes) else stored
+            if not isinstance(fields, dict):
+                raise ValueError(f"expected a JSON object, got {type(fields).__name__}")
+            return cls.model_validate(fields)
+        except (ValueError, ValidationError) as exc:
+            problem = one_line(exc)
+        raise ManifestError(
+            f"the vllm-embed manifest of collection {collection!r} is damaged ({location}: {problem}); "
+            f"{repair}"
         )
 
     def mismatches(self, other: Manifest) -> list[str]:
@@ -183,8 +204,62 @@ def check_filter(filter: MetadataFilter | None) -> dict[str, MetadataValue]:
     return checked
 
 
-class RetryingSink:
+def is_transient_grpc_error(exc: BaseException, codes: Collection[str]) -> bool:
+    """Whether `exc` is a gRPC error whose status code (by name, e.g. `"UNAVAILABLE"`) is one of `codes`."""
+    try:
+        import grpc
+    except ImportError:  # pragma: no cover - grpc ships with both store clients
+        return False
+    if not isinstance(exc, grpc.RpcError):
+        return False
+    code = exc.code() if callable(getattr(exc, "code", None)) else None
+    return getattr(code, "name", None) in codes
+
+
+def vector_problem(vector: Sequence[float] | NDArray[np.float32] | None, dimensions: int) -> str | None:
+    """Returns what is wrong with a stored vector (`None` when it is usable).
+
+    A usable vector has `dimensions` values, all finite, and a non-zero norm.
+    """
+    if vector is None:
+        return "no vector"
+    values = np.asarray(vector, dtype=np.float64).ravel()
+    if values.size != dimensions:
+        return f"{values.size} values instead of {dimensions}"
+    if not np.isfinite(values).all():
+        return "non-finite values"
+    norm = float(np.linalg.norm(values))
+    if not math.isfinite(norm) or norm == 0.0:
+        return "zero norm" if norm == 0.0 else "norm overflows"
+    return None
+
+
+StoredVectors = list[tuple[str, NDArray[np.float32] | None]]
+"""A batch of stored points: (point id, vector as stored, or `None` when the point has none)."""
+
+
+@runtime_checkable
+class VerifiableSink(Sink, Protocol):
+    """A sink that can list its stored vectors and replace some of them (what `verify_collection` needs)."""
+
+    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
+        """Yields every stored point's id and vector, `batch_size` points at a time."""
+        ...
+
+    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        """Replaces the vectors of existing points, leaving their payloads as they are."""
+        ...
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Replaces the stored manifest of an existing collection."""
+        ...
+
+
+class BaseSink:
     """Shared behaviour of the sinks: one lock around the client, retries with backoff, clear errors.
+
+    A client the sink created is closed by `close()`, when the sink is garbage-collected, or at interpreter
+    exit, whichever comes first (so an unclosed local store still releases its lock cleanly).
 
     Args:
         collection: Collection name.
@@ -204,6 +279,11 @@ class RetryingSink:
         self._max_attempts = max_attempts
         self._retry_wait = retry_wait
         self._lock = threading.RLock()
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def _close_at_exit(self, close: Callable[[], object]) -> None:
+        """Registers `close` (of a client this sink created) to run once: on `close()`, collection or exit."""
+        self._finalizer = weakref.finalize(self, _close_quietly, close, repr(self))
 
     @property
     def layout(self) -> Layout:
@@ -245,10 +325,10 @@ class RetryingSink:
                 with attempt, self._lock:
                     return fn(*args, **kwargs)
         except Exception as exc:
-            raise SinkError(f"{self}: {action} failed: {_one_line(exc)}") from exc
+            raise SinkError(f"{self}: {action} failed: {one_line(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def __enter__(self) -> RetryingSink:
+    def __enter__(self) -> BaseSink:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -257,10 +337,55 @@ class RetryingSink:
     def check_document_id(self, doc_id: str) -> None:
         """Raises `ValueError` naming the limit when the store cannot keep `doc_id`; any id by default."""
 
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Replaces the stored manifest of an existing collection: the repair for a damaged manifest.
+
+        Give the settings the collection was embedded with, e.g.
+        `Manifest.from_description(embedder.describe(), layout="vllm-embed")`.
+
+        Raises:
+            CollectionNotFoundError: If the collection does not exist.
+            ManifestMismatchError: If `manifest.dimensions` is not the collection's vector size.
+        """
+        dimensions = self._stored_dimensions(get_layout(manifest.layout))
+        if dimensions is None:
+            raise CollectionNotFoundError(f"collection {self.collection!r} does not exist in {self!r}")
+        if dimensions != manifest.dimensions:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} holds {dimensions}-dimensional vectors, the manifest says "
+                f"{manifest.dimensions}: give the model the collection was embedded with"
+            )
+        self._store_manifest(manifest)
+        self._layout = get_layout(manifest.layout)
+
+    def _stored_dimensions(self, layout: Layout) -> int | None:
+        """Returns the size of `layout`'s vector in the collection (`None` if the collection is missing)."""
+        raise NotImplementedError
+
+    def _store_manifest(self, manifest: Manifest) -> None:
+        """Writes `manifest` over the existing collection's stored one."""
+        raise NotImplementedError
+
+    def _repair_hint(self, constructor: str) -> str:
+        """How to rewrite this collection's manifest, for `ManifestError` messages."""
+        return (
+            "rewrite it with the settings the collection was embedded with: "
+            f"`{constructor}.write_manifest(Manifest.from_description(embedder.describe(), layout=...))` "
+            "(vllm_embed.sinks), or delete the collection and ingest again"
+        )
+
     def close(self) -> None:
-        """Releases the client."""
+        """Releases the client if this sink created it (a client passed in is left open)."""
+        if self._finalizer is not None:
+            self._finalizer()
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+RetryingSink = BaseSink
+"""The former name of `BaseSink`."""
+
+
+def _close_quietly(close: Callable[[], object], owner: str) -> None:
+    try:
+        close()
+    except Exception:  # a failing close must not mask the program's own outcome
+        logger.debug("%s: closing the client failed", owner, exc_info=True)

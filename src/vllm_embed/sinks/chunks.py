@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -48,11 +48,4 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the hit as a JSON-serialisable dict."""
-        return {
-            "id": self.id,
-            "doc_id": self.doc_id,
-            "chunk_index": self.chunk_index,
-            "score": self.score,
-            "text": self.text,
-            "metadata": self.metadata,
-        }
+        return asdict(self)

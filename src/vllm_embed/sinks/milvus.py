@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Sequence
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from vllm_embed._optional import require
+from vllm_embed.errors import ManifestError, StoreBusyError
 from vllm_embed.sinks.base import (
+    BaseSink,
     Chunk,
     Hit,
+    Layout,
     Manifest,
     MetadataFilter,
     MetadataValue,
-    RetryingSink,
+    StoredVectors,
     check_filter,
+    is_transient_grpc_error,
 )
-from vllm_embed.sinks.layouts import KeyPath
+from vllm_embed.sinks.busy import held_elsewhere, holders_text
+from vllm_embed.sinks.layouts import DOC_ID, KeyPath
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -28,25 +37,18 @@ if TYPE_CHECKING:
 _MANIFEST_PROPERTY = "vllm_embed.manifest"
 VARCHAR_MAX_BYTES = 65535
 """Largest VARCHAR a Milvus server accepts; longer texts are cut to fit (the vector still covers all)."""
+JSON_MAX_BYTES = 65536
+"""Largest JSON value (a JSON field, or a row's dynamic fields together) a Milvus server accepts."""
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _import_pymilvus() -> Any:
-    try:
-        import pymilvus
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('MilvusSink needs pymilvus: pip install "vllm-embed[milvus]"') from exc
-    return pymilvus
+_TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
 
 
 def milvus_literal(value: MetadataValue) -> str:
     r"""Returns `value` as a Milvus expression literal, escaped so it can never change the expression.
 
     Milvus Lite does not support templated expressions (`filter_params`), so values are escaped instead;
-    the escapes used (`\\ \" \n \r \t`) mean the same on Milvus Lite and on a Milvus server.
-
-    Raises:
-        ValueError: For a string holding another control character.
+    the escapes used (`\\ \" \n \r \t`) mean the same on Milvus Lite and on a Milvus server, and every
+    other character (other control characters included) stands for itself inside the quotes.
     """
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -54,15 +56,7 @@ def milvus_literal(value: MetadataValue) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)
-    escaped = []
-    for char in value:
-        if char in _ESCAPES:
-            escaped.append(_ESCAPES[char])
-        elif ord(char) < 0x20:
-            raise ValueError(f"filter value {value!r} holds a control character Milvus cannot express")
-        else:
-            escaped.append(char)
-    return '"' + "".join(escaped) + '"'
+    return '"' + "".join(_ESCAPES.get(char, char) for char in value) + '"'
 
 
 def truncate_utf8(text: str, max_bytes: int) -> str:
@@ -80,7 +74,7 @@ def truncate_utf8(text: str, max_bytes: int) -> str:
 _LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
 
 
-class MilvusSink(RetryingSink):
+class MilvusSink(BaseSink):
     """A Milvus collection with cosine metric, created (with its manifest and index) on first ingest.
 
     Args:
@@ -98,6 +92,7 @@ class MilvusSink(RetryingSink):
 
     Raises:
         ValueError: If neither or both of `uri` and `client` are given.
+        StoreBusyError: If the Milvus Lite file `uri` is open in another process.
     """
 
     def __init__(
@@ -122,18 +117,40 @@ class MilvusSink(RetryingSink):
             raise ValueError(f"text_max_bytes={text_max_bytes} must be between 1 and {VARCHAR_MAX_BYTES}")
         self.text_max_bytes = text_max_bytes
         self._target = uri or "client"
-        self._owns_client = client is None
         self._loaded = False
+        pymilvus = require("pymilvus", "MilvusSink")
         if client is None:
-            pymilvus = _import_pymilvus()
-            if uri is not None and "://" not in uri:
-                Path(uri).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite does not create it
+            lite = uri is not None and "://" not in uri
+            if lite:
+                self._refuse_busy_lite_file()
+                Path(str(uri)).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite does not create it
                 grpc_options = client_kwargs.get("grpc_options", {})
                 client_kwargs["grpc_options"] = {**_LITE_GRPC_OPTIONS, **grpc_options}
             if token is not None:
                 client_kwargs["token"] = token
-            client = pymilvus.MilvusClient(uri=uri, **client_kwargs)
+            try:
+                client = pymilvus.MilvusClient(uri=uri, **client_kwargs)
+            except pymilvus.exceptions.ConnectionConfigException:
+                if lite:
+                    self._refuse_busy_lite_file(retried=True)
+                raise
+            self._close_at_exit(client.close)
         self.client: MilvusClient = client
+
+    def _lite_lock_files(self) -> list[Path]:
+        """Lock files of a Milvus Lite store: `LOCK` in its directory (3.x), `.<name>.lock` beside a file."""
+        path = Path(self._target)
+        return [path / "LOCK", path.parent / f".{path.name}.lock"]
+
+    def _refuse_busy_lite_file(self, *, retried: bool = False) -> None:
+        """Raises `StoreBusyError` if another process holds the Lite file (any process if `retried`)."""
+        locks = self._lite_lock_files()
+        if held_elsewhere(locks) or (retried and holders_text(locks) != "another process"):
+            raise StoreBusyError(
+                f"the Milvus Lite file {self._target!r} is open elsewhere ({holders_text(locks)}); "
+                "Milvus Lite allows one process at a time: close the other MilvusClient (or stop that "
+                "process), or run a Milvus server and pass its uri="
+            )
 
     def __repr__(self) -> str:
         return f"MilvusSink(collection={self.collection!r}, uri={self._target!r})"
@@ -143,31 +160,76 @@ class MilvusSink(RetryingSink):
 
         if isinstance(exc, ConnectError | MilvusUnavailableException):
             return True
-        try:
-            import grpc
-        except ImportError:  # pragma: no cover - grpc ships with pymilvus
-            grpc = None
-        if grpc is not None and isinstance(exc, grpc.RpcError):
-            code = exc.code() if callable(getattr(exc, "code", None)) else None
-            return code in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-        return super()._is_transient(exc)
+        return is_transient_grpc_error(exc, _TRANSIENT_GRPC_CODES) or super()._is_transient(exc)
 
     def read_manifest(self) -> Manifest | None:
         """Returns the collection's manifest, or `None` when the collection does not exist.
 
         Raises:
-            ValueError: If the collection exists but was not created by vllm-embed.
+            ManifestError: If the collection has no vllm-embed manifest, or a damaged one.
         """
         if not self._call("collection lookup", self.client.has_collection, self.collection):
             return None
         info = self._call("collection lookup", self.client.describe_collection, self.collection)
         stored = (info.get("properties") or {}).get(_MANIFEST_PROPERTY)
-        if not stored:
-            raise ValueError(
+        if stored is None:
+            raise ManifestError(
                 f"Milvus collection {self.collection!r} exists but has no vllm-embed manifest; "
                 "ingest into a new collection"
             )
-        return Manifest.model_validate(json.loads(stored))
+        argument = "client=client" if self._target == "client" else f"uri={self._target!r}"
+        return Manifest.from_stored(
+            stored,
+            collection=self.collection,
+            location=f"Milvus collection property {_MANIFEST_PROPERTY!r}",
+            repair=self._repair_hint(f"MilvusSink({self.collection!r}, {argument})"),
+        )
+
+    def _stored_dimensions(self, layout: Layout) -> int | None:
+        if not self._call("collection lookup", self.client.has_collection, self.collection):
+            return None
+        info = self._call("collection lookup", self.client.describe_collection, self.collection)
+        for field in info.get("fields", []):
+            if field.get("name") == layout.milvus_vector:
+                return int((field.get("params") or {})["dim"])
+        return None
+
+    def _store_manifest(self, manifest: Manifest) -> None:
+        self._call(
+            "manifest update",
+            self.client.alter_collection_properties,
+            self.collection,
+            properties={_MANIFEST_PROPERTY: manifest.model_dump_json()},
+        )
+
+    def check_document_id(self, doc_id: str) -> None:
+        """Refuses a document id longer than the layout's fields can hold on a Milvus server.
+
+        Sizes are UTF-8 bytes: the `doc_id` VARCHAR field (65,535 bytes), and in the framework layouts the
+        row's dynamic fields together (one JSON value of at most 65,536 bytes; the LlamaIndex layout keeps the
+        id there three more times).
+
+        Raises:
+            ValueError: Naming the limit the id exceeds.
+        """
+        layout = self.layout
+        size = len(doc_id.encode("utf-8"))
+        for name, type_name, kwargs in layout.milvus_fields(1, self.text_max_bytes):
+            if name == DOC_ID and type_name == "VARCHAR" and size > kwargs["max_length"]:
+                raise ValueError(
+                    f"document id of {size} bytes is longer than Milvus's {name!r} field allows "
+                    f"({kwargs['max_length']} bytes, UTF-8): use a shorter id"
+                )
+        if layout.milvus_dynamic:
+            probe = Chunk(id=str(uuid.UUID(int=0)), doc_id=doc_id, chunk_index=0, text="")
+            dynamic = {k: v for k, v in layout.milvus_row(probe, "").items() if k not in self._field_names}
+            dynamic_size = len(json.dumps(dynamic, ensure_ascii=False).encode("utf-8"))
+            if dynamic_size > JSON_MAX_BYTES:
+                raise ValueError(
+                    f"document id of {size} bytes makes the {layout.name} layout's dynamic fields "
+                    f"{dynamic_size} bytes, over Milvus's JSON limit of {JSON_MAX_BYTES} bytes: "
+                    "use a shorter id"
+                )
 
     def prepare(self, manifest: Manifest) -> None:
         """Creates the collection, its index and manifest when missing, or checks the stored manifest matches.
@@ -292,7 +354,67 @@ class MilvusSink(RetryingSink):
         rows = self._call("count", self.client.query, self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
+    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
+        """Yields every stored point's id and vector, `batch_size` points at a time (a query iterator)."""
+        self._ensure_loaded()
+        layout = self.layout
+        with _muted(_QUERY_ITERATOR_LOGGER, "failed to get mvccTs"):
+            iterator = self._call(
+                "scan",
+                self.client.query_iterator,
+                self.collection,
+                batch_size=batch_size,
+                filter="",
+                output_fields=[layout.milvus_id, layout.milvus_vector],
+            )
+        try:
+            while rows := self._call("scan", iterator.next):
+                yield [
+                    (str(row[layout.milvus_id]), _as_vector(row.get(layout.milvus_vector))) for row in rows
+                ]
+        finally:
+            iterator.close()
+
+    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        """Replaces the vectors of existing points; every other field is written back as it was."""
+        if not ids:
+            return
+        self._ensure_loaded()
+        layout = self.layout
+        rows = self._call(
+            "point lookup", self.client.get, self.collection, ids=list(ids), output_fields=["*"]
+        )
+        replacement = dict(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True))
+        updated = []
+        for row in rows:
+            point_id = str(row[layout.milvus_id])
+            if point_id in replacement:
+                updated.append({**row, layout.milvus_vector: replacement[point_id]})
+        if updated:
+            self._call("vector update", self.client.upsert, self.collection, updated)
+
     def close(self) -> None:
         """Closes the client if this sink created it."""
-        if self._owns_client:
-            self.client.close()
+        super().close()
+
+
+_QUERY_ITERATOR_LOGGER = "pymilvus.client.iterator.query_iterator"
+
+
+@contextlib.contextmanager
+def _muted(logger_name: str, message_start: str) -> Iterator[None]:
+    """Drops the log records of `logger_name` that start with `message_start` (Milvus Lite's noise)."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(message_start)
+
+    logger = logging.getLogger(logger_name)
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def _as_vector(value: Any) -> NDArray[np.float32] | None:
+    return None if value is None else np.asarray(value, dtype=np.float32)

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from vllm_embed._optional import require
+from vllm_embed.errors import ManifestError, StoreBusyError
 from vllm_embed.sinks.base import (
+    BaseSink,
     Chunk,
     Hit,
+    Layout,
     Manifest,
     MetadataFilter,
-    RetryingSink,
+    StoredVectors,
     check_filter,
+    is_transient_grpc_error,
 )
+from vllm_embed.sinks.busy import holders_text
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -27,14 +34,7 @@ logger = logging.getLogger(__name__)
 
 _MANIFEST_KEY = "vllm_embed"
 _TRANSIENT_HTTP_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-def _import_qdrant() -> Any:
-    try:
-        import qdrant_client
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('QdrantSink needs qdrant-client: pip install "vllm-embed[qdrant]"') from exc
-    return qdrant_client
+_TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
 
 
 def _tune_local_storage(client: QdrantClient, collection: str) -> None:
@@ -58,10 +58,11 @@ def _tune_local_storage(client: QdrantClient, collection: str) -> None:
         logger.debug("could not switch the Qdrant local store to WAL mode", exc_info=True)
 
 
-class QdrantSink(RetryingSink):
+class QdrantSink(BaseSink):
     """A Qdrant collection with cosine distance, created (with its manifest) on first ingest.
 
-    Give exactly one of `path`, `location`, `url` or `client`.
+    Give exactly one of `path`, `location`, `url` or `client`. Any string is a valid document id: Qdrant keeps
+    payload values whole, so `check_document_id` accepts every id.
 
     Args:
         collection: Collection name.
@@ -79,6 +80,7 @@ class QdrantSink(RetryingSink):
 
     Raises:
         ValueError: If not exactly one of `path`, `location`, `url`, `client` is given.
+        StoreBusyError: If the local store at `path` is open in another client or process.
     """
 
     def __init__(
@@ -105,16 +107,25 @@ class QdrantSink(RetryingSink):
                 f"got {', '.join(given) or 'none'}"
             )
         self._target = path or location or url or "client"
-        self._owns_client = client is None
+        self._target_argument = "client=client" if client is not None else f"{given[0]}={self._target!r}"
+        qdrant_client = require("qdrant_client", "QdrantSink")
         if client is None:
-            qdrant_client = _import_qdrant()
-            client = qdrant_client.QdrantClient(
-                path=path, location=location, url=url, api_key=api_key, **client_kwargs
-            )
+            try:
+                client = qdrant_client.QdrantClient(
+                    path=path, location=location, url=url, api_key=api_key, **client_kwargs
+                )
+            except RuntimeError as exc:
+                if path is None or "already accessed" not in str(exc):
+                    raise
+                holders = holders_text([Path(path, ".lock")])
+                raise StoreBusyError(
+                    f"the Qdrant local store {path!r} is open elsewhere ({holders}); "
+                    "a local store allows one client at a time: close the other client (or stop that "
+                    "process), or run a Qdrant server and pass url="
+                ) from None
+            self._close_at_exit(client.close)
         self.client: QdrantClient = client
-        from qdrant_client.http import models
-
-        self._models = models
+        self._models = require("qdrant_client.http.models", "QdrantSink")
 
     def __repr__(self) -> str:
         return f"QdrantSink(collection={self.collection!r}, target={self._target!r})"
@@ -126,35 +137,45 @@ class QdrantSink(RetryingSink):
             return True
         if isinstance(exc, UnexpectedResponse):
             return exc.status_code in _TRANSIENT_HTTP_STATUS
-        try:
-            import grpc
-        except ImportError:  # pragma: no cover - grpc ships with qdrant-client
-            grpc = None
-        if grpc is not None and isinstance(exc, grpc.RpcError):
-            code = exc.code() if callable(getattr(exc, "code", None)) else None
-            return code in {
-                grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-            }
-        return super()._is_transient(exc)
+        return is_transient_grpc_error(exc, _TRANSIENT_GRPC_CODES) or super()._is_transient(exc)
 
     def read_manifest(self) -> Manifest | None:
         """Returns the collection's manifest, or `None` when the collection does not exist.
 
         Raises:
-            ValueError: If the collection exists but was not created by vllm-embed.
+            ManifestError: If the collection has no vllm-embed manifest, or a damaged one.
         """
         if not self._call("collection lookup", self.client.collection_exists, self.collection):
             return None
         info = self._call("collection lookup", self.client.get_collection, self.collection)
         stored = (info.config.metadata or {}).get(_MANIFEST_KEY)
-        if not isinstance(stored, dict):
-            raise ValueError(
+        if stored is None:
+            raise ManifestError(
                 f"Qdrant collection {self.collection!r} exists but has no vllm-embed manifest; "
                 "ingest into a new collection"
             )
-        return Manifest.model_validate(stored)
+        return Manifest.from_stored(
+            stored,
+            collection=self.collection,
+            location=f"Qdrant collection metadata key {_MANIFEST_KEY!r}",
+            repair=self._repair_hint(f"QdrantSink({self.collection!r}, {self._target_argument})"),
+        )
+
+    def _stored_dimensions(self, layout: Layout) -> int | None:
+        if not self._call("collection lookup", self.client.collection_exists, self.collection):
+            return None
+        info = self._call("collection lookup", self.client.get_collection, self.collection)
+        vectors = info.config.params.vectors
+        params = vectors.get(layout.qdrant_vector) if isinstance(vectors, dict) else vectors
+        return None if params is None else int(params.size)
+
+    def _store_manifest(self, manifest: Manifest) -> None:
+        self._call(
+            "manifest update",
+            self.client.update_collection,
+            self.collection,
+            metadata={_MANIFEST_KEY: manifest.model_dump()},
+        )
 
     def prepare(self, manifest: Manifest) -> None:
         """Creates the collection with `manifest` when missing, or checks the stored manifest matches.
@@ -264,7 +285,40 @@ class QdrantSink(RetryingSink):
         result = self._call("count", self.client.count, self.collection, exact=True)
         return int(result.count)
 
+    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
+        """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
+        vector_name = self.layout.qdrant_vector
+        offset = None
+        while True:
+            records, offset = self._call(
+                "scroll",
+                self.client.scroll,
+                self.collection,
+                limit=batch_size,
+                offset=offset,
+                with_payload=False,
+                with_vectors=[vector_name] if vector_name else True,
+            )
+            batch: StoredVectors = []
+            for record in records:
+                vector = record.vector.get(vector_name) if isinstance(record.vector, dict) else record.vector
+                batch.append((str(record.id), None if vector is None else np.asarray(vector, np.float32)))
+            if batch:
+                yield batch
+            if offset is None:
+                return
+
+    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        """Replaces the vectors of existing points, leaving their payloads as they are."""
+        if not ids:
+            return
+        vector_name = self.layout.qdrant_vector
+        points = [
+            self._models.PointVectors(id=point_id, vector={vector_name: row} if vector_name else row)
+            for point_id, row in zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)
+        ]
+        self._call("vector update", self.client.update_vectors, self.collection, points=points, wait=True)
+
     def close(self) -> None:
         """Closes the client if this sink created it (releasing a local store's lock)."""
-        if self._owns_client:
-            self.client.close()
+        super().close()

@@ -1,0 +1,74 @@
+"""What all sinks share: error classes, the transient-error check, the base class name, `Hit.to_dict`."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+
+from vllm_embed.errors import VllmEmbedError
+from vllm_embed.sinks import (
+    BaseSink,
+    CollectionNotFoundError,
+    Hit,
+    ManifestMismatchError,
+    MilvusSink,
+    QdrantSink,
+    SinkError,
+)
+from vllm_embed.sinks.base import RetryingSink, is_transient_grpc_error, vector_problem
+
+
+class FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+
+def test_sink_errors_are_vllm_embed_errors_and_keep_their_builtin_base() -> None:
+    for error, builtin in [
+        (SinkError, RuntimeError),
+        (ManifestMismatchError, ValueError),
+        (CollectionNotFoundError, LookupError),
+    ]:
+        assert issubclass(error, VllmEmbedError) and issubclass(error, builtin)
+
+
+def test_every_sink_is_a_base_sink_and_the_old_name_still_works() -> None:
+    assert RetryingSink is BaseSink
+    assert issubclass(QdrantSink, BaseSink) and issubclass(MilvusSink, BaseSink)
+
+
+def test_transient_grpc_errors_are_recognised_by_code() -> None:
+    codes = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
+    assert is_transient_grpc_error(FakeRpcError(grpc.StatusCode.UNAVAILABLE), codes)
+    assert not is_transient_grpc_error(FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT), codes)
+    assert not is_transient_grpc_error(ConnectionError(), codes)
+    with QdrantSink("d", location=":memory:") as sink:
+        assert sink._is_transient(FakeRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED))
+        assert not sink._is_transient(FakeRpcError(grpc.StatusCode.NOT_FOUND))
+
+
+def test_hit_to_dict() -> None:
+    hit = Hit(id="p", doc_id="d", chunk_index=2, score=0.5, text="t", metadata={"a": [1]})
+    assert hit.to_dict() == {
+        "id": "p", "doc_id": "d", "chunk_index": 2, "score": 0.5, "text": "t", "metadata": {"a": [1]}
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("vector", "problem"),
+    [
+        ([0.6, 0.8], None),
+        ([0.0, 0.0], "zero norm"),
+        ([float("nan"), 1.0], "non-finite values"),
+        ([float("inf"), 1.0], "non-finite values"),
+        ([1.0, 0.0, 0.0], "3 values instead of 2"),
+        ([1e38, 1e38], None),  # large but finite: its norm is computed in float64
+        (None, "no vector"),
+    ],
+)
+def test_vector_problems(vector, problem) -> None:
+    assert vector_problem(None if vector is None else np.asarray(vector, np.float32), 2) == problem
