@@ -65,10 +65,15 @@ def default_cache_path() -> Path:
 
 
 def model_fingerprint(model: str, revision: str | None) -> str:
-    """Identifies a model's weights: a local directory by its files, a hub id by name and revision."""
+    """Identifies a model's weights: a local directory by its files, a hub id by the commit of its weights.
+
+    A hub id's revision (`None` meaning `main`) is resolved to a commit through the local Hugging Face cache,
+    where the engine found the weights (`refs/<branch>` names the commit of `snapshots/<commit>`), so a model
+    updated on the hub gets new cache keys. A model the local cache does not hold is named by its revision.
+    """
     local = Path(model).expanduser()
     if not local.is_dir():
-        return f"{model}@{revision or 'default'}"
+        return f"{model}@{_cached_commit(model, revision) or revision or 'default'}"
     digest = hashlib.sha256(str(local.resolve()).encode())
     for path in sorted(local.rglob("*")):
         if path.is_file() and path.suffix in {".json", ".safetensors", ".bin", ".model", ".txt"}:
@@ -77,6 +82,20 @@ def model_fingerprint(model: str, revision: str | None) -> str:
             if path.suffix == ".json":
                 digest.update(path.read_bytes())
     return f"{local.resolve()}#{digest.hexdigest()[:16]}"
+
+
+def _cached_commit(model: str, revision: str | None) -> str | None:
+    """The commit of `model` at `revision` in the local Hugging Face cache, or `None` when not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("config.json", "modules.json", "tokenizer_config.json"):
+        try:
+            cached = try_to_load_from_cache(model, filename, revision=revision)
+        except ValueError:  # not a valid hub id (huggingface_hub's HFValidationError)
+            return None
+        if isinstance(cached, str):
+            return Path(cached).parent.name  # …/snapshots/<commit>/<filename>
+    return None
 
 
 def namespace_key(parts: dict[str, Any]) -> bytes:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_spy import FakeBackend, fake_embedder
 
 from vllm_embed.cache import EmbeddingCache, default_cache_path, model_fingerprint
 
@@ -87,3 +89,42 @@ def test_cli_cache_info_and_clear(tmp_path: Path) -> None:
     assert EmbeddingCache(path).info()["entries"] == 0
     missing = runner.invoke(app, ["cache", "info", "--path", str(tmp_path / "none.sqlite")])
     assert missing.exit_code == 0 and "does not exist yet" in missing.output
+
+
+def _hub_snapshot(hub: Path, repo_id: str, commit: str, files: str) -> None:
+    """Adds a snapshot of `files` (a model directory, weights left out) to a fake Hugging Face cache and
+    points `refs/main` at it, as a download of a newer hub commit does."""
+    repo = hub / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(files, repo / "snapshots" / commit, ignore=shutil.ignore_patterns("*.safetensors"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_a_hub_model_is_keyed_on_the_commit_its_weights_came_from(
+    minilm_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    hub, path, model = tmp_path / "hub", tmp_path / "cache.sqlite", "org/minilm"
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    old, new = "1" * 40, "2" * 40
+    _hub_snapshot(hub, model, old, minilm_path)
+    assert model_fingerprint(model, None) == f"{model}@{old}"
+    with fake_embedder(model, FakeBackend(384), cache=path) as first:
+        before = first.embed_documents(["a text"])
+        first.embed_documents(["a text"])
+        assert (first.cache_stats.hits, first.cache_stats.misses) == (1, 1)
+
+    _hub_snapshot(hub, model, new, minilm_path)  # the model changed on the hub and was downloaded again
+    assert model_fingerprint(model, None) == f"{model}@{new}"
+    retrained = FakeBackend(384, bad={"a text": np.arange(1, 385, dtype=np.float32)})
+    with fake_embedder(model, retrained, cache=path) as second:
+        after = second.embed_documents(["a text"])
+        assert (second.cache_stats.hits, second.cache_stats.misses) == (0, 1)
+    assert not np.allclose(after, before)
+
+    with fake_embedder(model, retrained, cache=path, revision=old) as pinned:  # the old commit, by name
+        np.testing.assert_array_equal(pinned.embed_documents(["a text"]), before)
+        assert pinned.cache_stats.hits == 1
+    assert model_fingerprint(model, "v1") == f"{model}@v1"  # not in the local cache: named by revision

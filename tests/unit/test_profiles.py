@@ -10,7 +10,7 @@ import pytest
 
 from vllm_embed import ModelProfile
 from vllm_embed.embedder import prompt_affixes
-from vllm_embed.profiles import detect_profile
+from vllm_embed.profiles import detect_profile, hub_offline, read_model_file
 
 
 def test_known_model_names_validate_without_any_files() -> None:
@@ -62,3 +62,29 @@ def test_profile_override_and_unknown_profile(tiny_qwen3_path: Path) -> None:
     assert detect_profile(str(tiny_qwen3_path), override=custom) is custom
     with pytest.raises(ValueError, match="unknown profile 'qwen4'"):
         detect_profile(str(tiny_qwen3_path), override="qwen4")
+
+
+@pytest.mark.parametrize(
+    ("value", "offline"),
+    [("1", True), ("true", True), ("TRUE", True), ("yes", True), ("0", False), ("no", False), ("", False)],
+)
+def test_hf_hub_offline_is_read_as_huggingface_hub_reads_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str, offline: bool
+) -> None:
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as if imported without the variable
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    downloads: list[str] = []
+
+    def fake_download(model: str, filename: str, revision: str | None = None) -> str:
+        downloads.append(filename)
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    assert hub_offline() is offline
+    assert read_model_file("org/not-cached", "config.json") is None
+    assert downloads == ([] if offline else ["config.json"])
