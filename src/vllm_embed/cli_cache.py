@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from vllm_embed.cache import EmbeddingCache, default_cache_path
+from vllm_embed.cache import EmbeddingCache, clear_cache, default_cache_path
 
 cache_app = typer.Typer(help="Inspect or clear the persistent embedding cache.", no_args_is_help=True)
 _out = Console(highlight=False, soft_wrap=True)
@@ -49,6 +49,5 @@ def info(
 @cache_app.command("clear")
 def clear(path: PathOpt = None) -> None:
     """Delete every cached vector."""
-    cache = _open(path, create=False)
-    removed = cache.clear() if cache is not None else 0
+    removed = clear_cache(path or default_cache_path())
     _out.print(f"removed {removed:,} cached vectors from {path or default_cache_path()}")
