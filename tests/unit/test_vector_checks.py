@@ -114,3 +114,17 @@ def test_good_vectors_are_unchanged_in_direction(minilm_path: str) -> None:
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert isinstance(embedder, Embedder)
+
+
+def test_ingest_stores_nothing_of_a_batch_with_a_bad_vector(minilm_path: str) -> None:
+    from vllm_embed import ingest
+    from vllm_embed.sinks.qdrant import QdrantSink
+
+    documents = [{"id": "good", "text": "a sound document"}, {"id": "bad", "text": "poisoned"}]
+    backend = FakeBackend(WIDTH, bad={"poisoned": np.zeros(WIDTH, dtype=np.float32)})
+    with fake_embedder(minilm_path, backend) as embedder, QdrantSink("docs", location=":memory:") as sink:
+        with pytest.raises(InvalidVectorError, match="all zeros"):
+            ingest(documents, embedder=embedder, sink=sink, progress=False)
+        assert sink.count() == 0
+        report = ingest(documents[:1], embedder=embedder, sink=sink, progress=False)  # still usable
+        assert sink.count() == 1, report
