@@ -225,8 +225,8 @@ def _checked_unit_rows(
         if problem is not None:
             raise InvalidVectorError(
                 f"{embedder._backend_label()} returned a bad vector for texts[{indexes[position]}]: it "
-                f"{problem}; nothing of this batch was cached or returned. Check the model and the server "
-                "(a broken checkpoint, a dtype that overflows such as float16, or a faulty server)"
+                f"{problem}; nothing of this batch was cached or returned. Check the model (a broken "
+                "checkpoint, or a dtype that overflows such as float16) or the server"
             )
     raise AssertionError("unreachable: a batch that fails the check has a bad row")
 
