@@ -26,8 +26,7 @@ def test_model_fingerprint_follows_the_files(tmp_path: Path) -> None:
 
 
 def test_least_recently_used_entries_are_evicted_past_the_bound(tmp_path: Path) -> None:
-    # The bound is on the file, which holds about 200 of these entries (SQLite pages, the index).
-    cache = EmbeddingCache(tmp_path / "small.sqlite", max_bytes=1024 * 1024)
+    cache = EmbeddingCache(tmp_path / "small.sqlite", max_bytes=256 * 1024)
     namespace = b"ns"
     first = cache.keys(namespace, ["keep me"])
     cache.put_many(first, np.ones((1, 256), dtype=np.float32))
@@ -35,8 +34,8 @@ def test_least_recently_used_entries_are_evicted_past_the_bound(tmp_path: Path) 
         texts = [f"text {round_}-{i}" for i in range(50)]
         cache.put_many(cache.keys(namespace, texts), np.random.rand(50, 256).astype(np.float32))
         assert cache.get_many(first, 256), "a recently used entry must survive eviction"
-    assert cache.size_bytes() <= 1024 * 1024
-    assert cache.file_bytes() <= 1024 * 1024
+    assert cache.size_bytes() <= 256 * 1024
+    assert cache.path.stat().st_size <= 256 * 1024
     assert cache.info()["entries"] < 40 * 50
     assert cache.get_many(cache.keys(namespace, ["text 0-0"]), 256) == {}
 

@@ -122,6 +122,9 @@ def test_a_cache_written_before_the_marker_stays_readable(tmp_path: Path) -> Non
     cache = EmbeddingCache(path)
     np.testing.assert_array_equal(cache.get_many([key], 8)[0], np.full(8, 2, dtype=np.float32))
     assert cache.size_bytes() == 8 * 4 + 64
+    added = cache.keys(b"ns", [f"new {i}" for i in range(50)])  # the old layout takes writes and evicts
+    cache.put_many(added, np.ones((50, 8), dtype=np.float32))
+    assert len(cache.get_many(added, 8)) == 50
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA application_id").fetchone()[0] == cache_module._APPLICATION_ID
     connection.close()
