@@ -422,6 +422,11 @@ class EmbeddingCache:
             connection = self._connection()
             with _transaction(connection):
                 removed = connection.execute("DELETE FROM embeddings").rowcount
+                # Emptied, a cache file of an older release takes the current layout.
+                connection.execute("DROP TABLE embeddings")
+                for statement in _SCHEMA:
+                    connection.execute(statement)
+            connection.execute("PRAGMA auto_vacuum = INCREMENTAL")  # applied by the VACUUM
             connection.execute("VACUUM")
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return int(removed)

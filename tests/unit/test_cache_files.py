@@ -125,6 +125,14 @@ def test_a_cache_written_before_the_marker_stays_readable(tmp_path: Path) -> Non
     added = cache.keys(b"ns", [f"new {i}" for i in range(50)])  # the old layout takes writes and evicts
     cache.put_many(added, np.ones((50, 8), dtype=np.float32))
     assert len(cache.get_many(added, 8)) == 50
+    assert cache.clear() == 51  # emptied, it takes the current layout
+    with sqlite3.connect(path) as connection:
+        (table,) = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'embeddings'").fetchone()
+        assert "WITHOUT ROWID" not in table
+        assert connection.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    connection.close()
+    cache.put_many(added[:1], np.ones((1, 8), dtype=np.float32))
+    assert cache.size_bytes() == 8 * 4 + 64
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA application_id").fetchone()[0] == cache_module._APPLICATION_ID
     connection.close()
