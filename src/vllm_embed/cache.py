@@ -111,7 +111,7 @@ def _cached_commit(model: str, revision: str | None) -> str | None:
     for filename in ("config.json", "modules.json", "tokenizer_config.json"):
         try:
             cached = try_to_load_from_cache(model, filename, revision=revision)
-        except ValueError:  # not a valid hub id (huggingface_hub's HFValidationError)
+        except (ValueError, OSError):  # not a valid hub id (HFValidationError), an unreadable cache
             return None
         if isinstance(cached, str):
             return Path(cached).parent.name  # …/snapshots/<commit>/<filename>
