@@ -128,3 +128,36 @@ def test_ingest_stores_nothing_of_a_batch_with_a_bad_vector(minilm_path: str) ->
         assert sink.count() == 0
         report = ingest(documents[:1], embedder=embedder, sink=sink, progress=False)  # still usable
         assert sink.count() == 1, report
+
+
+@pytest.mark.parametrize("bad", ["zero", "nan", "inf"])
+def test_a_remote_servers_bad_vector_is_caught_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    import remote_stub
+
+    real = remote_stub.stub_vector
+
+    def poisoned(text: str, dimension: int = remote_stub.STUB_DIMENSION) -> np.ndarray:
+        vector = real(text, dimension)
+        if text != "poisoned":
+            return vector
+        return {"zero": vector * 0, "nan": vector * np.nan, "inf": vector * np.inf}[bad]
+
+    monkeypatch.setattr(remote_stub, "stub_vector", poisoned)
+    server = remote_stub.StubServer()
+    try:
+        with Embedder(
+            remote_stub.STUB_MODEL,
+            backend="openai",
+            base_url=server.url,
+            profile="sentence-transformers",
+            retry_seconds=1,
+            cache=tmp_path / "cache.sqlite",
+        ) as embedder:
+            with pytest.raises(InvalidVectorError):
+                embedder.embed_documents(["fine", "poisoned"])
+            assert embedder.cache is not None and embedder.cache.info()["entries"] == 0
+            assert embedder.embed_documents(["fine"]).shape == (1, remote_stub.STUB_DIMENSION)
+    finally:
+        server.stop()
