@@ -183,3 +183,15 @@ def test_the_file_and_its_log_stay_within_the_bound(tmp_path: Path) -> None:
     assert 0 < cache.info()["entries"] < 100
     newest = cache.keys(b"ns", ["1-2047"])
     assert cache.get_many(newest, 384), "the newest entry is kept"
+
+
+def test_cli_cache_clear_deletes_a_damaged_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vllm_embed.cli import app
+
+    path = tmp_path / "cache.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + os.urandom(4000))
+    cleared = CliRunner().invoke(app, ["cache", "clear", "--path", str(path)])
+    assert cleared.exit_code == 0, cleared.output
+    assert not path.exists()
