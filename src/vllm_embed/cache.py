@@ -1,9 +1,9 @@
 """Persistent embedding cache: SQLite in WAL mode, vectors as raw float32 bytes, bounded with LRU eviction.
 
-An entry's key is a SHA-256 over a *namespace* — everything that changes a vector: model identity (name or
-path, plus revision or a fingerprint of the local files), profile, dimensions, normalisation, long-input
-policy and length limit — and the exact text the model sees (prompt and instruction included). Change any
-of them and the key changes, so a stale vector is never returned.
+An entry's key is a SHA-256 over a *namespace* — everything that changes a vector: model identity (a hub
+model by the commit of its weights, a local directory by a fingerprint of its files), profile, dimensions,
+normalisation, long-input policy and length limit — and the exact text the model sees (prompt and
+instruction included). Change any of them and the key changes, so a stale vector is never returned.
 
 A cache file is marked with its own SQLite `application_id`, so that another application's database given as
 the cache path is refused rather than written into. Every SQLite failure surfaces as a `CacheError` naming the
@@ -36,11 +36,11 @@ _APPLICATION_ID = 0x76654D62  # "veMb": marks a SQLite file as a vllm-embed cach
 _SCHEMA_VERSION = 1
 _TABLES = {"embeddings", "totals"}
 _BUSY_TIMEOUT_SECONDS = 60  # how long a writer waits for another process's write to finish
-# The byte total lives in a one-row table kept exact by triggers, in the same transaction as each change,
-# so that every process sees the same figure without scanning the table.
 # A rowid table keeps a vector of up to about 4 KB inside its B-tree page; a WITHOUT ROWID table (the layout
 # of caches before the application id) moves anything over about 1 KB to an overflow page of its own, which
 # made a 384-d entry take three times its size. Both layouts answer the same statements.
+# The byte total lives in a one-row table kept exact by triggers, in the same transaction as each change,
+# so that every process sees the same figure without scanning the table.
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS embeddings (
         key BLOB NOT NULL UNIQUE,
