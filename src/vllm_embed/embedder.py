@@ -10,14 +10,17 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
 
+from vllm_embed._utils import Vectors, batched, unit_rows
 from vllm_embed._version import __version__
 from vllm_embed.backends.base import Backend, EngineInput
 from vllm_embed.cache import CacheStats, EmbeddingCache, default_cache_path, model_fingerprint, namespace_key
 from vllm_embed.config import EmbedderConfig
+from vllm_embed.errors import InvalidVectorError
 from vllm_embed.profiles import ModelProfile, detect_profile
 
 if TYPE_CHECKING:
@@ -25,7 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Vectors = npt.NDArray[np.float32]
 Kind = Literal["document", "query"]
 
 
@@ -112,7 +114,7 @@ def _check_text(text: object, where: str) -> None:
 
 
 @dataclass
-class _Batch:
+class _EngineInputs:
     """Engine inputs for a slice of unique texts, and how their rows fold back into those texts."""
 
     inputs: list[EngineInput]
@@ -151,34 +153,98 @@ class _Plan:
             self.todo = [row for row in self.todo if row not in found]
             embedder._count_cache(hits=len(found), misses=len(self.todo))
 
-    def batches(self) -> Iterator[_Batch]:
-        size = self._embedder.config.batch_size
-        for start in range(0, len(self.todo), size):
-            rows = self.todo[start : start + size]
+    def batches(self) -> Iterator[_EngineInputs]:
+        for rows in batched(self.todo, self._embedder.config.batch_size):
             yield self._embedder._prepare([self.unique[row] for row in rows], rows, self.first_index)
 
-    def add(self, batch: _Batch, vectors: Vectors) -> None:
-        if vectors.shape != (len(batch.inputs), self.sums.shape[1]):
-            raise RuntimeError(
-                f"the engine returned vectors of shape {vectors.shape}, expected "
-                f"{(len(batch.inputs), self.sums.shape[1])}"
-            )
-        np.add.at(self.sums, batch.owners, vectors * batch.weights[:, None])
+    def add(self, batch: _EngineInputs, vectors: object) -> None:
+        """Folds a backend's answer for `batch` into the result, after checking every row of it.
+
+        Raises:
+            InvalidVectorError: If a row is not finite, has the wrong length or has zero norm; nothing of
+                the batch is added or cached.
+        """
+        owners = self.first_index[batch.owners]  # the caller's index of each input's text
+        unit = _checked_unit_rows(vectors, len(batch.inputs), self.sums.shape[1], owners, self._embedder)
+        np.add.at(self.sums, batch.owners, unit * batch.weights[:, None])
         cache = self._embedder._cache
         if cache is not None:
             rows = np.unique(batch.owners)
-            cache.put_many([self._keys[row] for row in rows], _unit_rows(self.sums[rows]))
+            cache.put_many([self._keys[row] for row in rows], unit_rows(self.sums[rows]))
 
     def result(self) -> Vectors:
-        result: Vectors = _unit_rows(self.sums)[self.inverse]
+        result: Vectors = unit_rows(self.sums)[self.inverse]
         return result
 
 
-def _unit_rows(matrix: Vectors) -> Vectors:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    np.maximum(norms, np.finfo(np.float32).tiny, out=norms)
-    unit: Vectors = (matrix / norms).astype(np.float32, copy=False)
-    return unit
+def _checked_unit_rows(
+    vectors: object, count: int, width: int, indexes: npt.NDArray[np.intp], embedder: Embedder
+) -> Vectors:
+    """Checks a backend's rows (count, length, finite, non-zero norm) and returns them at unit length.
+
+    Norms are taken in float64: a finite float32 row such as `[1e38, 1e38]` has a norm that overflows
+    float32 but a well-defined direction.
+
+    Args:
+        vectors: What the backend returned for `count` inputs.
+        count: How many rows are expected.
+        width: How long each row must be.
+        indexes: The caller's index of the text behind each row (named in errors).
+        embedder: The Embedder (names the backend in errors).
+
+    Raises:
+        InvalidVectorError: On the first bad row.
+    """
+    rows: Sequence[object] | Vectors
+    if isinstance(vectors, np.ndarray) and vectors.ndim == 2:
+        rows = vectors
+    elif isinstance(vectors, Iterable):
+        rows = list(vectors)
+    else:
+        raise InvalidVectorError(
+            f"{embedder._backend_label()} returned {type(vectors).__name__} instead of {count} vectors; "
+            "nothing of this batch was cached or returned"
+        )
+    if len(rows) != count:
+        raise InvalidVectorError(
+            f"{embedder._backend_label()} returned {len(rows)} vectors for {count} inputs; "
+            "nothing of this batch was cached or returned"
+        )
+    try:
+        values = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged rows, or rows holding something other than numbers
+        values = np.empty((count, 0))
+    if values.shape == (count, width):
+        norms = np.linalg.norm(values, axis=1)
+        good = np.isfinite(values).all(axis=1) & (norms > 0)
+        if good.all():
+            unit: Vectors = (values / norms[:, None]).astype(np.float32)
+            return unit
+    for position, row in enumerate(rows):
+        problem = _vector_problem(row, width)
+        if problem is not None:
+            raise InvalidVectorError(
+                f"{embedder._backend_label()} returned a bad vector for texts[{indexes[position]}]: it "
+                f"{problem}; nothing of this batch was cached or returned. Check the model (a broken "
+                "checkpoint, or a dtype that overflows such as float16) or the server"
+            )
+    raise AssertionError("unreachable: a batch that fails the check has a bad row")
+
+
+def _vector_problem(row: object, width: int) -> str | None:
+    """Says what is wrong with one vector, or returns `None` when it is fine."""
+    try:
+        values = np.asarray(row, dtype=np.float64)
+    except (TypeError, ValueError):
+        return "holds values that are not numbers"
+    if values.shape != (width,):
+        return f"has shape {values.shape}, expected ({width},)"
+    if not np.isfinite(values).all():
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        return f"is not finite ({values[bad]} at position {bad})"
+    if not np.linalg.norm(values) > 0:
+        return "is all zeros"
+    return None
 
 
 class Embedder:
@@ -221,6 +287,12 @@ class Embedder:
         self._backend: Backend = _create_backend(config, profile)
         self._finalizer = weakref.finalize(self, self._backend.close)
         native = self._backend.native_dimension
+        if native is not None and native < 1:
+            self.close()
+            raise InvalidVectorError(
+                f"{self._backend_label()} returns vectors of length {native} for {config.model}; "
+                "check that it serves an embedding model"
+            )
         if native is not None and native != profile.native_dimension:
             profile = replace(profile, native_dimension=native)
             try:
@@ -260,6 +332,9 @@ class Embedder:
         Raises:
             TypeError: If `texts` is a bare string or holds a non-string (the message names the index).
             ValueError: If a text holds a lone surrogate, or is too long under `long_input="error"`.
+            InvalidVectorError: If the backend returns a vector that is not finite, has the wrong length or
+                is all zeros (the message names the text's index and the backend); nothing of that batch
+                is cached.
         """
         return self._run(self._prompted(texts, "document", None, "embed_documents"))
 
@@ -405,6 +480,18 @@ class Embedder:
             stats = self._cache_stats
             self._cache_stats = CacheStats(stats.hits + hits, stats.misses + misses)
 
+    def _backend_label(self) -> str:
+        """Names the backend in error messages: the engine, or the server's URL without credentials."""
+        if self.config.backend == "vllm":
+            return "vllm (in-process)"
+        url = urlsplit(self.config.base_url or "")
+        host = url.hostname or ""
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        if url.port is not None:
+            host = f"{host}:{url.port}"
+        return f"the server at {urlunsplit(url._replace(netloc=host))}"
+
     def _live_backend(self) -> Backend:
         if self.closed:
             raise RuntimeError(f"{self!r} is closed; create a new Embedder")
@@ -412,11 +499,11 @@ class Embedder:
 
     def _prepare(
         self, texts: Sequence[str], rows: Sequence[int], first_index: npt.NDArray[np.intp]
-    ) -> _Batch:
+    ) -> _EngineInputs:
         """Turns unique texts (plan rows) into engine inputs under the long-input policy, shortest first."""
         if self.tokenizer is None:  # a remote model with no local tokenizer: the server applies its limits
             owners = np.asarray(rows, dtype=np.intp)
-            return _Batch(list(texts), owners, np.ones(len(texts), dtype=np.float32))
+            return _EngineInputs(list(texts), owners, np.ones(len(texts), dtype=np.float32))
         token_ids = self._backend.accepts_token_ids
         encoded: list[list[int]] = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         limit = self.max_input_tokens
@@ -425,6 +512,7 @@ class Embedder:
         weight_list: list[int] = []
         for position, ids in enumerate(encoded):
             row = rows[position]
+            windows: list[Sequence[int]]
             if limit is None or len(ids) <= limit:
                 windows = [ids]
             elif self.config.long_input == "error":
@@ -436,19 +524,19 @@ class Embedder:
             elif self.config.long_input == "truncate":
                 windows = [ids[:limit]]
             else:
-                windows = [ids[start : start + limit] for start in range(0, len(ids), limit)]
+                windows = list(batched(ids, limit))
             for window in windows:
                 owner_list.append(row)
                 weight_list.append(max(len(window), 1))
                 if not token_ids:
                     # A text engine gets text back: the original when it fits, else the decoded window.
                     whole = len(windows) == 1 and window is ids
-                    inputs.append(texts[position] if whole else str(self.tokenizer.decode(window)))
+                    inputs.append(texts[position] if whole else str(self.tokenizer.decode(list(window))))
                     continue
                 tokens = [*self._prefix, *window, *self._suffix]
                 inputs.append(tokens or [self._fallback_token()])
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
-        return _Batch(
+        return _EngineInputs(
             [inputs[i] for i in order],
             np.asarray([owner_list[i] for i in order], dtype=np.intp),
             np.asarray([weight_list[i] for i in order], dtype=np.float32),

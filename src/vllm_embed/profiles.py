@@ -153,6 +153,19 @@ NAMED_PROFILES: dict[str, ModelProfile] = {
 }
 
 
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub is in offline mode, as `huggingface_hub` itself decides.
+
+    `huggingface_hub` reads `HF_HUB_OFFLINE` (or `TRANSFORMERS_OFFLINE`) once, at import, with its own rule
+    (`1`, `ON`, `YES`, `TRUE` in any case mean offline; anything else, `no` and `0` included, online); the
+    variable is read again here, with the same rule, so that a change after that import counts too.
+    """
+    from huggingface_hub import constants
+
+    variable = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return bool(constants.HF_HUB_OFFLINE) or constants._is_true(variable)
+
+
 def _read_json(model: str, filename: str, revision: str | None) -> Any:
     """Reads a JSON file of a model from a local directory or the Hugging Face cache (or hub when online)."""
     path: str | None = None
@@ -167,7 +180,7 @@ def _read_json(model: str, filename: str, revision: str | None) -> Any:
             cached = try_to_load_from_cache(model, filename, revision=revision)
             if isinstance(cached, str):
                 path = cached
-            elif cached is None and os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False"):
+            elif cached is None and not hub_offline():
                 path = hf_hub_download(model, filename, revision=revision)
         except Exception:  # noqa: BLE001 - no hub, no network, gated repo: the file is simply unavailable
             path = None

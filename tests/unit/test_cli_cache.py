@@ -44,9 +44,9 @@ def directory(path: Path) -> None:
 
 
 BAD_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
-    "damaged": (damaged, "is damaged (file is not a database)"),
+    "damaged": (damaged, "is not a SQLite database"),
     "truncated": (truncated, "is damaged (database disk image is malformed)"),
-    "foreign": (foreign, "is an SQLite database of another application (tables ['notes'])"),
+    "foreign": (foreign, "is a SQLite database of another application (tables: notes)"),
     "directory": (directory, "is a directory"),
 }
 
@@ -116,4 +116,4 @@ def test_unopenable_cache_file_is_one_line(tmp_path: Path, monkeypatch) -> None:
     corpus = write_corpus(tmp_path)
     target = ["--qdrant", str(tmp_path / "q")]
     code, _, err = run("ingest", str(corpus), "-m", "m", "-c", "c", *target, "--cache", str(path))
-    assert_one_line(code, err, str(path), "cannot use the embedding cache")
+    assert_one_line(code, err, str(path), "cannot create the directory of the cache file")

@@ -126,9 +126,9 @@ def _use_every_cpu_core(arguments: dict[str, Any]) -> None:
     """On a CPU with few cores, lets a single-rank engine compute on all of them.
 
     vLLM reserves one core per rank for its scheduler, which an embedding engine barely uses: on 2 cores that
-    halves throughput (all-MiniLM-L6-v2, 800 docstrings: 41 → 85 texts/s). Left alone where the user set
-    `VLLM_CPU_NUM_OF_RESERVED_CPU` or `VLLM_CPU_OMP_THREADS_BIND`, on larger machines, and for multi-rank
-    engines (whose ranks need their own cores).
+    roughly halves throughput. Left alone where the user set `VLLM_CPU_NUM_OF_RESERVED_CPU` or
+    `VLLM_CPU_OMP_THREADS_BIND`, on larger machines, and for multi-rank engines (whose ranks need their own
+    cores).
     """
     from vllm.platforms import current_platform
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
-from vllm_embed.cli.cache import cache_file, cache_file_errors, open_cache
+from vllm_embed.cache import EmbeddingCache
+from vllm_embed.cli.cache import cache_file
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options
 from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
 from vllm_embed.config import EmbedderConfig
@@ -117,14 +118,7 @@ def _check_before_engine(sink: Sink, config: EmbedderConfig, layout: str | None)
             known["layout"] = layout
         stored.require_compatible(stored.model_copy(update=known), sink.collection)
     if config.cache:
-        open_cache(cache_file(config.cache), config.cache_max_bytes).close()
-
-
-def _cache_errors(config: EmbedderConfig) -> AbstractContextManager[None]:
-    """Names the cache file in SQLite errors raised while the Embedder reads or writes it."""
-    if not config.cache:
-        return nullcontext()
-    return cache_file_errors(cache_file(config.cache), os_errors=False)
+        EmbeddingCache(cache_file(config.cache), config.cache_max_bytes).close()
 
 
 def _json_report(report: Any, rejected: tuple[tuple[str, str], ...]) -> str:
@@ -203,7 +197,7 @@ def ingest(
         with _closing(sink):
             _check_before_engine(sink, config, layout)
             embedder = _start_engine(config)
-            with _closing(embedder), _cache_errors(config):
+            with _closing(embedder):
                 report = run_ingest(
                     documents,
                     embedder=embedder,
@@ -262,7 +256,7 @@ def search(
             config = EmbedderConfig(model=model or manifest.model, dimensions=manifest.dimensions, **settings)
             _check_before_engine(sink, config, None)
             embedder = _start_engine(config)
-            with _closing(embedder), _cache_errors(config):
+            with _closing(embedder):
                 hits = run_search(query, embedder=embedder, sink=sink, top_k=top_k, filter=metadata_filter)
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))

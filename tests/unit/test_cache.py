@@ -1,69 +1,16 @@
-"""The persistent embedding cache: exact hits, misses on any change, raw float32, bounded, multi-process."""
+"""The cache file on its own (no engine): fingerprints, LRU bound, several processes, the CLI."""
 
 from __future__ import annotations
 
 import multiprocessing
-import sqlite3
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_spy import FakeBackend, fake_embedder
 
-from vllm_embed import Embedder
 from vllm_embed.cache import EmbeddingCache, default_cache_path, model_fingerprint
-
-TEXTS = ["the cache keeps vectors", "between runs", "and processes", "the cache keeps vectors"]
-
-
-def test_second_call_is_served_from_the_cache(
-    minilm_path: str, minilm_embedder: Embedder, tmp_path: Path
-) -> None:
-    path = tmp_path / "cache.sqlite"
-    with Embedder(minilm_path, dtype="float32", cache=path) as cached:
-        cold = cached.embed_documents(TEXTS)
-        assert (cached.cache_stats.hits, cached.cache_stats.misses) == (0, 3)
-        warm = cached.embed_documents(TEXTS)
-        assert (cached.cache_stats.hits, cached.cache_stats.misses) == (3, 3)
-        np.testing.assert_array_equal(cold, warm)
-        np.testing.assert_allclose(warm, minilm_embedder.embed_documents(TEXTS), atol=1e-6)
-        assert cached.cache is not None and cached.cache.info()["entries"] == 3
-    # A new Embedder (as in a new process) finds the file's entries.
-    with Embedder(minilm_path, dtype="float32", cache=str(path)) as again:
-        np.testing.assert_array_equal(again.embed_documents(TEXTS[:2]), cold[:2])
-        assert again.cache_stats.hits == 2 and again.cache_stats.misses == 0
-
-
-def test_vectors_are_stored_as_raw_float32(minilm_path: str, tmp_path: Path) -> None:
-    path = tmp_path / "raw.sqlite"
-    with Embedder(minilm_path, dtype="float32", cache=path) as cached:
-        vector = cached.embed_documents(["raw bytes"])[0]
-    with sqlite3.connect(path) as connection:
-        (blob,) = connection.execute("SELECT vector FROM embeddings").fetchone()
-    assert len(blob) == 384 * 4
-    np.testing.assert_array_equal(np.frombuffer(blob, dtype="<f4"), vector)
-
-
-def test_anything_that_changes_a_vector_misses(
-    tiny_qwen3_path: Path, qwen3_embedder: Embedder, tmp_path: Path
-) -> None:
-    # qwen3_embedder keeps the shared engine up between the Embedders below.
-    path = tmp_path / "keys.sqlite"
-    model = str(tiny_qwen3_path)
-    with Embedder(model, dtype="float32", cache=path) as full:
-        docs = full.embed_documents(["one text"])
-        queries = full.embed_queries(["one text"])
-        instructed = full.embed_queries(["one text"], instruction="Find code")
-        assert full.cache_stats.misses == 3 and full.cache_stats.hits == 0
-        assert not np.allclose(docs, queries) and not np.allclose(queries, instructed)
-    with Embedder(model, dtype="float32", cache=path, dimensions=32) as reduced:
-        assert reduced.embed_documents(["one text"]).shape == (1, 32)
-        assert reduced.cache_stats.misses == 1 and reduced.cache_stats.hits == 0
-    with Embedder(model, dtype="float32", cache=path, long_input="truncate") as truncating:
-        truncating.embed_documents(["one text"])
-        assert truncating.cache_stats.hits == 0
-    with Embedder(model, dtype="float32", cache=path) as same:
-        np.testing.assert_array_equal(same.embed_documents(["one text"]), docs)
-        assert same.cache_stats.hits == 1
 
 
 def test_model_fingerprint_follows_the_files(tmp_path: Path) -> None:
@@ -88,6 +35,7 @@ def test_least_recently_used_entries_are_evicted_past_the_bound(tmp_path: Path) 
         cache.put_many(cache.keys(namespace, texts), np.random.rand(50, 256).astype(np.float32))
         assert cache.get_many(first, 256), "a recently used entry must survive eviction"
     assert cache.size_bytes() <= 256 * 1024
+    assert cache.path.stat().st_size <= 256 * 1024
     assert cache.info()["entries"] < 40 * 50
     assert cache.get_many(cache.keys(namespace, ["text 0-0"]), 256) == {}
 
@@ -142,3 +90,42 @@ def test_cli_cache_info_and_clear(tmp_path: Path) -> None:
     assert EmbeddingCache(path).info()["entries"] == 0
     missing = runner.invoke(app, ["cache", "info", "--path", str(tmp_path / "none.sqlite")])
     assert missing.exit_code == 0 and "does not exist yet" in missing.output
+
+
+def _hub_snapshot(hub: Path, repo_id: str, commit: str, files: str) -> None:
+    """Adds a snapshot of `files` (a model directory, weights left out) to a fake Hugging Face cache and
+    points `refs/main` at it, as a download of a newer hub commit does."""
+    repo = hub / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(files, repo / "snapshots" / commit, ignore=shutil.ignore_patterns("*.safetensors"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_a_hub_model_is_keyed_on_the_commit_its_weights_came_from(
+    minilm_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    hub, path, model = tmp_path / "hub", tmp_path / "cache.sqlite", "org/minilm"
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    old, new = "1" * 40, "2" * 40
+    _hub_snapshot(hub, model, old, minilm_path)
+    assert model_fingerprint(model, None) == f"{model}@{old}"
+    with fake_embedder(model, FakeBackend(384), cache=path) as first:
+        before = first.embed_documents(["a text"])
+        first.embed_documents(["a text"])
+        assert (first.cache_stats.hits, first.cache_stats.misses) == (1, 1)
+
+    _hub_snapshot(hub, model, new, minilm_path)  # the model changed on the hub and was downloaded again
+    assert model_fingerprint(model, None) == f"{model}@{new}"
+    retrained = FakeBackend(384, bad={"a text": np.arange(1, 385, dtype=np.float32)})
+    with fake_embedder(model, retrained, cache=path) as second:
+        after = second.embed_documents(["a text"])
+        assert (second.cache_stats.hits, second.cache_stats.misses) == (0, 1)
+    assert not np.allclose(after, before)
+
+    with fake_embedder(model, retrained, cache=path, revision=old) as pinned:  # the old commit, by name
+        np.testing.assert_array_equal(pinned.embed_documents(["a text"]), before)
+        assert pinned.cache_stats.hits == 1
+    assert model_fingerprint(model, "v1") == f"{model}@v1"  # not in the local cache: named by revision

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_qwen3 import HIDDEN_SIZE, build_tiny_qwen3, reference_embeddings
+from tiny_qwen3 import HIDDEN_SIZE, reference_embeddings
 
-from vllm_embed import Embedder, ModelProfile
+from vllm_embed import Embedder
 from vllm_embed.backends import vllm_local
-from vllm_embed.embedder import prompt_affixes
-from vllm_embed.profiles import QWEN3_DEFAULT_INSTRUCTION, detect_profile
+from vllm_embed.profiles import QWEN3_DEFAULT_INSTRUCTION
 
 DOCS = [
     "hello world",
@@ -84,48 +81,3 @@ def test_dimensions_outside_the_range_fail_before_the_engine(tiny_qwen3_path: Pa
     with pytest.raises(ValueError, match=rf"^dimensions={dimensions} is outside 32\.\.64 for "):
         Embedder(str(tiny_qwen3_path), dimensions=dimensions)
     assert vllm_local.running_engines() == before
-
-
-def test_known_model_names_validate_without_any_files() -> None:
-    profile = detect_profile("Qwen/Qwen3-Embedding-4B")
-    assert profile.family == "qwen3-embedding"
-    with pytest.raises(
-        ValueError, match=r"^dimensions=5000 is outside 32\.\.2560 for Qwen/Qwen3-Embedding-4B$"
-    ):
-        profile.check_dimensions(5000, "Qwen/Qwen3-Embedding-4B")
-    assert profile.check_dimensions(256, "Qwen/Qwen3-Embedding-4B") == 256
-
-
-def test_the_models_own_query_prompt_wins_over_the_default(tmp_path: Path) -> None:
-    path = build_tiny_qwen3(tmp_path / "prompted", query_prompt="Instruct: Find recipes\nQuery:")
-    profile = detect_profile(str(path))
-    assert profile.format_query("soup") == "Instruct: Find recipes\nQuery:soup"
-    assert profile.format_query("soup", "Find poems") == "Instruct: Find poems\nQuery:soup"
-    assert profile.format_document("soup") == "soup"
-
-
-def test_eos_is_appended_when_the_tokenizer_does_not(tiny_qwen3_path: Path, tmp_path: Path) -> None:
-    from transformers import AutoTokenizer
-
-    profile = detect_profile(str(tiny_qwen3_path))
-    with_eos = AutoTokenizer.from_pretrained(str(tiny_qwen3_path))
-    assert prompt_affixes(with_eos, profile) == ([], [with_eos.eos_token_id])
-
-    plain = tmp_path / "no-eos"
-    shutil.copytree(tiny_qwen3_path, plain)
-    tokenizer_file = plain / "tokenizer.json"
-    spec = json.loads(tokenizer_file.read_text())
-    spec["post_processor"] = None
-    tokenizer_file.write_text(json.dumps(spec))
-    without_eos = AutoTokenizer.from_pretrained(str(plain))
-    assert without_eos("hello")["input_ids"][-1] != without_eos.eos_token_id
-    assert prompt_affixes(without_eos, profile) == ([], [without_eos.eos_token_id])
-
-
-def test_profile_override_and_unknown_profile(tiny_qwen3_path: Path) -> None:
-    generic = detect_profile(str(tiny_qwen3_path), override="sentence-transformers")
-    assert generic.family == "sentence-transformers"
-    custom = ModelProfile(family="custom", pooling="cls", native_dimension=10)
-    assert detect_profile(str(tiny_qwen3_path), override=custom) is custom
-    with pytest.raises(ValueError, match="unknown profile 'qwen4'"):
-        detect_profile(str(tiny_qwen3_path), override="qwen4")
