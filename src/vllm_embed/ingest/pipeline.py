@@ -18,23 +18,32 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from vllm_embed._utils import one_line
 from vllm_embed.ingest.chunking import Chunker
-from vllm_embed.ingest.documents import Document, as_document
+from vllm_embed.ingest.documents import Document, DocumentLike, as_document, utf8_size_above
+from vllm_embed.ingest.duplicates import (
+    ON_DUPLICATE_CHOICES,
+    DuplicateCheck,
+    OnDuplicate,
+    can_read_twice,
+    duplicate_error,
+    superseded_positions,
+)
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
 from vllm_embed.ingest.ids import point_id
+from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES
 from vllm_embed.ingest.progress import IngestProgress
 from vllm_embed.ingest.report import IngestReport
 from vllm_embed.sinks.base import Chunk, Manifest, Sink
 
 T = TypeVar("T")
-DocumentLike = Document | str | Mapping[str, Any]
 
 _DOCS_PER_TOKENIZER_CALL = 64
 _QUEUE_BATCHES = 2
@@ -43,7 +52,7 @@ _POLL_SECONDS = 0.1
 
 
 @dataclass
-class _Batch:
+class _ChunkBatch:
     """Work for the embedder and writer: the chunks still to embed, and what to count once written."""
 
     to_embed: list[Chunk]
@@ -51,6 +60,8 @@ class _Batch:
     documents: int
     skipped: int
     stale: list[tuple[str, int]]
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    superseded: int = 0
     vectors: NDArray[np.float32] | None = None
 
 
@@ -112,6 +123,8 @@ class _Counters:
     skipped: int = 0
     written: int = 0
     deleted_from: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    superseded: int = 0
 
 
 @dataclass
@@ -133,14 +146,14 @@ class _Writer:
             batch = self._queue.get()
             if batch is _END:
                 return
-            if self.error is not None or not isinstance(batch, _Batch):
+            if self.error is not None or not isinstance(batch, _ChunkBatch):
                 continue  # keep draining so the caller never blocks on a full queue
             try:
                 self._write(batch)
             except BaseException as exc:  # noqa: BLE001 - raised in the calling thread by put()/finish()
                 self.error = exc
 
-    def _write(self, batch: _Batch) -> None:
+    def _write(self, batch: _ChunkBatch) -> None:
         for doc_id, first_index in batch.stale:
             self.sink.delete_chunks_from(doc_id, first_index)
         if batch.to_embed:
@@ -153,9 +166,11 @@ class _Writer:
         counters.written += len(batch.to_embed)
         counters.skipped += batch.skipped
         counters.deleted_from += len(batch.stale)
-        self.progress.advance(batch.documents, batch.chunks)
+        counters.rejected.extend(batch.rejected)
+        counters.superseded += batch.superseded
+        self.progress.advance(batch.documents + len(batch.rejected) + batch.superseded, batch.chunks)
 
-    def put(self, batch: _Batch) -> None:
+    def put(self, batch: _ChunkBatch) -> None:
         while True:
             if self.error is not None:
                 raise self.error
@@ -186,16 +201,16 @@ class _EmbedStage:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             _EMBED_DEPTH, thread_name_prefix="vllm-embed-embed"
         )
-        self._in_flight: collections.deque[tuple[_Batch, concurrent.futures.Future[Any] | None]] = (
+        self._in_flight: collections.deque[tuple[_ChunkBatch, concurrent.futures.Future[Any] | None]] = (
             collections.deque()
         )
 
-    def submit(self, batch: _Batch) -> None:
+    def submit(self, batch: _ChunkBatch) -> None:
         """Starts embedding `batch` (at once if it has nothing to embed)."""
         future = self._pool.submit(_embed, self._embedder, batch.to_embed) if batch.to_embed else None
         self._in_flight.append((batch, future))
 
-    def finished(self, *, wait_all: bool = False) -> Iterator[_Batch]:
+    def completed(self, *, wait_all: bool = False) -> Iterator[_ChunkBatch]:
         """Yields finished batches, oldest first, waiting while `_EMBED_DEPTH` are in flight (or for all).
 
         Raises:
@@ -228,23 +243,55 @@ def _batches(
     batch_size: int,
     text_field: str,
     id_field: str | None,
-) -> Iterator[_Batch]:
+    max_document_bytes: int | None,
+    superseded: frozenset[int],
+) -> Iterator[_ChunkBatch]:
+    """Reads, checks and chunks the documents; cuts batches between documents, never inside one."""
     pending: list[Chunk] = []
-    finished: list[tuple[str, int]] = []  # (doc_id, chunk count) of documents whose last chunk is pending
-
+    pending_documents: list[tuple[str, int]] = []  # (doc_id, chunk count) of the documents in `pending`
+    rejected: list[tuple[str, str]] = []
+    dropped = 0  # superseded documents since the last batch
     layout = sink.layout
+    seen = DuplicateCheck()
+
+    def accepted(position: int, doc: Document) -> bool:
+        doc_id = doc.doc_id
+        earlier = seen.see(doc_id, position)
+        if earlier is not None:
+            raise duplicate_error(doc_id, earlier, position)
+        if max_document_bytes is not None and utf8_size_above(doc.text, max_document_bytes):
+            rejected.append((doc_id, f"text larger than max_document_bytes={max_document_bytes}"))
+            return False
+        try:
+            sink.check_document_id(doc_id)
+        except ValueError as exc:
+            rejected.append((doc_id, one_line(exc)))
+            return False
+        layout.check_metadata(doc_id, doc.metadata)
+        return True
 
     def docs_in_groups() -> Iterator[list[Document]]:
+        nonlocal dropped
         group: list[Document] = []
-        for item in documents:
+        for position, item in enumerate(documents):
+            if position in superseded:
+                dropped += 1
+                continue
             doc = as_document(item, text_field, id_field)
-            layout.check_metadata(doc.doc_id, doc.metadata)
-            group.append(doc)
+            if accepted(position, doc):
+                group.append(doc)
             if len(group) == _DOCS_PER_TOKENIZER_CALL:
                 yield group
                 group = []
         if group:
             yield group
+
+    def cut() -> _ChunkBatch:
+        nonlocal pending, pending_documents, rejected, dropped
+        batch = _select(sink, pending, pending_documents)
+        batch.rejected, batch.superseded = rejected, dropped
+        pending, pending_documents, rejected, dropped = [], [], [], 0
+        return batch
 
     for group in docs_in_groups():
         for doc, texts in zip(group, chunker.split([d.text for d in group]), strict=True):
@@ -252,27 +299,26 @@ def _batches(
             pending.extend(
                 Chunk(point_id(doc_id, i), doc_id, i, text, doc.metadata) for i, text in enumerate(texts)
             )
-            finished.append((doc_id, len(texts)))
+            pending_documents.append((doc_id, len(texts)))
             if len(pending) >= batch_size:
-                yield _select(sink, pending, finished)
-                pending, finished = [], []
-    if pending or finished:
-        yield _select(sink, pending, finished)
+                yield cut()
+    if pending or pending_documents or rejected or dropped:
+        yield cut()
 
 
-def _select(sink: Sink, chunks: list[Chunk], finished: list[tuple[str, int]]) -> _Batch:
+def _select(sink: Sink, chunks: list[Chunk], documents: list[tuple[str, int]]) -> _ChunkBatch:
     """Drops the chunks the store already holds unchanged, and finds documents that used to be longer."""
     # The point just past a document's last chunk only exists if an earlier version had more chunks.
-    past_end = {point_id(doc_id, count): (doc_id, count) for doc_id, count in finished}
+    past_end = {point_id(doc_id, count): (doc_id, count) for doc_id, count in documents}
     stored = sink.fetch_texts([c.id for c in chunks] + list(past_end))
     to_embed: dict[str, Chunk] = {}
     for chunk in chunks:
         if stored.get(chunk.id) != sink.stored_text(chunk.text):
             to_embed[chunk.id] = chunk
-    return _Batch(
+    return _ChunkBatch(
         to_embed=list(to_embed.values()),
         chunks=len(chunks),
-        documents=len(finished),
+        documents=len(documents),
         skipped=len(chunks) - len(to_embed),
         stale=[past_end[pid] for pid in past_end if pid in stored],
     )
@@ -290,6 +336,8 @@ def ingest(
     text_field: str = "text",
     id_field: str | None = None,
     total: int | None = None,
+    on_duplicate: OnDuplicate = "error",
+    max_document_bytes: int | None = DEFAULT_MAX_DOCUMENT_BYTES,
 ) -> IngestReport:
     """Chunks, embeds and stores documents; idempotent and resumable.
 
@@ -298,8 +346,19 @@ def ingest(
     a manifest of the embedding settings on first use; a run with another model or size is refused before
     anything is written.
 
+    A document id may occur once per run (see `on_duplicate`). When `documents` can be read twice (a list,
+    a loader from `load_path`: anything but an iterator) its ids are read ahead, so a repeated id is found
+    before anything is written; an iterator is checked as it is read, and the error comes before anything
+    of the repeated document's second version is written (earlier documents may be stored, as with any
+    error mid-run, and the store stays consistent document by document). Either way every id of the run
+    is remembered: memory grows with the number of documents.
+
+    A document refused by the store (`sink.check_document_id`, e.g. an id too long for Milvus) or larger
+    than `max_document_bytes` is not written; the others are, and the report lists it in `rejected`.
+
     Args:
-        documents: `Document`s, strings, or dicts (see `as_document`), e.g. a loader from `load_path`.
+        documents: `Document`s, strings, dicts, or LangChain / LlamaIndex documents (see `as_document`),
+            e.g. a loader from `load_path`.
         embedder: The `Embedder` (anything with its document-embedding API).
         sink: Where vectors go, e.g. `QdrantSink` or `MilvusSink`.
         chunk_tokens: Longest chunk in tokens; `None` uses the model's longest input.
@@ -309,11 +368,17 @@ def ingest(
         text_field: Key of the text in dict documents.
         id_field: Key of the id in dict documents; `None` uses `"id"` when present.
         total: Number of documents, for the progress ETA; `None` uses `len(documents)` when it has one.
+        on_duplicate: For a document id that occurs twice: `"error"` raises `DuplicateDocumentError`
+            naming both positions; `"last"` ingests the last version only (the input is then read twice,
+            so it cannot be an iterator).
+        max_document_bytes: Largest document text in bytes (UTF-8); a larger one is rejected. `None`
+            accepts any size.
 
     Returns:
         The counts of the run.
 
     Raises:
+        DuplicateDocumentError: For a document id that occurs twice, with `on_duplicate="error"`.
         ManifestMismatchError: If the collection was embedded with another model, size or layout.
         SinkError: If the store fails for good; everything written before stays valid.
         ValueError: For invalid arguments or documents.
@@ -325,6 +390,16 @@ def ingest(
     if chunk_tokens is None:
         raise ValueError("the model's longest input is unknown: pass chunk_tokens=")
     chunker = Chunker(embedder.tokenizer, chunk_tokens, chunk_overlap)
+    if on_duplicate not in ON_DUPLICATE_CHOICES:
+        raise ValueError(f"on_duplicate={on_duplicate!r} must be one of {ON_DUPLICATE_CHOICES}")
+    superseded = frozenset[int]()
+    if can_read_twice(documents):
+        superseded = superseded_positions(documents, text_field, id_field, on_duplicate)
+    elif on_duplicate == "last":
+        raise ValueError(
+            "on_duplicate='last' reads the input twice (to know which version is last): pass a list or a "
+            "loader (load_path), not an iterator"
+        )
     sink.prepare(Manifest.from_description(embedder.describe(), layout=sink.layout.name))
     if total is None and isinstance(documents, Sized):
         total = len(documents)
@@ -339,6 +414,8 @@ def ingest(
                 batch_size=batch_size,
                 text_field=text_field,
                 id_field=id_field,
+                max_document_bytes=max_document_bytes,
+                superseded=superseded,
             ),
             maxsize=_QUEUE_BATCHES,
         )
@@ -346,9 +423,9 @@ def ingest(
         try:
             for batch in reader:
                 embedding.submit(batch)
-                for done in embedding.finished():
+                for done in embedding.completed():
                     writer.put(done)
-            for done in embedding.finished(wait_all=True):
+            for done in embedding.completed(wait_all=True):
                 writer.put(done)
         except BaseException:
             reader.stop()
@@ -369,6 +446,8 @@ def ingest(
         written=c.written,
         seconds=time.perf_counter() - started,
         deleted_from=c.deleted_from,
+        rejected=tuple(c.rejected),
+        superseded=c.superseded,
     )
 
 
