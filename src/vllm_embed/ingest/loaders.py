@@ -12,17 +12,17 @@ UTF-8, `utf-8-sig` or Latin-1) and `errors` (as in `bytes.decode`).
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from vllm_embed._optional import require
 from vllm_embed.errors import InputFileError
 from vllm_embed.ingest.documents import Document, as_document, utf8_size_above
+from vllm_embed.ingest.file_lines import Lines, check_file, check_limit, count_nonblank_lines, too_large
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 """File suffixes read as one document per file."""
@@ -38,87 +38,11 @@ DEFAULT_ENCODING = "utf-8"
 """Encoding of input files."""
 
 _PARQUET_BATCH_ROWS = 1024
-_COUNT_BLOCK_BYTES = 1 << 20
-
-
-def _check_file(path: Path) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or directory: {path}")
-    if not path.is_file():
-        raise InputFileError(f"{path} is not a file")
-    return path
-
-
-def _check_limit(max_document_bytes: int) -> int:
-    if max_document_bytes < 1:
-        raise ValueError(f"max_document_bytes={max_document_bytes} must be at least 1")
-    return max_document_bytes
-
-
-def _too_large(path: Path, where: str, max_document_bytes: int) -> InputFileError:
-    return InputFileError(
-        f"{path}:{where}: record larger than max_document_bytes={max_document_bytes}; split the document, "
-        "or raise the limit (max_document_bytes=, CLI --max-document-bytes)"
-    )
 
 
 def _jsonable(value: Any) -> Any:
     """Returns `value` with anything JSON cannot hold (dates, decimals, bytes) turned into strings."""
     return json.loads(json.dumps(value, default=str, ensure_ascii=False))
-
-
-class _Lines:
-    """Iterates over a file's physical lines, each decoded on its own and at most `limit` bytes.
-
-    A line is read with `readline(limit + 1)`, so a giant line is refused after `limit` bytes instead of
-    being held in memory; a decoding error names its line. An iterator class rather than a generator, so
-    that no suspended frame keeps the last (possibly long) line alive while it is parsed.
-    """
-
-    def __init__(self, path: Path, handle: IO[bytes], limit: int, encoding: str, errors: str) -> None:
-        self.path = path
-        self.limit = limit
-        self.encoding = encoding
-        self.number = 0
-        self._handle = handle
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors)
-        self._record_bytes = 0
-
-    def start_record(self) -> None:
-        """Starts counting the bytes of a new record (which may span several lines)."""
-        self._record_bytes = 0
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        raw = self._handle.readline(self.limit + 1)
-        if not raw:
-            raise StopIteration
-        self.number += 1
-        self._record_bytes += len(raw)
-        if self._record_bytes > self.limit:
-            raise _too_large(self.path, str(self.number), self.limit)
-        try:
-            return self._decoder.decode(raw)
-        except UnicodeDecodeError as exc:
-            raise InputFileError(
-                f"{self.path}:{self.number}: not valid {self.encoding} (byte 0x{raw[exc.start]:02x} at "
-                f"column {exc.start + 1}); convert the file, or pass encoding= or errors='replace' "
-                "(CLI --encoding, --encoding-errors)"
-            ) from None
-
-
-def _count_nonblank_lines(path: Path) -> int:
-    """Counts the lines holding something besides whitespace, reading at most a block at a time."""
-    count, has_content = 0, False
-    with path.open("rb") as handle:
-        while piece := handle.readline(_COUNT_BLOCK_BYTES):
-            has_content = has_content or not piece.isspace()
-            if piece.endswith(b"\n"):
-                count += has_content
-                has_content = False
-    return count + has_content
 
 
 class JsonlSource:
@@ -147,17 +71,17 @@ class JsonlSource:
         encoding: str = DEFAULT_ENCODING,
         errors: str = "strict",
     ) -> None:
-        self.path = _check_file(Path(path))
+        self.path = check_file(Path(path))
         self.text_field = text_field
         self.id_field = id_field
-        self.max_document_bytes = _check_limit(max_document_bytes)
+        self.max_document_bytes = check_limit(max_document_bytes)
         self.encoding = encoding
         self.errors = errors
         next(iter(self), None)  # a wrong field name fails here, not after an engine has started
 
     def __iter__(self) -> Iterator[Document]:
         with self.path.open("rb") as handle:
-            lines = _Lines(self.path, handle, self.max_document_bytes, self.encoding, self.errors)
+            lines = Lines(self.path, handle, self.max_document_bytes, self.encoding, self.errors)
             for line in lines:
                 lines.start_record()
                 if not line or line.isspace():
@@ -175,7 +99,7 @@ class JsonlSource:
                     raise InputFileError(f"{self.path}:{lines.number}: {exc}") from None
 
     def __len__(self) -> int:
-        return _count_nonblank_lines(self.path)
+        return count_nonblank_lines(self.path)
 
 
 class CsvSource:
@@ -207,10 +131,10 @@ class CsvSource:
         encoding: str = DEFAULT_ENCODING,
         errors: str = "strict",
     ) -> None:
-        self.path = _check_file(Path(path))
+        self.path = check_file(Path(path))
         self.text_field = text_field
         self.id_field = id_field
-        self.max_document_bytes = _check_limit(max_document_bytes)
+        self.max_document_bytes = check_limit(max_document_bytes)
         self.encoding = encoding
         self.errors = errors
         header = next(self._records(), (0, []))[1]
@@ -223,7 +147,7 @@ class CsvSource:
         # The record size is bounded by `_Lines`; csv's own field limit (128 KiB) would refuse long texts.
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
         with self.path.open("rb") as handle:
-            lines = _Lines(self.path, handle, self.max_document_bytes, self.encoding, self.errors)
+            lines = Lines(self.path, handle, self.max_document_bytes, self.encoding, self.errors)
             reader = csv.reader(lines, strict=True)
             while True:
                 first_line = lines.number + 1
@@ -285,10 +209,10 @@ class ParquetSource:
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
     ) -> None:
         pq = require("pyarrow.parquet", "Reading Parquet files")
-        self.path = _check_file(Path(path))
+        self.path = check_file(Path(path))
         self.text_field = text_field
         self.id_field = id_field
-        self.max_document_bytes = _check_limit(max_document_bytes)
+        self.max_document_bytes = check_limit(max_document_bytes)
         self._file = pq.ParquetFile(self.path)
         columns = self._file.schema_arrow.names
         for column in (text_field, id_field):
@@ -302,7 +226,7 @@ class ParquetSource:
                 number += 1
                 text = row.get(self.text_field)
                 if isinstance(text, str) and utf8_size_above(text, self.max_document_bytes):
-                    raise _too_large(self.path, f"row {number}", self.max_document_bytes)
+                    raise too_large(self.path, f"row {number}", self.max_document_bytes)
                 try:
                     yield as_document(_jsonable(row), self.text_field, self.id_field)
                 except ValueError as exc:
@@ -339,7 +263,7 @@ class TextFilesSource:
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"no such file or directory: {self.path}")
-        self.max_document_bytes = _check_limit(max_document_bytes)
+        self.max_document_bytes = check_limit(max_document_bytes)
         self.encoding = encoding
         self.errors = errors
 
@@ -352,7 +276,7 @@ class TextFilesSource:
     def __iter__(self) -> Iterator[Document]:
         for doc_id, file in self._files():
             if file.stat().st_size > self.max_document_bytes:
-                raise _too_large(file, "1", self.max_document_bytes)
+                raise too_large(file, "1", self.max_document_bytes)
             try:
                 text = file.read_text(encoding=self.encoding, errors=self.errors)
             except UnicodeDecodeError as exc:
