@@ -47,19 +47,23 @@ def _batches(
     text_field: str,
     id_field: str | None,
     max_document_bytes: int | None,
-    superseded: frozenset[int],
+    superseded: frozenset[int] | None,
 ) -> Iterator[ChunkBatch]:
-    """Reads, checks and chunks the documents; cuts batches between documents, never inside one."""
+    """Reads, checks and chunks the documents; cuts batches between documents, never inside one.
+
+    `superseded` holds the positions to drop when the ids were read ahead (`None` when they were not:
+    then repeated ids are found here, while reading).
+    """
     pending: list[Chunk] = []
     pending_documents: list[tuple[str, int]] = []  # (doc_id, chunk count) of the documents in `pending`
     rejected: list[tuple[str, str]] = []
     dropped = 0  # superseded documents since the last batch
     layout = sink.layout
-    seen = DuplicateCheck()
+    seen = DuplicateCheck() if superseded is None else None
 
     def accepted(position: int, doc: Document) -> bool:
         doc_id = doc.doc_id
-        earlier = seen.see(doc_id, position)
+        earlier = None if seen is None else seen.see(doc_id, position)
         if earlier is not None:
             raise duplicate_error(doc_id, earlier, position)
         if max_document_bytes is not None and utf8_size_above(doc.text, max_document_bytes):
@@ -77,7 +81,7 @@ def _batches(
         nonlocal dropped
         group: list[Document] = []
         for position, item in enumerate(documents):
-            if position in superseded:
+            if superseded is not None and position in superseded:
                 dropped += 1
                 continue
             doc = as_document(item, text_field, id_field)
@@ -195,7 +199,7 @@ def ingest(
     chunker = Chunker(embedder.tokenizer, chunk_tokens, chunk_overlap)
     if on_duplicate not in ON_DUPLICATE_CHOICES:
         raise ValueError(f"on_duplicate={on_duplicate!r} must be one of {ON_DUPLICATE_CHOICES}")
-    superseded = frozenset[int]()
+    superseded = None
     if can_read_twice(documents):
         superseded = superseded_positions(documents, text_field, id_field, on_duplicate)
     elif on_duplicate == "last":
