@@ -13,7 +13,7 @@ from ingest_fixtures import STORES, FakeHashEmbedder, dump_store, open_sink
 from transformers import AutoTokenizer
 
 from vllm_embed.errors import DuplicateDocumentError
-from vllm_embed.ingest import Document, IngestReport, ingest, load_path, point_id
+from vllm_embed.ingest import Document, IngestReport, ingest, load_path, load_paths, point_id
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,7 @@ def test_a_repeated_id_from_files_is_found_before_anything_is_written(sink, toke
         "".join(json.dumps({"id": f"k{i}", "text": "t"}) + "\n" for i in range(9))
     )
     (tmp_path / "b.jsonl").write_text(json.dumps({"id": "k4", "text": "u"}) + "\n")
-    from vllm_embed.ingest import load_paths
-
-    with pytest.raises(DuplicateDocumentError, match="positions 4 and 9"):
+    with pytest.raises(DuplicateDocumentError, match=r"positions 4 \(.*a\.jsonl:5\) and 9 \(.*b\.jsonl:1\)"):
         ingest(
             load_paths([tmp_path / "a.jsonl", tmp_path / "b.jsonl"]),
             embedder=FakeHashEmbedder(tokenizer),
@@ -198,3 +196,16 @@ def test_a_sink_without_an_id_check_accepts_every_id(sink, tokenizer) -> None:
         progress=False,
     )
     assert (report.documents, report.rejected) == (1, ()) and sink.count() == 1
+
+
+def test_repeated_ids_name_their_files_and_lines(tmp_path: Path) -> None:
+    from vllm_embed.ingest.duplicates import superseded_positions
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("x")
+    (tmp_path / "c.csv").write_text('id,text\nq,"two\nlines"\na.md,y\n')
+    with pytest.raises(DuplicateDocumentError, match=r"positions 0 \(.*a\.md\) and 2 \(.*c\.csv:4\)"):
+        superseded_positions(load_paths([tmp_path / "docs", tmp_path / "c.csv"]), "text", None, "error")
+    assert superseded_positions(
+        load_paths([tmp_path / "docs", tmp_path / "c.csv"]), "text", None, "last"
+    ) == frozenset({0})

@@ -11,10 +11,12 @@ hundred bytes per id).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any, Literal
 
 from vllm_embed.errors import DuplicateDocumentError
 from vllm_embed.ingest.documents import as_document
+from vllm_embed.ingest.loaders import located_ids
 
 OnDuplicate = Literal["error", "last"]
 """What `ingest` does with a document id seen twice: raise, or keep the last version."""
@@ -35,10 +37,16 @@ class DuplicateCheck:
         return earlier
 
 
-def duplicate_error(doc_id: str, first: int, second: int) -> DuplicateDocumentError:
-    """The error for `doc_id` seen at positions `first` and `second`."""
+def duplicate_error(
+    doc_id: str, first: int, second: int, where: tuple[str | None, str | None] = (None, None)
+) -> DuplicateDocumentError:
+    """The error for `doc_id` seen at positions `first` and `second` (in files `where`, when known)."""
+    places = [
+        f"{position} ({at})" if at else str(position)
+        for position, at in zip((first, second), where, strict=True)
+    ]
     return DuplicateDocumentError(
-        f"document id {doc_id!r} occurs twice in the input, at positions {first} and {second} "
+        f"document id {doc_id!r} occurs twice in the input, at positions {places[0]} and {places[1]} "
         "(in input order, counting from 0; a document without an id has a hash of its text as id); "
         "give each document its own id, or keep the last version with on_duplicate='last' "
         "(CLI --on-duplicate last)"
@@ -50,14 +58,15 @@ def can_read_twice(documents: Iterable[Any]) -> bool:
     return not isinstance(documents, Iterator)
 
 
-def document_ids(documents: Iterable[Any], text_field: str, id_field: str | None) -> Iterator[str]:
-    """Yields the id of every document; a source with a cheaper `document_ids()` is asked for it."""
-    cheap = getattr(documents, "document_ids", None)
-    if callable(cheap):
-        yield from cheap()
+def _located_ids(
+    documents: Iterable[Any], text_field: str, id_field: str | None
+) -> Iterator[tuple[str, str | None]]:
+    """Yields `(id, where)` of every document; a loader tells `where` (`file:line`) and reads ids cheaply."""
+    if any(callable(getattr(documents, name, None)) for name in ("located_ids", "located")):
+        yield from located_ids(documents)
         return
     for item in documents:
-        yield as_document(item, text_field, id_field).doc_id
+        yield as_document(item, text_field, id_field).doc_id, None
 
 
 def superseded_positions(
@@ -70,11 +79,13 @@ def superseded_positions(
     """
     seen = DuplicateCheck()
     superseded: set[int] = set()
-    for position, doc_id in enumerate(document_ids(documents, text_field, id_field)):
+    for position, (doc_id, where) in enumerate(_located_ids(documents, text_field, id_field)):
         earlier = seen.see(doc_id, position)
         if earlier is None:
             continue
         if on_duplicate == "error":
-            raise duplicate_error(doc_id, earlier, position)
+            # Where the first one is, is looked up again only now, rather than kept for every document.
+            first_where = next(islice(_located_ids(documents, text_field, id_field), earlier, None))[1]
+            raise duplicate_error(doc_id, earlier, position, (first_where, where))
         superseded.add(earlier)
     return frozenset(superseded)

@@ -80,6 +80,11 @@ class JsonlSource:
         next(iter(self), None)  # a wrong field name fails here, not after an engine has started
 
     def __iter__(self) -> Iterator[Document]:
+        for _, doc in self.located():
+            yield doc
+
+    def located(self) -> Iterator[tuple[str, Document]]:
+        """Yields each document with where it is: `file:line`."""
         with self.path.open("rb") as handle:
             lines = Lines(self.path, handle, self.max_document_bytes, self.encoding, self.errors)
             for line in lines:
@@ -94,9 +99,10 @@ class JsonlSource:
                 if not isinstance(record, Mapping):
                     raise InputFileError(f"{self.path}:{lines.number}: expected a JSON object")
                 try:
-                    yield as_document(record, self.text_field, self.id_field)
+                    doc = as_document(record, self.text_field, self.id_field)
                 except ValueError as exc:
                     raise InputFileError(f"{self.path}:{lines.number}: {exc}") from None
+                yield f"{self.path}:{lines.number}", doc
 
     def __len__(self) -> int:
         return count_nonblank_lines(self.path)
@@ -176,11 +182,17 @@ class CsvSource:
             yield line, dict(zip(header, cells + [None] * (len(header) - len(cells)), strict=True))
 
     def __iter__(self) -> Iterator[Document]:
+        for _, doc in self.located():
+            yield doc
+
+    def located(self) -> Iterator[tuple[str, Document]]:
+        """Yields each document with where it is: `file:line` of the record's first line."""
         for line, row in self._rows():
             try:
-                yield as_document(row, self.text_field, self.id_field)
+                doc = as_document(row, self.text_field, self.id_field)
             except ValueError as exc:
                 raise InputFileError(f"{self.path}:{line}: {exc}") from None
+            yield f"{self.path}:{line}", doc
 
     def __len__(self) -> int:
         return sum(1 for _ in self._rows())
@@ -220,6 +232,11 @@ class ParquetSource:
                 raise InputFileError(f"{self.path}: no column {column!r} (columns: {columns})")
 
     def __iter__(self) -> Iterator[Document]:
+        for _, doc in self.located():
+            yield doc
+
+    def located(self) -> Iterator[tuple[str, Document]]:
+        """Yields each document with where it is: `file: row N`."""
         number = 0
         for batch in self._file.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
             for row in batch.to_pylist():
@@ -228,9 +245,10 @@ class ParquetSource:
                 if isinstance(text, str) and utf8_size_above(text, self.max_document_bytes):
                     raise too_large(self.path, f"row {number}", self.max_document_bytes)
                 try:
-                    yield as_document(_jsonable(row), self.text_field, self.id_field)
+                    doc = as_document(_jsonable(row), self.text_field, self.id_field)
                 except ValueError as exc:
                     raise InputFileError(f"{self.path}: row {number}: {exc}") from None
+                yield f"{self.path}: row {number}", doc
 
     def __len__(self) -> int:
         return int(self._file.metadata.num_rows)
@@ -286,10 +304,10 @@ class TextFilesSource:
                 ) from None
             yield Document(text, id=doc_id)
 
-    def document_ids(self) -> Iterator[str]:
-        """Yields the id of every document, in order, without reading the files."""
-        for doc_id, _ in self._files():
-            yield doc_id
+    def located_ids(self) -> Iterator[tuple[str, str]]:
+        """Yields `(id, file)` of every document, in order, without reading the files."""
+        for doc_id, file in self._files():
+            yield doc_id, str(file)
 
     def __len__(self) -> int:
         return len(self._files())
@@ -305,17 +323,31 @@ class ChainedSource:
         for source in self.sources:
             yield from source
 
-    def document_ids(self) -> Iterator[str]:
-        """Yields the id of every document, in order (cheaply where a source can)."""
+    def located_ids(self) -> Iterator[tuple[str, str | None]]:
+        """Yields `(id, where)` of every document in order: `where` is `file:line` when the source tells."""
         for source in self.sources:
-            cheap = getattr(source, "document_ids", None)
-            yield from cheap() if callable(cheap) else (doc.doc_id for doc in source)
+            yield from located_ids(source)
 
     def __len__(self) -> int:
         sized = [s for s in self.sources if isinstance(s, Sized)]
         if len(sized) != len(self.sources):
             raise TypeError("the length of a ChainedSource needs every source to have a length")
         return sum(len(s) for s in sized)
+
+
+def located_ids(source: Iterable[Document]) -> Iterator[tuple[str, str | None]]:
+    """Yields `(id, where)` of every document of `source`, as cheaply as the source allows."""
+    cheap = getattr(source, "located_ids", None)
+    if callable(cheap):
+        yield from cheap()
+        return
+    located = getattr(source, "located", None)
+    if callable(located):
+        for where, doc in located():
+            yield doc.doc_id, where
+        return
+    for doc in source:
+        yield doc.doc_id, None
 
 
 def load_path(
