@@ -381,28 +381,15 @@ def load_path(
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
     suffix = path.suffix.lower()
+    decoding: dict[str, str] = (
+        {"encoding": encoding} if errors is None else {"encoding": encoding, "errors": errors}
+    )
     if path.is_dir() or suffix in TEXT_SUFFIXES:
-        return TextFilesSource(
-            path, max_document_bytes=max_document_bytes, encoding=encoding, errors=errors or "replace"
-        )
+        return TextFilesSource(path, max_document_bytes=max_document_bytes, **decoding)
     if suffix in (".jsonl", ".ndjson"):
-        return JsonlSource(
-            path,
-            text_field,
-            id_field,
-            max_document_bytes=max_document_bytes,
-            encoding=encoding,
-            errors=errors or "strict",
-        )
+        return JsonlSource(path, text_field, id_field, max_document_bytes=max_document_bytes, **decoding)
     if suffix == ".csv":
-        return CsvSource(
-            path,
-            text_field,
-            id_field,
-            max_document_bytes=max_document_bytes,
-            encoding=encoding,
-            errors=errors or "strict",
-        )
+        return CsvSource(path, text_field, id_field, max_document_bytes=max_document_bytes, **decoding)
     if suffix in (".parquet", ".pq"):
         return ParquetSource(path, text_field, id_field, max_document_bytes=max_document_bytes)
     raise InputFileError(
