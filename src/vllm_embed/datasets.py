@@ -1,7 +1,9 @@
-"""Real text available offline: the docstrings of the local Python standard library.
+"""Demo data: real text available offline, the docstrings of the local Python standard library.
 
-Used by the demo and the benchmarks. Run `python -m vllm_embed.datasets OUT.jsonl [--limit N]` to write the
-corpus as JSONL from a separate process (importing the standard library leaves many modules loaded).
+Not part of the ingest API: it ships in the wheel only because `examples/demo.py` and the benchmarks need a
+corpus that exists on every machine without a download. Run
+`python -m vllm_embed.datasets OUT.jsonl [--limit N]` to write the corpus as JSONL from a separate process
+(importing the standard library leaves many modules loaded).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Ingest: documents and loaders, chunking, deterministic ids, the resumable pipeline and search."""
 
 from vllm_embed.ingest.chunking import Chunker
-from vllm_embed.ingest.documents import Document, as_document
+from vllm_embed.ingest.documents import Document, DocumentLike, as_document
+from vllm_embed.ingest.duplicates import OnDuplicate
 from vllm_embed.ingest.ids import content_id, point_id
 from vllm_embed.ingest.loaders import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
     ChainedSource,
     CsvSource,
     JsonlSource,
@@ -18,13 +20,16 @@ from vllm_embed.ingest.search import require_manifest, search
 from vllm_embed.sinks.base import Hit
 
 __all__ = [
+    "DEFAULT_MAX_DOCUMENT_BYTES",
     "ChainedSource",
     "Chunker",
     "CsvSource",
     "Document",
+    "DocumentLike",
     "Hit",
     "IngestReport",
     "JsonlSource",
+    "OnDuplicate",
     "ParquetSource",
     "TextFilesSource",
     "as_document",

@@ -1,17 +1,91 @@
-"""`Document`, and turning the things users pass to `ingest` (documents, strings, dicts) into documents."""
+"""`Document`, and turning the things users pass to `ingest` into documents.
+
+Besides our own `Document`, strings and dicts, `ingest` takes the documents of LangChain and LlamaIndex
+loaders (PDF, HTML, web pages, ...) by their shape, without importing either framework.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from vllm_embed.ingest.ids import content_id
+
+
+@runtime_checkable
+class LangChainDocumentLike(Protocol):
+    """A LangChain `Document`: `page_content`, `metadata` and an optional `id`."""
+
+    @property
+    def page_content(self) -> str:
+        """The text."""
+        ...
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The metadata."""
+        ...
+
+
+@runtime_checkable
+class LlamaIndexNodeLike(Protocol):
+    """A LlamaIndex `Document` or `TextNode`: `id_`, `metadata` and `get_content()` (or `text`)."""
+
+    @property
+    def id_(self) -> str:
+        """The node id (a `Document`'s `doc_id`)."""
+        ...
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The metadata."""
+        ...
+
+    def get_content(self) -> str:
+        """The text (without metadata)."""
+        ...
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Returns `value` with NaN and ±inf floats, at any depth of dicts and lists, replaced by `None`."""
+    if isinstance(value, float | np.floating):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float | np.floating):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(item) for item in value)
+    return False
+
+
+def utf8_size_above(text: str, limit: int) -> bool:
+    """Returns whether `text` takes more than `limit` bytes in UTF-8, encoding it only when unsure."""
+    if len(text) > limit:
+        return True  # every character takes at least one byte
+    if 4 * len(text) <= limit:
+        return False  # and at most four
+    return len(text.encode("utf-8", errors="surrogatepass")) > limit
 
 
 @dataclass(frozen=True, slots=True)
 class Document:
     """A text to ingest, with an optional id and metadata.
+
+    NaN and ±infinity metadata values (at any depth) become `None`, so every store keeps them as null
+    (Qdrant would keep NaN, Milvus would turn it into null).
 
     Attributes:
         text: The document text.
@@ -31,6 +105,8 @@ class Document:
             object.__setattr__(self, "id", str(self.id))
         if not isinstance(self.metadata, Mapping):
             raise TypeError(f"Document.metadata must be a mapping, got {type(self.metadata).__name__}")
+        if _has_non_finite(self.metadata):
+            object.__setattr__(self, "metadata", _finite_or_none(self.metadata))
 
     @property
     def doc_id(self) -> str:
@@ -38,17 +114,27 @@ class Document:
         return self.id if self.id is not None else content_id(self.text)
 
 
-def as_document(
-    item: Document | str | Mapping[str, Any], text_field: str = "text", id_field: str | None = None
-) -> Document:
+DocumentLike = Document | str | Mapping[str, Any] | LangChainDocumentLike | LlamaIndexNodeLike
+"""What `ingest` accepts as one document."""
+
+
+def as_document(item: DocumentLike, text_field: str = "text", id_field: str | None = None) -> Document:
     """Turns one input item into a `Document`.
 
     A dict gives its `text_field` as the text, its `id_field` (or `"id"` when `id_field` is `None`) as the
     id, and every other field as metadata; a dict holding only a `"metadata"` mapping besides text and id
     uses that mapping.
 
+    A LangChain `Document` gives its `page_content`, `metadata` and `id` (a content hash when `None`).
+
+    A LlamaIndex `Document` gives its `text`, `metadata` and `doc_id` (its `id_`); a `TextNode` its own
+    `id_`, not its `ref_doc_id`: `ingest` chunks every item itself and numbers the chunks under the item's
+    id, so nodes of one document sharing the document's id would overwrite each other. Pass the loader's
+    `Document`s rather than pre-split nodes; LlamaIndex gives documents a random `id_` unless told
+    otherwise (`SimpleDirectoryReader(filename_as_id=True)`), and a random id is a new document on every run.
+
     Args:
-        item: A `Document`, a string, or a mapping.
+        item: A `Document`, a string, a mapping, or a LangChain or LlamaIndex document.
         text_field: Key of the text in a mapping.
         id_field: Key of the id in a mapping; `None` uses `"id"` when present.
 
@@ -61,17 +147,38 @@ def as_document(
     if isinstance(item, str):
         return Document(item)
     if isinstance(item, Mapping):
-        if text_field not in item:
-            raise ValueError(f"record has no {text_field!r} field (fields: {sorted(map(str, item))})")
-        text = item[text_field]
-        if not isinstance(text, str):
-            raise ValueError(f"field {text_field!r} must hold a string, got {type(text).__name__}")
-        key = id_field or "id"
-        if id_field is not None and item.get(id_field) is None:
-            raise ValueError(f"record has no {id_field!r} id field (fields: {sorted(map(str, item))})")
-        raw_id = item.get(key)
-        metadata = {str(k): v for k, v in item.items() if k not in (text_field, key)}
-        if set(metadata) == {"metadata"} and isinstance(metadata["metadata"], Mapping):
-            metadata = dict(metadata["metadata"])
-        return Document(text, id=None if raw_id is None else str(raw_id), metadata=metadata)
-    raise TypeError(f"cannot ingest a {type(item).__name__}: pass Document, str or dict items")
+        return _from_mapping(item, text_field, id_field)
+    metadata = getattr(item, "metadata", None)
+    if isinstance(metadata, Mapping):
+        page_content = getattr(item, "page_content", None)
+        if isinstance(page_content, str):  # LangChain
+            raw_id = getattr(item, "id", None)
+            return Document(page_content, id=None if raw_id is None else str(raw_id), metadata=dict(metadata))
+        node_id = getattr(item, "id_", None)
+        if node_id is not None:  # LlamaIndex
+            text = getattr(item, "text", None)
+            get_content = getattr(item, "get_content", None)
+            if not isinstance(text, str) and callable(get_content):
+                text = get_content()
+            if isinstance(text, str):
+                return Document(text, id=str(node_id), metadata=dict(metadata))
+    raise TypeError(
+        f"cannot ingest a {type(item).__name__}: pass Document, str or dict items, or LangChain or "
+        "LlamaIndex documents"
+    )
+
+
+def _from_mapping(item: Mapping[str, Any], text_field: str, id_field: str | None) -> Document:
+    if text_field not in item:
+        raise ValueError(f"record has no {text_field!r} field (fields: {sorted(map(str, item))})")
+    text = item[text_field]
+    if not isinstance(text, str):
+        raise ValueError(f"field {text_field!r} must hold a string, got {type(text).__name__}")
+    key = id_field or "id"
+    if id_field is not None and item.get(id_field) is None:
+        raise ValueError(f"record has no {id_field!r} id field (fields: {sorted(map(str, item))})")
+    raw_id = item.get(key)
+    metadata = {str(k): v for k, v in item.items() if k not in (text_field, key)}
+    if set(metadata) == {"metadata"} and isinstance(metadata["metadata"], Mapping):
+        metadata = dict(metadata["metadata"])
+    return Document(text, id=None if raw_id is None else str(raw_id), metadata=metadata)

@@ -12,212 +12,30 @@ converges to what an uninterrupted run leaves.
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import contextlib
-import queue
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sized
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterable, Iterator, Sized
 
-import numpy as np
-from numpy.typing import NDArray
-
+from vllm_embed._utils import one_line
 from vllm_embed.ingest.chunking import Chunker
-from vllm_embed.ingest.documents import Document, as_document
+from vllm_embed.ingest.documents import Document, DocumentLike, as_document, utf8_size_above
+from vllm_embed.ingest.duplicates import (
+    ON_DUPLICATE_CHOICES,
+    DuplicateCheck,
+    OnDuplicate,
+    can_read_twice,
+    duplicate_error,
+    superseded_positions,
+)
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
 from vllm_embed.ingest.ids import point_id
+from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES
 from vllm_embed.ingest.progress import IngestProgress
 from vllm_embed.ingest.report import IngestReport
+from vllm_embed.ingest.stages import QUEUE_BATCHES, ChunkBatch, EmbedStage, Reader, Writer
 from vllm_embed.sinks.base import Chunk, Manifest, Sink
 
-T = TypeVar("T")
-DocumentLike = Document | str | Mapping[str, Any]
-
 _DOCS_PER_TOKENIZER_CALL = 64
-_QUEUE_BATCHES = 2
-_EMBED_DEPTH = 2
-_POLL_SECONDS = 0.1
-
-
-@dataclass
-class _Batch:
-    """Work for the embedder and writer: the chunks still to embed, and what to count once written."""
-
-    to_embed: list[Chunk]
-    chunks: int
-    documents: int
-    skipped: int
-    stale: list[tuple[str, int]]
-    vectors: NDArray[np.float32] | None = None
-
-
-@dataclass
-class _Failure:
-    error: BaseException
-
-
-_END = object()
-
-
-class _Reader(Generic[T]):
-    """Runs an iterator in a thread and hands its items over through a bounded queue."""
-
-    def __init__(self, items: Iterator[T], maxsize: int) -> None:
-        self._items = items
-        self._queue: queue.Queue[object] = queue.Queue(maxsize)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vllm-embed-reader", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for item in self._items:
-                if not self._put(item):
-                    return
-            self._put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, which raises it
-            self._put(_Failure(exc))
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[T]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item  # type: ignore[misc]
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-@dataclass
-class _Counters:
-    documents: int = 0
-    chunks: int = 0
-    embedded: int = 0
-    skipped: int = 0
-    written: int = 0
-    deleted_from: int = 0
-
-
-@dataclass
-class _Writer:
-    """Writes batches in a thread, in order; the first error stops writing and is raised to the caller."""
-
-    sink: Sink
-    progress: IngestProgress
-    counters: _Counters = field(default_factory=_Counters)
-    error: BaseException | None = None
-
-    def __post_init__(self) -> None:
-        self._queue: queue.Queue[object] = queue.Queue(_QUEUE_BATCHES)
-        self._thread = threading.Thread(target=self._run, name="vllm-embed-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is _END:
-                return
-            if self.error is not None or not isinstance(batch, _Batch):
-                continue  # keep draining so the caller never blocks on a full queue
-            try:
-                self._write(batch)
-            except BaseException as exc:  # noqa: BLE001 - raised in the calling thread by put()/finish()
-                self.error = exc
-
-    def _write(self, batch: _Batch) -> None:
-        for doc_id, first_index in batch.stale:
-            self.sink.delete_chunks_from(doc_id, first_index)
-        if batch.to_embed:
-            assert batch.vectors is not None
-            self.sink.upsert(batch.to_embed, batch.vectors)
-        counters = self.counters
-        counters.documents += batch.documents
-        counters.chunks += batch.chunks
-        counters.embedded += len(batch.to_embed)
-        counters.written += len(batch.to_embed)
-        counters.skipped += batch.skipped
-        counters.deleted_from += len(batch.stale)
-        self.progress.advance(batch.documents, batch.chunks)
-
-    def put(self, batch: _Batch) -> None:
-        while True:
-            if self.error is not None:
-                raise self.error
-            try:
-                self._queue.put(batch, timeout=_POLL_SECONDS)
-                return
-            except queue.Full:
-                continue
-
-    def finish(self) -> None:
-        """Waits for every queued batch to be written; raises the first write error."""
-        self._queue.put(_END)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-
-class _EmbedStage:
-    """Keeps the next batch queued at the engine while the current one is embedded.
-
-    With one call at a time the engine idles between batches while results are handed on and the next
-    batch is tokenised; with `_EMBED_DEPTH` calls in flight the shared engine starts the next one as soon
-    as it is free. Batches come out in the order they went in.
-    """
-
-    def __init__(self, embedder: SupportsEmbedding) -> None:
-        self._embedder = embedder
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            _EMBED_DEPTH, thread_name_prefix="vllm-embed-embed"
-        )
-        self._in_flight: collections.deque[tuple[_Batch, concurrent.futures.Future[Any] | None]] = (
-            collections.deque()
-        )
-
-    def submit(self, batch: _Batch) -> None:
-        """Starts embedding `batch` (at once if it has nothing to embed)."""
-        future = self._pool.submit(_embed, self._embedder, batch.to_embed) if batch.to_embed else None
-        self._in_flight.append((batch, future))
-
-    def finished(self, *, wait_all: bool = False) -> Iterator[_Batch]:
-        """Yields finished batches, oldest first, waiting while `_EMBED_DEPTH` are in flight (or for all).
-
-        Raises:
-            Exception: The first embedding error, after the batches finished before it were yielded.
-        """
-        while self._in_flight and (wait_all or len(self._in_flight) >= _EMBED_DEPTH or self._ready()):
-            batch, future = self._in_flight.popleft()
-            if future is not None:
-                batch.vectors = future.result()
-            yield batch
-
-    def close(self) -> None:
-        """Drops what is not finished (a running engine call still completes) and frees the threads."""
-        for _, future in self._in_flight:
-            if future is not None:
-                future.cancel()
-        self._in_flight.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _ready(self) -> bool:
-        future = self._in_flight[0][1]
-        return future is None or future.done()
 
 
 def _batches(
@@ -228,23 +46,62 @@ def _batches(
     batch_size: int,
     text_field: str,
     id_field: str | None,
-) -> Iterator[_Batch]:
-    pending: list[Chunk] = []
-    finished: list[tuple[str, int]] = []  # (doc_id, chunk count) of documents whose last chunk is pending
+    max_document_bytes: int | None,
+    superseded: frozenset[int] | None,
+) -> Iterator[ChunkBatch]:
+    """Reads, checks and chunks the documents; cuts batches between documents, never inside one.
 
+    `superseded` holds the positions to drop when the ids were read ahead (`None` when they were not:
+    then repeated ids are found here, while reading).
+    """
+    pending: list[Chunk] = []
+    pending_documents: list[tuple[str, int]] = []  # (doc_id, chunk count) of the documents in `pending`
+    rejected: list[tuple[str, str]] = []
+    dropped = 0  # superseded documents since the last batch
     layout = sink.layout
+    # A custom sink written before `check_document_id` joined the protocol accepts every id.
+    check_document_id = getattr(sink, "check_document_id", None)
+    seen = DuplicateCheck() if superseded is None else None
+
+    def accepted(position: int, doc: Document) -> bool:
+        doc_id = doc.doc_id
+        earlier = None if seen is None else seen.see(doc_id, position)
+        if earlier is not None:
+            raise duplicate_error(doc_id, earlier, position)
+        if max_document_bytes is not None and utf8_size_above(doc.text, max_document_bytes):
+            rejected.append((doc_id, f"text larger than max_document_bytes={max_document_bytes}"))
+            return False
+        try:
+            if check_document_id is not None:
+                check_document_id(doc_id)
+        except ValueError as exc:
+            rejected.append((doc_id, one_line(exc)))
+            return False
+        layout.check_metadata(doc_id, doc.metadata)
+        return True
 
     def docs_in_groups() -> Iterator[list[Document]]:
+        nonlocal dropped
         group: list[Document] = []
-        for item in documents:
+        for position, item in enumerate(documents):
+            if superseded is not None and position in superseded:
+                dropped += 1
+                continue
             doc = as_document(item, text_field, id_field)
-            layout.check_metadata(doc.doc_id, doc.metadata)
-            group.append(doc)
+            if accepted(position, doc):
+                group.append(doc)
             if len(group) == _DOCS_PER_TOKENIZER_CALL:
                 yield group
                 group = []
         if group:
             yield group
+
+    def cut() -> ChunkBatch:
+        nonlocal pending, pending_documents, rejected, dropped
+        batch = _select(sink, pending, pending_documents)
+        batch.rejected, batch.superseded = rejected, dropped
+        pending, pending_documents, rejected, dropped = [], [], [], 0
+        return batch
 
     for group in docs_in_groups():
         for doc, texts in zip(group, chunker.split([d.text for d in group]), strict=True):
@@ -252,27 +109,26 @@ def _batches(
             pending.extend(
                 Chunk(point_id(doc_id, i), doc_id, i, text, doc.metadata) for i, text in enumerate(texts)
             )
-            finished.append((doc_id, len(texts)))
+            pending_documents.append((doc_id, len(texts)))
             if len(pending) >= batch_size:
-                yield _select(sink, pending, finished)
-                pending, finished = [], []
-    if pending or finished:
-        yield _select(sink, pending, finished)
+                yield cut()
+    if pending or pending_documents or rejected or dropped:
+        yield cut()
 
 
-def _select(sink: Sink, chunks: list[Chunk], finished: list[tuple[str, int]]) -> _Batch:
+def _select(sink: Sink, chunks: list[Chunk], documents: list[tuple[str, int]]) -> ChunkBatch:
     """Drops the chunks the store already holds unchanged, and finds documents that used to be longer."""
     # The point just past a document's last chunk only exists if an earlier version had more chunks.
-    past_end = {point_id(doc_id, count): (doc_id, count) for doc_id, count in finished}
+    past_end = {point_id(doc_id, count): (doc_id, count) for doc_id, count in documents}
     stored = sink.fetch_texts([c.id for c in chunks] + list(past_end))
     to_embed: dict[str, Chunk] = {}
     for chunk in chunks:
         if stored.get(chunk.id) != sink.stored_text(chunk.text):
             to_embed[chunk.id] = chunk
-    return _Batch(
+    return ChunkBatch(
         to_embed=list(to_embed.values()),
         chunks=len(chunks),
-        documents=len(finished),
+        documents=len(documents),
         skipped=len(chunks) - len(to_embed),
         stale=[past_end[pid] for pid in past_end if pid in stored],
     )
@@ -290,6 +146,8 @@ def ingest(
     text_field: str = "text",
     id_field: str | None = None,
     total: int | None = None,
+    on_duplicate: OnDuplicate = "error",
+    max_document_bytes: int | None = DEFAULT_MAX_DOCUMENT_BYTES,
 ) -> IngestReport:
     """Chunks, embeds and stores documents; idempotent and resumable.
 
@@ -298,8 +156,19 @@ def ingest(
     a manifest of the embedding settings on first use; a run with another model or size is refused before
     anything is written.
 
+    A document id may occur once per run (see `on_duplicate`). When `documents` can be read twice (a list,
+    a loader from `load_path`: anything but an iterator) its ids are read ahead, so a repeated id is found
+    before anything is written; an iterator is checked as it is read, and the error comes before anything
+    of the repeated document's second version is written (earlier documents may be stored, as with any
+    error mid-run, and the store stays consistent document by document). Either way every id of the run
+    is remembered: memory grows with the number of documents.
+
+    A document refused by the store (`sink.check_document_id`, e.g. an id too long for Milvus) or larger
+    than `max_document_bytes` is not written; the others are, and the report lists it in `rejected`.
+
     Args:
-        documents: `Document`s, strings, or dicts (see `as_document`), e.g. a loader from `load_path`.
+        documents: `Document`s, strings, dicts, or LangChain / LlamaIndex documents (see `as_document`),
+            e.g. a loader from `load_path`.
         embedder: The `Embedder` (anything with its document-embedding API).
         sink: Where vectors go, e.g. `QdrantSink` or `MilvusSink`.
         chunk_tokens: Longest chunk in tokens; `None` uses the model's longest input.
@@ -309,11 +178,17 @@ def ingest(
         text_field: Key of the text in dict documents.
         id_field: Key of the id in dict documents; `None` uses `"id"` when present.
         total: Number of documents, for the progress ETA; `None` uses `len(documents)` when it has one.
+        on_duplicate: For a document id that occurs twice: `"error"` raises `DuplicateDocumentError`
+            naming both positions; `"last"` ingests the last version only (the input is then read twice,
+            so it cannot be an iterator).
+        max_document_bytes: Largest document text in bytes (UTF-8); a larger one is rejected. `None`
+            accepts any size.
 
     Returns:
         The counts of the run.
 
     Raises:
+        DuplicateDocumentError: For a document id that occurs twice, with `on_duplicate="error"`.
         ManifestMismatchError: If the collection was embedded with another model, size or layout.
         SinkError: If the store fails for good; everything written before stays valid.
         ValueError: For invalid arguments or documents.
@@ -325,13 +200,23 @@ def ingest(
     if chunk_tokens is None:
         raise ValueError("the model's longest input is unknown: pass chunk_tokens=")
     chunker = Chunker(embedder.tokenizer, chunk_tokens, chunk_overlap)
+    if on_duplicate not in ON_DUPLICATE_CHOICES:
+        raise ValueError(f"on_duplicate={on_duplicate!r} must be one of {ON_DUPLICATE_CHOICES}")
+    superseded = None
+    if can_read_twice(documents):
+        superseded = superseded_positions(documents, text_field, id_field, on_duplicate)
+    elif on_duplicate == "last":
+        raise ValueError(
+            "on_duplicate='last' reads the input twice (to know which version is last): pass a list or a "
+            "loader (load_path), not an iterator"
+        )
     sink.prepare(Manifest.from_description(embedder.describe(), layout=sink.layout.name))
     if total is None and isinstance(documents, Sized):
         total = len(documents)
 
     with IngestProgress(enabled=progress, total=total) as bar:
-        writer = _Writer(sink, bar)
-        reader = _Reader(
+        writer = Writer(sink, bar)
+        reader = Reader(
             _batches(
                 documents,
                 chunker=chunker,
@@ -339,16 +224,18 @@ def ingest(
                 batch_size=batch_size,
                 text_field=text_field,
                 id_field=id_field,
+                max_document_bytes=max_document_bytes,
+                superseded=superseded,
             ),
-            maxsize=_QUEUE_BATCHES,
+            maxsize=QUEUE_BATCHES,
         )
-        embedding = _EmbedStage(embedder)
+        embedding = EmbedStage(embedder)
         try:
             for batch in reader:
                 embedding.submit(batch)
-                for done in embedding.finished():
+                for done in embedding.completed():
                     writer.put(done)
-            for done in embedding.finished(wait_all=True):
+            for done in embedding.completed(wait_all=True):
                 writer.put(done)
         except BaseException:
             reader.stop()
@@ -369,11 +256,6 @@ def ingest(
         written=c.written,
         seconds=time.perf_counter() - started,
         deleted_from=c.deleted_from,
+        rejected=tuple(c.rejected),
+        superseded=c.superseded,
     )
-
-
-def _embed(embedder: SupportsEmbedding, chunks: list[Chunk]) -> NDArray[np.float32]:
-    vectors = np.asarray(embedder.embed_documents([c.text for c in chunks]), dtype=np.float32)
-    if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
-        raise RuntimeError(f"the embedder returned shape {vectors.shape} for {len(chunks)} texts")
-    return vectors

@@ -10,14 +10,19 @@ from typing import Any
 class IngestReport:
     """Counts and duration of one `ingest` run.
 
+    Documents read = `documents` + `len(rejected)` + `superseded`.
+
     Attributes:
-        documents: Documents read.
+        documents: Documents ingested: their chunks are stored now (written, or found already stored).
         chunks: Chunks the documents were split into.
         embedded: Chunks embedded by this run.
         skipped: Chunks already stored with the same text (not embedded again).
         written: Chunks written to the store by this run.
         deleted_from: Documents whose stale trailing chunks (from a longer earlier version) were deleted.
         seconds: Wall-clock duration.
+        rejected: `(doc_id, reason)` of each document not written because the store cannot keep its id,
+            or its text is larger than `max_document_bytes`.
+        superseded: Earlier versions of a repeated document id, dropped unread (`on_duplicate="last"`).
     """
 
     documents: int
@@ -27,6 +32,8 @@ class IngestReport:
     written: int
     seconds: float
     deleted_from: int = 0
+    rejected: tuple[tuple[str, str], ...] = ()
+    superseded: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the report as a JSON-serialisable dict."""
@@ -34,8 +41,19 @@ class IngestReport:
 
     def __str__(self) -> str:
         rate = self.chunks / self.seconds if self.seconds > 0 else 0.0
-        return (
+        text = (
             f"{self.documents} documents, {self.chunks} chunks: {self.embedded} embedded, "
             f"{self.skipped} already stored, {self.written} written in {self.seconds:.1f} s "
             f"({rate:.0f} chunks/s)"
         )
+        if self.superseded:
+            text += f"; {self.superseded} earlier versions of repeated ids dropped"
+        if self.rejected:
+            text += f"; {len(self.rejected)} rejected:" + "".join(
+                f"\n  {_shortened(doc_id)!r}: {reason}" for doc_id, reason in self.rejected
+            )
+        return text
+
+
+def _shortened(doc_id: str, limit: int = 80) -> str:
+    return doc_id if len(doc_id) <= limit else f"{doc_id[:limit]}… ({len(doc_id)} characters)"
