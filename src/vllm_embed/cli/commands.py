@@ -20,7 +20,7 @@ from vllm_embed.cli.cache import cache_file
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options
 from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
 from vllm_embed.config import EmbedderConfig
-from vllm_embed.ingest.loaders import load_paths
+from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
 from vllm_embed.ingest.pipeline import ingest as run_ingest
 from vllm_embed.ingest.search import require_manifest
 from vllm_embed.ingest.search import search as run_search
@@ -161,11 +161,20 @@ def ingest(
         ),
     ] = None,
     max_document_bytes: Annotated[
-        int | None,
+        int,
         typer.Option(
-            "--max-document-bytes",
-            min=1,
-            help="Refuse a document larger than this many bytes (UTF-8) \\[default: the loaders' limit].",
+            "--max-document-bytes", min=1, help="Refuse a document larger than this many bytes (UTF-8)."
+        ),
+    ] = DEFAULT_MAX_DOCUMENT_BYTES,
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="Encoding of the input files.")
+    ] = DEFAULT_ENCODING,
+    encoding_errors: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding-errors",
+            help="What to do with bytes the encoding cannot decode: strict (an error naming the file and "
+            "line), replace or ignore \\[default: strict; replace for text files].",
             show_default=False,
         ),
     ] = None,
@@ -191,8 +200,14 @@ def ingest(
                 f"--chunk-overlap {chunk_overlap} must be below --chunk-tokens {chunk_tokens}"
             )
         config = EmbedderConfig(**settings)
-        limits = {} if max_document_bytes is None else {"max_document_bytes": max_document_bytes}
-        documents = load_paths(paths, text_field=text_field, id_field=id_field, **limits)
+        documents = load_paths(
+            paths,
+            text_field=text_field,
+            id_field=id_field,
+            max_document_bytes=max_document_bytes,
+            encoding=encoding,
+            errors=encoding_errors,
+        )
         sink = _open_sink(qdrant, milvus, collection, api_key, layout)
         with _closing(sink):
             _check_before_engine(sink, config, layout)
