@@ -52,7 +52,9 @@ BM25_ANALYZER: dict[str, Any] = {
     ],
 }
 """Analyzer of the text field of a hybrid collection: Unicode words, lower-cased, English stemming and stop
-words, as Qdrant's English BM25 (Milvus Lite has no `"english"` analyzer type, so it is spelled out)."""
+words, as Qdrant's English BM25 (Milvus Lite has no `"english"` analyzer type, so it is spelled out).
+Milvus Lite 3.2 applies the tokenizer and lowercasing but neither the stemmer nor `_english_` stop words;
+a Milvus server applies all of it."""
 RRF_K = 60
 """Ranking constant of Milvus's reciprocal-rank fusion (`RRFRanker`'s default)."""
 
