@@ -173,3 +173,11 @@ def test_milvus_vectors_can_be_replaced_in_a_hybrid_collection(tmp_path: Path) -
         sink.replace_vectors([point_id], -vector[None, :])  # type: ignore[attr-defined]
         assert dump_store(sink)[point_id][1][0] == pytest.approx(-vector[0])
         assert sink.sparse_search("zlib.crc32", 2)[0].doc_id == "crc"  # type: ignore[attr-defined]
+
+
+def test_a_rewritten_manifest_keeps_the_collections_sparse_settings(hybrid_sink) -> None:
+    stored = hybrid_sink.read_manifest()
+    hybrid_sink.write_manifest(Manifest.from_description(FakeHashEmbedder().describe()))
+    assert hybrid_sink.read_manifest() == stored
+    hits = search("zlib.crc32", embedder=FakeHashEmbedder(), sink=hybrid_sink, top_k=1, mode="sparse")
+    assert [h.doc_id for h in hits] == ["crc"]

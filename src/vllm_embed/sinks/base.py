@@ -425,7 +425,9 @@ class BaseSink:
         """Replaces the stored manifest of an existing collection: the repair for a damaged manifest.
 
         Give the settings the collection was embedded with, e.g.
-        `Manifest.from_description(embedder.describe(), layout="vllm-embed")`.
+        `Manifest.from_description(embedder.describe(), layout="vllm-embed")`. A hybrid collection's sparse
+        settings are read from the collection itself when `manifest` has none (on Qdrant, the installed
+        BM25 analyzer's).
 
         Raises:
             CollectionNotFoundError: If the collection does not exist.
@@ -439,6 +441,8 @@ class BaseSink:
                 f"collection {self.collection!r} holds {dimensions}-dimensional vectors, the manifest says "
                 f"{manifest.dimensions}: give the model the collection was embedded with"
             )
+        if manifest.sparse is None:
+            manifest = self._with_stored_sparse(manifest)
         self._store_manifest(manifest)
         self._layout = get_layout(manifest.layout)
 
@@ -449,6 +453,10 @@ class BaseSink:
     def _store_manifest(self, manifest: Manifest) -> None:
         """Writes `manifest` over the existing collection's stored one."""
         raise NotImplementedError
+
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        """Returns `manifest` with the sparse settings of a hybrid collection (`manifest` if it is dense)."""
+        return manifest
 
     def _repair_hint(self, constructor: str) -> str:
         """How to rewrite this collection's manifest, for `ManifestError` messages."""
