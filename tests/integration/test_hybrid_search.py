@@ -11,56 +11,39 @@ from vllm_embed.ingest import Document, ingest, search
 from vllm_embed.sinks import MilvusSink
 
 CORPUS = [
-    Document(
-        "Cyclic redundancy checks detect accidental corruption of data blocks on disk.",
-        id="crc-theory",
-        metadata={"kind": "concept"},
-    ),
-    Document(
-        "Checksums and hash digests let a download be verified against tampering.",
-        id="hashes",
-        metadata={"kind": "concept"},
-    ),
-    Document(
-        "The storage writer calls zlib.crc32 on every block before it is flushed.",
-        id="writer",
-        metadata={"kind": "code"},
-    ),
-    Document(
-        "Error-detecting codes add a few redundant bits to each transmitted frame.",
-        id="codes",
-        metadata={"kind": "concept"},
-    ),
-    Document(
-        "Parity bits and checksums catch single-bit errors in memory and on networks.",
-        id="parity",
-        metadata={"kind": "concept"},
-    ),
-    Document("Espresso is brewed by forcing hot water through ground coffee.", id="coffee"),
+    Document(text, id=key, metadata={"kind": kind})
+    for key, kind, text in [
+        ("e4012", "error", "Error E4012: the disk quota of the account was exceeded."),
+        ("e4021", "error", "Error E4021: the upload was rejected because the file is too large."),
+        ("e4102", "error", "Error E4102: the session token expired; sign in again."),
+        ("e4120", "error", "Error E4120: the server is busy, retry in a minute."),
+        ("e4201", "error", "Error E4201: the storage bucket does not exist."),
+        ("writer", "code", "The storage writer calls zlib.crc32 on every block before it is flushed."),
+        ("adler", "code", "zlib.adler32 computes an Adler-32 checksum of data, faster than a CRC."),
+        ("crc", "concept", "Cyclic redundancy checks detect accidental corruption of data blocks on disk."),
+    ]
 ]
-QUERY = "zlib.crc32"
 
 
 def check_hybrid_search(sink, embedder) -> None:
     report = ingest(CORPUS, embedder=embedder, sink=sink, progress=False)
     assert report.written == len(CORPUS)
 
-    dense = search(QUERY, embedder=embedder, sink=sink, top_k=2, mode="dense")
-    sparse = search(QUERY, embedder=embedder, sink=sink, top_k=2, mode="sparse")
-    assert [h.doc_id for h in sparse] == ["writer"]  # the only chunk with the identifier
-    hybrid = search(QUERY, embedder=embedder, sink=sink, top_k=2)  # hybrid: the collection's default
-    assert hybrid[0].doc_id == "writer" and "sparse" in hybrid[0].found_by
-    assert hybrid[0].score > hybrid[1].score
-    print(
-        "DENSE",
-        [(h.doc_id, round(h.score, 3)) for h in dense],
-        "HYBRID",
-        [(h.doc_id, h.found_by) for h in hybrid],
-    )
+    # MiniLM places E4120 above E4102 (the codes differ by one transposition); only BM25 matches the token
+    dense = search("E4102", embedder=embedder, sink=sink, top_k=3, mode="dense")
+    assert dense[0].doc_id != "e4102"
+    sparse = search("E4102", embedder=embedder, sink=sink, top_k=3, mode="sparse")
+    assert [h.doc_id for h in sparse] == ["e4102"]
+    hybrid = search("E4102", embedder=embedder, sink=sink, top_k=3)  # hybrid: the collection's default
+    assert hybrid[0].doc_id == "e4102" and set(hybrid[0].found_by) == {"dense", "sparse"}
+    assert hybrid[0].score > hybrid[1].score and hybrid[1].found_by == ("dense",)
 
-    filtered = search(QUERY, embedder=embedder, sink=sink, top_k=3, filter={"kind": "concept"})
-    assert filtered and all(h.metadata == {"kind": "concept"} for h in filtered)
-    assert all(h.found_by == ("dense",) for h in filtered)
+    hybrid = search("zlib.crc32", embedder=embedder, sink=sink, top_k=2, candidates=4)
+    assert hybrid[0].doc_id == "writer" and "sparse" in hybrid[0].found_by
+
+    filtered = search("E4102 zlib.crc32", embedder=embedder, sink=sink, top_k=3, filter={"kind": "code"})
+    assert {h.doc_id for h in filtered} == {"writer", "adler"}
+    assert all(h.metadata == {"kind": "code"} for h in filtered)
 
 
 @pytest.mark.parametrize("kind", STORES)
