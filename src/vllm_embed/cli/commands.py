@@ -22,9 +22,9 @@ from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
 from vllm_embed.ingest.pipeline import ingest as run_ingest
-from vllm_embed.ingest.search import require_manifest
+from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
-from vllm_embed.sinks.base import MetadataValue, Sink
+from vllm_embed.sinks.base import BaseSink, MetadataValue, Sink
 from vllm_embed.sinks.layouts import LAYOUTS
 
 if TYPE_CHECKING:
@@ -62,7 +62,12 @@ def _start_engine(config: EmbedderConfig) -> Embedder:
 
 
 def _open_sink(
-    qdrant: str | None, milvus: str | None, collection: str, api_key: str | None, layout: str | None = None
+    qdrant: str | None,
+    milvus: str | None,
+    collection: str,
+    api_key: str | None,
+    layout: str | None = None,
+    hybrid: bool | None = None,
 ) -> Sink:
     if (qdrant is None) == (milvus is None):
         raise typer.BadParameter("give exactly one of --qdrant or --milvus")
@@ -70,13 +75,13 @@ def _open_sink(
         from vllm_embed.sinks.qdrant import QdrantSink
 
         if qdrant.startswith(("http://", "https://")):
-            return QdrantSink(collection, url=qdrant, api_key=api_key, layout=layout)
+            return QdrantSink(collection, url=qdrant, api_key=api_key, layout=layout, hybrid=hybrid)
         if qdrant == ":memory:":
-            return QdrantSink(collection, location=qdrant, layout=layout)
-        return QdrantSink(collection, path=qdrant, layout=layout)
+            return QdrantSink(collection, location=qdrant, layout=layout, hybrid=hybrid)
+        return QdrantSink(collection, path=qdrant, layout=layout, hybrid=hybrid)
     from vllm_embed.sinks.milvus import MilvusSink
 
-    return MilvusSink(collection, uri=milvus, token=api_key, layout=layout)
+    return MilvusSink(collection, uri=milvus, token=api_key, layout=layout, hybrid=hybrid)
 
 
 def _parse_filters(items: list[str]) -> dict[str, MetadataValue]:
@@ -117,6 +122,8 @@ def _check_before_engine(sink: Sink, config: EmbedderConfig, layout: str | None)
         if layout is not None:
             known["layout"] = layout
         stored.require_compatible(stored.model_copy(update=known), sink.collection)
+        if isinstance(sink, BaseSink):
+            sink.check_hybrid(stored)
     if config.cache:
         EmbeddingCache(cache_file(config.cache), config.cache_max_bytes).close()
 
@@ -178,6 +185,15 @@ def ingest(
             show_default=False,
         ),
     ] = None,
+    hybrid: Annotated[
+        bool | None,
+        typer.Option(
+            "--hybrid/--no-hybrid",
+            help="Store BM25 sparse vectors beside the dense ones, for --mode sparse/hybrid searches "
+            "(a new collection only) \\[default: the collection's, else dense only].",
+            show_default=False,
+        ),
+    ] = None,
     on_duplicate: Annotated[
         Literal["error", "last"],
         typer.Option(
@@ -208,7 +224,7 @@ def ingest(
             encoding=encoding,
             errors=encoding_errors,
         )
-        sink = _open_sink(qdrant, milvus, collection, api_key, layout)
+        sink = _open_sink(qdrant, milvus, collection, api_key, layout, hybrid)
         with _closing(sink):
             _check_before_engine(sink, config, layout)
             embedder = _start_engine(config)
@@ -252,6 +268,24 @@ def search(
         typer.Option("--filter", help="Metadata key=value the hits must match (repeatable)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as a JSON array.")] = False,
+    mode: Annotated[
+        SearchMode | None,
+        typer.Option(
+            "--mode",
+            help="dense (vectors), sparse (BM25) or hybrid (both, fused by reciprocal rank) "
+            "\\[default: hybrid for a collection ingested with --hybrid, else dense].",
+            show_default=False,
+        ),
+    ] = None,
+    candidates: Annotated[
+        int | None,
+        typer.Option(
+            "--candidates",
+            min=1,
+            help="Hybrid mode: points each search passes to the fusion \\[default: 4 × --top-k].",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -268,11 +302,20 @@ def search(
         sink = _open_sink(qdrant, milvus, collection, api_key)
         with _closing(sink):
             manifest = require_manifest(sink)
+            resolve_mode(manifest, mode, collection)
             config = EmbedderConfig(model=model or manifest.model, dimensions=manifest.dimensions, **settings)
             _check_before_engine(sink, config, None)
             embedder = _start_engine(config)
             with _closing(embedder):
-                hits = run_search(query, embedder=embedder, sink=sink, top_k=top_k, filter=metadata_filter)
+                hits = run_search(
+                    query,
+                    embedder=embedder,
+                    sink=sink,
+                    top_k=top_k,
+                    filter=metadata_filter,
+                    mode=mode,
+                    candidates=candidates,
+                )
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
     else:
