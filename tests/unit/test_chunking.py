@@ -16,7 +16,7 @@ from vllm_embed.ingest import Document, load_path
 from vllm_embed.ingest.splitters import DocumentChunker, splitter_name
 
 EXAMPLES = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 PROMPT = "passage: "
 SPECIAL = 2  # [CLS] and [SEP]
