@@ -52,5 +52,8 @@ class Hit:
     rerank_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the hit as a JSON-serialisable dict."""
-        return asdict(self)
+        """Returns the hit as a JSON-serialisable dict (`rerank_score` only when the hits were reranked)."""
+        fields = asdict(self)
+        if self.rerank_score is None:
+            del fields["rerank_score"]
+        return fields
