@@ -12,12 +12,24 @@ from vllm_embed.adapters.base import (
     setting_description,
 )
 from vllm_embed.adapters.lazy import LazyEmbedder
+from vllm_embed.adapters.rerank import (
+    RERANKER_SETTINGS,
+    LazyReranker,
+    RerankerAdapter,
+    reranker_model_field,
+    reranker_setting_description,
+)
 
 __all__ = [
     "ENGINE_SETTINGS",
     "PER_CALL_SETTINGS",
+    "RERANKER_SETTINGS",
     "EmbedderAdapter",
     "LazyEmbedder",
+    "LazyReranker",
+    "RerankerAdapter",
     "model_field",
+    "reranker_model_field",
+    "reranker_setting_description",
     "setting_description",
 ]
