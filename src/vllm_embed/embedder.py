@@ -19,7 +19,7 @@ from vllm_embed._utils import Vectors, batched, unit_rows
 from vllm_embed._version import __version__
 from vllm_embed.backends.base import Backend, EngineInput
 from vllm_embed.cache import CacheStats, EmbeddingCache, default_cache_path, model_fingerprint, namespace_key
-from vllm_embed.config import EmbedderConfig
+from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.errors import InvalidVectorError
 from vllm_embed.profiles import ModelProfile, detect_profile
 
@@ -48,7 +48,7 @@ def _open_cache(config: EmbedderConfig) -> EmbeddingCache | None:
     return EmbeddingCache(path, max_bytes=config.cache_max_bytes)
 
 
-def _load_tokenizer(config: EmbedderConfig) -> PreTrainedTokenizerBase | None:
+def _load_tokenizer(config: EmbedderConfig | RerankerConfig) -> PreTrainedTokenizerBase | None:
     """Loads the model's tokenizer; a remote model whose tokenizer is not available locally gets `None`."""
     from transformers import AutoTokenizer
 

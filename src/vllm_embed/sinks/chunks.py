@@ -17,6 +17,8 @@ class Chunk:
         chunk_index: Position of this chunk in its document, from 0.
         text: The chunk's text.
         metadata: The source document's metadata.
+        rerank_score: The reranker's score when the search reranked its hits (they are then ordered by it,
+            and `score` stays the first-stage similarity); `None` otherwise.
     """
 
     id: str
@@ -37,6 +39,8 @@ class Hit:
         score: Cosine similarity with the query (higher is closer).
         text: The stored chunk text.
         metadata: The source document's metadata.
+        rerank_score: The reranker's score when the search reranked its hits (they are then ordered by it,
+            and `score` stays the first-stage similarity); `None` otherwise.
     """
 
     id: str
@@ -45,7 +49,11 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any]
+    rerank_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the hit as a JSON-serialisable dict."""
-        return asdict(self)
+        """Returns the hit as a JSON-serialisable dict (`rerank_score` only when the hits were reranked)."""
+        fields = asdict(self)
+        if self.rerank_score is None:
+            del fields["rerank_score"]
+        return fields
