@@ -26,6 +26,10 @@ def test_every_setting_but_the_model_is_declared_once_for_the_adapters() -> None
     assert set(RerankerSettings.model_fields) == RERANKER_SETTINGS
     assert set(FakeAdapter.model_fields) >= RERANKER_SETTINGS
     assert all(field.description for field in RerankerConfig.model_fields.values())
+    for name, field in RerankerSettings.model_fields.items():  # derived from RerankerConfig, not restated
+        declared = RerankerConfig.model_fields[name]
+        assert (field.annotation, field.description) == (declared.annotation, declared.description), name
+        assert field.get_default(call_default_factory=True) == declared.get_default(call_default_factory=True)
     assert (FakeAdapter.model_fields["model_id"].description or "").startswith(
         RerankerConfig.model_fields["model"].description or "?"
     )

@@ -16,6 +16,7 @@ from vllm_embed.adapters.rerank import (
     RERANKER_SETTINGS,
     LazyReranker,
     RerankerAdapter,
+    RerankerSettings,
     reranker_model_field,
     reranker_setting_description,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "LazyEmbedder",
     "LazyReranker",
     "RerankerAdapter",
+    "RerankerSettings",
     "model_field",
     "reranker_model_field",
     "reranker_setting_description",

@@ -64,11 +64,15 @@ async def test_compression_retriever_keeps_the_rerankers_best(
 def test_built_from_settings_it_scores_as_the_reranker(
     cross_encoder_reranker: Reranker, minilm_embedder: Embedder
 ) -> None:
+    from vllm_embed.backends.vllm_local import running_engines
+
     candidates = _store(minilm_embedder).similarity_search(QUESTION, k=len(CORPUS))
+    engines = running_engines()
     compressor = VLLMRerank(model=cross_encoder_reranker.config.model, dtype="float32", top_n=None)
     assert compressor.reranker_config == cross_encoder_reranker.config
     try:
         kept = compressor.compress_documents(candidates, QUESTION)
+        assert running_engines() == engines, "identical settings must share the session's engine"
     finally:
         compressor.close()
     _assert_same(_got(list(kept)), _expected(cross_encoder_reranker, candidates, None))

@@ -68,11 +68,15 @@ async def test_query_engine_keeps_the_rerankers_best(
 def test_built_from_settings_it_scores_as_the_reranker(
     minilm_embedder: Embedder, cross_encoder_reranker: Reranker
 ) -> None:
+    from vllm_embed.backends.vllm_local import running_engines
+
     candidates = _index(minilm_embedder).as_retriever(similarity_top_k=len(CORPUS)).retrieve(QUESTION)
+    engines = running_engines()
     rerank = VLLMRerank(cross_encoder_reranker.config.model, dtype="float32", top_n=3)
     assert rerank.reranker_config == cross_encoder_reranker.config
     try:
         kept = rerank.postprocess_nodes(candidates, query_str=QUESTION)
+        assert running_engines() == engines, "identical settings must share the session's engine"
     finally:
         rerank.close()
     _assert_same(_got(kept), _expected(cross_encoder_reranker, candidates, 3))
