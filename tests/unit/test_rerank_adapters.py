@@ -59,6 +59,14 @@ def test_the_api_key_goes_to_the_remote_backend_only() -> None:
     assert "secret" not in repr(remote)
 
 
+def test_a_key_in_base_url_moves_to_api_key() -> None:
+    adapter = FakeAdapter(model_id="m", backend="openai", base_url="http://user:SECRET@127.0.0.1:9/v1")
+    assert "SECRET" not in repr(adapter) and "SECRET" not in str(adapter.model_dump())
+    assert adapter.base_url == adapter.reranker_config.base_url == "http://127.0.0.1:9/v1"
+    assert adapter.api_key is not None and adapter.api_key.get_secret_value() == "SECRET"
+    assert adapter.reranker_config.api_key == adapter.api_key
+
+
 def test_a_reranker_excludes_every_setting_and_is_left_open() -> None:
     fake = FakeReranker()
     adapter = FakeAdapter(reranker=fake)

@@ -172,7 +172,11 @@ class RerankerAdapter(RerankerSettings):
         settings.pop("api_key", None)
         if self.backend == "openai" and self.api_key is not None:
             settings["api_key"] = self.api_key
-        self._lazy = LazyReranker(RerankerConfig(model=model, **settings))
+        config = RerankerConfig(model=model, **settings)
+        # The config moves a key written into `base_url` to `api_key`; keep this object's fields as clean.
+        if config.base_url != self.base_url:
+            self.base_url, self.api_key = config.base_url, config.api_key
+        self._lazy = LazyReranker(config)
         return self
 
     @property
