@@ -210,3 +210,35 @@ def test_rerank_answers_are_checked() -> None:
     ]:
         with pytest.raises(RemoteEmbeddingError, match=problem):
             decode(bad, 2)
+
+
+class FakeRecordingReranker(FakeReranker):
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        self.seen.append(len(documents))
+        return super().score(query, documents)
+
+
+def test_search_fetches_candidates_then_reranks(tmp_path: Path) -> None:
+    from ingest_fixtures import FakeHashEmbedder, open_sink
+
+    from vllm_embed import ingest, search
+
+    embedder = FakeHashEmbedder()
+    sink = open_sink("qdrant", tmp_path)
+    try:
+        ingest([f"text {i}" for i in range(8)], embedder=embedder, sink=sink, progress=False)
+        reranker = FakeRecordingReranker()
+        hits = search("q", embedder=embedder, sink=sink, top_k=2, rerank=reranker, candidates=5)
+        assert reranker.seen == [5] and len(hits) == 2
+        assert [hit.rerank_score for hit in hits] == sorted((hit.rerank_score for hit in hits), reverse=True)
+        assert all(hit.rerank_score == float(hit.text.split()[-1]) for hit in hits)
+        search("q", embedder=embedder, sink=sink, top_k=2, rerank=reranker)
+        assert reranker.seen[-1] == 8  # default 50 candidates: everything stored
+        assert all(h.rerank_score is None for h in search("q", embedder=embedder, sink=sink, candidates=6))
+        with pytest.raises(ValueError, match="candidates=0"):
+            search("q", embedder=embedder, sink=sink, rerank=reranker, candidates=0)
+    finally:
+        sink.close()
