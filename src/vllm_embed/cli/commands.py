@@ -20,10 +20,12 @@ from vllm_embed.cli.cache import cache_file
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options
 from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
 from vllm_embed.config import EmbedderConfig
+from vllm_embed.ingest.chunk_settings import check_chunking
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
 from vllm_embed.ingest.pipeline import ingest as run_ingest
 from vllm_embed.ingest.search import require_manifest
 from vllm_embed.ingest.search import search as run_search
+from vllm_embed.ingest.splitters import SplitterName
 from vllm_embed.sinks.base import MetadataValue, Sink
 from vllm_embed.sinks.layouts import LAYOUTS
 
@@ -104,7 +106,9 @@ def _closing(*resources: Any) -> Iterator[None]:
                 resource.close()
 
 
-def _check_before_engine(sink: Sink, config: EmbedderConfig, layout: str | None) -> None:
+def _check_before_engine(
+    sink: Sink, config: EmbedderConfig, layout: str | None, chunking: dict[str, Any] | None = None
+) -> None:
     """Refuses a collection embedded otherwise, and a bad cache file, before the engine's minute of start-up.
 
     Only what is known before the engine starts is compared: the model, the size if given, the layout.
@@ -117,6 +121,8 @@ def _check_before_engine(sink: Sink, config: EmbedderConfig, layout: str | None)
         if layout is not None:
             known["layout"] = layout
         stored.require_compatible(stored.model_copy(update=known), sink.collection)
+        if chunking is not None:  # ingest: the chunking given (the default size is known with the model)
+            check_chunking(stored, stored.model_copy(update=chunking), sink.collection, rechunk=False)
     if config.cache:
         EmbeddingCache(cache_file(config.cache), config.cache_max_bytes).close()
 
@@ -140,7 +146,12 @@ def ingest(
     api_key: ApiKeyOpt = None,
     chunk_tokens: Annotated[
         int | None,
-        typer.Option("--chunk-tokens", min=1, help="Longest chunk in tokens \\[default: the model's]."),
+        typer.Option(
+            "--chunk-tokens",
+            min=1,
+            help="Longest chunk in tokens, prompt and special tokens included "
+            "\\[default: 512, or the model's limit if lower].",
+        ),
     ] = None,
     chunk_overlap: Annotated[
         int, typer.Option("--chunk-overlap", min=0, help="Tokens shared by chunks.")
@@ -188,6 +199,22 @@ def ingest(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON object (nothing else on stdout).")
     ] = False,
+    splitter: Annotated[
+        SplitterName | None,
+        typer.Option(
+            "--splitter",
+            help="text: chunks end at paragraphs, sentences, words; markdown: at headings and blocks; "
+            "tokens: fixed token windows \\[default: markdown for .md files, else text].",
+            show_default=False,
+        ),
+    ] = None,
+    rechunk: Annotated[
+        bool,
+        typer.Option(
+            "--rechunk",
+            help="Replace the chunks of these documents when the collection was chunked otherwise.",
+        ),
+    ] = False,
 ) -> None:
     """Chunk, embed and store documents; re-running skips what is already stored.
 
@@ -210,7 +237,10 @@ def ingest(
         )
         sink = _open_sink(qdrant, milvus, collection, api_key, layout)
         with _closing(sink):
-            _check_before_engine(sink, config, layout)
+            chunking = {"splitter": splitter or "text", "chunk_overlap": chunk_overlap}
+            if chunk_tokens is not None:
+                chunking["chunk_tokens"] = chunk_tokens
+            _check_before_engine(sink, config, layout, None if rechunk else chunking)
             embedder = _start_engine(config)
             with _closing(embedder):
                 report = run_ingest(
@@ -224,6 +254,8 @@ def ingest(
                     text_field=text_field,
                     id_field=id_field,
                     on_duplicate=on_duplicate,
+                    splitter=splitter,
+                    rechunk=rechunk,
                 )
     rejected: tuple[tuple[str, str], ...] = tuple(getattr(report, "rejected", ()))
     if as_json:

@@ -63,6 +63,37 @@ class Manifest(BaseModel):
     """Whether vectors are L2-normalised."""
     pooling: str | None = None
     """Pooling of the model (`mean`, `last`, `cls`)."""
+    # -- chunking (vllm_embed.ingest.splitters); `None` in collections made before it was recorded --
+    splitter: str | None = None
+    """How documents were split: `text`, `markdown`, `tokens`, or a callable's qualified name."""
+    chunk_tokens: int | None = None
+    """Longest chunk in tokens of the model's input (document prompt and special tokens included)."""
+    chunk_overlap: int | None = None
+    """Tokens shared by consecutive chunks."""
+
+    _CHUNKING: ClassVar[tuple[str, ...]] = ("splitter", "chunk_tokens", "chunk_overlap")
+
+    def chunking_mismatches(self, other: Manifest) -> list[str]:
+        """Describes each chunking setting that differs from `other` (this one is the stored one).
+
+        A collection from before chunking was recorded counts as `tokens` (fixed token windows, the only
+        splitter then) of any size.
+        """
+        if self.splitter is None:
+            splitter = other.splitter or "tokens"
+            if splitter == "tokens":
+                return []
+            return [
+                "splitter: collection has 'tokens' (fixed token windows: its manifest, from an older "
+                f"version or written without chunking settings, records none), this run has {splitter!r}"
+            ]
+        return [
+            f"{name}: collection has {getattr(self, name)!r}, this run has {getattr(other, name)!r}"
+            for name in self._CHUNKING
+            if getattr(other, name) is not None and getattr(self, name) != getattr(other, name)
+        ]
+
+    # -- end of chunking --
     layout: str = "vllm-embed"
     """Payload layout (see `Layout`)."""
     distance: str = "cosine"
