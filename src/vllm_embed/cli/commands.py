@@ -23,10 +23,10 @@ from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest.chunk_settings import check_chunking
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
 from vllm_embed.ingest.pipeline import ingest as run_ingest
-from vllm_embed.ingest.search import require_manifest
+from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
 from vllm_embed.ingest.splitters import SplitterName
-from vllm_embed.sinks.base import MetadataValue, Sink
+from vllm_embed.sinks.base import BaseSink, MetadataValue, Sink
 from vllm_embed.sinks.layouts import LAYOUTS
 
 if TYPE_CHECKING:
@@ -64,7 +64,12 @@ def _start_engine(config: EmbedderConfig) -> Embedder:
 
 
 def _open_sink(
-    qdrant: str | None, milvus: str | None, collection: str, api_key: str | None, layout: str | None = None
+    qdrant: str | None,
+    milvus: str | None,
+    collection: str,
+    api_key: str | None,
+    layout: str | None = None,
+    hybrid: bool | None = None,
 ) -> Sink:
     if (qdrant is None) == (milvus is None):
         raise typer.BadParameter("give exactly one of --qdrant or --milvus")
@@ -72,13 +77,13 @@ def _open_sink(
         from vllm_embed.sinks.qdrant import QdrantSink
 
         if qdrant.startswith(("http://", "https://")):
-            return QdrantSink(collection, url=qdrant, api_key=api_key, layout=layout)
+            return QdrantSink(collection, url=qdrant, api_key=api_key, layout=layout, hybrid=hybrid)
         if qdrant == ":memory:":
-            return QdrantSink(collection, location=qdrant, layout=layout)
-        return QdrantSink(collection, path=qdrant, layout=layout)
+            return QdrantSink(collection, location=qdrant, layout=layout, hybrid=hybrid)
+        return QdrantSink(collection, path=qdrant, layout=layout, hybrid=hybrid)
     from vllm_embed.sinks.milvus import MilvusSink
 
-    return MilvusSink(collection, uri=milvus, token=api_key, layout=layout)
+    return MilvusSink(collection, uri=milvus, token=api_key, layout=layout, hybrid=hybrid)
 
 
 def _parse_filters(items: list[str]) -> dict[str, MetadataValue]:
@@ -123,6 +128,8 @@ def _check_before_engine(
         stored.require_compatible(stored.model_copy(update=known), sink.collection)
         if chunking is not None:  # ingest: the chunking given (the default size is known with the model)
             check_chunking(stored, stored.model_copy(update=chunking), sink.collection, rechunk=False)
+        if isinstance(sink, BaseSink):
+            sink.check_hybrid(stored)
     if config.cache:
         EmbeddingCache(cache_file(config.cache), config.cache_max_bytes).close()
 
@@ -189,6 +196,15 @@ def ingest(
             show_default=False,
         ),
     ] = None,
+    hybrid: Annotated[
+        bool | None,
+        typer.Option(
+            "--hybrid/--no-hybrid",
+            help="Store BM25 sparse vectors beside the dense ones, for --mode sparse/hybrid searches "
+            "(a new collection only) \\[default: the collection's, else dense only].",
+            show_default=False,
+        ),
+    ] = None,
     on_duplicate: Annotated[
         Literal["error", "last"],
         typer.Option(
@@ -235,7 +251,7 @@ def ingest(
             encoding=encoding,
             errors=encoding_errors,
         )
-        sink = _open_sink(qdrant, milvus, collection, api_key, layout)
+        sink = _open_sink(qdrant, milvus, collection, api_key, layout, hybrid)
         with _closing(sink):
             chunking = {"splitter": splitter or "text", "chunk_overlap": chunk_overlap}
             if chunk_tokens is not None:
@@ -284,6 +300,24 @@ def search(
         typer.Option("--filter", help="Metadata key=value the hits must match (repeatable)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as a JSON array.")] = False,
+    mode: Annotated[
+        SearchMode | None,
+        typer.Option(
+            "--mode",
+            help="dense (vectors), sparse (BM25) or hybrid (both, fused by reciprocal rank) "
+            "\\[default: hybrid for a collection ingested with --hybrid, else dense].",
+            show_default=False,
+        ),
+    ] = None,
+    candidates: Annotated[
+        int | None,
+        typer.Option(
+            "--candidates",
+            min=1,
+            help="Hybrid mode: points each search passes to the fusion \\[default: 4 × --top-k].",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -300,11 +334,20 @@ def search(
         sink = _open_sink(qdrant, milvus, collection, api_key)
         with _closing(sink):
             manifest = require_manifest(sink)
+            resolve_mode(manifest, mode, collection)
             config = EmbedderConfig(model=model or manifest.model, dimensions=manifest.dimensions, **settings)
             _check_before_engine(sink, config, None)
             embedder = _start_engine(config)
             with _closing(embedder):
-                hits = run_search(query, embedder=embedder, sink=sink, top_k=top_k, filter=metadata_filter)
+                hits = run_search(
+                    query,
+                    embedder=embedder,
+                    sink=sink,
+                    top_k=top_k,
+                    filter=metadata_filter,
+                    mode=mode,
+                    candidates=candidates,
+                )
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
     else:

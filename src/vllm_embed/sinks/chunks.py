@@ -34,9 +34,11 @@ class Hit:
         id: Point id.
         doc_id: Id of the source document.
         chunk_index: Position of the chunk in its document.
-        score: Cosine similarity with the query (higher is closer).
+        score: Higher is closer: the cosine similarity with the query in dense search, the BM25 score in
+            sparse search, the reciprocal-rank-fusion score in hybrid search.
         text: The stored chunk text.
         metadata: The source document's metadata.
+        found_by: The retrievals that found the hit: `"dense"`, `"sparse"` or both.
     """
 
     id: str
@@ -45,7 +47,8 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any]
+    found_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the hit as a JSON-serialisable dict."""
-        return asdict(self)
+        return {**asdict(self), "found_by": list(self.found_by)}

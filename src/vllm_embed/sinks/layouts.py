@@ -45,11 +45,15 @@ class Layout:
 
     qdrant_vector: ClassVar[str] = ""
     """Qdrant vector name (`""` for the unnamed default vector)."""
+    qdrant_sparse_vector: ClassVar[str] = "bm25"
+    """Qdrant sparse vector name of a hybrid collection (`""`: the layout stores no sparse vector)."""
     milvus_id: ClassVar[str] = "id"
     milvus_vector: ClassVar[str] = "vector"
     milvus_text: ClassVar[str] = "text"
     milvus_dynamic: ClassVar[bool] = False
     """Whether the Milvus schema keeps metadata as dynamic fields (else in a JSON `metadata` field)."""
+    milvus_sparse: ClassVar[str] = "sparse"
+    """Milvus sparse field of a hybrid collection (`""`: the layout stores no sparse field)."""
 
     def check_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> None:
         """Refuses a document whose metadata uses a key this layout writes itself.
@@ -164,6 +168,8 @@ class LangChainLayout(Layout):
     reserved_metadata: ClassVar[frozenset[str]] = frozenset({DOC_ID, CHUNK_INDEX, "pk", "text", "vector"})
     milvus_id: ClassVar[str] = "pk"
     milvus_dynamic: ClassVar[bool] = True
+    qdrant_sparse_vector: ClassVar[str] = "langchain-sparse"  # langchain-qdrant's SPARSE_VECTOR_NAME
+    milvus_sparse: ClassVar[str] = ""
 
     def qdrant_payload(self, chunk: Chunk) -> dict[str, Any]:
         """Returns langchain-qdrant's payload for `chunk`."""
@@ -244,8 +250,10 @@ class LlamaIndexLayout(Layout):
         }
     )
     qdrant_vector: ClassVar[str] = "text-dense"
+    qdrant_sparse_vector: ClassVar[str] = ""
     milvus_vector: ClassVar[str] = "embedding"
     milvus_dynamic: ClassVar[bool] = True
+    milvus_sparse: ClassVar[str] = ""
 
     def _node_fields(self, chunk: Chunk, text: str) -> dict[str, Any]:
         metadata = _framework_metadata(chunk)
