@@ -2,7 +2,7 @@
 and Milvus Lite, and of chunk sizes and splitters on long documents, with all-MiniLM-L6-v2 on CPU.
 
     python benchmarks/bench_quality.py [--docs 1500] [--queries 300] [--long-docs 27] [--long-queries 150]
-                                       [--chunk-sizes 256,512,1024] [--json]
+                                       [--chunk-sizes 256,512,1024] [--json OUT.json]
 
 Both labelled sets are built at run time from text every Python installation has; each query's relevant
 documents are known by construction, and no query holds its answer's name.
@@ -314,7 +314,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="model path or id (default: packaged all-MiniLM-L6-v2)")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--json", type=Path, default=None, help="also write rows, summary and targets here")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
 
@@ -357,10 +357,11 @@ def main() -> None:
         "long_query_docs": len(sources),
         **timings,
     }
-    if args.json:
+    if args.json is not None:
         rows_json = [row.__dict__ for row in rows]
-        print(json.dumps({"summary": summary, "rows": rows_json, "targets": targets(rows)}, indent=2))
-        return
+        args.json.write_text(
+            json.dumps({"summary": summary, "rows": rows_json, "targets": targets(rows)}, indent=2)
+        )
     print_table(rows, f"Retrieval quality, {summary['model']} (longest input {max_input_tokens} tokens)")
     print(
         ", ".join(
