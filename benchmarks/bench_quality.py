@@ -88,6 +88,12 @@ class Row:
     ingest_seconds: float | None = None
 
 
+def progress(row: Row) -> None:
+    """One finished row on stderr, so that a long run shows where it is."""
+    scores = " ".join(f"{name} {value:.3f}" for name, value in row.scores.items())
+    print(f"{row.part} | {row.store} | {row.setting} | {row.kind}: {scores}", file=sys.stderr, flush=True)
+
+
 def accepts(function: Callable[..., Any], name: str) -> bool:
     """Whether `function` takes a keyword argument `name` (a feature of a newer vllm-embed)."""
     return name in inspect.signature(function).parameters
@@ -179,6 +185,7 @@ def api_rows(
                                 *row_timing,
                             )
                         )
+                        progress(rows[-1])
         finally:
             for sink, *_ in collections.values():
                 sink.close()
@@ -218,6 +225,7 @@ def chunking_rows(
                     seconds,
                 )
             )
+            progress(rows[-1])
     return rows
 
 
