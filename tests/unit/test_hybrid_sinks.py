@@ -43,7 +43,15 @@ def test_the_manifest_records_the_sparse_vectors_and_the_dense_layout_is_unchang
     assert manifest is not None and manifest.sparse == "bm25"
     dense = Manifest.from_description(FakeHashEmbedder().describe())
     assert (
-        manifest.model_copy(update={"sparse": None, "sparse_vector": None, "sparse_analyzer": None}) == dense
+        manifest.model_copy(
+            update={
+                "sparse": None,
+                "sparse_vector": None,
+                "sparse_analyzer": None,
+                **dict.fromkeys(("splitter", "chunk_tokens", "chunk_overlap")),
+            }
+        )
+        == dense
     )
     analyzer = manifest.sparse_analyzer or {}
     if hybrid_sink.__class__.__name__ == "QdrantSink":
@@ -101,10 +109,12 @@ def test_reruns_resume_and_a_shrunk_document_leaves_no_stale_bm25_terms(hybrid_s
         embedder=fake,
         sink=hybrid_sink,
         chunk_tokens=40,
+        rechunk=True,
         progress=False,
     )
     assert hybrid_sink.count() > 6
-    ingest([Document("now about adler32 only", id="long")], embedder=fake, sink=hybrid_sink, progress=False)
+    shrunk = Document("now about adler32 only", id="long")
+    ingest([shrunk], embedder=fake, sink=hybrid_sink, chunk_tokens=40, progress=False)
     assert hybrid_sink.count() == 6
     sparse = search("zlib.crc32 padding", embedder=fake, sink=hybrid_sink, top_k=5, mode="sparse")
     assert [h.doc_id for h in sparse] == ["crc"]
@@ -173,3 +183,12 @@ def test_milvus_vectors_can_be_replaced_in_a_hybrid_collection(tmp_path: Path) -
         sink.replace_vectors([point_id], -vector[None, :])  # type: ignore[attr-defined]
         assert dump_store(sink)[point_id][1][0] == pytest.approx(-vector[0])
         assert sink.sparse_search("zlib.crc32", 2)[0].doc_id == "crc"  # type: ignore[attr-defined]
+
+
+def test_a_rewritten_manifest_keeps_the_collections_sparse_settings(hybrid_sink) -> None:
+    stored = hybrid_sink.read_manifest()
+    hybrid_sink.write_manifest(Manifest.from_description(FakeHashEmbedder().describe()))
+    unchunked = stored.model_copy(update=dict.fromkeys(("splitter", "chunk_tokens", "chunk_overlap")))
+    assert hybrid_sink.read_manifest() == unchunked  # the repair records no chunking (see chunk_settings)
+    hits = search("zlib.crc32", embedder=FakeHashEmbedder(), sink=hybrid_sink, top_k=1, mode="sparse")
+    assert [h.doc_id for h in hits] == ["crc"]

@@ -1,4 +1,4 @@
-"""LangChain embeddings backed by vllm-embed: `from langchain_vllm_embed import VLLMEmbeddings`.
+"""LangChain embeddings (`VLLMEmbeddings`) and reranking (`VLLMRerank`) backed by vllm-embed.
 
 `BM25SparseEmbeddings`, for langchain-qdrant's hybrid retrieval, needs
 `pip install "langchain-vllm-embed[qdrant]"`.
@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from langchain_vllm_embed.embeddings import VLLMEmbeddings
+from langchain_vllm_embed.rerank import VLLMRerank
 
 if TYPE_CHECKING:
     from langchain_vllm_embed.sparse import BM25SparseEmbeddings
 
-__all__ = ["BM25SparseEmbeddings", "VLLMEmbeddings"]
+__all__ = ["BM25SparseEmbeddings", "VLLMEmbeddings", "VLLMRerank"]
 
 
 def __getattr__(name: str) -> Any:

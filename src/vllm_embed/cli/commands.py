@@ -19,7 +19,7 @@ from vllm_embed.cache import EmbeddingCache
 from vllm_embed.cli.cache import cache_file
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options
 from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
-from vllm_embed.config import EmbedderConfig
+from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.ingest.chunk_settings import check_chunking
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
 from vllm_embed.ingest.pipeline import ingest as run_ingest
@@ -31,6 +31,7 @@ from vllm_embed.sinks.layouts import LAYOUTS
 
 if TYPE_CHECKING:
     from vllm_embed.embedder import Embedder
+    from vllm_embed.reranker import Reranker
 
     LayoutName = str
 else:
@@ -61,6 +62,17 @@ def _start_engine(config: EmbedderConfig) -> Embedder:
     from vllm_embed import cli  # looked up on each call: tests replace `cli.make_embedder`
 
     return cli.make_embedder(config)
+
+
+RERANKER_SHARED_SETTINGS = ("dtype", "tensor_parallel_size", "pipeline_parallel_size", "trust_remote_code")
+"""The search command's engine flags that its `--rerank` model runs with too."""
+
+
+def _start_reranker(model: str, embedder_config: EmbedderConfig) -> Reranker:
+    from vllm_embed import cli  # looked up on each call: tests replace `cli.make_reranker`
+
+    shared = {name: getattr(embedder_config, name) for name in RERANKER_SHARED_SETTINGS}
+    return cli.make_reranker(RerankerConfig(model=model, **shared))
 
 
 def _open_sink(
@@ -126,10 +138,10 @@ def _check_before_engine(
         if layout is not None:
             known["layout"] = layout
         stored.require_compatible(stored.model_copy(update=known), sink.collection)
-        if chunking is not None:  # ingest: the chunking given (the default size is known with the model)
-            check_chunking(stored, stored.model_copy(update=chunking), sink.collection, rechunk=False)
         if isinstance(sink, BaseSink):
             sink.check_hybrid(stored)
+        if chunking is not None:  # ingest: the chunking given (the default size is known with the model)
+            check_chunking(stored, stored.model_copy(update=chunking), sink.collection, rechunk=False)
     if config.cache:
         EmbeddingCache(cache_file(config.cache), config.cache_max_bytes).close()
 
@@ -309,12 +321,22 @@ def search(
             show_default=False,
         ),
     ] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option(
+            "--rerank",
+            help="Reorder the first-stage hits with this reranker (a Qwen3-Reranker or a cross-encoder), "
+            "run in this process with the same --dtype and parallelism.",
+            show_default=False,
+        ),
+    ] = None,
     candidates: Annotated[
         int | None,
         typer.Option(
             "--candidates",
             min=1,
-            help="Hybrid mode: points each search passes to the fusion \\[default: 4 × --top-k].",
+            help="First-stage hits: with --rerank, the hits reranked \\[default: 50]; in hybrid mode, also "
+            "the points each search passes to the fusion \\[default: 4 × the hits fetched].",
             show_default=False,
         ),
     ] = None,
@@ -339,15 +361,18 @@ def search(
             _check_before_engine(sink, config, None)
             embedder = _start_engine(config)
             with _closing(embedder):
-                hits = run_search(
-                    query,
-                    embedder=embedder,
-                    sink=sink,
-                    top_k=top_k,
-                    filter=metadata_filter,
-                    mode=mode,
-                    candidates=candidates,
-                )
+                reranker = _start_reranker(rerank, config) if rerank is not None else None
+                with _closing(reranker):
+                    hits = run_search(
+                        query,
+                        embedder=embedder,
+                        sink=sink,
+                        top_k=top_k,
+                        filter=metadata_filter,
+                        mode=mode,
+                        candidates=candidates,
+                        rerank=reranker,
+                    )
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
     else:

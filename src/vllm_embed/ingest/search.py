@@ -1,8 +1,13 @@
-"""Search over a collection, with the model the collection's manifest names: dense, BM25 or both fused."""
+"""Search over a collection, with the model its manifest names: dense, BM25 or both fused, then rerank."""
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal, Protocol, get_args
+
+import numpy as np
+import numpy.typing as npt
 
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
 from vllm_embed.sinks.base import CollectionNotFoundError, Hit, HybridSink, Manifest, MetadataFilter, Sink
@@ -45,6 +50,18 @@ def resolve_mode(manifest: Manifest, mode: str | None, collection: str) -> Searc
     return mode  # type: ignore[return-value]  # checked against SEARCH_MODES above
 
 
+DEFAULT_CANDIDATES = 50
+"""First-stage hits fetched for a reranker to reorder, when `candidates` is not given."""
+
+
+class SupportsRerank(Protocol):
+    """What `search` needs of a reranker (`vllm_embed.Reranker`)."""
+
+    def score(self, query: str, documents: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Scores each document's relevance to `query`."""
+        ...
+
+
 def search(
     query: str,
     *,
@@ -54,8 +71,9 @@ def search(
     filter: MetadataFilter | None = None,
     mode: SearchMode | None = None,
     candidates: int | None = None,
+    rerank: SupportsRerank | None = None,
 ) -> list[Hit]:
-    """Returns the chunks that best match `query`, best first.
+    """Returns the chunks that best match `query`, best first; with `rerank`, the first stage reordered.
 
     Args:
         query: The search text (embedded as a query, with the model's query prompt or instruction).
@@ -66,7 +84,11 @@ def search(
         mode: `"dense"` (cosine similarity of the vectors), `"sparse"` (BM25 score) or `"hybrid"` (both,
             fused by reciprocal rank); `None` is `"hybrid"` for a collection ingested with `--hybrid`,
             else `"dense"`. Each hit's `found_by` names the searches that found it.
-        candidates: In hybrid mode, the points each search passes to the fusion (4 × `top_k` when `None`).
+        candidates: The first stage's size: with `rerank`, the hits handed to the reranker (50 when `None`);
+            in hybrid mode, also the points each search passes to the fusion (4 × the hits fetched when
+            `None`). At least `top_k`.
+        rerank: A `Reranker` that reorders the first stage's hits; each hit keeps its first-stage `score`
+            and gets its `rerank_score`.
 
     Raises:
         CollectionNotFoundError: If the collection does not exist.
@@ -83,10 +105,25 @@ def search(
         Manifest.from_description(embedder.describe(), layout=sink.layout.name), sink.collection
     )
     mode = resolve_mode(stored, mode, sink.collection)
+    fetch = top_k if rerank is None else max(top_k, candidates or DEFAULT_CANDIDATES)
     if mode == "dense":
-        return sink.search(embedder.embed_query(query), top_k, filter)
-    if not isinstance(sink, HybridSink):
+        hits = sink.search(embedder.embed_query(query), fetch, filter)
+    elif not isinstance(sink, HybridSink):
         raise ValueError(f"{sink!r} cannot search BM25 vectors (it has no sparse_search/hybrid_search)")
-    if mode == "sparse":
-        return sink.sparse_search(query, top_k, filter)
-    return sink.hybrid_search(query, embedder.embed_query(query), top_k, filter, candidates)
+    elif mode == "sparse":
+        hits = sink.sparse_search(query, fetch, filter)
+    else:
+        per_search = None if candidates is None else max(candidates, fetch)
+        hits = sink.hybrid_search(query, embedder.embed_query(query), fetch, filter, per_search)
+    if rerank is None:
+        return hits
+    return rerank_hits(query, hits, rerank, top_k)
+
+
+def rerank_hits(query: str, hits: list[Hit], rerank: SupportsRerank, top_k: int) -> list[Hit]:
+    """Reorders first-stage hits by a reranker's scores (ties keep the first-stage order); keeps `top_k`."""
+    if not hits:
+        return []
+    scores = rerank.score(query, [hit.text for hit in hits])
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:top_k]
+    return [dataclasses.replace(hits[i], rerank_score=float(scores[i])) for i in order]

@@ -9,6 +9,7 @@ tokenised a second time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -30,6 +31,11 @@ SplitterLike = SplitterName | Callable[[str], list[str]]
 """A splitter's name, or a function from a document's text to its chunks."""
 
 _CHUNKS_PER_TOKENIZER_CALL = 256
+
+# The boundary-aware splitters search a text without boundaries in time quadratic in its length (a 200K
+# character "word" takes minutes with a BPE tokenizer): runs of this many non-space characters or more
+# are cut into token windows instead.
+_LONG_RUN = re.compile(r"\S{4096,}")
 
 
 def splitter_name(splitter: SplitterLike) -> str:
@@ -143,9 +149,7 @@ class DocumentChunker:
         for choice in dict.fromkeys(c for c in chosen if isinstance(c, str)):
             rows = [i for i, c in enumerate(chosen) if c == choice]
             group = [texts[i] for i in rows]
-            split = (
-                self._windows.split(group) if choice == "tokens" else self._splitter(choice).chunk_all(group)
-            )
+            split = self._windows.split(group) if choice == "tokens" else self._by_boundaries(choice, group)
             for row, chunks in zip(rows, split, strict=True):
                 pieces[row] = chunks
         for row, own in enumerate(chosen):
@@ -165,6 +169,26 @@ class DocumentChunker:
             return "text"
         splitter_name(hint)  # type: ignore[arg-type]
         return hint  # type: ignore[return-value]
+
+    def _by_boundaries(self, name: str, texts: list[str]) -> list[list[str]]:
+        """Splits with the `text` or `markdown` splitter; long runs without spaces go to token windows."""
+        splitter = self._splitter(name)
+        plain = [row for row, text in enumerate(texts) if _LONG_RUN.search(text) is None]
+        plain_rows = set(plain)
+        chunks: list[list[str]] = [[] for _ in texts]
+        for row, pieces in zip(plain, splitter.chunk_all([texts[row] for row in plain]), strict=True):
+            chunks[row] = pieces
+        for row, text in enumerate(texts):
+            if row in plain_rows:
+                continue
+            pieces, start = [], 0
+            for run in _LONG_RUN.finditer(text):
+                pieces.extend(splitter.chunks(text[start : run.start()]))
+                pieces.extend(self._windows.split([run.group()])[0])
+                start = run.end()
+            pieces.extend(splitter.chunks(text[start:]))
+            chunks[row] = pieces
+        return chunks
 
     def _splitter(self, name: str) -> Any:
         splitter = self._splitters.get(name)

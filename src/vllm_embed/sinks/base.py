@@ -277,24 +277,6 @@ def is_transient_grpc_error(exc: BaseException, codes: Collection[str]) -> bool:
     return getattr(code, "name", None) in codes
 
 
-def vector_problem(vector: Sequence[float] | NDArray[np.float32] | None, dimensions: int) -> str | None:
-    """Returns what is wrong with a stored vector (`None` when it is usable).
-
-    A usable vector has `dimensions` values, all finite, and a non-zero norm.
-    """
-    if vector is None:
-        return "no vector"
-    values = np.asarray(vector, dtype=np.float64).ravel()
-    if values.size != dimensions:
-        return f"{values.size} values instead of {dimensions}"
-    if not np.isfinite(values).all():
-        return "non-finite values"
-    norm = float(np.linalg.norm(values))
-    if not math.isfinite(norm) or norm == 0.0:
-        return "zero norm" if norm == 0.0 else "norm overflows"
-    return None
-
-
 StoredVectors = list[tuple[str, NDArray[np.float32] | None]]
 """A batch of stored points: (point id, vector as stored, or `None` when the point has none)."""
 
@@ -456,7 +438,9 @@ class BaseSink:
         """Replaces the stored manifest of an existing collection: the repair for a damaged manifest.
 
         Give the settings the collection was embedded with, e.g.
-        `Manifest.from_description(embedder.describe(), layout="vllm-embed")`.
+        `Manifest.from_description(embedder.describe(), layout="vllm-embed")`. A hybrid collection's sparse
+        settings are read from the collection itself when `manifest` has none (on Qdrant, the installed
+        BM25 analyzer's).
 
         Raises:
             CollectionNotFoundError: If the collection does not exist.
@@ -470,6 +454,8 @@ class BaseSink:
                 f"collection {self.collection!r} holds {dimensions}-dimensional vectors, the manifest says "
                 f"{manifest.dimensions}: give the model the collection was embedded with"
             )
+        if manifest.sparse is None:
+            manifest = self._with_stored_sparse(manifest)
         self._store_manifest(manifest)
         self._layout = get_layout(manifest.layout)
 
@@ -480,6 +466,10 @@ class BaseSink:
     def _store_manifest(self, manifest: Manifest) -> None:
         """Writes `manifest` over the existing collection's stored one."""
         raise NotImplementedError
+
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        """Returns `manifest` with the sparse settings of a hybrid collection (`manifest` if it is dense)."""
+        return manifest
 
     def _repair_hint(self, constructor: str) -> str:
         """How to rewrite this collection's manifest, for `ManifestError` messages."""

@@ -17,6 +17,8 @@ class Chunk:
         chunk_index: Position of this chunk in its document, from 0.
         text: The chunk's text.
         metadata: The source document's metadata.
+        rerank_score: The reranker's score when the search reranked its hits (they are then ordered by it,
+            and `score` stays the first-stage similarity); `None` otherwise.
     """
 
     id: str
@@ -39,6 +41,8 @@ class Hit:
         text: The stored chunk text.
         metadata: The source document's metadata.
         found_by: The retrievals that found the hit: `"dense"`, `"sparse"` or both.
+        rerank_score: The reranker's score when the search reranked its hits (they are then ordered by it,
+            and `score` stays the first-stage similarity); `None` otherwise.
     """
 
     id: str
@@ -48,7 +52,11 @@ class Hit:
     text: str
     metadata: dict[str, Any]
     found_by: tuple[str, ...] = ()
+    rerank_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the hit as a JSON-serialisable dict."""
-        return {**asdict(self), "found_by": list(self.found_by)}
+        """Returns the hit as a JSON-serialisable dict (`rerank_score` only when the hits were reranked)."""
+        fields = {**asdict(self), "found_by": list(self.found_by)}
+        if self.rerank_score is None:
+            del fields["rerank_score"]
+        return fields

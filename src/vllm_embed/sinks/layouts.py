@@ -13,6 +13,9 @@ to) the collection:
   fields (LlamaIndex `QdrantVectorStore` / `MilvusVectorStore`).
 
 In every layout the document id is readable as metadata `doc_id` and the chunk number as `chunk_index`.
+A hybrid collection adds a BM25 sparse vector: `bm25` on Qdrant and `sparse` on Milvus in the vllm-embed
+layout, `langchain-sparse` (langchain-qdrant's default name) in the langchain layout on Qdrant; the other
+framework layouts stay dense only.
 """
 
 from __future__ import annotations

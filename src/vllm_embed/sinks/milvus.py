@@ -30,7 +30,7 @@ from vllm_embed.sinks.base import (
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import held_elsewhere, holders_text
-from vllm_embed.sinks.layouts import DOC_ID, KeyPath
+from vllm_embed.sinks.layouts import DOC_ID, KeyPath, get_layout
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -254,6 +254,15 @@ class MilvusSink(BaseSink):
                     f"{dynamic_size} bytes, over Milvus's JSON limit of {JSON_MAX_BYTES} bytes: "
                     "use a shorter id"
                 )
+
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        layout = get_layout(manifest.layout)
+        info = self._call("collection lookup", self.client.describe_collection, self.collection)
+        outputs = {name for function in info.get("functions", []) for name in function["output_field_names"]}
+        if not layout.milvus_sparse or layout.milvus_sparse not in outputs:
+            return manifest
+        self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
+        return self._new_manifest(manifest)
 
     def _sparse_name(self, layout: Layout) -> str:
         if not layout.milvus_sparse:

@@ -26,6 +26,7 @@ from vllm_embed.sinks.base import (
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import holders_text
+from vllm_embed.sinks.layouts import get_layout
 from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
@@ -187,6 +188,14 @@ class QdrantSink(BaseSink):
             self.collection,
             metadata={_MANIFEST_KEY: manifest.model_dump()},
         )
+
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        layout = get_layout(manifest.layout)
+        info = self._call("collection lookup", self.client.get_collection, self.collection)
+        if layout.qdrant_sparse_vector not in (info.config.params.sparse_vectors or {}):
+            return manifest
+        self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
+        return self._new_manifest(manifest)
 
     def _sparse_name(self, layout: Layout) -> str:
         if not layout.qdrant_sparse_vector:
