@@ -51,7 +51,7 @@ def test_ingest_then_search_without_model(
     assert code == 0, err
     hits = json.loads(out)
     assert hits[0]["doc_id"] == "rust" and len(hits) == 2
-    assert set(hits[0]) == {"id", "doc_id", "chunk_index", "score", "text", "metadata"}
+    assert set(hits[0]) == {"id", "doc_id", "chunk_index", "score", "text", "metadata", "found_by"}
     assert engine.configs[-1].dimensions == 384
 
     code, out, err = run("search", "mountains", "-c", "docs", store, target, "--filter", 'lang=fr "quoted"')
