@@ -24,6 +24,8 @@ from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYT
 from vllm_embed.ingest.pipeline import ingest as run_ingest
 from vllm_embed.ingest.search import require_manifest
 from vllm_embed.ingest.search import search as run_search
+from vllm_embed.ray_data.api import ingest_paths
+from vllm_embed.ray_data.session import RAY_ADDRESS_HELP, ray_session
 from vllm_embed.sinks.base import MetadataValue, Sink
 from vllm_embed.sinks.layouts import LAYOUTS
 
@@ -188,6 +190,10 @@ def ingest(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON object (nothing else on stdout).")
     ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", help=RAY_ADDRESS_HELP, show_default=False)
+    ] = None,
+    replicas: Annotated[int, typer.Option("--replicas", min=1, help="Engine replicas (with --ray).")] = 1,
 ) -> None:
     """Chunk, embed and store documents; re-running skips what is already stored.
 
@@ -209,6 +215,27 @@ def ingest(
             errors=encoding_errors,
         )
         sink = _open_sink(qdrant, milvus, collection, api_key, layout)
+        if ray_address is not None:
+            if on_duplicate != "error":
+                raise typer.BadParameter("--on-duplicate last is not available with --ray")
+            with _closing(sink), ray_session(ray_address):
+                _check_before_engine(sink, config, layout)
+                report = ingest_paths(
+                    paths,
+                    sink=sink,
+                    config=config,
+                    replicas=replicas,
+                    text_field=text_field,
+                    id_field=id_field,
+                    chunk_tokens=chunk_tokens,
+                    chunk_overlap=chunk_overlap,
+                    batch_size=batch_size,
+                    max_document_bytes=max_document_bytes,
+                    encoding=encoding,
+                    encoding_errors=encoding_errors,
+                    progress=progress and not quiet,
+                )
+            return _print_ingest_report(report, as_json)
         with _closing(sink):
             _check_before_engine(sink, config, layout)
             embedder = _start_engine(config)
@@ -225,6 +252,10 @@ def ingest(
                     id_field=id_field,
                     on_duplicate=on_duplicate,
                 )
+    _print_ingest_report(report, as_json)
+
+
+def _print_ingest_report(report: Any, as_json: bool) -> None:
     rejected: tuple[tuple[str, str], ...] = tuple(getattr(report, "rejected", ()))
     if as_json:
         print(_json_report(report, rejected))

@@ -11,7 +11,7 @@ import math
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -268,6 +268,14 @@ class BaseSink:
         max_attempts: Attempts per operation when the store reports a transient error.
         retry_wait: First backoff wait in seconds (doubles each attempt, with jitter, up to 30 s).
     """
+
+    construction: tuple[tuple[Any, ...], dict[str, Any]]
+    """The constructor's arguments: another process (a Ray worker) opens the same collection with them."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:  # noqa: D102 - records `construction`
+        sink = super().__new__(cls)
+        sink.construction = (args, dict(kwargs))
+        return sink
 
     def __init__(self, collection: str, *, layout: str | None, max_attempts: int, retry_wait: float) -> None:
         if not collection:
