@@ -26,6 +26,7 @@ from vllm_embed.ray_data.blocks import (
     DocumentPlan,
     WriteCounts,
     chunk_block,
+    chunk_texts,
     document_ids,
     select_block,
     write_block,
@@ -390,6 +391,20 @@ def _refuse_duplicates(ds: Any, prepared: tuple[DocumentPlan, dict[str, Any], Em
             position += 1
 
 
+def _embedded(
+    selected: Any, config: EmbedderConfig, expected: dict[str, Any], replicas: int, batch_size: int
+) -> Any:
+    """The replicas' stage: every chunk row gets its vector."""
+    return selected.map_batches(
+        IngestReplica,
+        fn_constructor_kwargs={"config": config, "expected": expected},
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        concurrency=replicas,
+        **replica_resources(config, replicas),
+    )
+
+
 def _run(
     ds: Any,
     prepared: tuple[DocumentPlan, dict[str, Any], EmbedderConfig],
@@ -408,29 +423,28 @@ def _run(
     recipe = _recipe(sink)
     if recipe is not None:
         selected = chunked.map_batches(_select_task, fn_kwargs={"recipe": recipe}, batch_format="pyarrow")
-    else:
-        # The driver holds the only handle on an embedded store: it looks each block up as it comes.
-        refs = [
-            ray.put(select_block(sink, block))
-            for block in chunked.iter_batches(batch_size=None, batch_format="pyarrow")
-        ]
-        selected = ray.data.from_arrow_refs(refs)
-    embedded = selected.map_batches(
-        IngestReplica,
-        fn_constructor_kwargs={"config": config, "expected": expected},
-        batch_size=batch_size,
-        batch_format="pyarrow",
-        concurrency=replicas,
-        **replica_resources(config, replicas),
-    )
-    if recipe is not None:
         datasink = _store_datasink(recipe)
-        embedded.write_datasink(datasink, concurrency=writers)
+        _embedded(selected, config, expected, replicas, batch_size).write_datasink(
+            datasink, concurrency=writers
+        )
         counts: WriteCounts = datasink.counts  # type: ignore[attr-defined]
     else:
+        # The driver holds the only handle on an embedded store: it looks each block up as it comes, and
+        # starts no replica when everything is stored already.
         counts = WriteCounts()
-        for block in embedded.iter_batches(batch_size=None, batch_format="pyarrow"):
-            counts.add(write_block(sink, block))
+        refs, to_embed = [], 0
+        for block in chunked.iter_batches(batch_size=None, batch_format="pyarrow"):
+            selected_block = select_block(sink, block)
+            to_embed += len(chunk_texts(selected_block)[0])
+            refs.append(ray.put(selected_block))
+        if to_embed == 0:
+            for ref in refs:
+                counts.add(write_block(sink, ray.get(ref)))
+        else:
+            selected = ray.data.from_arrow_refs(refs)
+            embedded = _embedded(selected, config, expected, replicas, batch_size)
+            for block in embedded.iter_batches(batch_size=None, batch_format="pyarrow"):
+                counts.add(write_block(sink, block))
     throughput = tuple(
         counts.embedded_by[name] / seconds if seconds > 0 else 0.0
         for name, seconds in sorted(counts.seconds_by.items())
