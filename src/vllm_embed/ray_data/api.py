@@ -114,10 +114,17 @@ def embed_dataset(
         },
         batch_size=batch_size,
         batch_format="pyarrow",
-        concurrency=replicas,
+        compute=_replica_pool(replicas),
         **replica_resources(engine, replicas),
     )
     return result
+
+
+def _replica_pool(replicas: int) -> Any:
+    """A fixed pool of `replicas` actors (`map_batches(concurrency=N)` in older Ray Data)."""
+    from ray.data import ActorPoolStrategy
+
+    return ActorPoolStrategy(size=replicas)
 
 
 def _plan_engine(config: EmbedderConfig) -> tuple[dict[str, Any], int | None]:
@@ -400,7 +407,7 @@ def _embedded(
         fn_constructor_kwargs={"config": config, "expected": expected},
         batch_size=batch_size,
         batch_format="pyarrow",
-        concurrency=replicas,
+        compute=_replica_pool(replicas),
         **replica_resources(config, replicas),
     )
 
