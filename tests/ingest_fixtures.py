@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from qdrant_client.http import models
 
 from vllm_embed.sinks import MilvusSink, QdrantSink
-from vllm_embed.sinks.base import RetryingSink
+from vllm_embed.sinks.base import BaseSink
 from vllm_embed.sinks.layouts import LAYOUTS
 
 STORES = ("qdrant", "milvus")
@@ -69,7 +70,7 @@ class FakeHashEmbedder:
         return [t for call in self.calls for t in call]
 
 
-def open_sink(kind: str, root: Path, collection: str = "docs", **kwargs: Any) -> RetryingSink:
+def open_sink(kind: str, root: Path, collection: str = "docs", **kwargs: Any) -> BaseSink:
     """Opens a real embedded store under `root`: Qdrant local mode or Milvus Lite."""
     if kind == "qdrant":
         return QdrantSink(collection, path=str(root / "qdrant"), **kwargs)
@@ -118,3 +119,18 @@ def assert_same_store(actual: dict[str, Any], expected: dict[str, Any], atol: fl
         got_payload, got_vector = actual[point_id]
         assert got_payload == payload, point_id
         np.testing.assert_allclose(got_vector, vector, atol=atol)
+
+
+def poison(sink: QdrantSink | MilvusSink, point_ids: list[str]) -> None:
+    """Stores what each store accepts from a bad backend: Qdrant a zero vector, Milvus NaN."""
+    layout = sink.layout
+    if isinstance(sink, QdrantSink):
+        zero = [0.0] * 8
+        points = [
+            models.PointVectors(id=pid, vector={layout.qdrant_vector: zero} if layout.qdrant_vector else zero)
+            for pid in point_ids
+        ]
+        sink.client.update_vectors(sink.collection, points=points, wait=True)
+        return
+    rows = sink.client.get(sink.collection, ids=point_ids, output_fields=["*"])
+    sink.client.upsert(sink.collection, [{**row, layout.milvus_vector: [float("nan")] * 8} for row in rows])

@@ -16,11 +16,37 @@ _T = TypeVar("_T")
 
 
 def unit_rows(matrix: Vectors) -> Vectors:
-    """Returns `matrix` with every row scaled to unit L2 norm (all-zero rows stay zero), as float32."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    np.maximum(norms, np.finfo(np.float32).tiny, out=norms)
-    unit: Vectors = (matrix / norms).astype(np.float32, copy=False)
+    """Returns `matrix` with every row scaled to unit L2 norm (all-zero rows stay zero), as float32.
+
+    Norms are computed in float64, so rows of huge float32 values (1e38) keep their direction.
+    """
+    wide = np.asarray(matrix, dtype=np.float64)
+    norms = np.linalg.norm(wide, axis=1, keepdims=True)
+    np.maximum(norms, np.finfo(np.float64).tiny, out=norms)
+    unit: Vectors = (wide / norms).astype(np.float32)
     return unit
+
+
+def vector_problem(vector: object, width: int) -> str | None:
+    """Says what makes `vector` unusable, or returns `None` when it is fine.
+
+    A usable vector has exactly `width` numbers, all finite, and a non-zero norm (computed in float64, so
+    huge but finite float32 values pass). The text completes a sentence such as "the vector …".
+    """
+    if vector is None:
+        return "is missing"
+    try:
+        values = np.asarray(vector, dtype=np.float64)
+    except (TypeError, ValueError):
+        return "holds values that are not numbers"
+    if values.shape != (width,):
+        return f"has shape {values.shape}, expected ({width},)"
+    if not np.isfinite(values).all():
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        return f"is not finite ({values[bad]} at position {bad})"
+    if not np.linalg.norm(values) > 0:
+        return "is all zeros"
+    return None
 
 
 def batched(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:

@@ -103,6 +103,29 @@ class EmbedderSettings(BaseModel):
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments passed unchanged to the engine (`vllm.LLM`)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_base_url(cls, data: Any) -> Any:
+        """Moves a key written into `base_url` (`http://user:KEY@host/v1`) into `api_key`.
+
+        So no `repr`, log line or error shows it (errors never echo inputs: `hide_input_in_errors`).
+        """
+        from vllm_embed._secrets import split_user_info
+
+        if not isinstance(data, dict) or not isinstance(data.get("base_url"), str):
+            return data
+        url, secret = split_user_info(data["base_url"])
+        if url == data["base_url"]:
+            return data
+        given = data.get("api_key")
+        given = given.get_secret_value() if isinstance(given, SecretStr) else given
+        if secret is not None and given and given != secret:
+            raise ValueError(
+                "base_url carries an API key that differs from api_key=; pass the key once, as api_key= "
+                "(or in VLLM_EMBED_API_KEY), and base_url without 'user:key@'"
+            )
+        return {**data, "base_url": url, "api_key": given or secret}
+
 
 class EmbedderConfig(EmbedderSettings):
     """Settings of an `Embedder`; `Embedder(**kwargs)` builds one of these.
@@ -132,26 +155,3 @@ class EmbedderConfig(EmbedderSettings):
                 "(the pooling runner is always used)"
             )
         return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _credentials_out_of_base_url(cls, data: Any) -> Any:
-        """Moves a key written into `base_url` (`http://user:KEY@host/v1`) into `api_key`.
-
-        So no `repr`, log line or error shows it (errors never echo inputs: `hide_input_in_errors`).
-        """
-        from vllm_embed._secrets import split_user_info
-
-        if not isinstance(data, dict) or not isinstance(data.get("base_url"), str):
-            return data
-        url, secret = split_user_info(data["base_url"])
-        if url == data["base_url"]:
-            return data
-        given = data.get("api_key")
-        given = given.get_secret_value() if isinstance(given, SecretStr) else given
-        if secret is not None and given and given != secret:
-            raise ValueError(
-                "base_url carries an API key that differs from api_key=; pass the key once, as api_key= "
-                "(or in VLLM_EMBED_API_KEY), and base_url without 'user:key@'"
-            )
-        return {**data, "base_url": url, "api_key": given or secret}

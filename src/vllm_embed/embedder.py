@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import numpy.typing as npt
 
-from vllm_embed._utils import Vectors, batched, unit_rows
+from vllm_embed._utils import Vectors, batched, unit_rows, vector_problem
 from vllm_embed._version import __version__
 from vllm_embed.backends.base import Backend, EngineInput
 from vllm_embed.cache import CacheStats, EmbeddingCache, default_cache_path, model_fingerprint, namespace_key
@@ -221,7 +221,7 @@ def _checked_unit_rows(
             unit: Vectors = (values / norms[:, None]).astype(np.float32)
             return unit
     for position, row in enumerate(rows):
-        problem = _vector_problem(row, width)
+        problem = vector_problem(row, width)
         if problem is not None:
             raise InvalidVectorError(
                 f"{embedder._backend_label()} returned a bad vector for texts[{indexes[position]}]: it "
@@ -229,22 +229,6 @@ def _checked_unit_rows(
                 "checkpoint, or a dtype that overflows such as float16) or the server"
             )
     raise AssertionError("unreachable: a batch that fails the check has a bad row")
-
-
-def _vector_problem(row: object, width: int) -> str | None:
-    """Says what is wrong with one vector, or returns `None` when it is fine."""
-    try:
-        values = np.asarray(row, dtype=np.float64)
-    except (TypeError, ValueError):
-        return "holds values that are not numbers"
-    if values.shape != (width,):
-        return f"has shape {values.shape}, expected ({width},)"
-    if not np.isfinite(values).all():
-        bad = int(np.flatnonzero(~np.isfinite(values))[0])
-        return f"is not finite ({values[bad]} at position {bad})"
-    if not np.linalg.norm(values) > 0:
-        return "is all zeros"
-    return None
 
 
 class Embedder:

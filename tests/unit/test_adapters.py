@@ -65,3 +65,11 @@ def test_lazy_embedder_needs_exactly_one_source() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         LazyEmbedder(EmbedderConfig(model="m"), embedder=_fake_embedder())
     assert LazyEmbedder(EmbedderConfig(model="m")).config.model == "m"
+
+
+def test_a_key_in_base_url_moves_to_api_key_in_every_adapter() -> None:
+    adapter = FakeAdapter(model_id="m", backend="openai", base_url="http://user:SECRET@127.0.0.1:9/v1")
+    assert "SECRET" not in repr(adapter) and "SECRET" not in str(adapter.model_dump())
+    assert adapter.base_url == "http://127.0.0.1:9/v1"
+    assert adapter.api_key is not None and adapter.api_key.get_secret_value() == "SECRET"
+    assert adapter.embedder_config.base_url == "http://127.0.0.1:9/v1"

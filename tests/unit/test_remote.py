@@ -218,15 +218,14 @@ ONES = [1.0] * STUB_DIMENSION
 @pytest.mark.parametrize(
     ("vector", "reason"),
     [
-        pytest.param([NAN, *ONES[1:]], "NaN", id="nan"),
-        pytest.param([1.0, -INF, *ONES[2:]], "infinity", id="inf"),
+        pytest.param([NAN, *ONES[1:]], "not finite \\(nan at position 0\\)", id="nan"),
+        pytest.param([1.0, -INF, *ONES[2:]], "not finite \\(-inf at position 1\\)", id="inf"),
         pytest.param([None, *ONES[1:]], "not numbers \\(null\\)", id="null"),
-        pytest.param([1e39, *ONES[1:]], "beyond float32", id="1e39-overflows-float32"),
-        pytest.param([1e38] * STUB_DIMENSION, "norm overflows", id="1e38-norm-overflows"),
+        pytest.param([1e39, *ONES[1:]], "not finite \\(inf at position 0\\)", id="1e39-overflows-float32"),
         pytest.param([0.0] * STUB_DIMENSION, "all zeros", id="zero"),
         pytest.param(ONES[:-1], f"{STUB_DIMENSION - 1} values, expected {STUB_DIMENSION}", id="short"),
         pytest.param([*ONES, 1.0], f"{STUB_DIMENSION + 1} values, expected {STUB_DIMENSION}", id="long"),
-        pytest.param(_base64([NAN, *ONES[1:]]), "NaN", id="nan-in-base64"),
+        pytest.param(_base64([NAN, *ONES[1:]]), "not finite", id="nan-in-base64"),
         pytest.param("not base64!", "not base64", id="bad-base64"),
         pytest.param([[1.0, 2.0]] * 8, "not numbers", id="nested"),
     ],
@@ -242,6 +241,14 @@ def test_unusable_vectors_are_refused_naming_input_and_server(
         assert f"{stub.url}/embeddings" in str(caught.value)
         assert len(stub.requests) == 1  # a broken answer is not retried
         assert isinstance(caught.value, VllmEmbedError)
+
+
+def test_huge_but_finite_values_keep_their_direction(stub: StubServer) -> None:
+    # 1e38 is a float32 value whose float32 norm overflows: normalised in float64, it is a usable vector.
+    with _stub_embedder(stub.url) as emb:
+        stub.reset(Reply(mangle=_with_vector(1, [1e38] * STUB_DIMENSION)))
+        vectors = emb.embed_documents(["alpha", "beta", "gamma"])
+    np.testing.assert_allclose(vectors[1], np.full(STUB_DIMENSION, STUB_DIMENSION**-0.5), rtol=1e-5)
 
 
 def test_a_bad_vector_is_named_by_its_position_across_requests(stub: StubServer) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import grpc
-import numpy as np
-import pytest
 
 from vllm_embed.errors import VllmEmbedError
 from vllm_embed.sinks import (
@@ -16,7 +14,7 @@ from vllm_embed.sinks import (
     QdrantSink,
     SinkError,
 )
-from vllm_embed.sinks.base import RetryingSink, is_transient_grpc_error, vector_problem
+from vllm_embed.sinks.base import RetryingSink, is_transient_grpc_error
 
 
 class FakeRpcError(grpc.RpcError):
@@ -56,19 +54,3 @@ def test_hit_to_dict() -> None:
     assert hit.to_dict() == {
         "id": "p", "doc_id": "d", "chunk_index": 2, "score": 0.5, "text": "t", "metadata": {"a": [1]}
     }  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("vector", "problem"),
-    [
-        ([0.6, 0.8], None),
-        ([0.0, 0.0], "zero norm"),
-        ([float("nan"), 1.0], "non-finite values"),
-        ([float("inf"), 1.0], "non-finite values"),
-        ([1.0, 0.0, 0.0], "3 values instead of 2"),
-        ([1e38, 1e38], None),  # large but finite: its norm is computed in float64
-        (None, "no vector"),
-    ],
-)
-def test_vector_problems(vector, problem) -> None:
-    assert vector_problem(None if vector is None else np.asarray(vector, np.float32), 2) == problem

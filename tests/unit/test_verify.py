@@ -7,30 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ingest_fixtures import STORE_LAYOUTS, FakeHashEmbedder, dump_store, open_sink
+from ingest_fixtures import STORE_LAYOUTS, FakeHashEmbedder, dump_store, open_sink, poison
 
 from vllm_embed.ingest import ingest
 from vllm_embed.ingest.verify import VerifyReport, verify_collection
-from vllm_embed.sinks import CollectionNotFoundError, ManifestMismatchError, MilvusSink, QdrantSink
+from vllm_embed.sinks import CollectionNotFoundError, ManifestMismatchError
 
 TEXTS = [f"text number {i}" for i in range(7)]
-
-
-def poison(sink: QdrantSink | MilvusSink, point_ids: list[str]) -> None:
-    """Stores what each store accepts from a bad backend: Qdrant a zero vector, Milvus NaN."""
-    layout = sink.layout
-    if isinstance(sink, QdrantSink):
-        from qdrant_client.http import models
-
-        zero = [0.0] * 8
-        points = [
-            models.PointVectors(id=pid, vector={layout.qdrant_vector: zero} if layout.qdrant_vector else zero)
-            for pid in point_ids
-        ]
-        sink.client.update_vectors(sink.collection, points=points, wait=True)
-        return
-    rows = sink.client.get(sink.collection, ids=point_ids, output_fields=["*"])
-    sink.client.upsert(sink.collection, [{**row, layout.milvus_vector: [float("nan")] * 8} for row in rows])
 
 
 @pytest.mark.parametrize("store", STORE_LAYOUTS)

@@ -22,6 +22,7 @@ from vllm_embed._version import __version__
 from vllm_embed.cli.cache import cache_app
 from vllm_embed.cli.commands import ingest, search
 from vllm_embed.cli.output import err, print_hits
+from vllm_embed.cli.verify import verify
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.errors import VllmEmbedError
 
@@ -41,6 +42,7 @@ app = typer.Typer(
 )
 app.command()(ingest)
 app.command()(search)
+app.command()(verify)
 app.add_typer(cache_app, name="cache")
 
 

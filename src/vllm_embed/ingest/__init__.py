@@ -17,6 +17,7 @@ from vllm_embed.ingest.loaders import (
 from vllm_embed.ingest.pipeline import ingest
 from vllm_embed.ingest.report import IngestReport
 from vllm_embed.ingest.search import require_manifest, search
+from vllm_embed.ingest.verify import VerifyReport, verify_collection
 from vllm_embed.sinks.base import Hit
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "OnDuplicate",
     "ParquetSource",
     "TextFilesSource",
+    "VerifyReport",
     "as_document",
     "content_id",
     "ingest",
@@ -40,4 +42,5 @@ __all__ = [
     "point_id",
     "require_manifest",
     "search",
+    "verify_collection",
 ]

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from vllm_embed._utils import vector_problem
 from vllm_embed.errors import InvalidVectorError
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
 from vllm_embed.ingest.search import require_manifest
-from vllm_embed.sinks.base import Manifest, Sink, VerifiableSink, vector_problem
+from vllm_embed.sinks.base import Manifest, Sink, VerifiableSink
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _repair(sink: VerifiableSink, embedder: SupportsEmbedding, ids: list[str], d
         problem = vector_problem(vector, dimensions)
         if problem is not None:
             raise InvalidVectorError(
-                f"the embedder returned an unusable vector ({problem}) for the text of point "
+                f"the embedder returned an unusable vector (it {problem}) for the text of point "
                 f"{found[index]!r}; nothing of this batch was stored"
             )
     sink.replace_vectors(found, vectors)

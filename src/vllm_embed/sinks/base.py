@@ -216,24 +216,6 @@ def is_transient_grpc_error(exc: BaseException, codes: Collection[str]) -> bool:
     return getattr(code, "name", None) in codes
 
 
-def vector_problem(vector: Sequence[float] | NDArray[np.float32] | None, dimensions: int) -> str | None:
-    """Returns what is wrong with a stored vector (`None` when it is usable).
-
-    A usable vector has `dimensions` values, all finite, and a non-zero norm.
-    """
-    if vector is None:
-        return "no vector"
-    values = np.asarray(vector, dtype=np.float64).ravel()
-    if values.size != dimensions:
-        return f"{values.size} values instead of {dimensions}"
-    if not np.isfinite(values).all():
-        return "non-finite values"
-    norm = float(np.linalg.norm(values))
-    if not math.isfinite(norm) or norm == 0.0:
-        return "zero norm" if norm == 0.0 else "norm overflows"
-    return None
-
-
 StoredVectors = list[tuple[str, NDArray[np.float32] | None]]
 """A batch of stored points: (point id, vector as stored, or `None` when the point has none)."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from vllm_embed._utils import Vectors
+from vllm_embed._utils import Vectors, vector_problem
 from vllm_embed.backends.openai.errors import RemoteEmbeddingError
 from vllm_embed.errors import InvalidVectorError
 
@@ -55,8 +55,8 @@ def decode_embeddings(
     Raises:
         RemoteEmbeddingError: If the body is malformed, holds another number of embeddings, or its `index`
             values are not a permutation of the request's positions.
-        InvalidVectorError: If a vector is empty, has the wrong length, or holds a value that is not a
-            finite number, or its norm is zero or overflows float32.
+        InvalidVectorError: If a vector is empty, has the wrong length, holds a value that is not a finite
+            float32 number, or is all zeros.
     """
 
     def malformed(problem: str) -> RemoteEmbeddingError:
@@ -105,18 +105,11 @@ def decode_embeddings(
         if expected is not None and len(row) != expected:
             raise invalid(position, f"it has {len(row)} values, expected {expected}")
         rows.append(row)
-    vectors = np.stack(rows)
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.asarray(np.isfinite(vectors).all(axis=1))
-        norms = np.linalg.norm(vectors, axis=1)
-    for position in range(count):
-        if not finite[position]:
-            raise invalid(position, "it holds NaN, infinity, null, or a value beyond float32's range")
-        if not np.isfinite(norms[position]):
-            raise invalid(position, "its values are so large that its norm overflows float32")
-        if norms[position] == 0:
-            raise invalid(position, "it is all zeros (zero norm), so it has no direction")
-    result: Vectors = vectors.astype(np.float32, copy=False)
+    for position, row in enumerate(rows):
+        problem = vector_problem(row, len(row))
+        if problem is not None:
+            raise invalid(position, f"it {problem}")
+    result: Vectors = np.stack(rows).astype(np.float32, copy=False)
     return result
 
 
