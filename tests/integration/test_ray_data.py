@@ -114,17 +114,33 @@ def test_cli_ray_ingest_equals_the_single_process_ingest(
 
 
 def _qdrant_points(path: Path) -> int:
+    """Points the running driver has committed, read from the store's SQLite file beside its client.
+
+    A read-write connection (used for reading only) sees a WAL-mode database as it is being written; a
+    `mode=ro` one cannot open it while the writer holds the WAL's shared memory.
+    """
     storage = path / "collection" / "docs" / "storage.sqlite"
+    if not storage.exists():
+        return 0
     try:
-        with sqlite3.connect(f"file:{storage}?mode=ro", uri=True) as db:
+        with contextlib.closing(sqlite3.connect(storage, timeout=0.1)) as db:
             return int(db.execute("select count(*) from points").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
 
 
+@pytest.fixture(scope="module")
+def larger_corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough chunks that a kill after the first write lands mid-run."""
+    path = tmp_path_factory.mktemp("ray-corpus-larger") / "docstrings.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in python_docstrings(limit=400)))
+    return path
+
+
 def test_sigkill_of_the_driver_then_rerun_embeds_only_what_is_missing(
-    tmp_path: Path, corpus_file: Path, minilm_path: str, minilm_embedder: Embedder
+    tmp_path: Path, larger_corpus_file: Path, minilm_path: str, minilm_embedder: Embedder
 ) -> None:
+    corpus_file = larger_corpus_file
     store = tmp_path / "qdrant"
     command = [sys.executable, "-m", "vllm_embed.cli", "ingest", str(corpus_file), "-m", minilm_path]
     command += ["--dtype", "float32", "-c", "docs", "--qdrant", str(store), "--batch-size", str(BATCH)]
@@ -137,7 +153,7 @@ def test_sigkill_of_the_driver_then_rerun_embeds_only_what_is_missing(
         while _qdrant_points(store) == 0:
             assert process.poll() is None, stderr.read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, "the ingest never wrote anything"
-            time.sleep(0.05)
+            time.sleep(0.01)
     finally:
         # The driver and everything it started (its local Ray, the replica and its engine) die at once.
         tree = [process, *psutil.Process(process.pid).children(recursive=True)]
