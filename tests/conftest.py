@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from vllm_embed import Embedder
+from vllm_embed import Embedder, Reranker
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,18 @@ def minilm_embedder(minilm_path: str) -> Iterator[Embedder]:
         yield embedder
 
 
+def _built_once(name: str, build: Callable[[Path], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test model built deterministically at a stable path (vLLM's compile cache is keyed by the path)."""
+    root = Path(os.environ.get("VLLM_EMBED_TEST_CACHE", Path.home() / ".cache" / "vllm-embed-tests"))
+    target = root / name
+    if not (target / "model.safetensors").is_file():
+        staging = build(tmp_path_factory.mktemp(name) / "model")
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(staging, target)
+    return target
+
+
 @pytest.fixture(scope="session")
 def tiny_qwen3_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen3 embedding model (last-token pooling, EOS-appending tokenizer) on disk.
@@ -41,14 +54,7 @@ def tiny_qwen3_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from tiny_qwen3 import build_tiny_qwen3
 
-    root = Path(os.environ.get("VLLM_EMBED_TEST_CACHE", Path.home() / ".cache" / "vllm-embed-tests"))
-    target = root / "tiny-qwen3-v1"
-    if not (target / "model.safetensors").is_file():
-        staging = build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3") / "model")
-        root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(staging, target)
-    return target
+    return _built_once("tiny-qwen3-v1", build_tiny_qwen3, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -111,20 +117,32 @@ def minilm_server(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) ->
     The model is served under its local path (so an Embedder with that path finds the local tokenizer) and
     under `MINILM_SERVED_NAME`.
     """
-    import contextlib
+    with vllm_server(
+        minilm_path,
+        tmp_path_factory,
+        "minilm-server",
+        ["--served-model-name", minilm_path, MINILM_SERVED_NAME],
+    ) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def vllm_server(
+    model: str, tmp_path_factory: pytest.TempPathFactory, name: str, extra: list[str]
+) -> Iterator[str]:
+    """Runs a vLLM OpenAI-compatible server for `model` (pooling runner, float32); yields its API root."""
     import time
 
     import httpx
 
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("minilm-server") / "server.log"
+    log_path = tmp_path_factory.mktemp(name) / "server.log"
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", minilm_path, "--runner", "pooling", "--dtype", "float32",
+        "--model", model, "--runner", "pooling", "--dtype", "float32",
         "--host", "127.0.0.1", "--port", str(port),
-        "--served-model-name", minilm_path, MINILM_SERVED_NAME,
         "--kv-cache-memory-bytes", str(512 << 20),
-        "--disable-uvicorn-access-log",
+        "--disable-uvicorn-access-log", *extra,
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     with open(log_path, "wb") as log:
@@ -197,3 +215,50 @@ def any_minilm_embedder(request: pytest.FixtureRequest) -> Embedder:
     name = "minilm_embedder" if request.param == "vllm" else "remote_minilm_embedder"
     embedder: Embedder = request.getfixturevalue(name)
     return embedder
+
+
+# -- rerankers -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3-Reranker (Qwen3 causal LM; chat-template special tokens; single "yes"/"no")."""
+    from tiny_qwen3 import build_tiny_qwen3_reranker
+
+    return _built_once("tiny-qwen3-reranker-v1", build_tiny_qwen3_reranker, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_path(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sentence-transformers CrossEncoder: all-MiniLM-L6-v2's BERT weights and a fixed random head."""
+    from rerank_models import build_minilm_cross_encoder
+
+    return _built_once(
+        "minilm-cross-encoder-v1", lambda out: build_minilm_cross_encoder(minilm_path, out), tmp_path_factory
+    )
+
+
+@pytest.fixture(scope="session")
+def qwen3_reranker(tiny_reranker_path: Path) -> Iterator[Reranker]:
+    """The session's shared tiny Qwen3-Reranker engine, in float32 (compared with a reference)."""
+    with Reranker(str(tiny_reranker_path), dtype="float32") as reranker:
+        yield reranker
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_reranker(cross_encoder_path: Path) -> Iterator[Reranker]:
+    """The session's shared MiniLM cross-encoder engine, in float32."""
+    with Reranker(str(cross_encoder_path), dtype="float32") as reranker:
+        yield reranker
+
+
+@pytest.fixture(scope="session")
+def reranker_server(tiny_reranker_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM server serving the tiny Qwen3-Reranker (with its `hf_overrides`); yields its API root."""
+    import json
+
+    from vllm_embed.rerank_profiles import QWEN3_RERANKER_OVERRIDES
+
+    extra = ["--hf-overrides", json.dumps(QWEN3_RERANKER_OVERRIDES)]
+    with vllm_server(str(tiny_reranker_path), tmp_path_factory, "reranker-server", extra) as url:
+        yield url

@@ -59,7 +59,7 @@ good bad big small new old long short high low fast slow hot cold
 """
 
 
-def _build_tokenizer() -> Any:
+def _build_tokenizer(extra_special: tuple[str, ...] = (), append_eos: bool = True) -> Any:
     """Train a small byte-level BPE in-process (deterministic); every byte string is encodable."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
@@ -69,13 +69,15 @@ def _build_tokenizer() -> Any:
     trainer = trainers.BpeTrainer(
         vocab_size=TOKENIZER_VOCAB_TARGET,
         min_frequency=1,
-        special_tokens=[EOS_TOKEN],
+        special_tokens=[EOS_TOKEN, *extra_special],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     lines = [line for line in _CORPUS.splitlines() if line.strip()]
     tok.train_from_iterator(lines, trainer=trainer)
     eos_id = tok.token_to_id(EOS_TOKEN)
+    if not append_eos:
+        return tok
     # Like Qwen3-Embedding: every sequence gets EOS appended, which last-token pooling reads.
     tok.post_processor = processors.TemplateProcessing(
         single=f"$A:0 {EOS_TOKEN}:0",
@@ -90,8 +92,20 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
-def build_tiny_qwen3(path: str | Path, *, seed: int = 0, query_prompt: str | None = None) -> Path:
-    """Write a tiny random Qwen3 embedding checkpoint into ``path`` and return it."""
+def build_tiny_qwen3(
+    path: str | Path,
+    *,
+    seed: int = 0,
+    query_prompt: str | None = None,
+    extra_special: tuple[str, ...] = (),
+    added_tokens: tuple[str, ...] = (),
+    embedding_files: bool = True,
+) -> Path:
+    """Write a tiny random Qwen3 embedding checkpoint into ``path`` and return it.
+
+    ``extra_special`` and ``added_tokens`` extend the vocabulary; ``embedding_files=False`` leaves out the
+    sentence-transformers files and the tokenizer's appended EOS (a plain causal LM, e.g. a reranker).
+    """
     import torch
     from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
@@ -99,7 +113,9 @@ def build_tiny_qwen3(path: str | Path, *, seed: int = 0, query_prompt: str | Non
     out.mkdir(parents=True, exist_ok=True)
 
     # -- tokenizer ---------------------------------------------------------------------------
-    backend = _build_tokenizer()
+    backend = _build_tokenizer(extra_special, append_eos=embedding_files)
+    if added_tokens:
+        backend.add_tokens(list(added_tokens))
     eos_id = backend.token_to_id(EOS_TOKEN)
     hf_tok = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,
@@ -152,6 +168,8 @@ def build_tiny_qwen3(path: str | Path, *, seed: int = 0, query_prompt: str | Non
     finally:
         torch.set_default_dtype(previous_dtype)
     model.save_pretrained(str(out), safe_serialization=True)
+    if not embedding_files:
+        return out
 
     # -- sentence-transformers files --------------------------------------------------------
     _write_json(
@@ -203,3 +221,44 @@ def reference_embeddings(path: str | Path, texts: list[str], dimensions: int | N
             vec = hidden[0, -1, :width].to(torch.float32).numpy()
             out[i] = vec / max(float(np.linalg.norm(vec)), 1e-12)
     return out
+
+
+# -- a tiny Qwen3-Reranker -----------------------------------------------------------------------
+
+RERANKER_SPECIAL = ("<|im_start|>", "<|im_end|>", "<think>", "</think>")
+
+
+def build_tiny_qwen3_reranker(path: str | Path, *, seed: int = 1) -> Path:
+    """Write a tiny random Qwen3-Reranker-shaped checkpoint: a Qwen3 causal LM whose tokenizer has the chat
+    template's special tokens and single "yes" / "no" tokens."""
+    return build_tiny_qwen3(
+        path, seed=seed, extra_special=RERANKER_SPECIAL, added_tokens=("yes", "no"), embedding_files=False
+    )
+
+
+def reference_rerank_scores(
+    path: str | Path, query: str, documents: list[str], instruction: str | None = None
+) -> np.ndarray:
+    """P("yes") per document as Qwen3-Reranker's model card computes it, in plain transformers (float32)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    prefix = (
+        "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+        'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+    )
+    suffix = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    task = instruction or "Given a web search query, retrieve relevant passages that answer the query"
+    prefix_ids = tok.encode(prefix, add_special_tokens=False)
+    suffix_ids = tok.encode(suffix, add_special_tokens=False)
+    yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
+    scores = np.zeros(len(documents), dtype=np.float32)
+    with torch.no_grad():
+        for i, doc in enumerate(documents):
+            body = tok(f"<Instruct>: {task}\n<Query>: {query}\n<Document>: {doc}")["input_ids"]
+            ids = torch.tensor([prefix_ids + body + suffix_ids], dtype=torch.long)
+            logits = model(input_ids=ids).logits[0, -1, [no, yes]]
+            scores[i] = float(torch.softmax(logits.to(torch.float32), dim=-1)[1])
+    return scores

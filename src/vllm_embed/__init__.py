@@ -4,10 +4,11 @@ from vllm_embed._optional import MissingDependencyError
 from vllm_embed._version import __version__
 from vllm_embed.backends.openai_remote import RemoteEmbeddingError, RemoteRequestError
 from vllm_embed.cache import CacheStats, EmbeddingCache
-from vllm_embed.config import EmbedderConfig
+from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.embedder import Embedder
 from vllm_embed.ingest import Document, Hit, IngestReport, ingest, load_path, load_paths, search
 from vllm_embed.profiles import ModelProfile
+from vllm_embed.reranker import Reranker
 
 __all__ = [
     "CacheStats",
@@ -21,6 +22,8 @@ __all__ = [
     "ModelProfile",
     "RemoteEmbeddingError",
     "RemoteRequestError",
+    "Reranker",
+    "RerankerConfig",
     "__version__",
     "ingest",
     "load_path",

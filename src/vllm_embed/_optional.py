@@ -13,6 +13,7 @@ from vllm_embed.errors import VllmEmbedError
 
 EXTRAS: dict[str, str] = {
     "qdrant_client": "qdrant",
+    "qdrant_edge": "qdrant",
     "pymilvus": "milvus",
     "milvus_lite": "milvus",
     "pyarrow": "parquet",

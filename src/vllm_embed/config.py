@@ -1,4 +1,4 @@
-"""Configuration models: everything that decides how an `Embedder` is built."""
+"""Configuration models: everything that decides how an `Embedder` or a `Reranker` is built."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from vllm_embed.profiles import ModelProfile
 
 LongInputPolicy = Literal["chunk", "truncate", "error"]
+RerankLongInputPolicy = Literal["truncate", "error"]
 BackendName = Literal["vllm", "openai"]
 
 API_KEY_VARIABLES = ("VLLM_EMBED_API_KEY", "OPENAI_API_KEY")
@@ -20,19 +21,16 @@ DEFAULT_CACHE_MAX_BYTES = 2 << 30
 """Default size bound of the embedding cache file, in bytes (`cache_max_bytes`, `EmbeddingCache`)."""
 
 
-class EmbedderSettings(BaseModel):
-    """Every setting of an `Embedder` except the model, each declared once with its description.
+class EngineSettings(BaseModel):
+    """The settings every engine-backed facade shares (`Embedder`, `Reranker`), each declared once.
 
-    `EmbedderConfig` adds the model; the framework adapters (`vllm_embed.adapters`) inherit these fields, so a
-    setting added here reaches them too. Attribute docstrings become the fields' descriptions.
+    `EmbedderSettings` and `RerankerConfig` inherit them. Attribute docstrings become the fields'
+    descriptions.
     """
 
     model_config = ConfigDict(
         use_attribute_docstrings=True, arbitrary_types_allowed=True, hide_input_in_errors=True
     )
-
-    dimensions: int | None = None
-    """Output size. `None` keeps the model's native size; smaller values need a Matryoshka-trained model."""
 
     dtype: str = "auto"
     """Weights/activations dtype passed to vLLM (`"auto"`, `"float32"`, `"bfloat16"`, `"float16"`)."""
@@ -52,17 +50,6 @@ class EmbedderSettings(BaseModel):
 
     trust_remote_code: bool = False
     """Allow model repositories to run their own Python code."""
-
-    long_input: LongInputPolicy = "chunk"
-    """What to do with an input longer than the model accepts: `"chunk"` embeds token windows and returns
-    their token-weighted mean, `"truncate"` cuts it, `"error"` raises `ValueError`."""
-
-    query_instruction: str | None = None
-    """Default task instruction for queries (instruction-tuned models); `None` uses the model's default."""
-
-    profile: str | ModelProfile | None = None
-    """Model family override (`"qwen3-embedding"`, `"sentence-transformers"`) or a full `ModelProfile`,
-    for models whose files or name do not reveal it."""
 
     revision: str | None = None
     """Model revision (branch, tag or commit) on the model hub."""
@@ -85,7 +72,7 @@ class EmbedderSettings(BaseModel):
     """Texts per HTTP request to the server (`backend="openai"`)."""
 
     max_concurrent_requests: int = Field(default=4, ge=1)
-    """Requests in flight at once to the server, per Embedder (`backend="openai"`)."""
+    """Requests in flight at once to the server, per instance (`backend="openai"`)."""
 
     timeout: float = Field(default=60.0, gt=0)
     """Seconds one HTTP request may take before it counts as failed and is retried (`backend="openai"`)."""
@@ -93,12 +80,6 @@ class EmbedderSettings(BaseModel):
     retry_seconds: float = Field(default=30.0, ge=0)
     """Total time budget for retrying connection errors, 429 and 5xx before giving up (`backend="openai"`);
     0 disables retries."""
-
-    cache: bool | str | Path | None = None
-    """Persistent embedding cache: `None`/`False` off, `True` per-user cache file, or a SQLite file path."""
-
-    cache_max_bytes: int = Field(default=DEFAULT_CACHE_MAX_BYTES, gt=0)
-    """Size bound of the cache file; least-recently-used entries are evicted past it."""
 
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments passed unchanged to the engine (`vllm.LLM`)."""
@@ -127,25 +108,49 @@ class EmbedderSettings(BaseModel):
         return {**data, "base_url": url, "api_key": given or secret}
 
 
-class EmbedderConfig(EmbedderSettings):
-    """Settings of an `Embedder`; `Embedder(**kwargs)` builds one of these.
+class EmbedderSettings(EngineSettings):
+    """Every setting of an `Embedder` except the model, each declared once with its description.
 
-    Frozen and strict: an unknown or misspelt setting is rejected rather than silently ignored.
+    `EmbedderConfig` adds the model; the framework adapters (`vllm_embed.adapters`) inherit these fields, so a
+    setting added here reaches them too. Attribute docstrings become the fields' descriptions.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    dimensions: int | None = None
+    """Output size. `None` keeps the model's native size; smaller values need a Matryoshka-trained model."""
+
+    long_input: LongInputPolicy = "chunk"
+    """What to do with an input longer than the model accepts: `"chunk"` embeds token windows and returns
+    their token-weighted mean, `"truncate"` cuts it, `"error"` raises `ValueError`."""
+
+    query_instruction: str | None = None
+    """Default task instruction for queries (instruction-tuned models); `None` uses the model's default."""
+
+    profile: str | ModelProfile | None = None
+    """Model family override (`"qwen3-embedding"`, `"sentence-transformers"`) or a full `ModelProfile`,
+    for models whose files or name do not reveal it."""
+
+    cache: bool | str | Path | None = None
+    """Persistent embedding cache: `None`/`False` off, `True` per-user cache file, or a SQLite file path."""
+
+    cache_max_bytes: int = Field(default=DEFAULT_CACHE_MAX_BYTES, gt=0)
+    """Size bound of the cache file; least-recently-used entries are evicted past it."""
+
+
+class EngineConfigChecks(BaseModel):
+    """The model field and the checks of every frozen facade configuration.
+
+    `EmbedderConfig` and `RerankerConfig` inherit it, so both validate `engine_kwargs` alike (`base_url` is
+    checked on `EngineSettings`, which the framework adapters inherit too).
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True
+    )
 
     model: str = Field(min_length=1)
     """Hugging Face model id or local directory (for `backend="openai"`: the served model name)."""
 
-    @field_validator("dimensions")
-    @classmethod
-    def _positive_dimensions(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise ValueError(f"dimensions={value} must be a positive integer (or None for the native size)")
-        return value
-
-    @field_validator("engine_kwargs")
+    @field_validator("engine_kwargs", check_fields=False)
     @classmethod
     def _no_reserved_engine_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
         reserved = {"model", "runner", "task"} & value.keys()
@@ -155,3 +160,39 @@ class EmbedderConfig(EmbedderSettings):
                 "(the pooling runner is always used)"
             )
         return value
+
+
+class EmbedderConfig(EmbedderSettings, EngineConfigChecks):
+    """Settings of an `Embedder`; `Embedder(**kwargs)` builds one of these.
+
+    Frozen and strict: an unknown or misspelt setting is rejected rather than silently ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("dimensions")
+    @classmethod
+    def _positive_dimensions(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"dimensions={value} must be a positive integer (or None for the native size)")
+        return value
+
+
+class RerankerConfig(EngineSettings, EngineConfigChecks):
+    """Settings of a `Reranker`; `Reranker(**kwargs)` builds one of these.
+
+    Frozen and strict like `EmbedderConfig`, with which it shares the engine and server settings.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instruction: str | None = None
+    """Task instruction for instruction-tuned rerankers (Qwen3-Reranker); `None` uses the model's default."""
+
+    profile: str | None = None
+    """Model family override (`"qwen3-reranker"`, `"cross-encoder"`) for models whose files or name do not
+    reveal it."""
+
+    long_input: RerankLongInputPolicy = "truncate"
+    """What to do with a (query, document) pair longer than the model accepts: `"truncate"` cuts the document
+    (never the query), `"error"` raises `ValueError` naming the document's index."""

@@ -19,7 +19,7 @@ from vllm_embed._utils import Vectors, batched, unit_rows, vector_problem
 from vllm_embed._version import __version__
 from vllm_embed.backends.base import Backend, EngineInput
 from vllm_embed.cache import CacheStats, EmbeddingCache, default_cache_path, model_fingerprint, namespace_key
-from vllm_embed.config import EmbedderConfig
+from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.errors import InvalidVectorError
 from vllm_embed.profiles import ModelProfile, detect_profile
 
@@ -48,7 +48,7 @@ def _open_cache(config: EmbedderConfig) -> EmbeddingCache | None:
     return EmbeddingCache(path, max_bytes=config.cache_max_bytes)
 
 
-def _load_tokenizer(config: EmbedderConfig) -> PreTrainedTokenizerBase | None:
+def _load_tokenizer(config: EmbedderConfig | RerankerConfig) -> PreTrainedTokenizerBase | None:
     """Loads the model's tokenizer; a remote model whose tokenizer is not available locally gets `None`."""
     from transformers import AutoTokenizer
 
@@ -128,7 +128,9 @@ class _Plan:
     Sync and async calls share it, so both apply exactly the same policy.
     """
 
-    def __init__(self, embedder: Embedder, prompted: list[str]) -> None:
+    def __init__(
+        self, embedder: Embedder, prompted: list[str], token_ids: Sequence[Sequence[int]] | None = None
+    ) -> None:
         self._embedder = embedder
         positions: dict[str, int] = {}
         self.inverse = np.empty(len(prompted), dtype=np.intp)
@@ -141,6 +143,8 @@ class _Plan:
             self.inverse[index] = row
         self.unique = list(positions)
         self.first_index = np.asarray(first, dtype=np.intp)
+        # The prompted token ids of each unique text, when the caller tokenised them already.
+        self.token_ids = None if token_ids is None else [token_ids[index] for index in first]
         self.sums = np.zeros((len(self.unique), embedder.dimension), dtype=np.float32)
         self.todo: list[int] = list(range(len(self.unique)))
         self._keys: list[bytes] = []
@@ -155,7 +159,8 @@ class _Plan:
 
     def batches(self) -> Iterator[_EngineInputs]:
         for rows in batched(self.todo, self._embedder.config.batch_size):
-            yield self._embedder._prepare([self.unique[row] for row in rows], rows, self.first_index)
+            ids = None if self.token_ids is None else [self.token_ids[row] for row in rows]
+            yield self._embedder._prepare([self.unique[row] for row in rows], rows, self.first_index, ids)
 
     def add(self, batch: _EngineInputs, vectors: object) -> None:
         """Folds a backend's answer for `batch` into the result, after checking every row of it.
@@ -425,8 +430,22 @@ class Embedder:
         chosen = instruction if instruction is not None else self.config.query_instruction
         return [self.profile.format_query(text, chosen) for text in items]
 
-    def _run(self, prompted: list[str]) -> Vectors:
-        plan = _Plan(self, prompted)
+    def _embed_document_tokens(self, texts: list[str], token_ids: Sequence[Sequence[int]]) -> Vectors:
+        """Internal: `embed_documents(texts)` for chunks the ingest chunker has tokenised already.
+
+        Args:
+            texts: The documents, without prompt (they name the cache entries, as in `embed_documents`).
+            token_ids: Each text's token ids with the document prompt and without special tokens, exactly
+                what `tokenizer(format_document(text), add_special_tokens=False)` returns; the same prompts,
+                cache keys and long-input policy apply as for `embed_documents`.
+        """
+        prompted = self._prompted(texts, "document", None, "embed_documents")
+        if len(token_ids) != len(prompted):
+            raise ValueError(f"{len(token_ids)} token id lists for {len(prompted)} texts")
+        return self._run(prompted, token_ids)
+
+    def _run(self, prompted: list[str], token_ids: Sequence[Sequence[int]] | None = None) -> Vectors:
+        plan = _Plan(self, prompted, token_ids)
         backend = self._live_backend()
         for batch in plan.batches():
             plan.add(batch, backend.embed(batch.inputs, self._engine_dimensions))
@@ -482,14 +501,26 @@ class Embedder:
         return self._backend
 
     def _prepare(
-        self, texts: Sequence[str], rows: Sequence[int], first_index: npt.NDArray[np.intp]
+        self,
+        texts: Sequence[str],
+        rows: Sequence[int],
+        first_index: npt.NDArray[np.intp],
+        token_ids: Sequence[Sequence[int]] | None = None,
     ) -> _EngineInputs:
-        """Turns unique texts (plan rows) into engine inputs under the long-input policy, shortest first."""
+        """Turns unique texts (plan rows) into engine inputs under the long-input policy, shortest first.
+
+        `token_ids`, when given, are the texts' token ids (without special tokens), so they are not
+        tokenised again.
+        """
         if self.tokenizer is None:  # a remote model with no local tokenizer: the server applies its limits
             owners = np.asarray(rows, dtype=np.intp)
             return _EngineInputs(list(texts), owners, np.ones(len(texts), dtype=np.float32))
-        token_ids = self._backend.accepts_token_ids
-        encoded: list[list[int]] = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        engine_takes_ids = self._backend.accepts_token_ids
+        encoded: Sequence[Sequence[int]] = (
+            token_ids
+            if token_ids is not None
+            else self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        )
         limit = self.max_input_tokens
         inputs: list[EngineInput] = []
         owner_list: list[int] = []
@@ -512,7 +543,7 @@ class Embedder:
             for window in windows:
                 owner_list.append(row)
                 weight_list.append(max(len(window), 1))
-                if not token_ids:
+                if not engine_takes_ids:
                     # A text engine gets text back: the original when it fits, else the decoded window.
                     whole = len(windows) == 1 and window is ids
                     inputs.append(texts[position] if whole else str(self.tokenizer.decode(list(window))))

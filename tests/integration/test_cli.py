@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_helpers import SharedEngine, no_engine, run, write_corpus
+from cli_helpers import CORPUS_ROWS, SharedEngine, no_engine, run, write_corpus
 
 from vllm_embed import cli
 
@@ -61,3 +61,43 @@ def test_ingest_then_search_without_model(
     monkeypatch.setattr(cli, "make_embedder", no_engine)
     code, _, err = run("search", "q", "-c", "docs", store, target, "--model", "other/model")
     assert code == 1 and "model: collection has" in err and "this run has 'other/model'" in err
+
+
+def test_search_reranks_with_the_rerank_flag(
+    tmp_path, corpus_file, monkeypatch, minilm_embedder, minilm_path, cross_encoder_reranker
+) -> None:
+    engine = SharedEngine(minilm_embedder, minilm_path)
+    monkeypatch.setattr(cli, "make_embedder", engine)
+    reranker = SharedEngine(cross_encoder_reranker, "CE")
+    monkeypatch.setattr(cli, "make_reranker", reranker)
+    target = str(tmp_path / "q")
+    code, _, err = run(
+        "ingest", str(corpus_file), "-m", minilm_path, "-c", "docs", "--qdrant", target, "--no-progress"
+    )
+    assert code == 0, err
+    query = "which language prevents memory bugs?"
+    code, out, err = run(
+        "search",
+        query,
+        "-c",
+        "docs",
+        "--qdrant",
+        target,
+        "--json",
+        "-k",
+        "2",
+        "--rerank",
+        "CE",
+        "--candidates",
+        "3",
+    )
+    assert code == 0, err
+    hits = json.loads(out)
+    texts = [row["text"] for row in CORPUS_ROWS]
+    expected = cross_encoder_reranker.rerank(query, texts, top_k=2)
+    assert [hit["text"] for hit in hits] == [texts[index] for index, _ in expected]
+    assert [hit["rerank_score"] for hit in hits] == pytest.approx([score for _, score in expected], abs=1e-5)
+    assert reranker.configs[0].dtype == engine.configs[-1].dtype
+    code, out, err = run("search", query, "-c", "docs", "--qdrant", target, "--rerank", "CE")
+    assert code == 0, err
+    assert "(first " in out

@@ -85,7 +85,12 @@ def test_long_documents_are_chunked_with_the_model_tokenizer(tmp_path: Path, min
     text = " ".join(f"Sentence number {i} is about the history of printing presses." for i in range(80))
     with open_sink("qdrant", tmp_path) as sink:
         report = ingest(
-            [Document(text, id="long")], embedder=minilm_embedder, sink=sink, chunk_overlap=16, progress=False
+            [Document(text, id="long")],
+            embedder=minilm_embedder,
+            sink=sink,
+            chunk_overlap=16,
+            splitter="tokens",  # fixed windows: their count follows from the token count
+            progress=False,
         )
         tokens = len(minilm_embedder.tokenizer(text, add_special_tokens=False)["input_ids"])
         limit = minilm_embedder.max_input_tokens

@@ -1,5 +1,6 @@
 """Ray Data scale-out on a local Ray (2 CPUs): the same vectors, points and resumption as the single-process
-ingest. Each test starts its own replicas (Ray Data actors live for one dataset run), so they are slow.
+ingest. Each test starts its own replicas (Ray Data actors live for one dataset run), so they are slow:
+all but the CLI ingest into a Qdrant path are marked `slow` (`make test-slow`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from vllm_embed.ingest import ingest, load_path, search
 from vllm_embed.sinks import MilvusSink, QdrantSink
 
 ray = pytest.importorskip("ray")
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_local")]
+pytestmark = pytest.mark.usefixtures("ray_local")
 
 BATCH = 16
 LIMIT_SECONDS = 900  # a safety net for a wedged run, not a timing assertion
@@ -45,6 +46,7 @@ def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_embed_dataset_equals_embed_documents(
     replicas: int, minilm_path: str, minilm_embedder: Embedder
@@ -61,6 +63,7 @@ def test_embed_dataset_equals_embed_documents(
     assert _cosines(vectors, minilm_embedder.embed_documents(texts)).min() >= 0.999
 
 
+@pytest.mark.slow
 def test_embed_dataset_query_kind_uses_the_query_prompt(
     tiny_qwen3_path: Path, qwen3_embedder: Embedder
 ) -> None:
@@ -78,7 +81,7 @@ def test_embed_dataset_query_kind_uses_the_query_prompt(
 
 
 def _reference(
-    kind: str, root: Path, corpus: Path, embedder: Embedder, milvus_uri: str | None
+    kind: str, root: Path, corpus: Path, embedder: Embedder, milvus_uri: str | None, *more: Path
 ) -> dict[str, Any]:
     sink = (
         QdrantSink("docs", path=str(root / "reference"))
@@ -86,18 +89,50 @@ def _reference(
         else MilvusSink("reference", uri=milvus_uri)
     )
     with sink:
-        ingest(load_path(corpus), embedder=embedder, sink=sink, batch_size=BATCH, progress=False)
+        documents = [doc for path in (corpus, *more) for doc in load_path(path)]
+        ingest(documents, embedder=embedder, sink=sink, batch_size=BATCH, progress=False)
         hits = [h.id for h in search("how do I open a file?", embedder=embedder, sink=sink, top_k=5)]
-        return {"points": dump_store(sink), "hits": hits}
+        manifest = sink.read_manifest()
+        assert manifest is not None
+        chunking = {name: getattr(manifest, name) for name in ("splitter", "chunk_tokens", "chunk_overlap")}
+        return {"points": dump_store(sink), "hits": hits, "chunking": chunking}
 
 
-@pytest.mark.parametrize("kind", ["qdrant", "milvus-server"])
+@pytest.fixture(scope="module")
+def markdown_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Markdown file of several 512-token chunks: the loaders have it split along headings."""
+    sections = [
+        f"## Section {i}\n\n" + f"Paragraph {i} about opening files and reading them line by line. " * 12
+        for i in range(12)
+    ]
+    path = tmp_path_factory.mktemp("ray-markdown") / "guide.md"
+    path.write_text("# Guide\n\n" + "\n\n".join(sections) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["qdrant", pytest.param("milvus-server", marks=pytest.mark.slow)])
 def test_cli_ray_ingest_equals_the_single_process_ingest(
-    kind: str, tmp_path: Path, corpus_file: Path, minilm_path: str, minilm_embedder: Embedder, request: Any
+    kind: str,
+    tmp_path: Path,
+    corpus_file: Path,
+    markdown_file: Path,
+    minilm_path: str,
+    minilm_embedder: Embedder,
+    request: Any,
 ) -> None:
     uri = request.getfixturevalue("milvus_server") if kind == "milvus-server" else None
     target = ["--qdrant", str(tmp_path / "ray")] if kind == "qdrant" else ["--milvus", str(uri), "-c", "ray"]
-    args = ["ingest", str(corpus_file), "-m", minilm_path, "--dtype", "float32", "--batch-size", str(BATCH)]
+    args = [
+        "ingest",
+        str(corpus_file),
+        str(markdown_file),
+        "-m",
+        minilm_path,
+        "--dtype",
+        "float32",
+        "--batch-size",
+        str(BATCH),
+    ]
     args += ["--no-progress", "--ray", "local", "--replicas", "2", *target]
     if kind == "qdrant":
         args += ["-c", "docs"]
@@ -105,9 +140,17 @@ def test_cli_ray_ingest_equals_the_single_process_ingest(
     assert code == 0, err[-3000:]
     assert "replicas:" in out and "0 already stored" in out
 
-    expected = _reference(kind, tmp_path, corpus_file, minilm_embedder, uri)
+    expected = _reference(kind, tmp_path, corpus_file, minilm_embedder, uri, markdown_file)
+    assert expected["chunking"] == {
+        "splitter": "text",
+        "chunk_tokens": 256,
+        "chunk_overlap": 0,
+    }  # MiniLM: 256
     sink = QdrantSink("docs", path=str(tmp_path / "ray")) if kind == "qdrant" else MilvusSink("ray", uri=uri)
     with sink:
+        manifest = sink.read_manifest()
+        assert manifest is not None
+        assert {name: getattr(manifest, name) for name in expected["chunking"]} == expected["chunking"]
         assert_same_store(dump_store(sink), expected["points"])
         hits = [h.id for h in search("how do I open a file?", embedder=minilm_embedder, sink=sink, top_k=5)]
         assert hits == expected["hits"]
@@ -137,6 +180,7 @@ def larger_corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_driver_then_rerun_embeds_only_what_is_missing(
     tmp_path: Path, larger_corpus_file: Path, minilm_path: str, minilm_embedder: Embedder
 ) -> None:
@@ -182,6 +226,7 @@ def test_sigkill_of_the_driver_then_rerun_embeds_only_what_is_missing(
     assert_same_store(resumed, _reference("qdrant", tmp_path, corpus_file, minilm_embedder, None)["points"])
 
 
+@pytest.mark.slow
 def test_a_killed_replica_is_restarted_and_the_run_completes(
     tmp_path: Path, corpus_file: Path, minilm_path: str, minilm_embedder: Embedder
 ) -> None:

@@ -146,7 +146,8 @@ def test_help_pages_keep_their_bracketed_text_and_show_no_markup(command: list[s
 def test_ingest_help_shows_defaults_and_notes() -> None:
     page = help_page("ingest")
     for text in [
-        "[default: the model's]",
+        "[default: 512, or the model's limit if lower]",
+        "[default: markdown for .md files, else text]",
         "[default: 'id' when present]",
         "[default: the collection's, else vllm-embed]",
         "[default: 256]",

@@ -52,5 +52,10 @@ def test_transient_grpc_errors_are_recognised_by_code() -> None:
 def test_hit_to_dict() -> None:
     hit = Hit(id="p", doc_id="d", chunk_index=2, score=0.5, text="t", metadata={"a": [1]})
     assert hit.to_dict() == {
-        "id": "p", "doc_id": "d", "chunk_index": 2, "score": 0.5, "text": "t", "metadata": {"a": [1]}
+        "id": "p", "doc_id": "d", "chunk_index": 2, "score": 0.5, "text": "t", "metadata": {"a": [1]},
+        "found_by": [],
     }  # fmt: skip
+    found = Hit(
+        id="p", doc_id="d", chunk_index=2, score=0.5, text="t", metadata={}, found_by=("dense", "sparse")
+    )
+    assert found.to_dict()["found_by"] == ["dense", "sparse"]

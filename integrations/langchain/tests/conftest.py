@@ -7,14 +7,16 @@ as the root's `minilm_embedder`, so a combined session still runs one MiniLM eng
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from vllm_embed import Embedder
+from vllm_embed import Embedder, Reranker
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +32,19 @@ def minilm_embedder(minilm_path: str) -> Iterator[Embedder]:
     """The session's shared float32 MiniLM engine."""
     with Embedder(minilm_path, dtype="float32") as embedder:
         yield embedder
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_reranker(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reranker]:
+    """The root's `cross_encoder_reranker`: same model path and settings, so a combined session shares it."""
+    from rerank_models import build_minilm_cross_encoder
+
+    root = Path(os.environ.get("VLLM_EMBED_TEST_CACHE", Path.home() / ".cache" / "vllm-embed-tests"))
+    path = root / "minilm-cross-encoder-v1"
+    if not (path / "model.safetensors").is_file():
+        staging = build_minilm_cross_encoder(minilm_path, tmp_path_factory.mktemp("cross-encoder") / "model")
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(staging, path)
+    with Reranker(str(path), dtype="float32") as reranker:
+        yield reranker

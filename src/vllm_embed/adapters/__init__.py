@@ -12,12 +12,26 @@ from vllm_embed.adapters.base import (
     setting_description,
 )
 from vllm_embed.adapters.lazy import LazyEmbedder
+from vllm_embed.adapters.rerank import (
+    RERANKER_SETTINGS,
+    LazyReranker,
+    RerankerAdapter,
+    RerankerSettings,
+    reranker_model_field,
+    reranker_setting_description,
+)
 
 __all__ = [
     "ENGINE_SETTINGS",
     "PER_CALL_SETTINGS",
+    "RERANKER_SETTINGS",
     "EmbedderAdapter",
     "LazyEmbedder",
+    "LazyReranker",
+    "RerankerAdapter",
+    "RerankerSettings",
     "model_field",
+    "reranker_model_field",
+    "reranker_setting_description",
     "setting_description",
 ]

@@ -1,8 +1,9 @@
-"""The contract between the `Embedder` facade and an engine."""
+"""The contracts between the facades (`Embedder`, `Reranker`) and their engines."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -40,4 +41,51 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Releases the engine (shared engines stop when their last user closes)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PairTokens:
+    """One (query, document) pair as the token ids a scoring engine runs, special tokens included."""
+
+    ids: list[int]
+    second_start: int | None = None
+    """Where the document's segment starts, for models with token type ids (BERT); `None` for others."""
+
+
+@runtime_checkable
+class TokenScorer(Protocol):
+    """A scoring engine that takes pairs the `Reranker` has already tokenised (the in-process engine)."""
+
+    max_model_len: int | None
+
+    def score_tokens(self, pairs: Sequence[PairTokens]) -> npt.NDArray[np.float32]:
+        """Scores pairs; returns shape `(len(pairs),)`, in input order."""
+        ...
+
+    async def ascore_tokens(self, pairs: Sequence[PairTokens]) -> npt.NDArray[np.float32]:
+        """Async `score_tokens`."""
+        ...
+
+    def close(self) -> None:
+        """Releases the engine."""
+        ...
+
+
+@runtime_checkable
+class TextScorer(Protocol):
+    """A scoring engine that takes one query and its documents as text (a `/rerank` server)."""
+
+    max_model_len: int | None
+
+    def score_texts(self, query: str, documents: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Scores each document against `query`; returns shape `(len(documents),)`, in input order."""
+        ...
+
+    async def ascore_texts(self, query: str, documents: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Async `score_texts`."""
+        ...
+
+    def close(self) -> None:
+        """Releases the connections."""
         ...

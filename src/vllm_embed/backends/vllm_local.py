@@ -3,9 +3,11 @@
 vLLM's offline API changes often (`task=` became `runner=`, `normalize` became `use_activation`, truncation
 moved into `tokenization_kwargs`), so every call into it lives here, written against vLLM 0.32.
 
-One engine serves every `Embedder` of this process whose engine settings are identical. A single worker
-thread owns it: sync and async callers hand it jobs, and the jobs that are waiting when the engine becomes
-free are merged into one `encode` call, so concurrent callers share vLLM's batching.
+One engine serves every `Embedder` (or every `Reranker`) of this process whose engine settings are identical.
+A single worker thread owns it: sync and async callers hand it jobs, and the jobs that are waiting when the
+engine becomes free are merged into one `encode` call, so concurrent callers share vLLM's batching. An
+embedding engine runs vLLM's `embed` task; a reranking engine (`VLLMLocalScorer`) runs its `classify` task
+on (query, document) token ids the `Reranker` has already built.
 """
 
 from __future__ import annotations
@@ -28,14 +30,16 @@ import numpy.typing as npt
 import psutil
 
 from vllm_embed._optional import require
-from vllm_embed.backends.base import EngineInput
-from vllm_embed.config import EmbedderConfig
+from vllm_embed.backends.base import EngineInput, PairTokens
+from vllm_embed.config import EmbedderConfig, EngineSettings, RerankerConfig
 from vllm_embed.profiles import ModelProfile, read_model_file
+from vllm_embed.rerank_profiles import RerankerProfile
 
 require("vllm", "The in-process vLLM backend")
 
 import torch  # noqa: E402 - vLLM brings torch; import it only once vLLM is known to be there
 from vllm import LLM, PoolingParams  # noqa: E402
+from vllm.tasks import PoolingTask  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +53,8 @@ _MAX_CPU_KV_CACHE = 8 * _GIB
 @dataclass
 class _Job:
     prompts: list[Any]
-    params: PoolingParams
+    params: list[PoolingParams]
+    task: PoolingTask = "embed"
     future: concurrent.futures.Future[npt.NDArray[np.float32]] = field(
         default_factory=concurrent.futures.Future
     )
@@ -71,17 +76,41 @@ def _estimate_kv_cache_bytes(model: str, revision: str | None, max_len: int | No
 
 def _engine_arguments(config: EmbedderConfig, profile: ModelProfile) -> dict[str, Any]:
     """Builds the `vllm.LLM` keyword arguments for an embedder configuration."""
-    from vllm.platforms import current_platform
-
     user = dict(config.engine_kwargs)
     hf_overrides = dict(user.pop("hf_overrides", None) or {})
     if profile.matryoshka:
         hf_overrides.setdefault("is_matryoshka", True)
     pooler_config = {"pooling_type": profile.pooling.upper(), "use_activation": True}
     pooler_config.update(user.pop("pooler_config", None) or {})
-    max_model_len = config.max_model_len or profile.max_length
+    return _pooling_arguments(
+        config, config.max_model_len or profile.max_length, hf_overrides, pooler_config, user
+    )
+
+
+def _scoring_engine_arguments(config: RerankerConfig, profile: RerankerProfile) -> dict[str, Any]:
+    """Builds the `vllm.LLM` keyword arguments for a reranker configuration (the model's own pooling)."""
+    user = dict(config.engine_kwargs)
+    hf_overrides = {**profile.hf_overrides, **(user.pop("hf_overrides", None) or {})}
+    pooler_config = {"use_activation": True, **(user.pop("pooler_config", None) or {})}
+    return _pooling_arguments(
+        config, config.max_model_len or profile.max_length, hf_overrides, pooler_config, user
+    )
+
+
+def _pooling_arguments(
+    config: EngineSettings,
+    max_model_len: int | None,
+    hf_overrides: dict[str, Any],
+    pooler_config: dict[str, Any],
+    user: dict[str, Any],
+) -> dict[str, Any]:
+    """The `vllm.LLM` keyword arguments every pooling engine shares; `user` (engine_kwargs) wins."""
+    from vllm.platforms import current_platform
+
+    model = getattr(config, "model", None)
+    assert isinstance(model, str)
     arguments: dict[str, Any] = {
-        "model": config.model,
+        "model": model,
         "runner": "pooling",
         "dtype": _cpu_dtype() if config.dtype == "auto" and current_platform.is_cpu() else config.dtype,
         "max_model_len": max_model_len,
@@ -99,9 +128,7 @@ def _engine_arguments(config: EmbedderConfig, profile: ModelProfile) -> dict[str
         and "kv_cache_memory_bytes" not in user
         and not os.environ.get("VLLM_CPU_KVCACHE_SPACE")
     ):
-        arguments["kv_cache_memory_bytes"] = _estimate_kv_cache_bytes(
-            config.model, config.revision, max_model_len
-        )
+        arguments["kv_cache_memory_bytes"] = _estimate_kv_cache_bytes(model, config.revision, max_model_len)
     arguments.update(user)
     return {key: value for key, value in arguments.items() if value is not None}
 
@@ -163,7 +190,7 @@ def _is_multiprocessing_helper(process: psutil.Process) -> bool:
 class _SharedEngine:
     """One `vllm.LLM`, the worker thread that drives it, and how many backends use it."""
 
-    def __init__(self, key: str, arguments: dict[str, Any]) -> None:
+    def __init__(self, key: str, arguments: dict[str, Any], task: PoolingTask = "embed") -> None:
         self.key = key
         self.users = 0
         before = {child.pid for child in psutil.Process().children(recursive=True)}
@@ -181,14 +208,31 @@ class _SharedEngine:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="vllm-embed-engine", daemon=True)
         self._thread.start()
-        probe = self.submit(["a"], None).result()
-        self.native_dimension: int = int(probe.shape[1])
+        self.native_dimension: int | None = None
+        if task == "embed":
+            self.native_dimension = int(self.submit(["a"], None).result().shape[1])
 
     def submit(
         self, inputs: Sequence[EngineInput], dimensions: int | None
     ) -> concurrent.futures.Future[npt.NDArray[np.float32]]:
         prompts = [{"prompt_token_ids": item} if isinstance(item, list) else item for item in inputs]
-        job = _Job(prompts, PoolingParams(dimensions=dimensions, use_activation=True))
+        job = _Job(prompts, [PoolingParams(dimensions=dimensions, use_activation=True)] * len(prompts))
+        self._jobs.put(job)
+        return job.future
+
+    def submit_pairs(self, pairs: Sequence[PairTokens]) -> concurrent.futures.Future[npt.NDArray[np.float32]]:
+        """Scores (query, document) token ids with the model's classifier; rows are `(1,)` activations."""
+        prompts: list[Any] = [{"prompt_token_ids": list(pair.ids)} for pair in pairs]
+        params = [
+            PoolingParams(use_activation=True)
+            if pair.second_start is None
+            # What vLLM's own scoring path passes for models with token type ids (BERT).
+            else PoolingParams(
+                use_activation=True, extra_kwargs={"compressed_token_type_ids": pair.second_start}
+            )
+            for pair in pairs
+        ]
+        job = _Job(prompts, params, task="classify")
         self._jobs.put(job)
         return job.future
 
@@ -208,8 +252,8 @@ class _SharedEngine:
                     break
                 batch.append(more)
             live = [j for j in batch if j.future.set_running_or_notify_cancel()]
-            if live:
-                self._run(live)
+            for task in dict.fromkeys(j.task for j in live):
+                self._run([j for j in live if j.task == task])
 
     def _run(self, jobs: list[_Job]) -> None:
         try:
@@ -226,12 +270,15 @@ class _SharedEngine:
 
     def _encode_into(self, jobs: list[_Job]) -> None:
         prompts = [prompt for job in jobs for prompt in job.prompts]
-        params: PoolingParams | list[PoolingParams]
-        if all(job.params.dimensions == jobs[0].params.dimensions for job in jobs):
-            params = jobs[0].params
-        else:
-            params = [job.params for job in jobs for _ in job.prompts]
-        outputs = self.llm.encode(prompts, pooling_params=params, pooling_task="embed", use_tqdm=False)
+        if not prompts:
+            for job in jobs:
+                job.future.set_result(np.zeros((0, 0), dtype=np.float32))
+            return
+        every = [params for job in jobs for params in job.params]
+        same = all(params is every[0] or params == every[0] for params in every)
+        outputs = self.llm.encode(
+            prompts, pooling_params=every[0] if same else every, pooling_task=jobs[0].task, use_tqdm=False
+        )
         start = 0
         for job in jobs:
             rows = outputs[start : start + len(job.prompts)]
@@ -239,7 +286,7 @@ class _SharedEngine:
             if rows:
                 matrix = torch.stack([row.outputs.data for row in rows]).to(torch.float32).numpy()
             else:
-                matrix = np.zeros((0, job.params.dimensions or 0), dtype=np.float32)
+                matrix = np.zeros((0, 0), dtype=np.float32)
             if not job.future.done():
                 job.future.set_result(matrix)
 
@@ -262,13 +309,13 @@ _ENGINES: dict[str, _SharedEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def _acquire(arguments: dict[str, Any]) -> _SharedEngine:
-    key = json.dumps(arguments, sort_keys=True, default=repr)
+def _acquire(arguments: dict[str, Any], task: PoolingTask = "embed") -> _SharedEngine:
+    key = json.dumps({"task": task, **arguments}, sort_keys=True, default=repr)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
             _use_every_cpu_core(arguments)
-            engine = _SharedEngine(key, arguments)
+            engine = _SharedEngine(key, arguments, task)
             _ENGINES[key] = engine
         engine.users += 1
         return engine
@@ -331,3 +378,46 @@ class VLLMLocalBackend:
         engine, self._engine = self._engine, None
         if engine is not None:
             _release(engine)
+
+
+class VLLMLocalScorer:
+    """Scores (query, document) pairs in this process with vLLM's pooling runner and the model's classifier.
+
+    Args:
+        config: The reranker configuration (engine settings are read from it).
+        profile: The reranker profile (its `hf_overrides`, e.g. Qwen3-Reranker's, decide how vLLM loads it).
+    """
+
+    accepts_token_ids = True
+
+    def __init__(self, config: RerankerConfig, profile: RerankerProfile) -> None:
+        self._engine: _SharedEngine | None = _acquire(_scoring_engine_arguments(config, profile), "classify")
+        self.max_model_len: int | None = self._engine.max_model_len
+
+    def _live_engine(self) -> _SharedEngine:
+        if self._engine is None:
+            raise RuntimeError("this Reranker is closed; create a new one")
+        return self._engine
+
+    def score_tokens(self, pairs: Sequence[PairTokens]) -> npt.NDArray[np.float32]:
+        """Scores pairs on the shared engine, blocking until done; shape `(len(pairs),)`."""
+        return _flat(self._live_engine().submit_pairs(pairs).result(), len(pairs))
+
+    async def ascore_tokens(self, pairs: Sequence[PairTokens]) -> npt.NDArray[np.float32]:
+        """Scores pairs on the shared engine without blocking the event loop."""
+        return _flat(await asyncio.wrap_future(self._live_engine().submit_pairs(pairs)), len(pairs))
+
+    def close(self) -> None:
+        """Stops using the engine; the last user shuts it and its worker processes down."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            _release(engine)
+
+
+def _flat(matrix: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.float32]:
+    if count and matrix.shape != (count, 1):
+        raise ValueError(
+            f"the model returned {matrix.shape[1:]} values per pair, expected one: a reranker needs a "
+            "single-label classifier (num_labels=1)"
+        )
+    return matrix.reshape(count).astype(np.float32, copy=False)

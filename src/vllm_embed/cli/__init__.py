@@ -23,13 +23,14 @@ from vllm_embed.cli.cache import cache_app
 from vllm_embed.cli.commands import ingest, search
 from vllm_embed.cli.output import err, print_hits
 from vllm_embed.cli.verify import verify
-from vllm_embed.config import EmbedderConfig
+from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.errors import VllmEmbedError
 
 if TYPE_CHECKING:
     from vllm_embed.embedder import Embedder
+    from vllm_embed.reranker import Reranker
 
-__all__ = ["app", "main", "make_embedder", "print_hits"]
+__all__ = ["app", "main", "make_embedder", "make_reranker", "print_hits"]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -58,6 +59,13 @@ def make_embedder(config: EmbedderConfig) -> Embedder:
     from vllm_embed.embedder import Embedder
 
     return Embedder(config=config)
+
+
+def make_reranker(config: RerankerConfig) -> Reranker:
+    """Builds the Reranker of `search --rerank` (starts its engine). Tests replace this to reuse one."""
+    from vllm_embed.reranker import Reranker
+
+    return Reranker(config=config)
 
 
 class _StderrHandler(logging.Handler):

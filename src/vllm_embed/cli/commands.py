@@ -19,18 +19,21 @@ from vllm_embed.cache import EmbeddingCache
 from vllm_embed.cli.cache import cache_file
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options
 from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
-from vllm_embed.config import EmbedderConfig
+from vllm_embed.config import EmbedderConfig, RerankerConfig
+from vllm_embed.ingest.chunk_settings import check_chunking
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
 from vllm_embed.ingest.pipeline import ingest as run_ingest
-from vllm_embed.ingest.search import require_manifest
+from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
+from vllm_embed.ingest.splitters import SplitterName
 from vllm_embed.ray_data.api import ingest_paths
 from vllm_embed.ray_data.session import RAY_ADDRESS_HELP, ray_session
-from vllm_embed.sinks.base import MetadataValue, Sink
+from vllm_embed.sinks.base import BaseSink, MetadataValue, Sink
 from vllm_embed.sinks.layouts import LAYOUTS
 
 if TYPE_CHECKING:
     from vllm_embed.embedder import Embedder
+    from vllm_embed.reranker import Reranker
 
     LayoutName = str
 else:
@@ -63,8 +66,24 @@ def _start_engine(config: EmbedderConfig) -> Embedder:
     return cli.make_embedder(config)
 
 
+RERANKER_SHARED_SETTINGS = ("dtype", "tensor_parallel_size", "pipeline_parallel_size", "trust_remote_code")
+"""The search command's engine flags that its `--rerank` model runs with too."""
+
+
+def _start_reranker(model: str, embedder_config: EmbedderConfig) -> Reranker:
+    from vllm_embed import cli  # looked up on each call: tests replace `cli.make_reranker`
+
+    shared = {name: getattr(embedder_config, name) for name in RERANKER_SHARED_SETTINGS}
+    return cli.make_reranker(RerankerConfig(model=model, **shared))
+
+
 def _open_sink(
-    qdrant: str | None, milvus: str | None, collection: str, api_key: str | None, layout: str | None = None
+    qdrant: str | None,
+    milvus: str | None,
+    collection: str,
+    api_key: str | None,
+    layout: str | None = None,
+    hybrid: bool | None = None,
 ) -> Sink:
     if (qdrant is None) == (milvus is None):
         raise typer.BadParameter("give exactly one of --qdrant or --milvus")
@@ -72,13 +91,13 @@ def _open_sink(
         from vllm_embed.sinks.qdrant import QdrantSink
 
         if qdrant.startswith(("http://", "https://")):
-            return QdrantSink(collection, url=qdrant, api_key=api_key, layout=layout)
+            return QdrantSink(collection, url=qdrant, api_key=api_key, layout=layout, hybrid=hybrid)
         if qdrant == ":memory:":
-            return QdrantSink(collection, location=qdrant, layout=layout)
-        return QdrantSink(collection, path=qdrant, layout=layout)
+            return QdrantSink(collection, location=qdrant, layout=layout, hybrid=hybrid)
+        return QdrantSink(collection, path=qdrant, layout=layout, hybrid=hybrid)
     from vllm_embed.sinks.milvus import MilvusSink
 
-    return MilvusSink(collection, uri=milvus, token=api_key, layout=layout)
+    return MilvusSink(collection, uri=milvus, token=api_key, layout=layout, hybrid=hybrid)
 
 
 def _parse_filters(items: list[str]) -> dict[str, MetadataValue]:
@@ -106,7 +125,9 @@ def _closing(*resources: Any) -> Iterator[None]:
                 resource.close()
 
 
-def _check_before_engine(sink: Sink, config: EmbedderConfig, layout: str | None) -> None:
+def _check_before_engine(
+    sink: Sink, config: EmbedderConfig, layout: str | None, chunking: dict[str, Any] | None = None
+) -> None:
     """Refuses a collection embedded otherwise, and a bad cache file, before the engine's minute of start-up.
 
     Only what is known before the engine starts is compared: the model, the size if given, the layout.
@@ -119,6 +140,10 @@ def _check_before_engine(sink: Sink, config: EmbedderConfig, layout: str | None)
         if layout is not None:
             known["layout"] = layout
         stored.require_compatible(stored.model_copy(update=known), sink.collection)
+        if isinstance(sink, BaseSink):
+            sink.check_hybrid(stored)
+        if chunking is not None:  # ingest: the chunking given (the default size is known with the model)
+            check_chunking(stored, stored.model_copy(update=chunking), sink.collection, rechunk=False)
     if config.cache:
         EmbeddingCache(cache_file(config.cache), config.cache_max_bytes).close()
 
@@ -142,7 +167,12 @@ def ingest(
     api_key: ApiKeyOpt = None,
     chunk_tokens: Annotated[
         int | None,
-        typer.Option("--chunk-tokens", min=1, help="Longest chunk in tokens \\[default: the model's]."),
+        typer.Option(
+            "--chunk-tokens",
+            min=1,
+            help="Longest chunk in tokens, prompt and special tokens included "
+            "\\[default: 512, or the model's limit if lower].",
+        ),
     ] = None,
     chunk_overlap: Annotated[
         int, typer.Option("--chunk-overlap", min=0, help="Tokens shared by chunks.")
@@ -180,6 +210,15 @@ def ingest(
             show_default=False,
         ),
     ] = None,
+    hybrid: Annotated[
+        bool | None,
+        typer.Option(
+            "--hybrid/--no-hybrid",
+            help="Store BM25 sparse vectors beside the dense ones, for --mode sparse/hybrid searches "
+            "(a new collection only) \\[default: the collection's, else dense only].",
+            show_default=False,
+        ),
+    ] = None,
     on_duplicate: Annotated[
         Literal["error", "last"],
         typer.Option(
@@ -194,6 +233,22 @@ def ingest(
         str | None, typer.Option("--ray", help=RAY_ADDRESS_HELP, show_default=False)
     ] = None,
     replicas: Annotated[int, typer.Option("--replicas", min=1, help="Engine replicas (with --ray).")] = 1,
+    splitter: Annotated[
+        SplitterName | None,
+        typer.Option(
+            "--splitter",
+            help="text: chunks end at paragraphs, sentences, words; markdown: at headings and blocks; "
+            "tokens: fixed token windows \\[default: markdown for .md files, else text].",
+            show_default=False,
+        ),
+    ] = None,
+    rechunk: Annotated[
+        bool,
+        typer.Option(
+            "--rechunk",
+            help="Replace the chunks of these documents when the collection was chunked otherwise.",
+        ),
+    ] = False,
 ) -> None:
     """Chunk, embed and store documents; re-running skips what is already stored.
 
@@ -214,12 +269,15 @@ def ingest(
             encoding=encoding,
             errors=encoding_errors,
         )
-        sink = _open_sink(qdrant, milvus, collection, api_key, layout)
+        sink = _open_sink(qdrant, milvus, collection, api_key, layout, hybrid)
+        chunking: dict[str, Any] = {"splitter": splitter or "text", "chunk_overlap": chunk_overlap}
+        if chunk_tokens is not None:
+            chunking["chunk_tokens"] = chunk_tokens
         if ray_address is not None:
             if on_duplicate != "error":
                 raise typer.BadParameter("--on-duplicate last is not available with --ray")
             with _closing(sink), ray_session(ray_address):
-                _check_before_engine(sink, config, layout)
+                _check_before_engine(sink, config, layout, None if rechunk else chunking)
                 report = ingest_paths(
                     paths,
                     sink=sink,
@@ -229,6 +287,8 @@ def ingest(
                     id_field=id_field,
                     chunk_tokens=chunk_tokens,
                     chunk_overlap=chunk_overlap,
+                    splitter=splitter,
+                    rechunk=rechunk,
                     batch_size=batch_size,
                     max_document_bytes=max_document_bytes,
                     encoding=encoding,
@@ -237,7 +297,7 @@ def ingest(
                 )
             return _print_ingest_report(report, as_json)
         with _closing(sink):
-            _check_before_engine(sink, config, layout)
+            _check_before_engine(sink, config, layout, None if rechunk else chunking)
             embedder = _start_engine(config)
             with _closing(embedder):
                 report = run_ingest(
@@ -251,6 +311,8 @@ def ingest(
                     text_field=text_field,
                     id_field=id_field,
                     on_duplicate=on_duplicate,
+                    splitter=splitter,
+                    rechunk=rechunk,
                 )
     _print_ingest_report(report, as_json)
 
@@ -283,6 +345,34 @@ def search(
         typer.Option("--filter", help="Metadata key=value the hits must match (repeatable)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as a JSON array.")] = False,
+    mode: Annotated[
+        SearchMode | None,
+        typer.Option(
+            "--mode",
+            help="dense (vectors), sparse (BM25) or hybrid (both, fused by reciprocal rank) "
+            "\\[default: hybrid for a collection ingested with --hybrid, else dense].",
+            show_default=False,
+        ),
+    ] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option(
+            "--rerank",
+            help="Reorder the first-stage hits with this reranker (a Qwen3-Reranker or a cross-encoder), "
+            "run in this process with the same --dtype and parallelism.",
+            show_default=False,
+        ),
+    ] = None,
+    candidates: Annotated[
+        int | None,
+        typer.Option(
+            "--candidates",
+            min=1,
+            help="First-stage hits: with --rerank, the hits reranked \\[default: 50]; in hybrid mode, also "
+            "the points each search passes to the fusion \\[default: 4 × the hits fetched].",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -299,11 +389,23 @@ def search(
         sink = _open_sink(qdrant, milvus, collection, api_key)
         with _closing(sink):
             manifest = require_manifest(sink)
+            resolve_mode(manifest, mode, collection)
             config = EmbedderConfig(model=model or manifest.model, dimensions=manifest.dimensions, **settings)
             _check_before_engine(sink, config, None)
             embedder = _start_engine(config)
             with _closing(embedder):
-                hits = run_search(query, embedder=embedder, sink=sink, top_k=top_k, filter=metadata_filter)
+                reranker = _start_reranker(rerank, config) if rerank is not None else None
+                with _closing(reranker):
+                    hits = run_search(
+                        query,
+                        embedder=embedder,
+                        sink=sink,
+                        top_k=top_k,
+                        filter=metadata_filter,
+                        mode=mode,
+                        candidates=candidates,
+                        rerank=reranker,
+                    )
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
     else:

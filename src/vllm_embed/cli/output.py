@@ -63,9 +63,12 @@ def print_hits(hits: list[Hit], console: Console, width: int = 300) -> None:
     for rank, hit in enumerate(hits, start=1):
         text = " ".join(hit.text.split())
         excerpt = text if len(text) <= width else text[: width - 1] + "…"
-        console.print(
-            f"[bold]{rank}.[/] [cyan]{hit.score:.3f}[/]  [bold]{escape(hit.doc_id)}[/] #{hit.chunk_index}"
+        score = (
+            f"{hit.score:.3f}"
+            if hit.rerank_score is None
+            else f"{hit.rerank_score:.3f} (first {hit.score:.3f})"
         )
+        console.print(f"[bold]{rank}.[/] [cyan]{score}[/]  [bold]{escape(hit.doc_id)}[/] #{hit.chunk_index}")
         console.print(f"   {escape(excerpt)}")
         if hit.metadata:
             console.print(f"   [dim]{escape(json.dumps(hit.metadata, ensure_ascii=False))}[/]")

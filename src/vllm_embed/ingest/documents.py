@@ -92,11 +92,14 @@ class Document:
         id: Stable id of the document; when `None`, a hash of the text is used, so re-ingesting the same
             text finds the same points.
         metadata: JSON-serialisable fields stored with every chunk and matched by search filters.
+        splitter: How to split this document when `ingest` is given no splitter (the loaders set
+            `"markdown"` for Markdown files); `None` for the default, `"text"`.
     """
 
     text: str
     id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    splitter: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):

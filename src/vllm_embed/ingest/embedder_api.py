@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,4 +32,18 @@ class SupportsEmbedding(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """Returns how vectors are made: model, profile, dimensions, normalized, pooling, version."""
+        ...
+
+
+@runtime_checkable
+class SupportsTokenInput(Protocol):
+    """An embedder that takes documents already tokenised by the chunker (`vllm_embed.Embedder` does).
+
+    Internal: the pipeline hands on the token ids its chunker computed, so chunks are tokenised once.
+    """
+
+    def _embed_document_tokens(
+        self, texts: list[str], token_ids: Sequence[Sequence[int]]
+    ) -> NDArray[np.float32]:
+        """`embed_documents(texts)`, given each text's prompted token ids (without special tokens)."""
         ...

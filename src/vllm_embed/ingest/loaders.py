@@ -25,6 +25,8 @@ from vllm_embed.ingest.documents import Document, as_document, utf8_size_above
 from vllm_embed.ingest.file_lines import Lines, check_file, check_limit, count_nonblank_lines, too_large
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+"""Text files split along Markdown headings and blocks (unless `ingest` is given a splitter)."""
 """File suffixes read as one document per file."""
 
 DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -302,7 +304,8 @@ class TextFilesSource:
                 raise InputFileError(
                     f"{file}:{line}: not valid {self.encoding}; convert the file, or pass errors='replace'"
                 ) from None
-            yield Document(text, id=doc_id)
+            markdown = file.suffix.lower() in MARKDOWN_SUFFIXES
+            yield Document(text, id=doc_id, splitter="markdown" if markdown else None)
 
     def located_ids(self) -> Iterator[tuple[str, str]]:
         """Yields `(id, file)` of every document, in order, without reading the files."""

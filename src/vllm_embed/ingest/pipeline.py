@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Sized
 
 from vllm_embed._utils import one_line
-from vllm_embed.ingest.chunking import Chunker
+from vllm_embed.ingest.chunk_settings import chunking_fields, make_chunker, record_chunking
 from vllm_embed.ingest.documents import Document, DocumentLike, as_document, utf8_size_above
 from vllm_embed.ingest.duplicates import (
     ON_DUPLICATE_CHOICES,
@@ -32,6 +32,7 @@ from vllm_embed.ingest.ids import point_id
 from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES
 from vllm_embed.ingest.progress import IngestProgress
 from vllm_embed.ingest.report import IngestReport
+from vllm_embed.ingest.splitters import DocumentChunker, SplitterLike
 from vllm_embed.ingest.stages import QUEUE_BATCHES, ChunkBatch, EmbedStage, Reader, Writer
 from vllm_embed.sinks.base import Chunk, Manifest, Sink
 
@@ -41,7 +42,7 @@ _DOCS_PER_TOKENIZER_CALL = 64
 def _batches(
     documents: Iterable[DocumentLike],
     *,
-    chunker: Chunker,
+    chunker: DocumentChunker,
     sink: Sink,
     batch_size: int,
     text_field: str,
@@ -55,6 +56,7 @@ def _batches(
     then repeated ids are found here, while reading).
     """
     pending: list[Chunk] = []
+    token_ids: dict[str, list[int]] = {}  # point id -> the chunk's prompted token ids, when known
     pending_documents: list[tuple[str, int]] = []  # (doc_id, chunk count) of the documents in `pending`
     rejected: list[tuple[str, str]] = []
     dropped = 0  # superseded documents since the last batch
@@ -97,19 +99,24 @@ def _batches(
             yield group
 
     def cut() -> ChunkBatch:
-        nonlocal pending, pending_documents, rejected, dropped
+        nonlocal pending, pending_documents, rejected, dropped, token_ids
         batch = _select(sink, pending, pending_documents)
+        if token_ids:
+            batch.token_ids = [token_ids[chunk.id] for chunk in batch.to_embed]
         batch.rejected, batch.superseded = rejected, dropped
-        pending, pending_documents, rejected, dropped = [], [], [], 0
+        pending, pending_documents, rejected, dropped, token_ids = [], [], [], 0, {}
         return batch
 
     for group in docs_in_groups():
-        for doc, texts in zip(group, chunker.split([d.text for d in group]), strict=True):
+        split = chunker.split([d.text for d in group], [d.splitter for d in group])
+        for doc, pieces in zip(group, split, strict=True):
             doc_id = doc.doc_id
-            pending.extend(
-                Chunk(point_id(doc_id, i), doc_id, i, text, doc.metadata) for i, text in enumerate(texts)
-            )
-            pending_documents.append((doc_id, len(texts)))
+            for i, piece in enumerate(pieces):
+                chunk = Chunk(point_id(doc_id, i), doc_id, i, piece.text, doc.metadata)
+                pending.append(chunk)
+                if piece.token_ids is not None:
+                    token_ids[chunk.id] = piece.token_ids
+            pending_documents.append((doc_id, len(pieces)))
             if len(pending) >= batch_size:
                 yield cut()
     if pending or pending_documents or rejected or dropped:
@@ -148,13 +155,16 @@ def ingest(
     total: int | None = None,
     on_duplicate: OnDuplicate = "error",
     max_document_bytes: int | None = DEFAULT_MAX_DOCUMENT_BYTES,
+    splitter: SplitterLike | None = None,
+    rechunk: bool = False,
 ) -> IngestReport:
     """Chunks, embeds and stores documents; idempotent and resumable.
 
     Chunks already stored with the same text are skipped before embedding, so re-running an ingest (after
     a crash, or on a grown corpus) embeds only what is missing or changed. The collection is created with
-    a manifest of the embedding settings on first use; a run with another model or size is refused before
-    anything is written.
+    a manifest of the embedding and chunking settings on first use; a run with another model or size, or
+    other chunking (splitter, chunk size or overlap), is refused before anything is written — unless
+    `rechunk=True`, which replaces the chunks of every document of this run and records the new chunking.
 
     A document id may occur once per run (see `on_duplicate`). When `documents` can be read twice (a list,
     a loader from `load_path`: anything but an iterator) its ids are read ahead, so a repeated id is found
@@ -171,7 +181,8 @@ def ingest(
             e.g. a loader from `load_path`.
         embedder: The `Embedder` (anything with its document-embedding API).
         sink: Where vectors go, e.g. `QdrantSink` or `MilvusSink`.
-        chunk_tokens: Longest chunk in tokens; `None` uses the model's longest input.
+        chunk_tokens: Longest chunk in tokens of the model's input, with the document prompt and special
+            tokens; `None` uses `DEFAULT_CHUNK_TOKENS` (512), or the model's longest input when smaller.
         chunk_overlap: Tokens shared by consecutive chunks of a document.
         batch_size: Chunks per embedding call and per write.
         progress: Show a progress bar on stderr.
@@ -183,23 +194,31 @@ def ingest(
             so it cannot be an iterator).
         max_document_bytes: Largest document text in bytes (UTF-8); a larger one is rejected. `None`
             accepts any size.
+        splitter: `"text"` (chunks end at paragraphs, then sentences, then words), `"markdown"` (along
+            headings and blocks first), `"tokens"` (fixed token windows), or a function `str -> list[str]`
+            (a chunk it returns that is too long is cut into token windows). `None`: each document's own
+            `Document.splitter` (the loaders set `"markdown"` for `.md` files), else `"text"`; recorded as
+            `"text"`.
+        rechunk: Accept chunking that differs from the collection's: each document of this run gets its
+            chunks replaced (its old chunks past the new last one are deleted), and the manifest records
+            the new chunking. Documents not in this run keep their old chunks.
 
     Returns:
         The counts of the run.
 
     Raises:
         DuplicateDocumentError: For a document id that occurs twice, with `on_duplicate="error"`.
-        ManifestMismatchError: If the collection was embedded with another model, size or layout.
+        ManifestMismatchError: If the collection was embedded with another model, size or layout, or
+            chunked otherwise (without `rechunk=True`).
         SinkError: If the store fails for good; everything written before stays valid.
         ValueError: For invalid arguments or documents.
     """
     started = time.perf_counter()
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be at least 1")
-    chunk_tokens = chunk_tokens or embedder.max_input_tokens
-    if chunk_tokens is None:
-        raise ValueError("the model's longest input is unknown: pass chunk_tokens=")
-    chunker = Chunker(embedder.tokenizer, chunk_tokens, chunk_overlap)
+    chunker = make_chunker(
+        embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, splitter=splitter
+    )
     if on_duplicate not in ON_DUPLICATE_CHOICES:
         raise ValueError(f"on_duplicate={on_duplicate!r} must be one of {ON_DUPLICATE_CHOICES}")
     superseded = None
@@ -210,7 +229,11 @@ def ingest(
             "on_duplicate='last' reads the input twice (to know which version is last): pass a list or a "
             "loader (load_path), not an iterator"
         )
-    sink.prepare(Manifest.from_description(embedder.describe(), layout=sink.layout.name))
+    manifest = Manifest.from_description(embedder.describe(), layout=sink.layout.name).model_copy(
+        update=chunking_fields(chunker)
+    )
+    sink.prepare(manifest)
+    record_chunking(sink, manifest, rechunk=rechunk)
     if total is None and isinstance(documents, Sized):
         total = len(documents)
 

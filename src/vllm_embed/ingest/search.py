@@ -1,9 +1,21 @@
-"""Semantic search over a collection, with the model the collection's manifest names."""
+"""Search over a collection, with the model its manifest names: dense, BM25 or both fused, then rerank."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal, Protocol, get_args
+
+import numpy as np
+import numpy.typing as npt
+
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
-from vllm_embed.sinks.base import CollectionNotFoundError, Hit, Manifest, MetadataFilter, Sink
+from vllm_embed.sinks.base import CollectionNotFoundError, Hit, HybridSink, Manifest, MetadataFilter, Sink
+
+SearchMode = Literal["dense", "sparse", "hybrid"]
+"""How `search` retrieves: the dense vectors, the BM25 sparse vectors, or both fused by reciprocal rank."""
+
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 
 
 def require_manifest(sink: Sink) -> Manifest:
@@ -20,6 +32,36 @@ def require_manifest(sink: Sink) -> Manifest:
     return manifest
 
 
+def resolve_mode(manifest: Manifest, mode: str | None, collection: str) -> SearchMode:
+    """Returns the search mode to use: `mode`, or `"hybrid"` for a hybrid collection and `"dense"` otherwise.
+
+    Raises:
+        ValueError: If `mode` is unknown, or sparse/hybrid on a dense-only collection.
+    """
+    if mode is None:
+        return "hybrid" if manifest.sparse else "dense"
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"mode={mode!r} is not a search mode; choose one of {', '.join(SEARCH_MODES)}")
+    if mode != "dense" and not manifest.sparse:
+        raise ValueError(
+            f"mode={mode!r} needs BM25 vectors, and collection {collection!r} is dense-only: search with "
+            "mode='dense', or ingest with --hybrid (hybrid=True on the sink) into a new collection"
+        )
+    return mode  # type: ignore[return-value]  # checked against SEARCH_MODES above
+
+
+DEFAULT_CANDIDATES = 50
+"""First-stage hits fetched for a reranker to reorder, when `candidates` is not given."""
+
+
+class SupportsRerank(Protocol):
+    """What `search` needs of a reranker (`vllm_embed.Reranker`)."""
+
+    def score(self, query: str, documents: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Scores each document's relevance to `query`."""
+        ...
+
+
 def search(
     query: str,
     *,
@@ -27,8 +69,11 @@ def search(
     sink: Sink,
     top_k: int = 5,
     filter: MetadataFilter | None = None,
+    mode: SearchMode | None = None,
+    candidates: int | None = None,
+    rerank: SupportsRerank | None = None,
 ) -> list[Hit]:
-    """Returns the chunks closest to `query`, best first.
+    """Returns the chunks that best match `query`, best first; with `rerank`, the first stage reordered.
 
     Args:
         query: The search text (embedded as a query, with the model's query prompt or instruction).
@@ -36,16 +81,49 @@ def search(
         sink: The collection to search.
         top_k: Number of hits.
         filter: Metadata fields the hits must equal, e.g. `{"lang": "en"}`.
+        mode: `"dense"` (cosine similarity of the vectors), `"sparse"` (BM25 score) or `"hybrid"` (both,
+            fused by reciprocal rank); `None` is `"hybrid"` for a collection ingested with `--hybrid`,
+            else `"dense"`. Each hit's `found_by` names the searches that found it.
+        candidates: The first stage's size: with `rerank`, the hits handed to the reranker (50 when `None`);
+            in hybrid mode, also the points each search passes to the fusion (4 × the hits fetched when
+            `None`). At least `top_k`.
+        rerank: A `Reranker` that reorders the first stage's hits; each hit keeps its first-stage `score`
+            and gets its `rerank_score`.
 
     Raises:
         CollectionNotFoundError: If the collection does not exist.
         ManifestMismatchError: If `embedder` is not the model (or size) the collection was embedded with.
-        ValueError: For `top_k < 1` or an invalid filter.
+        ValueError: For `top_k < 1`, `candidates < top_k`, an invalid filter or mode, or a sparse/hybrid
+            mode on a dense-only collection.
     """
     if top_k < 1:
         raise ValueError(f"top_k={top_k} must be at least 1")
+    if candidates is not None and candidates < top_k:
+        raise ValueError(f"candidates={candidates} must be at least top_k={top_k}")
     stored = require_manifest(sink)
     stored.require_compatible(
         Manifest.from_description(embedder.describe(), layout=sink.layout.name), sink.collection
     )
-    return sink.search(embedder.embed_query(query), top_k, filter)
+    mode = resolve_mode(stored, mode, sink.collection)
+    fetch = top_k if rerank is None else max(top_k, candidates or DEFAULT_CANDIDATES)
+    if mode == "dense":
+        hits = sink.search(embedder.embed_query(query), fetch, filter)
+    elif not isinstance(sink, HybridSink):
+        raise ValueError(f"{sink!r} cannot search BM25 vectors (it has no sparse_search/hybrid_search)")
+    elif mode == "sparse":
+        hits = sink.sparse_search(query, fetch, filter)
+    else:
+        per_search = None if candidates is None else max(candidates, fetch)
+        hits = sink.hybrid_search(query, embedder.embed_query(query), fetch, filter, per_search)
+    if rerank is None:
+        return hits
+    return rerank_hits(query, hits, rerank, top_k)
+
+
+def rerank_hits(query: str, hits: list[Hit], rerank: SupportsRerank, top_k: int) -> list[Hit]:
+    """Reorders first-stage hits by a reranker's scores (ties keep the first-stage order); keeps `top_k`."""
+    if not hits:
+        return []
+    scores = rerank.score(query, [hit.text for hit in hits])
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:top_k]
+    return [dataclasses.replace(hits[i], rerank_score=float(scores[i])) for i in order]

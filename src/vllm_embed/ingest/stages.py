@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from vllm_embed.ingest.embedder_api import SupportsEmbedding
+from vllm_embed.ingest.embedder_api import SupportsEmbedding, SupportsTokenInput
 from vllm_embed.ingest.progress import IngestProgress
 from vllm_embed.sinks.base import Chunk, Sink
 
@@ -40,6 +40,8 @@ class ChunkBatch:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     superseded: int = 0
     vectors: NDArray[np.float32] | None = None
+    token_ids: list[list[int]] | None = None
+    """The prompted token ids of each chunk of `to_embed`, when the chunker knows them."""
 
 
 @dataclass
@@ -188,7 +190,11 @@ class EmbedStage:
 
     def submit(self, batch: ChunkBatch) -> None:
         """Starts embedding `batch` (at once if it has nothing to embed)."""
-        future = self._pool.submit(_embed, self._embedder, batch.to_embed) if batch.to_embed else None
+        future = (
+            self._pool.submit(_embed, self._embedder, batch.to_embed, batch.token_ids)
+            if batch.to_embed
+            else None
+        )
         self._in_flight.append((batch, future))
 
     def completed(self, *, wait_all: bool = False) -> Iterator[ChunkBatch]:
@@ -216,8 +222,16 @@ class EmbedStage:
         return future is None or future.done()
 
 
-def _embed(embedder: SupportsEmbedding, chunks: list[Chunk]) -> NDArray[np.float32]:
-    vectors = np.asarray(embedder.embed_documents([c.text for c in chunks]), dtype=np.float32)
+def _embed(
+    embedder: SupportsEmbedding, chunks: list[Chunk], token_ids: list[list[int]] | None = None
+) -> NDArray[np.float32]:
+    """Embeds the chunks' texts; with their token ids, through the Embedder's pre-tokenised path."""
+    texts = [c.text for c in chunks]
+    if token_ids is not None and isinstance(embedder, SupportsTokenInput):
+        result = embedder._embed_document_tokens(texts, token_ids)
+    else:
+        result = embedder.embed_documents(texts)
+    vectors = np.asarray(result, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
         raise RuntimeError(f"the embedder returned shape {vectors.shape} for {len(chunks)} texts")
     return vectors

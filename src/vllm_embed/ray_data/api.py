@@ -18,16 +18,20 @@ import pyarrow as pa
 
 from vllm_embed._optional import require
 from vllm_embed.config import EmbedderConfig
+from vllm_embed.ingest.chunk_settings import chunking_fields, record_chunking
 from vllm_embed.ingest.duplicates import DuplicateCheck, duplicate_error, superseded_positions
 from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES, load_path
 from vllm_embed.ingest.report import IngestReport
+from vllm_embed.ingest.splitters import SplitterName
 from vllm_embed.ray_data.blocks import (
     METADATA_JSON,
     DocumentPlan,
+    PlannedEngine,
     WriteCounts,
     chunk_block,
     chunk_texts,
     document_ids,
+    plan_chunker,
     select_block,
     write_block,
 )
@@ -133,16 +137,12 @@ def _plan_engine(config: EmbedderConfig) -> tuple[dict[str, Any], int | None]:
     The replicas check it when they start, so a collection's manifest is checked before any replica runs.
     """
     from vllm_embed._version import __version__
-    from vllm_embed.embedder import _load_tokenizer, prompt_affixes
     from vllm_embed.profiles import detect_profile
 
     profile = detect_profile(config.model, config.revision, config.profile)
     dimension = profile.check_dimensions(config.dimensions, config.model)
     if dimension is None:
         raise ValueError(f"the output size of {config.model} is unknown; pass dimensions=")
-    tokenizer = _load_tokenizer(config)
-    prefix, suffix = prompt_affixes(tokenizer, profile) if tokenizer is not None else ([], [])
-    max_len = config.max_model_len or profile.max_length
     description = {
         "model": config.model,
         "profile": profile.family,
@@ -151,7 +151,7 @@ def _plan_engine(config: EmbedderConfig) -> tuple[dict[str, Any], int | None]:
         "normalized": True,
         "vllm_embed_version": __version__,
     }
-    return description, None if max_len is None else max_len - len(prefix) - len(suffix)
+    return description, PlannedEngine.load(config).max_input_tokens
 
 
 def _recipe(sink: Sink) -> _SinkRecipe | None:
@@ -214,6 +214,8 @@ def ingest_dataset(
     metadata_columns: Sequence[str] | None = None,
     chunk_tokens: int | None = None,
     chunk_overlap: int = 0,
+    splitter: SplitterName | None = None,
+    rechunk: bool = False,
     hybrid: bool = False,
     batch_size: int = 256,
     writers: int | None = None,
@@ -243,8 +245,12 @@ def ingest_dataset(
         id_column: Column of the document id; `None` uses a hash of the text.
         text_column: Column of the text.
         metadata_columns: Columns stored as metadata; `None` stores every other column.
-        chunk_tokens: Longest chunk in tokens; `None` uses the model's longest input.
+        chunk_tokens: Longest chunk in tokens, with the document prompt and special tokens; `None` uses
+            `DEFAULT_CHUNK_TOKENS` (512), or the model's longest input when smaller (as `ingest`).
         chunk_overlap: Tokens shared by consecutive chunks of a document.
+        splitter: `"text"`, `"markdown"` or `"tokens"` (as `ingest`; a function is not available here);
+            `None`: each document's own `Document.splitter`, else `"text"`.
+        rechunk: Accept chunking that differs from the collection's (as `ingest`).
         hybrid: Whether the collection holds sparse (BM25) vectors too; the sink must be built with its own
             hybrid setting on (this only checks that it is).
         batch_size: Chunks per engine call.
@@ -260,7 +266,8 @@ def ingest_dataset(
 
     Raises:
         DuplicateDocumentError: For a document id that occurs twice.
-        ManifestMismatchError: If the collection was embedded with another model, size or layout.
+        ManifestMismatchError: If the collection was embedded with another model, size or layout, or
+            chunked otherwise (without `rechunk=True`).
         SinkError: If the store fails for good; everything written before stays valid.
         ValueError: For invalid arguments.
     """
@@ -272,6 +279,8 @@ def ingest_dataset(
         hybrid=hybrid,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
+        splitter=splitter,
+        rechunk=rechunk,
         text_column=text_column,
         id_column=id_column,
         metadata_columns=None if metadata_columns is None else tuple(metadata_columns),
@@ -292,6 +301,8 @@ def ingest_paths(
     id_field: str | None = None,
     chunk_tokens: int | None = None,
     chunk_overlap: int = 0,
+    splitter: SplitterName | None = None,
+    rechunk: bool = False,
     batch_size: int = 256,
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
     encoding: str | None = None,
@@ -322,6 +333,8 @@ def ingest_paths(
         hybrid=False,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
+        splitter=splitter,
+        rechunk=rechunk,
         text_column="text",
         id_column="id",
         metadata_columns=METADATA_JSON,
@@ -339,7 +352,12 @@ def _read_path(row: dict[str, Any], loader: dict[str, Any]) -> list[dict[str, An
     import json
 
     return [
-        {"id": doc.id, "text": doc.text, "metadata": json.dumps(dict(doc.metadata), ensure_ascii=False)}
+        {
+            "id": doc.id,
+            "text": doc.text,
+            "metadata": json.dumps(dict(doc.metadata), ensure_ascii=False),
+            "splitter": doc.splitter,
+        }
         for doc in load_path(row["path"], **loader)
     ]
 
@@ -353,6 +371,8 @@ def _prepare(
     hybrid: bool,
     chunk_tokens: int | None,
     chunk_overlap: int,
+    splitter: SplitterName | None,
+    rechunk: bool,
     text_column: str,
     id_column: str | None,
     metadata_columns: tuple[str, ...] | str | None,
@@ -361,25 +381,28 @@ def _prepare(
     """Checks the arguments and the collection's manifest, before any replica starts."""
     require("ray", "vllm_embed.ray_data")
     _check_replicas(replicas, batch_size)
-    if hybrid and not getattr(sink, "hybrid", False):
-        raise ValueError(
-            f"hybrid=True needs a sink that stores sparse vectors: build {sink!r} with hybrid=True"
-        )
     description, max_input_tokens = _plan_engine(config)
-    chunk_tokens = chunk_tokens or max_input_tokens
-    if chunk_tokens is None:
-        raise ValueError("the model's longest input is unknown: pass chunk_tokens=")
-    sink.prepare(Manifest.from_description(description, layout=sink.layout.name))
     plan = DocumentPlan(
         config=config,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
+        splitter=splitter,
         text_column=text_column,
         id_column=id_column,
         metadata_columns=metadata_columns,
         max_document_bytes=max_document_bytes,
         layout=sink.layout.name,
     )
+    # The chunker the Ray tasks build, once here: the manifest records its settings as `ingest` does.
+    manifest = Manifest.from_description(description, layout=sink.layout.name).model_copy(
+        update=chunking_fields(plan_chunker(plan))
+    )
+    sink.prepare(manifest)
+    record_chunking(sink, manifest, rechunk=rechunk)
+    if hybrid and getattr(sink.read_manifest(), "sparse", None) is None:
+        raise ValueError(
+            f"hybrid=True needs a sink that stores sparse vectors: build {sink!r} with hybrid=True"
+        )
     expected = {**description, "max_input_tokens": max_input_tokens}
     del expected["vllm_embed_version"]
     return plan, expected, config

@@ -9,6 +9,7 @@ so the counts are added exactly when the block's points are written, and a retri
 from __future__ import annotations
 
 import json
+import pickle
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +21,11 @@ from numpy.typing import NDArray
 
 from vllm_embed._utils import batched, one_line
 from vllm_embed.config import EmbedderConfig
-from vllm_embed.ingest.chunking import Chunker
+from vllm_embed.ingest.chunk_settings import make_chunker
 from vllm_embed.ingest.documents import Document, as_document, utf8_size_above
 from vllm_embed.ingest.ids import point_id
 from vllm_embed.ingest.pipeline import _DOCS_PER_TOKENIZER_CALL, _select
+from vllm_embed.ingest.splitters import DocumentChunker, SplitterName
 from vllm_embed.sinks.base import Chunk, Sink
 from vllm_embed.sinks.layouts import get_layout
 
@@ -35,6 +37,7 @@ CHUNK_SCHEMA = pa.schema(
         ("text", pa.string()),
         ("metadata", pa.string()),  # JSON: documents' metadata differ in keys and types
         ("stats", pa.string()),  # JSON on marker rows, "" on chunk rows
+        ("token_ids", pa.list_(pa.int32())),  # the chunker's prompted token ids, null when unknown
     ]
 )
 VECTOR_COLUMN = "vector"
@@ -48,8 +51,10 @@ class DocumentPlan:
 
     Attributes:
         config: The replicas' engine settings (the tokenizer is the model's own).
-        chunk_tokens: Longest chunk in tokens.
+        chunk_tokens: Longest chunk in tokens, with the document prompt and special tokens; `None` for
+            `make_chunker`'s default.
         chunk_overlap: Tokens shared by consecutive chunks.
+        splitter: As for `ingest` (`None`: each document's own `Document.splitter`, else `"text"`).
         text_column: Column of the text.
         id_column: Column of the document id (`None`: a hash of the text).
         metadata_columns: Columns stored as metadata; `None` for every other column.
@@ -58,8 +63,9 @@ class DocumentPlan:
     """
 
     config: EmbedderConfig
-    chunk_tokens: int
+    chunk_tokens: int | None
     chunk_overlap: int
+    splitter: SplitterName | None
     text_column: str
     id_column: str | None
     metadata_columns: tuple[str, ...] | str | None
@@ -75,7 +81,8 @@ class DocumentPlan:
         """Returns the document of one input row."""
         if self.metadata_columns == METADATA_JSON:
             raw_id = row.get("id")
-            return Document(row["text"], None if raw_id is None else str(raw_id), json.loads(row["metadata"]))
+            raw_id = None if raw_id is None else str(raw_id)
+            return Document(row["text"], raw_id, json.loads(row["metadata"]), row.get("splitter"))
         if self.metadata_columns is None:
             return as_document(row, self.text_column, self.id_column)
         fields = {self.text_column: row[self.text_column]}
@@ -86,26 +93,71 @@ class DocumentPlan:
         return as_document(fields, self.text_column, self.id_column)
 
 
-_CHUNKERS: dict[tuple[str, str | None, int, int], Chunker] = {}
+@dataclass(frozen=True)
+class PlannedEngine:
+    """What `make_chunker` reads from an `Embedder`, known without starting its engine.
+
+    Attributes:
+        config: The engine settings.
+        tokenizer: The model's tokenizer (`None` when not available locally).
+        max_model_len: Longest model input, with special tokens.
+        max_input_tokens: Longest text, without the special tokens.
+        format_document: The model's document prompt.
+    """
+
+    config: EmbedderConfig
+    tokenizer: Any
+    max_model_len: int | None
+    max_input_tokens: int | None
+    format_document: Any
+
+    @classmethod
+    def load(cls, config: EmbedderConfig) -> PlannedEngine:
+        """Loads the tokenizer and profile of `config`'s model (the same formula as `Embedder`)."""
+        from vllm_embed.embedder import _load_tokenizer, prompt_affixes
+        from vllm_embed.profiles import detect_profile
+
+        profile = detect_profile(config.model, config.revision, config.profile)
+        tokenizer = _load_tokenizer(config)
+        prefix, suffix = prompt_affixes(tokenizer, profile) if tokenizer is not None else ([], [])
+        max_len = config.max_model_len or profile.max_length
+        max_input = None if max_len is None else max_len - len(prefix) - len(suffix)
+        return cls(config, tokenizer, max_len, max_input, profile.format_document)
 
 
-def _chunker(config: EmbedderConfig, chunk_tokens: int, chunk_overlap: int) -> Chunker:
-    """One chunker per worker process and setting: loading a tokenizer takes a while."""
-    from vllm_embed.embedder import _load_tokenizer
+_CHUNKERS: dict[bytes, DocumentChunker] = {}
 
-    key = (config.model, config.revision, chunk_tokens, chunk_overlap)
+
+def plan_chunker(plan: DocumentPlan) -> DocumentChunker:
+    """The chunker `ingest` would use for `plan`; one per worker process (loading a tokenizer is slow)."""
+    key = pickle.dumps(plan)
     if key not in _CHUNKERS:
-        _CHUNKERS[key] = Chunker(_load_tokenizer(config), chunk_tokens, chunk_overlap)
+        _CHUNKERS[key] = make_chunker(
+            PlannedEngine.load(plan.config),  # type: ignore[arg-type]
+            chunk_tokens=plan.chunk_tokens,
+            chunk_overlap=plan.chunk_overlap,
+            splitter=plan.splitter,
+        )
     return _CHUNKERS[key]
 
 
 def marker(stats: Mapping[str, Any]) -> dict[str, Any]:
     """A marker row carrying `stats`."""
-    return {"id": "", "doc_id": "", "chunk_index": -1, "text": "", "metadata": "", "stats": json.dumps(stats)}
+    return {
+        "id": "",
+        "doc_id": "",
+        "chunk_index": -1,
+        "text": "",
+        "metadata": "",
+        "stats": json.dumps(stats),
+        "token_ids": None,
+    }
 
 
-def chunk_rows(chunks: Iterable[Chunk]) -> list[dict[str, Any]]:
-    """Chunk rows of `CHUNK_SCHEMA`."""
+def chunk_rows(
+    chunks: Iterable[Chunk], token_ids: Mapping[str, list[int]] | None = None
+) -> list[dict[str, Any]]:
+    """Chunk rows of `CHUNK_SCHEMA`, with each chunk's token ids where `token_ids` has them."""
     return [
         {
             "id": c.id,
@@ -114,6 +166,7 @@ def chunk_rows(chunks: Iterable[Chunk]) -> list[dict[str, Any]]:
             "text": c.text,
             "metadata": json.dumps(dict(c.metadata), ensure_ascii=False),
             "stats": "",
+            "token_ids": None if token_ids is None else token_ids.get(c.id),
         }
         for c in chunks
     ]
@@ -124,10 +177,19 @@ def as_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=CHUNK_SCHEMA)
 
 
+def block_token_ids(table: pa.Table) -> dict[str, list[int]]:
+    """The token ids of a block's chunk rows, by point id (rows without them are left out)."""
+    if "token_ids" not in table.column_names:
+        return {}
+    ids, tokens = table.column("id").to_pylist(), table.column("token_ids").to_pylist()
+    return {i: t for i, t in zip(ids, tokens, strict=True) if t is not None}
+
+
 def split_block(table: pa.Table) -> tuple[list[Chunk], list[dict[str, Any]]]:
     """Returns the chunks and the marker stats of a block, in order."""
     chunks, stats = [], []
-    for row in table.select([name for name in CHUNK_SCHEMA.names]).to_pylist():
+    names = ["id", "doc_id", "chunk_index", "text", "metadata", "stats"]
+    for row in table.select(names).to_pylist():
         if row["stats"]:
             stats.append(json.loads(row["stats"]))
         else:
@@ -141,7 +203,7 @@ def chunk_block(table: pa.Table, plan: DocumentPlan) -> pa.Table:
 
     The marker lists each document's id and chunk count, and the documents refused for their size.
     """
-    chunker = _chunker(plan.config, plan.chunk_tokens, plan.chunk_overlap)
+    chunker = plan_chunker(plan)
     layout = get_layout(plan.layout)
     accepted: list[Document] = []
     rejected: list[tuple[str, str]] = []
@@ -154,14 +216,17 @@ def chunk_block(table: pa.Table, plan: DocumentPlan) -> pa.Table:
     rows: list[dict[str, Any]] = []
     documents: list[tuple[str, int]] = []
     for group in batched(accepted, _DOCS_PER_TOKENIZER_CALL):
-        for doc, texts in zip(group, chunker.split([d.text for d in group]), strict=True):
+        split = chunker.split([d.text for d in group], [d.splitter for d in group])
+        for doc, pieces in zip(group, split, strict=True):
             doc_id = doc.doc_id
-            rows.extend(
-                chunk_rows(
-                    Chunk(point_id(doc_id, i), doc_id, i, text, doc.metadata) for i, text in enumerate(texts)
-                )
-            )
-            documents.append((doc_id, len(texts)))
+            chunks = [
+                Chunk(point_id(doc_id, i), doc_id, i, p.text, doc.metadata) for i, p in enumerate(pieces)
+            ]
+            token_ids = {
+                c.id: p.token_ids for c, p in zip(chunks, pieces, strict=True) if p.token_ids is not None
+            }
+            rows.extend(chunk_rows(chunks, token_ids))
+            documents.append((doc_id, len(pieces)))
     rows.append(marker({"chunked": documents, "rejected": rejected}))
     return as_table(rows)
 
@@ -201,7 +266,7 @@ def select_block(sink: Sink, table: pa.Table) -> pa.Table:
         "stale": batch.stale,
         "rejected": rejected,
     }
-    return as_table([*chunk_rows(batch.to_embed), marker(summary)])
+    return as_table([*chunk_rows(batch.to_embed, block_token_ids(table)), marker(summary)])
 
 
 def with_vectors(table: pa.Table, vectors: NDArray[np.float32]) -> pa.Table:
@@ -267,3 +332,12 @@ def chunk_texts(table: pa.Table) -> tuple[list[int], list[str]]:
     texts: Sequence[str] = table.column("text").to_pylist()
     positions = [i for i, s in enumerate(stats) if not s]
     return positions, [texts[i] for i in positions]
+
+
+def chunk_token_ids(table: pa.Table, positions: Sequence[int]) -> list[list[int]] | None:
+    """The token ids of the chunk rows at `positions`, or `None` unless every one has them."""
+    if "token_ids" not in table.column_names:
+        return None
+    column = table.column("token_ids").to_pylist()
+    found = [column[i] for i in positions]
+    return None if any(t is None for t in found) else found

@@ -11,7 +11,8 @@ import pyarrow as pa
 
 from vllm_embed._optional import require
 from vllm_embed.config import EmbedderConfig
-from vllm_embed.ray_data.blocks import chunk_texts, marker, with_vectors
+from vllm_embed.ingest.embedder_api import SupportsTokenInput
+from vllm_embed.ray_data.blocks import chunk_texts, chunk_token_ids, marker, with_vectors
 
 Kind = Literal["document", "query"]
 CPU_LEFT_FOR_TASKS = 1.0
@@ -92,11 +93,17 @@ class IngestReplica(_Replica):
     """`ingest_dataset`'s stage: embeds the chunk rows of a block and adds a marker with its timing."""
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        """Returns `table` with a vector per chunk row (zeros on markers) and a timing marker."""
+        """Returns `table` with a vector per chunk row (zeros on markers) and a timing marker.
+
+        Chunk rows carry the chunker's token ids, which go to the engine as they are (as in `ingest`).
+        """
         positions, texts = chunk_texts(table)
+        token_ids = chunk_token_ids(table, positions)
         vectors = np.zeros((table.num_rows, self.embedder.dimension), dtype=np.float32)
         started = time.perf_counter()
-        if texts:
+        if texts and token_ids is not None and isinstance(self.embedder, SupportsTokenInput):
+            vectors[positions] = self.embedder._embed_document_tokens(texts, token_ids)
+        elif texts:
             vectors[positions] = self.embedder.embed_documents(texts)
         seconds = time.perf_counter() - started
         stats = pa.Table.from_pylist(

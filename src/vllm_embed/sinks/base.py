@@ -63,12 +63,50 @@ class Manifest(BaseModel):
     """Whether vectors are L2-normalised."""
     pooling: str | None = None
     """Pooling of the model (`mean`, `last`, `cls`)."""
+    # -- chunking (vllm_embed.ingest.splitters); `None` in collections made before it was recorded --
+    splitter: str | None = None
+    """How documents were split: `text`, `markdown`, `tokens`, or a callable's qualified name."""
+    chunk_tokens: int | None = None
+    """Longest chunk in tokens of the model's input (document prompt and special tokens included)."""
+    chunk_overlap: int | None = None
+    """Tokens shared by consecutive chunks."""
+
+    _CHUNKING: ClassVar[tuple[str, ...]] = ("splitter", "chunk_tokens", "chunk_overlap")
+
+    def chunking_mismatches(self, other: Manifest) -> list[str]:
+        """Describes each chunking setting that differs from `other` (this one is the stored one).
+
+        A collection from before chunking was recorded counts as `tokens` (fixed token windows, the only
+        splitter then) of any size.
+        """
+        if self.splitter is None:
+            splitter = other.splitter or "tokens"
+            if splitter == "tokens":
+                return []
+            return [
+                "splitter: collection has 'tokens' (fixed token windows: its manifest, from an older "
+                f"version or written without chunking settings, records none), this run has {splitter!r}"
+            ]
+        return [
+            f"{name}: collection has {getattr(self, name)!r}, this run has {getattr(other, name)!r}"
+            for name in self._CHUNKING
+            if getattr(other, name) is not None and getattr(self, name) != getattr(other, name)
+        ]
+
+    # -- end of chunking --
     layout: str = "vllm-embed"
     """Payload layout (see `Layout`)."""
     distance: str = "cosine"
     """Similarity metric of the collection."""
     vllm_embed_version: str = ""
     """vllm-embed version that created the collection."""
+    sparse: str | None = None
+    """Sparse representation stored beside the dense vector (`"bm25"` in a hybrid collection), or `None`."""
+    sparse_vector: str | None = None
+    """Name of the sparse vector (Qdrant) or sparse field (Milvus) of a hybrid collection."""
+    sparse_analyzer: dict[str, Any] | None = None
+    """How the sparse vectors are made: the encoder package, version and settings (Qdrant, computed
+    client-side), or the text field's analyzer parameters (Milvus, computed by the server)."""
 
     _COMPARED: ClassVar[tuple[str, ...]] = ("model", "dimensions", "normalized", "layout", "distance")
 
@@ -182,6 +220,29 @@ class Sink(Protocol):
         ...
 
 
+@runtime_checkable
+class HybridSink(Sink, Protocol):
+    """A sink that can also store BM25 sparse vectors and search them alone or fused with the dense ones."""
+
+    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
+        """Returns the `top_k` points with the highest BM25 score for the text `query`."""
+        ...
+
+    def hybrid_search(
+        self,
+        query: str,
+        vector: NDArray[np.float32],
+        top_k: int,
+        filter: MetadataFilter | None = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """Returns the `top_k` points of the reciprocal-rank fusion of a dense and a BM25 search.
+
+        Each search keeps its best `candidates` points (4 × `top_k` when `None`).
+        """
+        ...
+
+
 def check_filter(filter: MetadataFilter | None) -> dict[str, MetadataValue]:
     """Validates a metadata filter and returns it as a dict.
 
@@ -249,6 +310,8 @@ class BaseSink:
             existing collection's layout (`"vllm-embed"` for a new one).
         max_attempts: Attempts per operation when the store reports a transient error.
         retry_wait: First backoff wait in seconds (doubles each attempt, with jitter, up to 30 s).
+        hybrid: Whether the collection stores BM25 sparse vectors beside the dense ones; `None` for the
+            existing collection's choice (dense only for a new one).
     """
 
     construction: tuple[tuple[Any, ...], dict[str, Any]]
@@ -259,7 +322,15 @@ class BaseSink:
         sink.construction = (args, dict(kwargs))
         return sink
 
-    def __init__(self, collection: str, *, layout: str | None, max_attempts: int, retry_wait: float) -> None:
+    def __init__(
+        self,
+        collection: str,
+        *,
+        layout: str | None,
+        max_attempts: int,
+        retry_wait: float,
+        hybrid: bool | None = None,
+    ) -> None:
         if not collection:
             raise ValueError("collection must be a non-empty name")
         if max_attempts < 1:
@@ -270,6 +341,9 @@ class BaseSink:
         self._retry_wait = retry_wait
         self._lock = threading.RLock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._hybrid = hybrid
+        if hybrid and self._layout is not None:
+            self._sparse_name(self._layout)
 
     def _close_at_exit(self, close: Callable[[], object]) -> None:
         """Registers `close` (of a client this sink created) to run once: on `close()`, collection or exit."""
@@ -286,6 +360,47 @@ class BaseSink:
     def read_manifest(self) -> Manifest | None:
         """Returns the collection's manifest, or `None` when the collection does not exist."""
         raise NotImplementedError
+
+    def _sparse_name(self, layout: Layout) -> str:
+        """Returns the layout's sparse vector name in this store.
+
+        Raises:
+            ValueError: If the layout stores no sparse vector here.
+        """
+        raise NotImplementedError
+
+    def _new_manifest(self, manifest: Manifest) -> Manifest:
+        """Returns the manifest a new collection gets: `manifest`, with the sparse settings when hybrid."""
+        if not self._hybrid:
+            return manifest
+        return manifest.model_copy(
+            update={
+                "sparse": "bm25",
+                "sparse_vector": self._sparse_name(self.layout),
+                "sparse_analyzer": self._sparse_analyzer(),
+            }
+        )
+
+    def _sparse_analyzer(self) -> dict[str, Any]:
+        """Returns what the manifest records of how sparse vectors are made in this store."""
+        raise NotImplementedError
+
+    def check_hybrid(self, stored: Manifest) -> None:
+        """Refuses `hybrid=True` on a dense-only collection (`stored`) and `hybrid=False` on a hybrid one.
+
+        Raises:
+            ManifestMismatchError: Naming the fix.
+        """
+        if self._hybrid and stored.sparse is None:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} is dense-only and a sparse vector cannot be added to an "
+                "existing collection: ingest with --hybrid (hybrid=True) into a new collection"
+            )
+        if self._hybrid is False and stored.sparse is not None:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} is hybrid (it stores {stored.sparse} sparse vectors); "
+                "leave out --no-hybrid (hybrid=False) to keep filling them, or use another collection"
+            )
 
     def _is_transient(self, exc: BaseException) -> bool:
         """Whether `exc` may go away when the operation is retried."""
@@ -331,7 +446,9 @@ class BaseSink:
         """Replaces the stored manifest of an existing collection: the repair for a damaged manifest.
 
         Give the settings the collection was embedded with, e.g.
-        `Manifest.from_description(embedder.describe(), layout="vllm-embed")`.
+        `Manifest.from_description(embedder.describe(), layout="vllm-embed")`. A hybrid collection's sparse
+        settings are read from the collection itself when `manifest` has none (on Qdrant, the installed
+        BM25 analyzer's).
 
         Raises:
             CollectionNotFoundError: If the collection does not exist.
@@ -345,6 +462,8 @@ class BaseSink:
                 f"collection {self.collection!r} holds {dimensions}-dimensional vectors, the manifest says "
                 f"{manifest.dimensions}: give the model the collection was embedded with"
             )
+        if manifest.sparse is None:
+            manifest = self._with_stored_sparse(manifest)
         self._store_manifest(manifest)
         self._layout = get_layout(manifest.layout)
 
@@ -355,6 +474,10 @@ class BaseSink:
     def _store_manifest(self, manifest: Manifest) -> None:
         """Writes `manifest` over the existing collection's stored one."""
         raise NotImplementedError
+
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        """Returns `manifest` with the sparse settings of a hybrid collection (`manifest` if it is dense)."""
+        return manifest
 
     def _repair_hint(self, constructor: str) -> str:
         """How to rewrite this collection's manifest, for `ManifestError` messages."""

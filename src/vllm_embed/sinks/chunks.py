@@ -17,6 +17,8 @@ class Chunk:
         chunk_index: Position of this chunk in its document, from 0.
         text: The chunk's text.
         metadata: The source document's metadata.
+        rerank_score: The reranker's score when the search reranked its hits (they are then ordered by it,
+            and `score` stays the first-stage similarity); `None` otherwise.
     """
 
     id: str
@@ -34,9 +36,13 @@ class Hit:
         id: Point id.
         doc_id: Id of the source document.
         chunk_index: Position of the chunk in its document.
-        score: Cosine similarity with the query (higher is closer).
+        score: Higher is closer: the cosine similarity with the query in dense search, the BM25 score in
+            sparse search, the reciprocal-rank-fusion score in hybrid search.
         text: The stored chunk text.
         metadata: The source document's metadata.
+        found_by: The retrievals that found the hit: `"dense"`, `"sparse"` or both.
+        rerank_score: The reranker's score when the search reranked its hits (they are then ordered by it,
+            and `score` stays the first-stage similarity); `None` otherwise.
     """
 
     id: str
@@ -45,7 +51,12 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any]
+    found_by: tuple[str, ...] = ()
+    rerank_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the hit as a JSON-serialisable dict."""
-        return asdict(self)
+        """Returns the hit as a JSON-serialisable dict (`rerank_score` only when the hits were reranked)."""
+        fields = {**asdict(self), "found_by": list(self.found_by)}
+        if self.rerank_score is None:
+            del fields["rerank_score"]
+        return fields

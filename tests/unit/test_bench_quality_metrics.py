@@ -1,0 +1,125 @@
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from quality_set import (
+    Query,
+    Record,
+    Scores,
+    docstring_queries,
+    first_sentence,
+    long_documents,
+    ndcg_at_k,
+    passage_queries,
+    ranked_documents,
+    recall_at_k,
+    remove_words,
+    reST_to_markdown,
+)
+
+
+def test_recall_counts_relevant_documents_in_the_first_k() -> None:
+    ranked = ["a", "b", "c", "d"]
+    assert recall_at_k(ranked, frozenset({"c"}), 1) == 0
+    assert recall_at_k(ranked, frozenset({"c"}), 3) == 1
+    assert recall_at_k(ranked, frozenset({"a", "d", "z"}), 4) == pytest.approx(2 / 3)
+    assert recall_at_k([], frozenset({"a"}), 10) == 0
+
+
+def test_ndcg_matches_hand_computed_values() -> None:
+    assert ndcg_at_k(["a", "b"], frozenset({"a"}), 10) == 1
+    assert ndcg_at_k(["b", "a"], frozenset({"a"}), 10) == pytest.approx(1 / math.log2(3))
+    # two relevant, found at ranks 1 and 3: (1 + 1/log2(4)) / (1 + 1/log2(3))
+    expected = (1 + 0.5) / (1 + 1 / math.log2(3))
+    assert ndcg_at_k(["a", "x", "b"], frozenset({"a", "b"}), 10) == pytest.approx(expected)
+    assert ndcg_at_k(["x"] * 10 + ["a"], frozenset({"a"}), 10) == 0
+
+
+def test_metrics_refuse_a_query_without_relevant_documents() -> None:
+    with pytest.raises(ValueError):
+        recall_at_k(["a"], frozenset(), 1)
+    with pytest.raises(ValueError):
+        ndcg_at_k(["a"], frozenset(), 1)
+
+
+def test_scores_average_per_metric() -> None:
+    scores = Scores()
+    scores.add(["a"], frozenset({"a"}))
+    scores.add(["b", "c"], frozenset({"a"}))
+    means = scores.means()
+    assert scores.count == 2
+    assert means["recall@1"] == 0.5 and means["recall@10"] == 0.5 and means["ndcg@10"] == 0.5
+
+
+def test_a_document_ranks_by_its_best_chunk() -> None:
+    assert ranked_documents(["b", "a", "b", "c", "a"]) == ["b", "a", "c"]
+
+
+def test_first_sentence_skips_a_signature_line() -> None:
+    assert first_sentence("B.isalnum() -> bool\n\nReturn True if all\ncharacters are alnum. More.") == (
+        "Return True if all characters are alnum."
+    )
+    assert (
+        first_sentence("Compute a CRC-32 checksum of data. The rest.") == "Compute a CRC-32 checksum of data."
+    )
+
+
+def test_remove_words_drops_the_name_with_its_prefix() -> None:
+    assert remove_words("Call zlib.crc32() or crc32 on it", ["crc32"]) == "Call or on it"
+    assert remove_words("Lines of the header values", ["values"]) == "Lines of the header"
+
+
+RECORDS = [
+    Record(
+        "zlib.crc32", "Compute a CRC-32 checksum of data, over the whole buffer. " + "More text here. " * 5
+    ),
+    Record("pathlib.Path.glob", "Iterate over this subtree and yield all existing files matching glob. " * 2),
+    Record("zipfile.Path.glob", "Iterate over this subtree and yield all existing files matching glob. " * 2),
+    Record("short.one", "Only one sentence that is the whole docstring."),
+]
+
+
+def test_docstring_queries_never_hold_their_answers_name() -> None:
+    queries = docstring_queries(RECORDS, count=10, identifier_share=0.5, seed=0)
+    identifiers = {q.text: q.relevant for q in queries if q.kind == "identifier"}
+    assert identifiers["Path.glob"] == {"pathlib.Path.glob", "zipfile.Path.glob"}
+    natural = [q for q in queries if q.kind == "natural"]
+    assert {q.text for q in natural} == {
+        "Compute a CRC-32 checksum of data, over the whole buffer.",
+        "Iterate over this subtree and yield all existing files matching .",
+    }
+    by_text = {q.text: q.relevant for q in natural}
+    assert by_text["Iterate over this subtree and yield all existing files matching ."] == {
+        "pathlib.Path.glob",
+        "zipfile.Path.glob",
+    }
+    for query in natural:
+        assert all(doc.split(".")[-1] not in query.text for doc in query.relevant)
+
+
+TOPIC = """The "assert" statement
+**********************
+
+Assert statements are a convenient way to insert checks into a program.
+
+   assert_stmt ::= "assert" expression
+
+Details
+=======
+
+The simple form is equivalent to a conditional raise of an error here. It is executed when debugging is on.
+"""
+
+
+def test_long_documents_become_markdown_and_queries_leave_out_title_words() -> None:
+    assert reST_to_markdown(TOPIC).splitlines()[0] == '# The "assert" statement'
+    assert "## Details" in reST_to_markdown(TOPIC)
+    documents, sources = long_documents({"assert": TOPIC * 20, "tiny": "A short topic."}, count=5, seed=0)
+    assert sources == ["assert"] and set(documents) == {"assert", "tiny"}
+    queries = passage_queries(documents, sources, count=3, seed=0)
+    assert queries and all(q == Query(q.text, frozenset({"assert"}), "passage") for q in queries)
+    assert all("assert" not in q.text.lower() and "::=" not in q.text for q in queries)
