@@ -276,25 +276,26 @@ def ingest(
         if ray_address is not None:
             if on_duplicate != "error":
                 raise typer.BadParameter("--on-duplicate last is not available with --ray")
-            with _closing(sink), ray_session(ray_address):
+            with _closing(sink):
                 _check_before_engine(sink, config, layout, None if rechunk else chunking)
-                report = ingest_paths(
-                    paths,
-                    sink=sink,
-                    config=config,
-                    replicas=replicas,
-                    text_field=text_field,
-                    id_field=id_field,
-                    chunk_tokens=chunk_tokens,
-                    chunk_overlap=chunk_overlap,
-                    splitter=splitter,
-                    rechunk=rechunk,
-                    batch_size=batch_size,
-                    max_document_bytes=max_document_bytes,
-                    encoding=encoding,
-                    encoding_errors=encoding_errors,
-                    progress=progress and not quiet,
-                )
+                with ray_session(ray_address):
+                    report = ingest_paths(
+                        paths,
+                        sink=sink,
+                        config=config,
+                        replicas=replicas,
+                        text_field=text_field,
+                        id_field=id_field,
+                        chunk_tokens=chunk_tokens,
+                        chunk_overlap=chunk_overlap,
+                        splitter=splitter,
+                        rechunk=rechunk,
+                        batch_size=batch_size,
+                        max_document_bytes=max_document_bytes,
+                        encoding=encoding,
+                        encoding_errors=encoding_errors,
+                        progress=progress and not quiet,
+                    )
             return _print_ingest_report(report, as_json)
         with _closing(sink):
             _check_before_engine(sink, config, layout, None if rechunk else chunking)
