@@ -25,3 +25,14 @@ def test_ray_ingest_refuses_other_chunking_before_ray_starts(tmp_path: Path, mon
     code, _, err = run("ingest", str(corpus), *store, "--splitter", "tokens", "--ray", "local")
     assert code != 0 and "chunked differently" in err and "--rechunk" in err
     assert ray.is_initialized() == was_running
+
+
+def test_ray_workers_reopen_a_hybrid_sink_as_hybrid() -> None:
+    from vllm_embed.cli.commands import _open_sink
+    from vllm_embed.ray_data.api import _recipe
+    from vllm_embed.sinks import QdrantSink
+
+    sink = _open_sink("http://127.0.0.1:1", None, "docs", None, None, True)
+    recipe = _recipe(sink)
+    assert recipe is not None and recipe[0] is QdrantSink and recipe[2]["hybrid"] is True
+    sink.close()
