@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-fast lint typecheck bench clean
+.PHONY: setup demo test test-slow test-fast lint typecheck bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,9 +19,12 @@ lint: setup
 typecheck: setup
 	$(PY) -m mypy
 
-# Everything: unit and integration tiers (real vLLM engines, real stores and servers).
+# Unit and integration tiers (real vLLM engines, real stores and servers), without the slow tests.
 test: lint typecheck
-	$(PY) -m pytest -q -ra --durations=15 tests $(wildcard integrations/*/tests)
+	$(PY) -m pytest -q -ra --durations=15 -m "not slow" tests $(wildcard integrations/*/tests)
+
+test-slow: setup
+	$(PY) -m pytest -q -ra --durations=15 -m slow tests $(wildcard integrations/*/tests)
 
 # The unit tier only (no engine, no server): run it while you work.
 test-fast: setup

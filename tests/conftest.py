@@ -64,6 +64,15 @@ def qwen3_embedder(tiny_qwen3_path: Path) -> Iterator[Embedder]:
         yield embedder
 
 
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One local Ray for the session, on 2 CPUs (the Ray Data tests' replicas run in it)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
 # -- OpenAI-compatible server (backend="openai") ---------------------------------------------------------
 
 MINILM_SERVED_NAME = "minilm-served"

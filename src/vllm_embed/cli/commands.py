@@ -26,6 +26,8 @@ from vllm_embed.ingest.pipeline import ingest as run_ingest
 from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
 from vllm_embed.ingest.splitters import SplitterName
+from vllm_embed.ray_data.api import ingest_paths
+from vllm_embed.ray_data.session import RAY_ADDRESS_HELP, ray_session
 from vllm_embed.sinks.base import BaseSink, MetadataValue, Sink
 from vllm_embed.sinks.layouts import LAYOUTS
 
@@ -227,6 +229,10 @@ def ingest(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON object (nothing else on stdout).")
     ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", help=RAY_ADDRESS_HELP, show_default=False)
+    ] = None,
+    replicas: Annotated[int, typer.Option("--replicas", min=1, help="Engine replicas (with --ray).")] = 1,
     splitter: Annotated[
         SplitterName | None,
         typer.Option(
@@ -264,10 +270,34 @@ def ingest(
             errors=encoding_errors,
         )
         sink = _open_sink(qdrant, milvus, collection, api_key, layout, hybrid)
+        chunking: dict[str, Any] = {"splitter": splitter or "text", "chunk_overlap": chunk_overlap}
+        if chunk_tokens is not None:
+            chunking["chunk_tokens"] = chunk_tokens
+        if ray_address is not None:
+            if on_duplicate != "error":
+                raise typer.BadParameter("--on-duplicate last is not available with --ray")
+            with _closing(sink):
+                _check_before_engine(sink, config, layout, None if rechunk else chunking)
+                with ray_session(ray_address):
+                    report = ingest_paths(
+                        paths,
+                        sink=sink,
+                        config=config,
+                        replicas=replicas,
+                        text_field=text_field,
+                        id_field=id_field,
+                        chunk_tokens=chunk_tokens,
+                        chunk_overlap=chunk_overlap,
+                        splitter=splitter,
+                        rechunk=rechunk,
+                        batch_size=batch_size,
+                        max_document_bytes=max_document_bytes,
+                        encoding=encoding,
+                        encoding_errors=encoding_errors,
+                        progress=progress and not quiet,
+                    )
+            return _print_ingest_report(report, as_json)
         with _closing(sink):
-            chunking = {"splitter": splitter or "text", "chunk_overlap": chunk_overlap}
-            if chunk_tokens is not None:
-                chunking["chunk_tokens"] = chunk_tokens
             _check_before_engine(sink, config, layout, None if rechunk else chunking)
             embedder = _start_engine(config)
             with _closing(embedder):
@@ -285,6 +315,10 @@ def ingest(
                     splitter=splitter,
                     rechunk=rechunk,
                 )
+    _print_ingest_report(report, as_json)
+
+
+def _print_ingest_report(report: Any, as_json: bool) -> None:
     rejected: tuple[tuple[str, str], ...] = tuple(getattr(report, "rejected", ()))
     if as_json:
         print(_json_report(report, rejected))

@@ -23,6 +23,8 @@ class IngestReport:
         rejected: `(doc_id, reason)` of each document not written because the store cannot keep its id,
             or its text is larger than `max_document_bytes`.
         superseded: Earlier versions of a repeated document id, dropped unread (`on_duplicate="last"`).
+        replica_chunks_per_second: Chunks each engine replica embedded per second of embedding
+            (`vllm_embed.ray_data`; empty for a single-process run).
     """
 
     documents: int
@@ -34,6 +36,7 @@ class IngestReport:
     deleted_from: int = 0
     rejected: tuple[tuple[str, str], ...] = ()
     superseded: int = 0
+    replica_chunks_per_second: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the report as a JSON-serialisable dict."""
@@ -46,6 +49,9 @@ class IngestReport:
             f"{self.skipped} already stored, {self.written} written in {self.seconds:.1f} s "
             f"({rate:.0f} chunks/s)"
         )
+        if self.replica_chunks_per_second:
+            rates = ", ".join(f"{rate:.0f}" for rate in self.replica_chunks_per_second)
+            text += f"; replicas: {rates} chunks/s each"
         if self.superseded:
             text += f"; {self.superseded} earlier versions of repeated ids dropped"
         if self.rejected:

@@ -11,7 +11,7 @@ import math
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -313,6 +313,14 @@ class BaseSink:
         hybrid: Whether the collection stores BM25 sparse vectors beside the dense ones; `None` for the
             existing collection's choice (dense only for a new one).
     """
+
+    construction: tuple[tuple[Any, ...], dict[str, Any]]
+    """The constructor's arguments: another process (a Ray worker) opens the same collection with them."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:  # noqa: D102 - records `construction`
+        sink = super().__new__(cls)
+        sink.construction = (args, dict(kwargs))
+        return sink
 
     def __init__(
         self,

@@ -1,0 +1,343 @@
+"""The per-block work of the Ray ingest: documents → chunks, the stored-chunk lookup, and the write.
+
+Blocks are Arrow tables of `CHUNK_SCHEMA`. A block holds chunk rows and one or more *marker* rows (a JSON
+`stats` value, no chunk) that carry what the block adds to the `IngestReport` — documents, rejected ids,
+chunks found already stored, stale trailing chunks to delete, a replica's embedding time — to the writer,
+so the counts are added exactly when the block's points are written, and a retried task counts once.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from vllm_embed._utils import batched, one_line
+from vllm_embed.config import EmbedderConfig
+from vllm_embed.ingest.chunk_settings import make_chunker
+from vllm_embed.ingest.documents import Document, as_document, utf8_size_above
+from vllm_embed.ingest.ids import point_id
+from vllm_embed.ingest.pipeline import _DOCS_PER_TOKENIZER_CALL, _select
+from vllm_embed.ingest.splitters import DocumentChunker, SplitterName
+from vllm_embed.sinks.base import Chunk, Sink
+from vllm_embed.sinks.layouts import get_layout
+
+CHUNK_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("doc_id", pa.string()),
+        ("chunk_index", pa.int64()),
+        ("text", pa.string()),
+        ("metadata", pa.string()),  # JSON: documents' metadata differ in keys and types
+        ("stats", pa.string()),  # JSON on marker rows, "" on chunk rows
+        ("token_ids", pa.list_(pa.int32())),  # the chunker's prompted token ids, null when unknown
+    ]
+)
+VECTOR_COLUMN = "vector"
+METADATA_JSON = "__vllm_embed_metadata_json__"
+"""`DocumentPlan.metadata_columns` value meaning: the `metadata` column holds each document's JSON."""
+
+
+@dataclass(frozen=True)
+class DocumentPlan:
+    """How rows become documents and documents become chunks (sent to every chunking task).
+
+    Attributes:
+        config: The replicas' engine settings (the tokenizer is the model's own).
+        chunk_tokens: Longest chunk in tokens, with the document prompt and special tokens; `None` for
+            `make_chunker`'s default.
+        chunk_overlap: Tokens shared by consecutive chunks.
+        splitter: As for `ingest` (`None`: each document's own `Document.splitter`, else `"text"`).
+        text_column: Column of the text.
+        id_column: Column of the document id (`None`: a hash of the text).
+        metadata_columns: Columns stored as metadata; `None` for every other column.
+        max_document_bytes: Largest document text in bytes; `None` for any size.
+        layout: The sink's payload layout name (its reserved metadata keys are refused).
+    """
+
+    config: EmbedderConfig
+    chunk_tokens: int | None
+    chunk_overlap: int
+    splitter: SplitterName | None
+    text_column: str
+    id_column: str | None
+    metadata_columns: tuple[str, ...] | str | None
+    max_document_bytes: int | None
+    layout: str
+
+    def documents(self, table: pa.Table) -> Iterator[Document]:
+        """Yields the documents of a block of input rows, in order."""
+        for row in table.to_pylist():
+            yield self.document(row)
+
+    def document(self, row: Mapping[str, Any]) -> Document:
+        """Returns the document of one input row."""
+        if self.metadata_columns == METADATA_JSON:
+            raw_id = row.get("id")
+            raw_id = None if raw_id is None else str(raw_id)
+            return Document(row["text"], raw_id, json.loads(row["metadata"]), row.get("splitter"))
+        if self.metadata_columns is None:
+            return as_document(row, self.text_column, self.id_column)
+        fields = {self.text_column: row[self.text_column]}
+        key = self.id_column or "id"
+        if key in row:
+            fields[key] = row[key]
+        fields["metadata"] = {name: row[name] for name in self.metadata_columns}
+        return as_document(fields, self.text_column, self.id_column)
+
+
+@dataclass(frozen=True)
+class PlannedEngine:
+    """What `make_chunker` reads from an `Embedder`, known without starting its engine.
+
+    Attributes:
+        config: The engine settings.
+        tokenizer: The model's tokenizer (`None` when not available locally).
+        max_model_len: Longest model input, with special tokens.
+        max_input_tokens: Longest text, without the special tokens.
+        format_document: The model's document prompt.
+    """
+
+    config: EmbedderConfig
+    tokenizer: Any
+    max_model_len: int | None
+    max_input_tokens: int | None
+    format_document: Any
+
+    @classmethod
+    def load(cls, config: EmbedderConfig) -> PlannedEngine:
+        """Loads the tokenizer and profile of `config`'s model (the same formula as `Embedder`)."""
+        from vllm_embed.embedder import _load_tokenizer, prompt_affixes
+        from vllm_embed.profiles import detect_profile
+
+        profile = detect_profile(config.model, config.revision, config.profile)
+        tokenizer = _load_tokenizer(config)
+        prefix, suffix = prompt_affixes(tokenizer, profile) if tokenizer is not None else ([], [])
+        max_len = config.max_model_len or profile.max_length
+        max_input = None if max_len is None else max_len - len(prefix) - len(suffix)
+        return cls(config, tokenizer, max_len, max_input, profile.format_document)
+
+
+_CHUNKERS: dict[bytes, DocumentChunker] = {}
+
+
+def plan_chunker(plan: DocumentPlan) -> DocumentChunker:
+    """The chunker `ingest` would use for `plan`; one per worker process (loading a tokenizer is slow)."""
+    key = pickle.dumps(plan)
+    if key not in _CHUNKERS:
+        _CHUNKERS[key] = make_chunker(
+            PlannedEngine.load(plan.config),  # type: ignore[arg-type]
+            chunk_tokens=plan.chunk_tokens,
+            chunk_overlap=plan.chunk_overlap,
+            splitter=plan.splitter,
+        )
+    return _CHUNKERS[key]
+
+
+def marker(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """A marker row carrying `stats`."""
+    return {
+        "id": "",
+        "doc_id": "",
+        "chunk_index": -1,
+        "text": "",
+        "metadata": "",
+        "stats": json.dumps(stats),
+        "token_ids": None,
+    }
+
+
+def chunk_rows(
+    chunks: Iterable[Chunk], token_ids: Mapping[str, list[int]] | None = None
+) -> list[dict[str, Any]]:
+    """Chunk rows of `CHUNK_SCHEMA`, with each chunk's token ids where `token_ids` has them."""
+    return [
+        {
+            "id": c.id,
+            "doc_id": c.doc_id,
+            "chunk_index": c.chunk_index,
+            "text": c.text,
+            "metadata": json.dumps(dict(c.metadata), ensure_ascii=False),
+            "stats": "",
+            "token_ids": None if token_ids is None else token_ids.get(c.id),
+        }
+        for c in chunks
+    ]
+
+
+def as_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """The rows as an Arrow table of `CHUNK_SCHEMA`."""
+    return pa.Table.from_pylist(rows, schema=CHUNK_SCHEMA)
+
+
+def block_token_ids(table: pa.Table) -> dict[str, list[int]]:
+    """The token ids of a block's chunk rows, by point id (rows without them are left out)."""
+    if "token_ids" not in table.column_names:
+        return {}
+    ids, tokens = table.column("id").to_pylist(), table.column("token_ids").to_pylist()
+    return {i: t for i, t in zip(ids, tokens, strict=True) if t is not None}
+
+
+def split_block(table: pa.Table) -> tuple[list[Chunk], list[dict[str, Any]]]:
+    """Returns the chunks and the marker stats of a block, in order."""
+    chunks, stats = [], []
+    names = ["id", "doc_id", "chunk_index", "text", "metadata", "stats"]
+    for row in table.select(names).to_pylist():
+        if row["stats"]:
+            stats.append(json.loads(row["stats"]))
+        else:
+            metadata = json.loads(row["metadata"])
+            chunks.append(Chunk(row["id"], row["doc_id"], row["chunk_index"], row["text"], metadata))
+    return chunks, stats
+
+
+def chunk_block(table: pa.Table, plan: DocumentPlan) -> pa.Table:
+    """Ray task: the chunks (with their point ids) of a block of documents, and a marker.
+
+    The marker lists each document's id and chunk count, and the documents refused for their size.
+    """
+    chunker = plan_chunker(plan)
+    layout = get_layout(plan.layout)
+    accepted: list[Document] = []
+    rejected: list[tuple[str, str]] = []
+    for doc in plan.documents(table):
+        if plan.max_document_bytes is not None and utf8_size_above(doc.text, plan.max_document_bytes):
+            rejected.append((doc.doc_id, f"text larger than max_document_bytes={plan.max_document_bytes}"))
+            continue
+        layout.check_metadata(doc.doc_id, doc.metadata)
+        accepted.append(doc)
+    rows: list[dict[str, Any]] = []
+    documents: list[tuple[str, int]] = []
+    for group in batched(accepted, _DOCS_PER_TOKENIZER_CALL):
+        split = chunker.split([d.text for d in group], [d.splitter for d in group])
+        for doc, pieces in zip(group, split, strict=True):
+            doc_id = doc.doc_id
+            chunks = [
+                Chunk(point_id(doc_id, i), doc_id, i, p.text, doc.metadata) for i, p in enumerate(pieces)
+            ]
+            token_ids = {
+                c.id: p.token_ids for c, p in zip(chunks, pieces, strict=True) if p.token_ids is not None
+            }
+            rows.extend(chunk_rows(chunks, token_ids))
+            documents.append((doc_id, len(pieces)))
+    rows.append(marker({"chunked": documents, "rejected": rejected}))
+    return as_table(rows)
+
+
+def document_ids(table: pa.Table, plan: DocumentPlan) -> pa.Table:
+    """Ray task: the document id of each row (for the duplicate check before the run)."""
+    return pa.table({"doc_id": [doc.doc_id for doc in plan.documents(table)]})
+
+
+def select_block(sink: Sink, table: pa.Table) -> pa.Table:
+    """Drops the chunks `sink` holds already (one lookup for the block) and the documents it refuses.
+
+    Runs in a Ray task for a store server, in the driver for an embedded store.
+    """
+    chunks, stats = split_block(table)
+    check_document_id = getattr(sink, "check_document_id", None)
+    documents: list[tuple[str, int]] = []
+    rejected: list[tuple[str, str]] = []
+    refused: set[str] = set()
+    for entry in stats:
+        rejected.extend((str(d), str(r)) for d, r in entry.get("rejected", []))
+        for doc_id, count in entry.get("chunked", []):
+            try:
+                if check_document_id is not None:
+                    check_document_id(doc_id)
+            except ValueError as exc:
+                rejected.append((doc_id, one_line(exc)))
+                refused.add(doc_id)
+                continue
+            documents.append((doc_id, count))
+    kept = [c for c in chunks if c.doc_id not in refused]
+    batch = _select(sink, kept, documents)
+    summary = {
+        "documents": batch.documents,
+        "chunks": batch.chunks,
+        "skipped": batch.skipped,
+        "stale": batch.stale,
+        "rejected": rejected,
+    }
+    return as_table([*chunk_rows(batch.to_embed, block_token_ids(table)), marker(summary)])
+
+
+def with_vectors(table: pa.Table, vectors: NDArray[np.float32]) -> pa.Table:
+    """`table` with a fixed-size float32 `vector` column (rows without a vector hold zeros)."""
+    values = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
+    return table.append_column(VECTOR_COLUMN, pa.FixedSizeListArray.from_arrays(values, vectors.shape[1]))
+
+
+@dataclass
+class WriteCounts:
+    """What written blocks add up to; merged across write tasks."""
+
+    documents: int = 0
+    chunks: int = 0
+    written: int = 0
+    skipped: int = 0
+    deleted_from: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    embedded_by: Counter[str] = field(default_factory=Counter)
+    seconds_by: dict[str, float] = field(default_factory=dict)
+
+    def add(self, other: WriteCounts) -> None:
+        """Adds `other` to these counts."""
+        self.documents += other.documents
+        self.chunks += other.chunks
+        self.written += other.written
+        self.skipped += other.skipped
+        self.deleted_from += other.deleted_from
+        self.rejected.extend(other.rejected)
+        self.embedded_by.update(other.embedded_by)
+        for name, seconds in other.seconds_by.items():
+            self.seconds_by[name] = self.seconds_by.get(name, 0.0) + seconds
+
+
+def write_block(sink: Sink, table: pa.Table) -> WriteCounts:
+    """Deletes stale trailing chunks, upserts the block's vectors, and counts the block's markers."""
+    chunks, stats = split_block(table)
+    counts = WriteCounts()
+    for entry in stats:
+        for doc_id, first_index in entry.get("stale", []):
+            sink.delete_chunks_from(doc_id, int(first_index))
+            counts.deleted_from += 1
+        counts.documents += int(entry.get("documents", 0))
+        counts.chunks += int(entry.get("chunks", 0))
+        counts.skipped += int(entry.get("skipped", 0))
+        counts.rejected.extend((str(d), str(r)) for d, r in entry.get("rejected", []))
+        if "replica" in entry:
+            counts.embedded_by[entry["replica"]] += int(entry["embedded"])
+            name = entry["replica"]
+            counts.seconds_by[name] = counts.seconds_by.get(name, 0.0) + float(entry["seconds"])
+    if chunks:
+        is_chunk = pa.compute.equal(table.column("stats"), "")
+        vectors = table.filter(is_chunk).column(VECTOR_COLUMN).combine_chunks()
+        matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(chunks), -1)
+        sink.upsert(chunks, matrix.astype(np.float32, copy=False))
+        counts.written += len(chunks)
+    return counts
+
+
+def chunk_texts(table: pa.Table) -> tuple[list[int], list[str]]:
+    """Positions and texts of a block's chunk rows (the rows to embed)."""
+    stats: Sequence[str] = table.column("stats").to_pylist()
+    texts: Sequence[str] = table.column("text").to_pylist()
+    positions = [i for i, s in enumerate(stats) if not s]
+    return positions, [texts[i] for i in positions]
+
+
+def chunk_token_ids(table: pa.Table, positions: Sequence[int]) -> list[list[int]] | None:
+    """The token ids of the chunk rows at `positions`, or `None` unless every one has them."""
+    if "token_ids" not in table.column_names:
+        return None
+    column = table.column("token_ids").to_pylist()
+    found = [column[i] for i in positions]
+    return None if any(t is None for t in found) else found
