@@ -9,7 +9,7 @@ from fake_reranker import FakeReranker
 
 from vllm_embed import RerankerConfig
 from vllm_embed.adapters import RERANKER_SETTINGS, LazyReranker, RerankerAdapter, reranker_model_field
-from vllm_embed.adapters import rerank as rerank_module
+from vllm_embed.adapters import lazy as lazy_module
 from vllm_embed.adapters.rerank import RerankerSettings
 
 
@@ -37,7 +37,7 @@ def test_every_setting_but_the_model_is_declared_once_for_the_adapters() -> None
 
 def test_construction_builds_the_config_and_no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[object] = []
-    monkeypatch.setattr(rerank_module, "Reranker", lambda **kwargs: built.append(kwargs))
+    monkeypatch.setattr(lazy_module, "Reranker", lambda **kwargs: built.append(kwargs))
     adapter = FakeAdapter(model_id="m", max_model_len=512, engine_kwargs={"enforce_eager": True})
     assert adapter.reranker_config == RerankerConfig(
         model="m", max_model_len=512, engine_kwargs={"enforce_eager": True}
@@ -110,7 +110,7 @@ def test_lazy_reranker_builds_once_on_first_use_and_closes_what_it_built(
         built.append(FakeReranker(config.model))
         return built[-1]
 
-    monkeypatch.setattr(rerank_module, "Reranker", build)
+    monkeypatch.setattr(lazy_module, "Reranker", build)
     lazy = LazyReranker(RerankerConfig(model="m"))
     assert lazy.config.model == "m" and built == []
     threads = [threading.Thread(target=lazy.get) for _ in range(4)]
@@ -134,7 +134,7 @@ async def test_lazy_reranker_aget_builds_off_the_event_loop(monkeypatch: pytest.
         threads.append(threading.current_thread().name)
         return FakeReranker(config.model)
 
-    monkeypatch.setattr(rerank_module, "Reranker", build)
+    monkeypatch.setattr(lazy_module, "Reranker", build)
     lazy = LazyReranker(RerankerConfig(model="m"))
     first = await lazy.aget()
     assert await lazy.aget() is first and threads != [threading.current_thread().name]

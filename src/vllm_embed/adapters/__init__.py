@@ -11,10 +11,9 @@ from vllm_embed.adapters.base import (
     model_field,
     setting_description,
 )
-from vllm_embed.adapters.lazy import LazyEmbedder
+from vllm_embed.adapters.lazy import LazyEmbedder, LazyReranker
 from vllm_embed.adapters.rerank import (
     RERANKER_SETTINGS,
-    LazyReranker,
     RerankerAdapter,
     RerankerSettings,
     reranker_model_field,

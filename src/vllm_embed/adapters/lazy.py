@@ -1,55 +1,76 @@
-"""`LazyEmbedder`: an `Embedder` built on first use, for adapters whose construction must be cheap."""
+"""`LazyEmbedder`, `LazyReranker`: engine-backed objects built on first use (adapters construct cheaply)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
 
-from vllm_embed.config import EmbedderConfig
+from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.embedder import Embedder
+from vllm_embed.reranker import Reranker
 
 
-class LazyEmbedder:
-    """Holds an `Embedder` that is built, and its engine started, only when first needed.
+class _EngineUser(Protocol):
+    @property
+    def config(self) -> Any: ...
 
-    Give either `config` (the `Embedder` is built from it on first use, owned, and closed by `close()`) or
-    `embedder` (used as is and never closed here). Safe to call from several threads; `aget()` builds the
+    def close(self) -> None: ...
+
+
+_Config = TypeVar("_Config")
+_Built = TypeVar("_Built", bound=_EngineUser)
+
+
+class LazyEngineUser(Generic[_Config, _Built]):
+    """Holds an object (an `Embedder`, a `Reranker`) that is built, and its engine started, only when needed.
+
+    Give either `config` (the object is built from it on first use, owned, and closed by `close()`) or
+    `given` (used as is and never closed here). Safe to call from several threads; `aget()` builds the
     engine off the event loop.
 
     Args:
-        config: Settings of the `Embedder` to build.
-        embedder: An existing `Embedder` to use instead.
+        build: Builds the object from `config`.
+        config: Settings of the object to build.
+        given: An existing object to use instead.
+        name: What `given` is called by the caller, for the error message.
 
     Raises:
-        ValueError: If not exactly one of `config` and `embedder` is given.
+        ValueError: If not exactly one of `config` and `given` is given.
     """
 
-    def __init__(self, config: EmbedderConfig | None = None, *, embedder: Embedder | None = None) -> None:
-        if (config is None) == (embedder is None):
-            raise ValueError("LazyEmbedder needs exactly one of config= or embedder=")
+    def __init__(
+        self, build: Callable[[_Config], _Built], config: _Config | None, given: _Built | None, name: str
+    ) -> None:
+        if (config is None) == (given is None):
+            raise ValueError(f"{type(self).__name__} needs exactly one of config= or {name}=")
+        self._build = build
         self._config = config
-        self._given = embedder
-        self._owned: Embedder | None = None
+        self._given = given
+        self._owned: _Built | None = None
         self._lock = threading.Lock()
 
     @property
-    def config(self) -> EmbedderConfig:
-        """The settings of the `Embedder` in use or to be built (reading them starts nothing)."""
+    def config(self) -> _Config:
+        """The settings of the object in use or to be built (reading them starts nothing)."""
         if self._given is not None:
-            return self._given.config
+            given_config: _Config = self._given.config
+            return given_config
         assert self._config is not None  # one of the two is set, checked in __init__
         return self._config
 
-    def get(self) -> Embedder:
-        """Returns the `Embedder`, building it (and starting its engine) on first call."""
+    def get(self) -> _Built:
+        """Returns the object, building it (and starting its engine) on first call."""
         if self._given is not None:
             return self._given
         with self._lock:
             if self._owned is None:
-                self._owned = Embedder(config=self._config)
+                assert self._config is not None  # one of the two is set, checked in __init__
+                self._owned = self._build(self._config)
             return self._owned
 
-    async def aget(self) -> Embedder:
+    async def aget(self) -> _Built:
         """`get()` for async code: the engine start (seconds to minutes) runs off the event loop."""
         if self._given is not None:
             return self._given
@@ -58,8 +79,22 @@ class LazyEmbedder:
         return await asyncio.to_thread(self.get)
 
     def close(self) -> None:
-        """Closes the `Embedder` this object built (an `embedder=` passed in is left open)."""
+        """Closes the object this holder built (one passed in is left open)."""
         with self._lock:
             owned, self._owned = self._owned, None
         if owned is not None:
             owned.close()
+
+
+class LazyEmbedder(LazyEngineUser[EmbedderConfig, Embedder]):
+    """An `Embedder` built on first use from `config`, or the `embedder` given (never closed here)."""
+
+    def __init__(self, config: EmbedderConfig | None = None, *, embedder: Embedder | None = None) -> None:
+        super().__init__(lambda settings: Embedder(config=settings), config, embedder, "embedder")
+
+
+class LazyReranker(LazyEngineUser[RerankerConfig, Reranker]):
+    """A `Reranker` built on first use from `config`, or the `reranker` given (never closed here)."""
+
+    def __init__(self, config: RerankerConfig | None = None, *, reranker: Reranker | None = None) -> None:
+        super().__init__(lambda settings: Reranker(config=settings), config, reranker, "reranker")

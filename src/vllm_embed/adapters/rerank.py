@@ -9,13 +9,12 @@ field and `top_n`. Nothing here imports a framework.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import ConfigDict, Field, PrivateAttr, create_model, model_validator
 
+from vllm_embed.adapters.lazy import LazyReranker
 from vllm_embed.config import EngineSettings, RerankerConfig
 from vllm_embed.reranker import Reranker
 
@@ -69,62 +68,6 @@ def reranker_model_field(default: str | None = None) -> Any:
         default=default,
         description=f"{reranker_setting_description('model')} Required unless `reranker` is given.",
     )
-
-
-class LazyReranker:
-    """Holds a `Reranker` that is built, and its engine started, only when first needed.
-
-    Give either `config` (the `Reranker` is built from it on first use, owned, and closed by `close()`) or
-    `reranker` (used as is and never closed here). Safe to call from several threads; `aget()` builds the
-    engine off the event loop.
-
-    Args:
-        config: Settings of the `Reranker` to build.
-        reranker: An existing `Reranker` to use instead.
-
-    Raises:
-        ValueError: If not exactly one of `config` and `reranker` is given.
-    """
-
-    def __init__(self, config: RerankerConfig | None = None, *, reranker: Reranker | None = None) -> None:
-        if (config is None) == (reranker is None):
-            raise ValueError("LazyReranker needs exactly one of config= or reranker=")
-        self._config = config
-        self._given = reranker
-        self._owned: Reranker | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def config(self) -> RerankerConfig:
-        """The settings of the `Reranker` in use or to be built (reading them starts nothing)."""
-        if self._given is not None:
-            return self._given.config
-        assert self._config is not None  # one of the two is set, checked in __init__
-        return self._config
-
-    def get(self) -> Reranker:
-        """Returns the `Reranker`, building it (and starting its engine) on first call."""
-        if self._given is not None:
-            return self._given
-        with self._lock:
-            if self._owned is None:
-                self._owned = Reranker(config=self._config)
-            return self._owned
-
-    async def aget(self) -> Reranker:
-        """`get()` for async code: the engine start (seconds to minutes) runs off the event loop."""
-        if self._given is not None:
-            return self._given
-        if self._owned is not None:
-            return self._owned
-        return await asyncio.to_thread(self.get)
-
-    def close(self) -> None:
-        """Closes the `Reranker` this object built (a `reranker=` passed in is left open)."""
-        with self._lock:
-            owned, self._owned = self._owned, None
-        if owned is not None:
-            owned.close()
 
 
 class RerankerAdapter(RerankerSettings):
