@@ -26,9 +26,10 @@ test: lint typecheck
 test-slow: setup
 	$(PY) -m pytest -q -ra --durations=15 -m slow tests $(wildcard integrations/*/tests)
 
-# The unit tier only (no engine, no server): run it while you work.
+# The unit tier only (no engine, no server): run it while you work. Four workers: its tests mostly wait
+# (stores starting, stub servers), so more workers than cores still pays.
 test-fast: setup
-	$(PY) -m pytest -q -ra tests/unit $(wildcard integrations/*/tests/unit_tests)
+	$(PY) -m pytest -q -ra -n 4 tests/unit $(wildcard integrations/*/tests/unit_tests)
 
 bench: setup
 	$(PY) benchmarks/bench_embed.py
