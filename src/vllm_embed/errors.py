@@ -26,6 +26,10 @@ class ManifestError(VllmEmbedError, ValueError):
     """A collection's stored manifest is damaged (not valid JSON, a missing or mistyped field)."""
 
 
+class UnmanagedCollectionError(ManifestError):
+    """The collection exists but vllm-embed did not create it (no manifest): adopt it, or use another."""
+
+
 class StoreBusyError(VllmEmbedError, RuntimeError):
     """An embedded store (a Qdrant local path, a Milvus Lite file) is open in another process."""
 

@@ -5,12 +5,14 @@ What a point stores next to its vector is a `Layout` (see `vllm_embed.sinks.layo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import threading
 import weakref
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
@@ -24,6 +26,8 @@ from vllm_embed.sinks.chunks import Chunk as Chunk
 from vllm_embed.sinks.chunks import Hit as Hit
 from vllm_embed.sinks.layouts import Layout as Layout
 from vllm_embed.sinks.layouts import get_layout
+from vllm_embed.sinks.storage import IndexField, storage_mismatches
+from vllm_embed.sinks.storage import index_fields as index_fields_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,40 @@ class ManifestMismatchError(VllmEmbedError, ValueError):
 
 class CollectionNotFoundError(VllmEmbedError, LookupError):
     """The collection does not exist (or was not created by vllm-embed)."""
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What a store reports about one collection (`vllm-embed collections info`).
+
+    The vector, storage and payload-index settings are read back from the store, not from the manifest.
+    """
+
+    name: str
+    """Collection name."""
+    store: str
+    """The sink that read it, e.g. `QdrantEdgeSink(path='./qdrant')`."""
+    manifest: Manifest | None
+    """The vllm-embed manifest, or `None` for a collection vllm-embed did not create (adoptable)."""
+    points: int
+    """Number of points (rows)."""
+    dimensions: int | None
+    """Size of the dense vector (`None` when the store has no dense vector under the layout's name)."""
+    distance: str | None
+    """Similarity of the dense vector, lower case (`cosine`, `dot`, `euclid`, `l2`, `ip`, …)."""
+    storage: dict[str, Any] = field(default_factory=dict)
+    """Vector storage as the store reports it: quantization, HNSW settings, on-disk (Qdrant), index type
+    and parameters (Milvus)."""
+    payload_indexes: dict[str, str] = field(default_factory=dict)
+    """Indexed payload fields and their index type, as the store reports them."""
+    disk_bytes: int | None = None
+    """Size on disk when the store reports it (local directories and files)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The info as JSON-ready data."""
+        data = dataclasses.asdict(self)
+        data["manifest"] = None if self.manifest is None else self.manifest.model_dump()
+        return data
 
 
 class Manifest(BaseModel):
@@ -107,6 +145,12 @@ class Manifest(BaseModel):
     sparse_analyzer: dict[str, Any] | None = None
     """How the sparse vectors are made: the encoder package, version and settings (Qdrant, computed
     client-side), or the text field's analyzer parameters (Milvus, computed by the server)."""
+    storage: dict[str, Any] | None = None
+    """Creation settings of the collection (`vllm_embed.sinks.storage`): quantization, HNSW and on-disk
+    (Qdrant) or index type and parameters (Milvus), and `index_fields` (the payload-indexed metadata fields
+    as `NAME:TYPE`); `None` in collections made before they were recorded (the store's defaults)."""
+    adopted: bool = False
+    """Whether vllm-embed adopted a collection someone else created (`adopt=True`, `--adopt`)."""
 
     _COMPARED: ClassVar[tuple[str, ...]] = ("model", "dimensions", "normalized", "layout", "distance")
 
@@ -312,6 +356,11 @@ class BaseSink:
         retry_wait: First backoff wait in seconds (doubles each attempt, with jitter, up to 30 s).
         hybrid: Whether the collection stores BM25 sparse vectors beside the dense ones; `None` for the
             existing collection's choice (dense only for a new one).
+        index_fields: Metadata fields to index for filtering, as `NAME` (keyword) or `NAME:TYPE`
+            (`vllm_embed.sinks.storage.IndexField`); `doc_id` is always indexed. Fields missing from an
+            existing collection are indexed on `prepare`.
+        adopt: Take over an existing collection that vllm-embed did not create (it has no manifest) when
+            its dense vector's size and distance fit the run: `prepare` checks them and writes the manifest.
     """
 
     construction: tuple[tuple[Any, ...], dict[str, Any]]
@@ -330,6 +379,8 @@ class BaseSink:
         max_attempts: int,
         retry_wait: float,
         hybrid: bool | None = None,
+        index_fields: Iterable[str | IndexField] = (),
+        adopt: bool = False,
     ) -> None:
         if not collection:
             raise ValueError("collection must be a non-empty name")
@@ -344,6 +395,8 @@ class BaseSink:
         self._hybrid = hybrid
         if hybrid and self._layout is not None:
             self._sparse_name(self._layout)
+        self.index_fields: tuple[IndexField, ...] = index_fields_of(index_fields)
+        self.adopt = adopt
 
     def _close_at_exit(self, close: Callable[[], object]) -> None:
         """Registers `close` (of a client this sink created) to run once: on `close()`, collection or exit."""
@@ -401,6 +454,70 @@ class BaseSink:
                 f"collection {self.collection!r} is hybrid (it stores {stored.sparse} sparse vectors); "
                 "leave out --no-hybrid (hybrid=False) to keep filling them, or use another collection"
             )
+
+    def _storage_requested(self) -> dict[str, Any]:
+        """This sink's creation settings (what `Manifest.storage` records), `index_fields` left out."""
+        return {}
+
+    def _storage_defaults(self) -> dict[str, Any]:
+        """The creation settings a sink has when none are given."""
+        return {}
+
+    def check_storage(self, stored: Manifest) -> None:
+        """Refuses creation settings that differ from the existing collection's (`stored`).
+
+        Settings left at their defaults follow the collection.
+
+        Raises:
+            ManifestMismatchError: Naming each differing setting, both sides, and the fix.
+        """
+        differences = storage_mismatches(stored.storage, self._storage_requested(), self._storage_defaults())
+        if differences:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} was created with other storage settings "
+                f"({'; '.join(differences)}): storage settings apply when a collection is created; leave "
+                "them out to use the collection's, or ingest into a new collection"
+            )
+
+    def check_adoptable(self, dimensions: int | None, distance: str | None, manifest: Manifest) -> None:
+        """Refuses to adopt a collection whose dense vector does not fit `manifest`.
+
+        Args:
+            dimensions: Size of the collection's dense vector under the layout's name (`None`: it has none).
+            distance: Its distance, lower case as in `Manifest.distance`.
+            manifest: What this run would record.
+
+        Raises:
+            ManifestMismatchError: Naming both sides of each difference.
+        """
+        problems = []
+        if dimensions is None:
+            problems.append(f"it has no dense vector where the {self.layout.name} layout keeps it")
+        elif dimensions != manifest.dimensions:
+            problems.append(f"vector size: collection has {dimensions}, this run has {manifest.dimensions}")
+        if dimensions is not None and distance != manifest.distance:
+            problems.append(f"distance: collection has {distance!r}, this run has {manifest.distance!r}")
+        if problems:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} cannot be adopted ({'; '.join(problems)}): ingest with the "
+                "model and --dimensions the collection was made for, or into a new collection"
+            )
+
+    def info(self) -> CollectionInfo:
+        """Reads back what the store reports about this collection.
+
+        Raises:
+            CollectionNotFoundError: If the collection does not exist.
+        """
+        raise NotImplementedError
+
+    def collection_names(self) -> list[str]:
+        """Returns the names of every collection in this sink's store (database, directory or server)."""
+        raise NotImplementedError
+
+    def for_collection(self, name: str) -> Self:
+        """Returns a sink on another collection of the same store, sharing this sink's client where it can."""
+        raise NotImplementedError
 
     def _is_transient(self, exc: BaseException) -> bool:
         """Whether `exc` may go away when the operation is retried."""
