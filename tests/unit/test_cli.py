@@ -25,7 +25,10 @@ def corpus_file(tmp_path: Path) -> Path:
             ["ingest", "missing.jsonl", "--model", "m", "--collection", "c", "--qdrant", "{tmp}/q"],
             "no such file",
         ),
-        (["ingest", "{corpus}", "--model", "m", "--collection", "c"], "exactly one of --qdrant or --milvus"),
+        (
+            ["ingest", "{corpus}", "--model", "m", "--collection", "c"],
+            "exactly one of --qdrant, --qdrant-edge or --milvus",
+        ),
         (
             [
                 "ingest",
@@ -39,7 +42,7 @@ def corpus_file(tmp_path: Path) -> Path:
                 "--milvus",
                 "{tmp}/m.db",
             ],
-            "exactly one of --qdrant or --milvus",
+            "exactly one of --qdrant, --qdrant-edge or --milvus",
         ),
         (
             [

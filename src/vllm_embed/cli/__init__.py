@@ -20,6 +20,7 @@ from typer.exceptions import TyperException
 from vllm_embed._utils import one_line
 from vllm_embed._version import __version__
 from vllm_embed.cli.cache import cache_app
+from vllm_embed.cli.collections import collections_app
 from vllm_embed.cli.commands import ingest, search
 from vllm_embed.cli.output import err, print_hits
 from vllm_embed.cli.verify import verify
@@ -45,6 +46,7 @@ app.command()(ingest)
 app.command()(search)
 app.command()(verify)
 app.add_typer(cache_app, name="cache")
+app.add_typer(collections_app, name="collections")
 
 
 @dataclass(frozen=True)

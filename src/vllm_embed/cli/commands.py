@@ -19,7 +19,9 @@ from vllm_embed.cache import EmbeddingCache
 from vllm_embed.cli.cache import cache_file
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options
 from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
+from vllm_embed.cli.storage_options import StorageFlags, sink_arguments, storage_options
 from vllm_embed.config import EmbedderConfig, RerankerConfig
+from vllm_embed.errors import UnmanagedCollectionError
 from vllm_embed.ingest.chunk_settings import check_chunking
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
 from vllm_embed.ingest.pipeline import ingest as run_ingest
@@ -30,6 +32,7 @@ from vllm_embed.ray_data.api import ingest_paths
 from vllm_embed.ray_data.session import RAY_ADDRESS_HELP, ray_session
 from vllm_embed.sinks.base import BaseSink, MetadataValue, Sink
 from vllm_embed.sinks.layouts import LAYOUTS
+from vllm_embed.sinks.storage import MilvusIndexSettings, QdrantCollectionSettings, QdrantSearchSettings
 
 if TYPE_CHECKING:
     from vllm_embed.embedder import Embedder
@@ -44,6 +47,14 @@ QdrantOpt = Annotated[
     typer.Option(
         "--qdrant",
         help="Qdrant: a local directory, ':memory:', or a server URL (http://…).",
+        show_default=False,
+    ),
+]
+QdrantEdgeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant-edge",
+        help="Qdrant's own engine in this process (qdrant-edge): a local directory.",
         show_default=False,
     ),
 ]
@@ -84,20 +95,37 @@ def _open_sink(
     api_key: str | None,
     layout: str | None = None,
     hybrid: bool | None = None,
+    *,
+    qdrant_edge: str | None = None,
+    storage: StorageFlags | None = None,
 ) -> Sink:
-    if (qdrant is None) == (milvus is None):
-        raise typer.BadParameter("give exactly one of --qdrant or --milvus")
+    """Opens the sink of the one store flag given, with the storage flags that were given.
+
+    Raises:
+        typer.BadParameter: Unless exactly one of --qdrant, --qdrant-edge, --milvus is given.
+        StorageFlagError: For a storage flag of the other store.
+    """
+    stores = {"qdrant": qdrant, "qdrant-edge": qdrant_edge, "milvus": milvus}
+    given = [name for name, value in stores.items() if value is not None]
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --qdrant, --qdrant-edge or --milvus")
+    kwargs: dict[str, Any] = {"layout": layout, "hybrid": hybrid, **sink_arguments(given[0], storage)}
     if qdrant is not None:
         from vllm_embed.sinks.qdrant import QdrantSink
 
         if qdrant.startswith(("http://", "https://")):
-            return QdrantSink(collection, url=qdrant, api_key=api_key, layout=layout, hybrid=hybrid)
+            return QdrantSink(collection, url=qdrant, api_key=api_key, **kwargs)
         if qdrant == ":memory:":
-            return QdrantSink(collection, location=qdrant, layout=layout, hybrid=hybrid)
-        return QdrantSink(collection, path=qdrant, layout=layout, hybrid=hybrid)
+            return QdrantSink(collection, location=qdrant, **kwargs)
+        return QdrantSink(collection, path=qdrant, **kwargs)
+    if qdrant_edge is not None:
+        from vllm_embed.sinks.qdrant_edge import QdrantEdgeSink
+
+        edge: Sink = QdrantEdgeSink(collection, path=qdrant_edge, **kwargs)
+        return edge
     from vllm_embed.sinks.milvus import MilvusSink
 
-    return MilvusSink(collection, uri=milvus, token=api_key, layout=layout, hybrid=hybrid)
+    return MilvusSink(collection, uri=milvus, token=api_key, **kwargs)
 
 
 def _parse_filters(items: list[str]) -> dict[str, MetadataValue]:
@@ -130,9 +158,16 @@ def _check_before_engine(
 ) -> None:
     """Refuses a collection embedded otherwise, and a bad cache file, before the engine's minute of start-up.
 
-    Only what is known before the engine starts is compared: the model, the size if given, the layout.
+    Only what is known before the engine starts is compared: the model, the size if given, the layout, the
+    storage settings. A collection vllm-embed did not create is refused unless the sink adopts it (`prepare`
+    checks its vector size and distance against the model's before it writes anything).
     """
-    stored = sink.read_manifest()
+    try:
+        stored = sink.read_manifest()
+    except UnmanagedCollectionError:
+        if not getattr(sink, "adopt", False):
+            raise
+        stored = None
     if stored is not None:
         known: dict[str, Any] = {"model": config.model}
         if config.dimensions is not None:
@@ -142,6 +177,7 @@ def _check_before_engine(
         stored.require_compatible(stored.model_copy(update=known), sink.collection)
         if isinstance(sink, BaseSink):
             sink.check_hybrid(stored)
+            sink.check_storage(stored)
         if chunking is not None:  # ingest: the chunking given (the default size is known with the model)
             check_chunking(stored, stored.model_copy(update=chunking), sink.collection, rechunk=False)
     if config.cache:
@@ -154,6 +190,7 @@ def _json_report(report: Any, rejected: tuple[tuple[str, str], ...]) -> str:
 
 
 @embedder_options(skip=("query_instruction",))
+@storage_options(QdrantCollectionSettings, MilvusIndexSettings, shared=True)
 def ingest(
     ctx: typer.Context,
     paths: Annotated[
@@ -162,7 +199,9 @@ def ingest(
     ],
     collection: CollectionOpt,
     settings: EngineSettings,
+    storage: StorageFlags,
     qdrant: QdrantOpt = None,
+    qdrant_edge: QdrantEdgeOpt = None,
     milvus: MilvusOpt = None,
     api_key: ApiKeyOpt = None,
     chunk_tokens: Annotated[
@@ -269,7 +308,9 @@ def ingest(
             encoding=encoding,
             errors=encoding_errors,
         )
-        sink = _open_sink(qdrant, milvus, collection, api_key, layout, hybrid)
+        sink = _open_sink(
+            qdrant, milvus, collection, api_key, layout, hybrid, qdrant_edge=qdrant_edge, storage=storage
+        )
         chunking: dict[str, Any] = {"splitter": splitter or "text", "chunk_overlap": chunk_overlap}
         if chunk_tokens is not None:
             chunking["chunk_tokens"] = chunk_tokens
@@ -333,11 +374,14 @@ def _print_ingest_report(report: Any, as_json: bool) -> None:
 
 
 @embedder_options(skip=("model", "dimensions"))
+@storage_options(QdrantSearchSettings, MilvusIndexSettings, skip=("index", "index_params"))
 def search(
     query: Annotated[str, typer.Argument(metavar="QUERY", help="The search text.")],
     collection: CollectionOpt,
     settings: EngineSettings,
+    storage: StorageFlags,
     qdrant: QdrantOpt = None,
+    qdrant_edge: QdrantEdgeOpt = None,
     milvus: MilvusOpt = None,
     api_key: ApiKeyOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Number of hits.")] = 5,
@@ -387,7 +431,7 @@ def search(
     """Search a collection with the model recorded in its manifest."""
     with user_errors():
         metadata_filter = _parse_filters(filters or [])
-        sink = _open_sink(qdrant, milvus, collection, api_key)
+        sink = _open_sink(qdrant, milvus, collection, api_key, qdrant_edge=qdrant_edge, storage=storage)
         with _closing(sink):
             manifest = require_manifest(sink)
             resolve_mode(manifest, mode, collection)

@@ -68,7 +68,7 @@ def help_text(description: str | None) -> str:
     return escape(" ".join((description or "").replace("`", "").split()))
 
 
-def _flag_type(field: str, info: FieldInfo) -> Any:
+def _flag_type(field: str, info: FieldInfo, owner: str = "EmbedderConfig") -> Any:
     """The type typer parses a field's flag as: its own when simple, `str` for a union of several types."""
     annotation: Any = info.annotation
     optional = False
@@ -78,8 +78,8 @@ def _flag_type(field: str, info: FieldInfo) -> Any:
         annotation = members[0] if len(members) == 1 else str
     if get_origin(annotation) is not Literal and annotation not in _SIMPLE_TYPES:
         raise TypeError(
-            f"EmbedderConfig.{field} ({info.annotation}) has no command-line form: add it to "
-            "vllm_embed.cli.engine_options.NOT_FLAGS, with the reason"
+            f"{owner}.{field} ({info.annotation}) has no command-line form: add it to "
+            "vllm_embed.cli.engine_options.NOT_FLAGS (or the not_flags of its options), with the reason"
         )
     return annotation | None if optional else annotation
 
@@ -99,27 +99,36 @@ def _bounds(info: FieldInfo, flag_type: Any) -> dict[str, Any]:
 
 
 def flag_parameters(
-    config: type[BaseModel] = EmbedderConfig, skip: Collection[str] = ()
+    config: type[BaseModel] = EmbedderConfig,
+    skip: Collection[str] = (),
+    *,
+    not_flags: Mapping[str, str] = NOT_FLAGS,
+    panel: str = ENGINE_PANEL,
 ) -> list[inspect.Parameter]:
     """Returns one keyword-only typer parameter per field of `config` that is a flag.
 
     Args:
         config: The settings model (`EmbedderConfig`; another model in tests).
         skip: Fields the command declares itself or does not take.
+        not_flags: Fields that are not flags, with the reason.
+        panel: The `--help` section of the flags (required ones stay in the main section).
 
     Raises:
         TypeError: For a field whose type has no flag form and is not in `NOT_FLAGS`.
     """
     parameters = []
     for field, info in config.model_fields.items():
-        if field in NOT_FLAGS or field in skip:
+        if field in not_flags or field in skip:
             continue
-        flag_type = _flag_type(field, info)
+        flag_type = _flag_type(field, info, config.__name__)
+        name = flag_name(field)
+        if flag_type is bool and info.default is True:  # a flag that is on by default needs its off form
+            name = f"{name}/--no-{name[2:]}"
         option = typer.Option(
-            flag_name(field),
+            name,
             *([SHORT_NAMES[field]] if field in SHORT_NAMES else []),
             help=HELP_OVERRIDES.get(field) or help_text(info.description),
-            rich_help_panel=None if info.is_required() else ENGINE_PANEL,
+            rich_help_panel=None if info.is_required() else panel,
             show_default=info.default is not None,
             **_bounds(info, flag_type),
         )
@@ -149,29 +158,44 @@ def embedder_options(
         skip: Fields the command declares itself (e.g. `model` with another default) or does not take.
         config: The settings model the flags come from.
     """
+    return options_as(SETTINGS_PARAMETER, flag_parameters(config, skip), FROM_TEXT)
+
+
+def options_as(
+    parameter: str,
+    flags: list[inspect.Parameter],
+    from_text: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> Callable[[_Command], _Command]:
+    """Gives a typer command the `flags`; the command receives their values as one dict, `parameter`.
+
+    Args:
+        parameter: The command's parameter (not a flag itself) that receives `{flag parameter: value}`.
+        flags: Keyword-only typer parameters, e.g. from `flag_parameters`.
+        from_text: Conversions of flag values into the values the command receives, by parameter name.
+    """
+    convert = from_text or {}
 
     def decorate(command: _Command) -> _Command:
         signature = inspect.signature(command, eval_str=True)
-        if SETTINGS_PARAMETER not in signature.parameters:
-            raise TypeError(f"{command.__name__} must take a `{SETTINGS_PARAMETER}` parameter")
+        if parameter not in signature.parameters:
+            raise TypeError(f"{command.__name__} must take a `{parameter}` parameter")
         own = [
-            parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-            for parameter in signature.parameters.values()
-            if parameter.name != SETTINGS_PARAMETER
+            each.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for each in signature.parameters.values()
+            if each.name != parameter
         ]
-        flags = flag_parameters(config, skip)
-        names = [parameter.name for parameter in flags]
-        clash = set(names) & {parameter.name for parameter in own}
+        names = [flag.name for flag in flags]
+        clash = set(names) & {each.name for each in own}
         if clash:
             raise TypeError(f"{command.__name__} declares {sorted(clash)} itself: add them to skip=")
 
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
-            settings = {name: FROM_TEXT.get(name, _same)(kwargs.pop(name)) for name in names}
-            return command(*args, **kwargs, **{SETTINGS_PARAMETER: settings})
+            values = {name: convert.get(name, _same)(kwargs.pop(name)) for name in names}
+            return command(*args, **kwargs, **{parameter: values})
 
-        required = [parameter for parameter in flags if parameter.default is inspect.Parameter.empty]
-        parameters = [*required, *own, *(parameter for parameter in flags if parameter not in required)]
+        required = [flag for flag in flags if flag.default is inspect.Parameter.empty]
+        parameters = [*required, *own, *(flag for flag in flags if flag not in required)]
         run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in parameters} | {
             "return": signature.return_annotation

@@ -11,6 +11,7 @@ from vllm_embed.cli.commands import (
     ApiKeyOpt,
     CollectionOpt,
     MilvusOpt,
+    QdrantEdgeOpt,
     QdrantOpt,
     _closing,
     _open_sink,
@@ -28,6 +29,7 @@ def verify(
     collection: CollectionOpt,
     settings: EngineSettings,
     qdrant: QdrantOpt = None,
+    qdrant_edge: QdrantEdgeOpt = None,
     milvus: MilvusOpt = None,
     api_key: ApiKeyOpt = None,
     repair: Annotated[
@@ -47,7 +49,7 @@ def verify(
     The engine starts only with --repair and only when something needs repairing.
     """
     with user_errors():
-        sink = _open_sink(qdrant, milvus, collection, api_key)
+        sink = _open_sink(qdrant, milvus, collection, api_key, qdrant_edge=qdrant_edge)
         with _closing(sink):
             report = verify_collection(sink, batch_size=batch_size)
             if repair and report.invalid:

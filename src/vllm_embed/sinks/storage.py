@@ -79,7 +79,7 @@ def index_fields(specs: Iterable[str | IndexField]) -> tuple[IndexField, ...]:
 class QdrantCollectionSettings(BaseModel):
     """How a Qdrant collection (server or `QdrantEdgeSink`) keeps its dense vectors; set at creation."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     quantization: Quantization | None = None
     """Quantized copy of the vectors searched first: int8 (scalar) or binary; `None` keeps float32 only."""
@@ -98,7 +98,7 @@ class QdrantCollectionSettings(BaseModel):
 class QdrantSearchSettings(BaseModel):
     """How a Qdrant sink searches; applies to every search through the sink."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     ef: int | None = Field(default=None, ge=1)
     """Candidates the HNSW search keeps (`hnsw_ef`); more is slower and finds more true neighbours."""
@@ -118,7 +118,7 @@ class QdrantSearchSettings(BaseModel):
 class MilvusIndexSettings(BaseModel):
     """The dense vector index of a Milvus collection (set at creation) and its search parameters."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     index: str = "AUTOINDEX"
     """Index type: AUTOINDEX, FLAT, HNSW, IVF_FLAT, IVF_SQ8, IVF_PQ, DISKANN, … (what the server accepts)."""

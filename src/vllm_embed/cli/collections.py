@@ -1,0 +1,182 @@
+"""`vllm-embed collections info`: the collections of a store, as the store reports them.
+
+Vector size, distance, storage settings and payload indexes are read back from the store (not from our
+manifest), so they show what the engine really does; the model comes from the vllm-embed manifest, and a
+collection without one is shown as adoptable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.filesize import decimal
+from rich.markup import escape
+from rich.table import Table
+
+from vllm_embed.cli.commands import ApiKeyOpt, MilvusOpt, QdrantEdgeOpt, QdrantOpt, _open_sink
+from vllm_embed.cli.output import out, user_errors
+from vllm_embed.sinks.base import BaseSink, CollectionInfo
+
+collections_app = typer.Typer(help="Inspect the collections of a store.", no_args_is_help=True)
+
+UNMANAGED = "— (not vllm-embed; --adopt)"
+"""What the model column shows for a collection vllm-embed did not create."""
+
+_LISTING = "vllm_embed_listing"
+"""Collection name of the sink that only lists its store (it is never created)."""
+
+
+STORE_FLAGS = ("--qdrant", "--qdrant-edge", "--milvus")
+
+
+def _is_local(location: str) -> bool:
+    return location != ":memory:" and "://" not in location
+
+
+@contextmanager
+def _store(
+    qdrant: str | None,
+    qdrant_edge: str | None,
+    milvus: str | None,
+    collection: str | None,
+    api_key: str | None,
+) -> Iterator[BaseSink]:
+    """Opens the store given, refusing a local path that does not exist (listing must not create one)."""
+    stores = [
+        (flag, location) for flag, location in zip(STORE_FLAGS, (qdrant, qdrant_edge, milvus), strict=True)
+    ]
+    given = [(flag, location) for flag, location in stores if location is not None]
+    if len(given) == 1 and _is_local(given[0][1]) and not Path(given[0][1]).expanduser().exists():
+        flag, location = given[0]
+        raise FileNotFoundError(f"{flag} {location}: no such store (give the path an ingest wrote to)")
+    sink = _open_sink(qdrant, milvus, collection or _LISTING, api_key, qdrant_edge=qdrant_edge)
+    try:
+        if not isinstance(sink, BaseSink):  # pragma: no cover - every sink the CLI opens is a BaseSink
+            raise TypeError(f"{sink!r} cannot list collections")
+        yield sink
+    finally:
+        sink.close()
+
+
+def collection_infos(sink: BaseSink, collection: str | None) -> list[CollectionInfo]:
+    """What the store reports about `collection`, or about each of its collections when `None`.
+
+    Raises:
+        CollectionNotFoundError: If `collection` does not exist.
+    """
+    if collection is not None:
+        return [sink.info()]
+    infos = []
+    for name in sorted(sink.collection_names()):
+        other = sink.for_collection(name)
+        try:
+            infos.append(other.info())
+        finally:
+            if other is not sink:
+                other.close()
+    return infos
+
+
+def settings_text(settings: Mapping[str, Any]) -> str:
+    """`key=value` pairs of the settings that are set (nested ones as `outer.inner=value`)."""
+    parts = []
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            inner = settings_text({f"{key}.{k}": v for k, v in value.items()})
+            parts += [inner] if inner else []
+        elif value is True:
+            parts.append(str(key))
+        elif value not in (None, False, "", [], ()):
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def _model(info: CollectionInfo) -> str:
+    if info.manifest is None:
+        return UNMANAGED
+    return info.manifest.model + (" (adopted)" if info.manifest.adopted else "")
+
+
+def _indexes(info: CollectionInfo) -> str:
+    return ", ".join(f"{name} ({kind})" for name, kind in info.payload_indexes.items()) or "—"
+
+
+def _disk(info: CollectionInfo) -> str:
+    return "—" if info.disk_bytes is None else decimal(info.disk_bytes)
+
+
+def _table(infos: list[CollectionInfo]) -> Table:
+    table = Table(title=infos[0].store if infos else None)
+    for column in ("collection", "points", "dimensions", "distance", "model", "storage", "payload indexes"):
+        table.add_column(column, justify="right" if column in ("points", "dimensions") else "left")
+    table.add_column("disk", justify="right")
+    for info in infos:
+        table.add_row(
+            escape(info.name),
+            f"{info.points:,}",
+            "—" if info.dimensions is None else str(info.dimensions),
+            info.distance or "—",
+            escape(_model(info)),
+            escape(settings_text(info.storage) or "defaults"),
+            escape(_indexes(info)),
+            _disk(info),
+        )
+    return table
+
+
+def _details(info: CollectionInfo) -> list[str]:
+    lines = [
+        f"collection: {info.name} in {info.store}",
+        f"points: {info.points:,}",
+        f"vectors: {'none' if info.dimensions is None else info.dimensions} dimensions, "
+        f"{info.distance or 'no'} distance",
+        f"storage: {settings_text(info.storage) or 'defaults'}",
+        f"payload indexes: {_indexes(info)}",
+        f"disk: {_disk(info)}",
+        f"model: {_model(info)}",
+    ]
+    if info.manifest is not None:
+        manifest = info.manifest.model_dump(exclude={"model", "adopted"}, exclude_none=True)
+        lines += [
+            f"  {key}: {settings_text(value) if isinstance(value, dict) else value}"
+            for key, value in manifest.items()
+        ]
+    return lines
+
+
+@collections_app.command("info")
+def info(
+    qdrant: QdrantOpt = None,
+    qdrant_edge: QdrantEdgeOpt = None,
+    milvus: MilvusOpt = None,
+    api_key: ApiKeyOpt = None,
+    collection: Annotated[
+        str | None,
+        typer.Option(
+            "--collection",
+            "-c",
+            help="One collection, in detail \\[default: every collection].",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array, one object per collection.")
+    ] = False,
+) -> None:
+    """List the collections of a store: points, vectors, storage settings, payload indexes, size, model."""
+    with user_errors(), _store(qdrant, qdrant_edge, milvus, collection, api_key) as sink:
+        infos = collection_infos(sink, collection)
+    if as_json:
+        print(json.dumps([i.to_dict() for i in infos], ensure_ascii=False, indent=2))
+    elif collection is not None:
+        for line in _details(infos[0]):
+            out.print(escape(line))
+    elif not infos:
+        out.print(f"no collections in {escape(repr(sink))}")
+    else:
+        out.print(_table(infos))

@@ -1,0 +1,433 @@
+"""Storage-plan flags (derived from `vllm_embed.sinks.storage`), `--qdrant-edge`, `--adopt` and
+`vllm-embed collections info`, without an engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import typer
+from cli_helpers import no_engine, run, write_corpus
+from ingest_fixtures import FakeHashEmbedder, open_sink
+from pydantic import BaseModel, ConfigDict, Field
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from vllm_embed import cli
+from vllm_embed.cli.storage_options import ITEM_FLAGS, StorageFlags, storage_options
+from vllm_embed.errors import UnmanagedCollectionError
+from vllm_embed.ingest import ingest
+from vllm_embed.sinks import milvus as milvus_module
+from vllm_embed.sinks import qdrant as qdrant_module
+from vllm_embed.sinks.base import BaseSink, CollectionInfo, Manifest
+from vllm_embed.sinks.storage import MilvusIndexSettings, QdrantCollectionSettings, QdrantSearchSettings
+
+
+def options_of(*command: str) -> dict[str, Any]:
+    """The click parameters of a command, by their long flags."""
+    group: Any = get_command(cli.app)
+    for name in command:
+        group = group.commands[name]
+    return {opt: param for param in group.params for opt in param.opts if opt.startswith("--")}
+
+
+def help_page(*command: str) -> str:
+    code, out, err = run(*command, "--help", COLUMNS="200")
+    assert code == 0, err
+    return out
+
+
+class FakeSinkClass:
+    """Stands in for a sink class: records the constructor's arguments, then stops the command (exit 3)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((args, kwargs))
+        raise typer.Exit(3)
+
+
+@pytest.fixture
+def fake_sinks(monkeypatch) -> dict[str, FakeSinkClass]:
+    fakes = {"qdrant": FakeSinkClass(), "qdrant-edge": FakeSinkClass(), "milvus": FakeSinkClass()}
+    monkeypatch.setattr(qdrant_module, "QdrantSink", fakes["qdrant"])
+    monkeypatch.setattr(milvus_module, "MilvusSink", fakes["milvus"])
+    edge = types.ModuleType("vllm_embed.sinks.qdrant_edge")
+    edge.QdrantEdgeSink = fakes["qdrant-edge"]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm_embed.sinks.qdrant_edge", edge)
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    return fakes
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> str:
+    return str(write_corpus(tmp_path))
+
+
+def ingest_args(corpus: str, *store: str) -> list[str]:
+    return ["ingest", corpus, "-m", "fake-model", "-c", "docs", *store]
+
+
+STORE_FLAGS = {"qdrant": "--qdrant", "qdrant-edge": "--qdrant-edge", "milvus": "--milvus"}
+
+
+@pytest.mark.parametrize(
+    ("store", "flags", "expected"),
+    [
+        ("qdrant", [], {}),
+        (
+            "qdrant-edge",
+            ["--quantization", "int8", "--hnsw-m", "32", "--hnsw-ef-construct", "200", "--on-disk"],
+            {"quantization": "int8", "hnsw_m": 32, "hnsw_ef_construct": 200, "on_disk": True},
+        ),
+        (
+            "qdrant",
+            ["--quantization", "binary", "--shard-number", "2", "--replication-factor", "2"],
+            {"quantization": "binary", "shard_number": 2, "replication_factor": 2},
+        ),
+        (
+            "qdrant-edge",
+            ["--index-field", "lang", "--index-field", "year:integer", "--adopt"],
+            {"index_fields": ("lang", "year:integer"), "adopt": True},
+        ),
+        (
+            "milvus",
+            ["--index", "HNSW", "--index-param", "M=32", "--index-param", "efConstruction=200"],
+            {"index": "HNSW", "index_params": {"M": 32, "efConstruction": 200}},
+        ),
+        (
+            "milvus",
+            ["--index", "IVF_SQ8", "--index-param", 'nlist="128"', "--search-param", "nprobe=16"],
+            {"index": "IVF_SQ8", "index_params": {"nlist": "128"}, "search_params": {"nprobe": 16}},
+        ),
+        ("milvus", ["--index-field", "lang:keyword"], {"index_fields": ("lang:keyword",)}),
+    ],
+)
+def test_ingest_storage_flags_reach_the_sink(store, flags, expected, fake_sinks, corpus, tmp_path) -> None:
+    code, _, err = run(*ingest_args(corpus, STORE_FLAGS[store], str(tmp_path / "store")), *flags)
+    assert code == 3, err
+    [(args, kwargs)] = fake_sinks[store].calls
+    assert args == ("docs",)
+    location = {"qdrant": "path", "qdrant-edge": "path", "milvus": "uri"}[store]
+    assert kwargs.pop(location) == str(tmp_path / "store")
+    kwargs.pop("token", None)
+    assert kwargs == {"layout": None, "hybrid": None, **expected}
+
+
+@pytest.mark.parametrize(
+    ("store", "flags", "expected"),
+    [
+        (
+            "qdrant",
+            ["--ef", "64", "--oversampling", "3", "--no-rescore"],
+            {"ef": 64, "oversampling": 3.0, "rescore": False},
+        ),
+        ("qdrant-edge", ["--ef", "128", "--rescore"], {"ef": 128}),
+        (
+            "milvus",
+            ["--search-param", "ef=64", "--search-param", "radius=0.5"],
+            {"search_params": {"ef": 64, "radius": 0.5}},
+        ),
+    ],
+)
+def test_search_settings_reach_the_sink(store, flags, expected, fake_sinks, tmp_path) -> None:
+    code, _, err = run("search", "tea", "-c", "docs", STORE_FLAGS[store], str(tmp_path / "store"), *flags)
+    assert code == 3, err
+    [(_, kwargs)] = fake_sinks[store].calls
+    assert {
+        k: v for k, v in kwargs.items() if k not in ("path", "uri", "token", "layout", "hybrid")
+    } == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "store", "flags", "message"),
+    [
+        (
+            "ingest",
+            "milvus",
+            ["--quantization", "int8"],
+            "--quantization is a Qdrant setting, not one of --milvus: on Milvus choose a quantized index, "
+            "e.g. --index IVF_SQ8",
+        ),
+        ("ingest", "milvus", ["--on-disk"], "--index DISKANN"),
+        ("ingest", "milvus", ["--hnsw-m", "32"], "--index HNSW --index-param M=N"),
+        (
+            "ingest",
+            "qdrant",
+            ["--index", "HNSW"],
+            "--index is a Milvus setting, not one of --qdrant: on Qdrant use --quantization int8|binary",
+        ),
+        (
+            "ingest",
+            "qdrant-edge",
+            ["--index-param", "M=16"],
+            "--index-param is a Milvus setting, not one of --qdrant-edge",
+        ),
+        ("ingest", "qdrant", ["--search-param", "ef=16"], "on Qdrant use --ef N"),
+        (
+            "search",
+            "milvus",
+            ["--ef", "64"],
+            "--ef is a Qdrant setting, not one of --milvus: on Milvus use --search-param ef=N",
+        ),
+        ("search", "milvus", ["--no-rescore"], "--no-rescore is a Qdrant setting"),
+        ("search", "qdrant-edge", ["--search-param", "nprobe=4"], "--search-param is a Milvus setting"),
+        (
+            "ingest",
+            "milvus",
+            ["--index-param", "M"],
+            "--index-param takes KEY=VALUE (e.g. --index-param M=32), got 'M'",
+        ),
+    ],
+)
+def test_flags_of_the_other_store_are_refused_before_the_sink_opens(
+    command, store, flags, message, fake_sinks, corpus, tmp_path
+) -> None:
+    args = ingest_args(corpus) if command == "ingest" else ["search", "tea", "-c", "docs"]
+    code, out, err = run(*args, STORE_FLAGS[store], str(tmp_path / "store"), *flags)
+    assert code == 1 and out == "" and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert message in err
+    assert all(not fake.calls for fake in fake_sinks.values())
+
+
+def test_exactly_one_store_flag(fake_sinks, corpus, tmp_path) -> None:
+    for stores in ([], ["--qdrant", "q", "--qdrant-edge", "e"], ["--qdrant-edge", "e", "--milvus", "m.db"]):
+        code, _, err = run(*ingest_args(corpus, *stores))
+        assert code == 1 and "exactly one of --qdrant, --qdrant-edge or --milvus" in err, err
+    for command in (["verify", "-c", "docs"], ["collections", "info"]):
+        code, _, err = run(*command, "--qdrant", "q", "--qdrant-edge", "e")
+        assert code == 1 and "exactly one of --qdrant, --qdrant-edge or --milvus" in err, err
+
+
+def test_verify_opens_a_qdrant_edge_store(fake_sinks, tmp_path) -> None:
+    code, _, err = run("verify", "-c", "docs", "--qdrant-edge", str(tmp_path / "edge"))
+    assert code == 3, err
+    assert fake_sinks["qdrant-edge"].calls == [
+        (("docs",), {"path": str(tmp_path / "edge"), "layout": None, "hybrid": None})
+    ]
+
+
+def test_every_storage_setting_is_a_flag_with_help() -> None:
+    ingest_options, search_options = options_of("ingest"), options_of("search")
+    for models, options in (
+        ((QdrantCollectionSettings, MilvusIndexSettings), ingest_options),
+        ((QdrantSearchSettings,), search_options),
+    ):
+        for model in models:
+            for field in model.model_fields:
+                flag = ITEM_FLAGS[field][0] if field in ITEM_FLAGS else "--" + field.replace("_", "-")
+                assert flag in options and (options[flag].help or "").strip(), (model.__name__, field)
+    assert {"--index-field", "--adopt", "--qdrant-edge"} <= ingest_options.keys()
+    assert "--search-param" in search_options and "--index" not in search_options
+    assert "--no-rescore" in search_options["--rescore"].secondary_opts
+    assert "--qdrant-edge" in options_of("verify") and "--qdrant-edge" in options_of("collections", "info")
+
+
+class FakeStorageSettings(BaseModel):
+    """A storage settings model with new fields, as `vllm_embed.sinks.storage` might grow."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    segments: int | None = Field(default=None, ge=1)
+    """Segments of the collection [per shard]."""
+    compact: bool = True
+    """Compact after `upsert`."""
+    search_params: dict[str, Any] = Field(default_factory=dict)
+    """Parameters."""
+
+
+def test_a_new_storage_setting_becomes_a_flag() -> None:
+    app = typer.Typer()
+    received: list[StorageFlags] = []
+
+    @app.command()
+    @storage_options(FakeStorageSettings, shared=True)
+    def command(name: str, storage: StorageFlags) -> None:
+        received.append(storage | {"name": name})
+
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["x", "--segments", "4", "--no-compact", "--search-param", "ef=8", "--index-field", "lang"]
+    )
+    assert result.exit_code == 0, result.output
+    assert received == [
+        {
+            "segments": 4,
+            "compact": False,
+            "search_params": ["ef=8"],
+            "index_fields": ("lang",),
+            "adopt": False,
+            "name": "x",
+        }
+    ]
+    page = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).stdout
+    assert "Segments of the collection [per shard]." in page and "Compact after upsert." in page
+    assert runner.invoke(app, ["x", "--segments", "0"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "command", [["ingest"], ["search"], ["collections"], ["collections", "info"]], ids=" ".join
+)
+def test_storage_help_pages(command) -> None:
+    page = help_page(*command)
+    assert "\\[" not in page and "[/" not in page and "[bold" not in page
+    if command == ["ingest"]:
+        assert "Qdrant storage options (--qdrant, --qdrant-edge)" in page
+        assert "Milvus storage options (--milvus)" in page and "[default: AUTOINDEX]" in page
+        assert "<int8|binary>" in page and "doc_id is always indexed" in page
+    if command == ["search"]:
+        assert "--no-rescore" in page and "[default: rescore]" in page
+    if command == ["collections", "info"]:
+        assert "[default: every collection]" in page
+
+
+# -- checks before the engine starts --------------------------------------------------------------------
+
+
+class FakeUnmanagedSink(BaseSink):
+    """A collection someone else created: no manifest."""
+
+    def __init__(self, collection: str, **kwargs: Any) -> None:
+        super().__init__(
+            collection,
+            layout=kwargs.get("layout"),
+            max_attempts=1,
+            retry_wait=0,
+            adopt=kwargs.get("adopt", False),
+        )
+
+    def read_manifest(self) -> Manifest | None:
+        raise UnmanagedCollectionError(
+            f"collection {self.collection!r} was not created by vllm-embed: ingest with --adopt (adopt=True)"
+        )
+
+
+def test_an_unmanaged_collection_is_refused_before_the_engine_unless_adopted(
+    monkeypatch, corpus, tmp_path
+) -> None:
+    monkeypatch.setattr(qdrant_module, "QdrantSink", FakeUnmanagedSink)
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    args = ingest_args(corpus, "--qdrant", str(tmp_path / "q"))
+    code, _, err = run(*args)
+    assert code == 1 and "was not created by vllm-embed" in err and "--adopt" in err, err
+
+    started: list[Any] = []
+
+    def record(config: Any) -> None:
+        started.append(config)
+        raise typer.Exit(3)
+
+    monkeypatch.setattr(cli, "make_embedder", record)
+    code, _, err = run(*args, "--adopt")
+    assert code == 3 and len(started) == 1, err
+
+
+# -- collections info ------------------------------------------------------------------------------------
+
+
+def make_collections(kind: str, root: Path) -> None:
+    """Two vllm-embed collections (one hybrid) made with the Fake embedder, in a real embedded store."""
+    documents = [{"id": f"d{i}", "text": f"document number {i}", "lang": "en"} for i in range(5)]
+    for name, hybrid in (("docs", False), ("notes", True)):
+        with open_sink(kind, root, name, hybrid=hybrid) as sink:
+            ingest(documents[: 3 if hybrid else 5], embedder=FakeHashEmbedder(), sink=sink, progress=False)
+
+
+def store_flag(kind: str, root: Path) -> list[str]:
+    return ["--qdrant", str(root / "qdrant")] if kind == "qdrant" else ["--milvus", str(root / "milvus.db")]
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "milvus"])
+def test_collections_info_lists_a_real_store(kind, tmp_path) -> None:
+    make_collections(kind, tmp_path)
+    code, out, err = run("collections", "info", *store_flag(kind, tmp_path), "--json")
+    assert code == 0, err
+    infos = json.loads(out)
+    assert [(i["name"], i["points"], i["dimensions"]) for i in infos] == [("docs", 5, 8), ("notes", 3, 8)]
+    assert all(
+        i["manifest"]["model"] == "fake-model" and i["distance"] in ("cosine", "COSINE".lower())
+        for i in infos
+    )
+    assert infos[1]["manifest"]["sparse"] == "bm25"
+
+    code, out, err = run("collections", "info", *store_flag(kind, tmp_path), COLUMNS="250")
+    assert code == 0, err
+    assert "docs" in out and "notes" in out and "fake-model" in out and "doc_id" in out
+
+    code, out, err = run("collections", "info", *store_flag(kind, tmp_path), "-c", "notes")
+    assert code == 0, err
+    assert "collection: notes" in out and "points: 3" in out and "sparse: bm25" in out
+
+    code, _, err = run("collections", "info", *store_flag(kind, tmp_path), "-c", "nothing")
+    assert code == 1 and "'nothing' does not exist" in err, err
+
+
+def test_collections_info_refuses_a_missing_local_store(tmp_path) -> None:
+    for flags in (
+        ["--qdrant", str(tmp_path / "q")],
+        ["--qdrant-edge", str(tmp_path / "e")],
+        ["--milvus", str(tmp_path / "m.db")],
+    ):
+        code, _, err = run("collections", "info", *flags)
+        assert code == 1 and "no such store" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+class FakeListingSink(BaseSink):
+    """A store of two collections, one of them not vllm-embed's, as `info()` reports them."""
+
+    INFOS: ClassVar[dict[str, CollectionInfo]] = {
+        "docs": CollectionInfo(
+            name="docs",
+            store="FakeListingSink()",
+            manifest=Manifest(model="m [x]", dimensions=4, adopted=True, storage={"quantization": "int8"}),
+            points=1234,
+            dimensions=4,
+            distance="cosine",
+            storage={
+                "quantization": {"type": "int8", "always_ram": True},
+                "on_disk": False,
+                "hnsw": {"m": 32},
+            },
+            payload_indexes={"doc_id": "keyword", "lang": "keyword"},
+            disk_bytes=2_500_000,
+        ),
+        "theirs": CollectionInfo(
+            name="theirs", store="FakeListingSink()", manifest=None, points=7, dimensions=4, distance="dot"
+        ),
+    }
+
+    def __init__(self, collection: str, **kwargs: Any) -> None:
+        super().__init__(collection, layout=None, max_attempts=1, retry_wait=0)
+
+    def collection_names(self) -> list[str]:
+        return list(self.INFOS)
+
+    def for_collection(self, name: str) -> FakeListingSink:
+        return FakeListingSink(name)
+
+    def info(self) -> CollectionInfo:
+        return self.INFOS[self.collection]
+
+
+def test_collections_info_table_and_details(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(qdrant_module, "QdrantSink", FakeListingSink)
+    (tmp_path / "q").mkdir()
+    code, out, err = run("collections", "info", "--qdrant", str(tmp_path / "q"), COLUMNS="250")
+    assert code == 0, err
+    assert "m [x] (adopted)" in out and "— (not vllm-embed; --adopt)" in out and "1,234" in out
+    assert "quantization.type=int8, quantization.always_ram, hnsw.m=32" in out
+    assert "doc_id (keyword), lang (keyword)" in out and "2.5 MB" in out
+
+    code, out, err = run("collections", "info", "--qdrant", str(tmp_path / "q"), "-c", "docs")
+    assert code == 0, err
+    assert "collection: docs in FakeListingSink()" in out and "model: m [x] (adopted)" in out
+    assert "storage: quantization.type=int8" in out and "  storage: quantization=int8" in out
+
+    code, out, _ = run("collections", "info", "--qdrant", str(tmp_path / "q"), "--json")
+    assert json.loads(out) == [info.to_dict() for info in FakeListingSink.INFOS.values()]
