@@ -390,9 +390,11 @@ class FakeListingSink(BaseSink):
             dimensions=4,
             distance="cosine",
             storage={
-                "quantization": {"type": "int8", "always_ram": True},
+                "quantization": "int8",
                 "on_disk": False,
-                "hnsw": {"m": 32},
+                "hnsw_m": 32,
+                "sparse_vectors": {"bm25": {"modifier": "idf"}},
+                "segments": [{"index": "hnsw", "m": 32, "quantization": "int8"}],
             },
             payload_indexes={"doc_id": "keyword", "lang": "keyword"},
             disk_bytes=2_500_000,
@@ -421,13 +423,15 @@ def test_collections_info_table_and_details(monkeypatch, tmp_path) -> None:
     code, out, err = run("collections", "info", "--qdrant", str(tmp_path / "q"), COLUMNS="250")
     assert code == 0, err
     assert "m [x] (adopted)" in out and "— (not vllm-embed; --adopt)" in out and "1,234" in out
-    assert "quantization.type=int8, quantization.always_ram, hnsw.m=32" in out
+    assert "quantization=int8, hnsw_m=32 " in out and "segments" not in out
     assert "doc_id (keyword), lang (keyword)" in out and "2.5 MB" in out
 
     code, out, err = run("collections", "info", "--qdrant", str(tmp_path / "q"), "-c", "docs")
     assert code == 0, err
     assert "collection: docs in FakeListingSink()" in out and "model: m [x] (adopted)" in out
-    assert "storage: quantization.type=int8" in out and "  storage: quantization=int8" in out
+    assert "storage: quantization=int8, hnsw_m=32\n" in out and "  sparse_vectors: bm25.modifier=idf\n" in out
+    assert "  segments[0]: index=hnsw, m=32, quantization=int8\n" in out
+    assert "  storage: quantization=int8\n" in out  # as the manifest records it
 
     code, out, _ = run("collections", "info", "--qdrant", str(tmp_path / "q"), "--json")
     assert json.loads(out) == [info.to_dict() for info in FakeListingSink.INFOS.values()]

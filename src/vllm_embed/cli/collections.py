@@ -21,6 +21,7 @@ from rich.table import Table
 from vllm_embed.cli.commands import ApiKeyOpt, MilvusOpt, QdrantEdgeOpt, QdrantOpt, _open_sink
 from vllm_embed.cli.output import out, user_errors
 from vllm_embed.sinks.base import BaseSink, CollectionInfo
+from vllm_embed.sinks.storage import MilvusIndexSettings, QdrantCollectionSettings
 
 collections_app = typer.Typer(help="Inspect the collections of a store.", no_args_is_help=True)
 
@@ -30,12 +31,22 @@ UNMANAGED = "— (not vllm-embed; --adopt)"
 _LISTING = "vllm_embed_listing"
 """Collection name of the sink that only lists its store (it is never created)."""
 
-
 STORE_FLAGS = ("--qdrant", "--qdrant-edge", "--milvus")
+
+CREATION_SETTINGS: tuple[str, ...] = (
+    *QdrantCollectionSettings.model_fields,
+    *(field for field in MilvusIndexSettings.model_fields if field != "search_params"),
+)
+"""Storage keys the table shows: the settings a collection is created with."""
 
 
 def _is_local(location: str) -> bool:
     return location != ":memory:" and "://" not in location
+
+
+def _given(*locations: str | None) -> list[tuple[str, str]]:
+    """The store flags given, with their values."""
+    return [(flag, place) for flag, place in zip(STORE_FLAGS, locations, strict=True) if place is not None]
 
 
 @contextmanager
@@ -47,10 +58,7 @@ def _store(
     api_key: str | None,
 ) -> Iterator[BaseSink]:
     """Opens the store given, refusing a local path that does not exist (listing must not create one)."""
-    stores = [
-        (flag, location) for flag, location in zip(STORE_FLAGS, (qdrant, qdrant_edge, milvus), strict=True)
-    ]
-    given = [(flag, location) for flag, location in stores if location is not None]
+    given = _given(qdrant, qdrant_edge, milvus)
     if len(given) == 1 and _is_local(given[0][1]) and not Path(given[0][1]).expanduser().exists():
         flag, location = given[0]
         raise FileNotFoundError(f"{flag} {location}: no such store (give the path an ingest wrote to)")
@@ -83,7 +91,7 @@ def collection_infos(sink: BaseSink, collection: str | None) -> list[CollectionI
 
 
 def settings_text(settings: Mapping[str, Any]) -> str:
-    """`key=value` pairs of the settings that are set (nested ones as `outer.inner=value`)."""
+    """`key=value` pairs of the settings that are set (nested as `outer.inner=value`, `True` as `key`)."""
     parts = []
     for key, value in settings.items():
         if isinstance(value, Mapping):
@@ -94,6 +102,16 @@ def settings_text(settings: Mapping[str, Any]) -> str:
         elif value not in (None, False, "", [], ()):
             parts.append(f"{key}={value}")
     return ", ".join(parts)
+
+
+def storage_summary(storage: Mapping[str, Any]) -> str:
+    """The table's storage column: the creation settings the store reports.
+
+    All its settings but per-segment lists when it reports none of the creation settings by name.
+    """
+    chosen = {key: storage[key] for key in CREATION_SETTINGS if key in storage}
+    shown = chosen or {key: value for key, value in storage.items() if not isinstance(value, list)}
+    return settings_text(shown) or "defaults"
 
 
 def _model(info: CollectionInfo) -> str:
@@ -110,8 +128,8 @@ def _disk(info: CollectionInfo) -> str:
     return "—" if info.disk_bytes is None else decimal(info.disk_bytes)
 
 
-def _table(infos: list[CollectionInfo]) -> Table:
-    table = Table(title=infos[0].store if infos else None)
+def _table(infos: list[CollectionInfo], title: str) -> Table:
+    table = Table(title=escape(title))
     for column in ("collection", "points", "dimensions", "distance", "model", "storage", "payload indexes"):
         table.add_column(column, justify="right" if column in ("points", "dimensions") else "left")
     table.add_column("disk", justify="right")
@@ -122,7 +140,7 @@ def _table(infos: list[CollectionInfo]) -> Table:
             "—" if info.dimensions is None else str(info.dimensions),
             info.distance or "—",
             escape(_model(info)),
-            escape(settings_text(info.storage) or "defaults"),
+            escape(storage_summary(info.storage)),
             escape(_indexes(info)),
             _disk(info),
         )
@@ -135,7 +153,18 @@ def _details(info: CollectionInfo) -> list[str]:
         f"points: {info.points:,}",
         f"vectors: {'none' if info.dimensions is None else info.dimensions} dimensions, "
         f"{info.distance or 'no'} distance",
-        f"storage: {settings_text(info.storage) or 'defaults'}",
+        f"storage: {storage_summary(info.storage)}",
+        *(
+            f"  {key}: {settings_text(value) if isinstance(value, Mapping) else value}"
+            for key, value in info.storage.items()
+            if not isinstance(value, list)
+        ),
+        *(
+            f"  {key}[{number}]: {settings_text(item) if isinstance(item, Mapping) else item}"
+            for key, value in info.storage.items()
+            if isinstance(value, list)
+            for number, item in enumerate(value)
+        ),
         f"payload indexes: {_indexes(info)}",
         f"disk: {_disk(info)}",
         f"model: {_model(info)}",
@@ -143,7 +172,7 @@ def _details(info: CollectionInfo) -> list[str]:
     if info.manifest is not None:
         manifest = info.manifest.model_dump(exclude={"model", "adopted"}, exclude_none=True)
         lines += [
-            f"  {key}: {settings_text(value) if isinstance(value, dict) else value}"
+            f"  {key}: {(settings_text(value) or 'defaults') if isinstance(value, dict) else value}"
             for key, value in manifest.items()
         ]
     return lines
@@ -179,4 +208,9 @@ def info(
     elif not infos:
         out.print(f"no collections in {escape(repr(sink))}")
     else:
-        out.print(_table(infos))
+        out.print(
+            _table(
+                infos,
+                " ".join(f"{flag} {location}" for flag, location in _given(qdrant, qdrant_edge, milvus)),
+            )
+        )
