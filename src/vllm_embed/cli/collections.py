@@ -155,7 +155,7 @@ def _details(info: CollectionInfo) -> list[str]:
         f"{info.distance or 'no'} distance",
         f"storage: {storage_summary(info.storage)}",
         *(
-            f"  {key}: {settings_text(value) if isinstance(value, Mapping) else value}"
+            f"  {key}: {(settings_text(value) or '—') if isinstance(value, Mapping) else value}"
             for key, value in info.storage.items()
             if not isinstance(value, list)
         ),
