@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 
-from vllm_embed.cli.engine_options import flag_parameters, options_as
+from vllm_embed.cli.engine_options import flag_name, flag_parameters, options_as
 from vllm_embed.errors import VllmEmbedError
 from vllm_embed.sinks.storage import MilvusIndexSettings, QdrantCollectionSettings, QdrantSearchSettings
 
@@ -100,13 +100,9 @@ def parse_items(flag: str, items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _panel(model: type[BaseModel]) -> str:
-    return (
-        QDRANT_PANEL
-        if model in QDRANT_SETTINGS
-        else MILVUS_PANEL
-        if model in MILVUS_SETTINGS
-        else STORAGE_PANEL
-    )
+    if model in QDRANT_SETTINGS:
+        return QDRANT_PANEL
+    return MILVUS_PANEL if model in MILVUS_SETTINGS else STORAGE_PANEL
 
 
 def _item_flag(field: str, panel: str) -> inspect.Parameter:
@@ -190,11 +186,12 @@ def defaults() -> dict[str, Any]:
     return values
 
 
-def flag_of(field: str) -> str:
-    """The flag that gives `field`, for messages."""
+def flag_of(field: str, value: Any = None) -> str:
+    """The flag that gives `field` the `value`, for messages (`--no-x`: a default-on setting turned off)."""
     if field in ITEM_FLAGS:
         return ITEM_FLAGS[field][0]
-    return "--" + field.replace("_", "-")
+    flag = flag_name(field)
+    return f"--no-{flag[2:]}" if value is False and defaults().get(field) is True else flag
 
 
 def sink_arguments(store: str, storage: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -218,7 +215,7 @@ def sink_arguments(store: str, storage: Mapping[str, Any] | None) -> dict[str, A
     foreign = [name for name in given if name not in own_fields]
     if foreign:
         name = foreign[0]
-        shown = "--no-rescore" if name == "rescore" else flag_of(name)
+        shown = flag_of(name, given[name])
         other = "Milvus" if store.startswith("qdrant") else "Qdrant"
         fix = OTHER_STORE_FIX.get(name, f"leave it out, or use a {other} store")
         raise StorageFlagError(f"{shown} is a {other} setting, not one of --{store}: {fix}")
