@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vllm_embed._utils import one_line
+from vllm_embed.errors import VllmEmbedError
 from vllm_embed.sinks.layouts import DOC_ID
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 Quantization = Literal["int8", "binary"]
 """Vector quantization of a Qdrant collection: `int8` (scalar, 4× smaller) or `binary` (32× smaller)."""
@@ -74,6 +78,27 @@ def index_fields(specs: Iterable[str | IndexField]) -> tuple[IndexField, ...]:
             raise ValueError(f"index field {field.name!r} is given twice with different types")
         fields[field.name] = field
     return tuple(fields.values())
+
+
+class StorageSettingsError(VllmEmbedError, ValueError):
+    """A storage setting given to a sink is invalid, or the store cannot apply it."""
+
+
+def validated(model: type[SettingsT], owner: str, **values: Any) -> SettingsT:
+    """Builds the settings `model` from a sink's keyword arguments.
+
+    Args:
+        model: The settings model, e.g. `QdrantCollectionSettings`.
+        owner: The sink, for the message (e.g. `"QdrantSink"`).
+        **values: The keyword arguments, named as the model's fields.
+
+    Raises:
+        StorageSettingsError: Naming each invalid setting and what it accepts.
+    """
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise StorageSettingsError(f"{owner}: invalid storage settings ({one_line(exc)})") from None
 
 
 class QdrantCollectionSettings(BaseModel):
