@@ -209,6 +209,14 @@ def test_index_fields_are_added_to_an_existing_collection_and_its_manifest(stub:
     assert fields == ["doc_id", "metadata.year", "metadata.lang"]
 
 
+def test_an_index_field_qdrant_cannot_key_is_refused_before_the_collection_exists(stub: QdrantStub) -> None:
+    with server_sink(stub, index_fields=['say "hi"']) as sink:
+        with pytest.raises(ValueError, match="key containing"):
+            sink.prepare(fake_manifest())
+        assert sink.read_manifest() is None
+    assert stub.calls("PUT", "/collections/docs") == []
+
+
 def test_a_collection_from_before_payload_indexes_gets_its_doc_id_index(stub: QdrantStub) -> None:
     with server_sink(stub) as sink:
         sink.prepare(fake_manifest())

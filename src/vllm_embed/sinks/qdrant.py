@@ -392,6 +392,7 @@ class QdrantSink(BaseSink):
         stored = self._new_manifest(manifest).model_copy(
             update={"storage": self._storage_record(self.index_fields)}
         )
+        indexes = self._index_keys(self.index_fields)
         models = self._models
         settings = self.settings
         params = models.VectorParams(
@@ -427,24 +428,28 @@ class QdrantSink(BaseSink):
             quantization_config=quantization,
             metadata={_MANIFEST_KEY: stored.model_dump()},
         )
-        self._create_payload_indexes({}, self.index_fields)
+        self._create_payload_indexes({}, indexes)
         return stored
 
-    def _create_payload_indexes(
-        self, existing: Mapping[str, Any], fields: Iterable[IndexField], *, doc_id: bool = True
-    ) -> None:
-        """Creates the payload indexes missing from `existing` (the collection's payload schema).
+    def _index_keys(self, fields: Iterable[IndexField]) -> dict[str, str]:
+        """The payload indexes to have: payload key → index type, `doc_id` (keyword) first.
 
-        They are the `doc_id` keyword index and one per field. Local mode creates none: it ignores them.
+        Raises:
+            ValueError: If a field name cannot be a Qdrant payload key.
+        """
+        layout = self.layout
+        keys = {layout.qdrant_key(layout.doc_id_path("qdrant")): "keyword"}
+        for field in fields:
+            keys[layout.qdrant_key(layout.metadata_path("qdrant", field.name))] = field.type
+        return keys
+
+    def _create_payload_indexes(self, existing: Mapping[str, Any], wanted: Mapping[str, str]) -> None:
+        """Creates the payload indexes of `wanted` missing from `existing` (the collection's payload schema).
+
+        Local mode creates none: it would ignore them.
         """
         if self._local:
             return
-        layout = self.layout
-        wanted: dict[str, str] = {}
-        if doc_id:
-            wanted[layout.qdrant_key(layout.doc_id_path("qdrant"))] = "keyword"
-        for field in fields:
-            wanted[layout.qdrant_key(layout.metadata_path("qdrant", field.name))] = field.type
         for key, kind in wanted.items():
             if key in existing:
                 continue
@@ -480,7 +485,7 @@ class QdrantSink(BaseSink):
                 f"({'; '.join(conflicts)}): give the collection's type, or leave the field out"
             )
         added = [field for field in self.index_fields if field.name not in by_name]
-        self._create_payload_indexes(info.payload_schema or {}, (*recorded, *added))
+        self._create_payload_indexes(info.payload_schema or {}, self._index_keys((*recorded, *added)))
         if not added:
             return stored
         specs = [field.to_spec() for field in (*recorded, *added)]
@@ -520,7 +525,7 @@ class QdrantSink(BaseSink):
             }
         )
         self.check_storage(adopted)
-        self._create_payload_indexes(info.payload_schema or {}, self.index_fields)
+        self._create_payload_indexes(info.payload_schema or {}, self._index_keys(self.index_fields))
         self._store_manifest(adopted)
         return adopted
 
