@@ -182,6 +182,25 @@ def test_differing_creation_settings_are_refused_before_anything_is_written(stub
         assert report.skipped == 3
 
 
+def test_a_manifest_without_storage_settings_is_checked_against_the_collections_config(
+    stub: QdrantStub,
+) -> None:
+    with server_sink(stub, quantization="int8") as sink:
+        ingest(DOCS, embedder=FakeHashEmbedder(), sink=sink, progress=False)
+        # as a repaired manifest (or one from before storage settings were recorded)
+        sink.write_manifest(sink.read_manifest().model_copy(update={"storage": None}))
+        assert sink.read_manifest().storage is None
+    with server_sink(stub, quantization="int8") as sink:
+        assert ingest(DOCS, embedder=FakeHashEmbedder(), sink=sink, progress=False).skipped == 3
+    with (
+        server_sink(stub, quantization="binary") as sink,
+        pytest.raises(
+            ManifestMismatchError, match="quantization: collection has 'int8', this run asks for 'binary'"
+        ),
+    ):
+        sink.prepare(fake_manifest())
+
+
 def test_index_fields_are_added_to_an_existing_collection_and_its_manifest(stub: QdrantStub) -> None:
     with server_sink(stub) as sink:
         ingest(DOCS, embedder=FakeHashEmbedder(), sink=sink, progress=False)

@@ -349,6 +349,24 @@ class QdrantSink(BaseSink):
     def _storage_defaults(self) -> dict[str, Any]:
         return QdrantCollectionSettings().model_dump()
 
+    def check_storage(self, stored: Manifest) -> None:
+        """Refuses creation settings that differ from the existing collection's (`stored`).
+
+        When the manifest records no storage settings (a collection from before they were recorded, or a
+        repaired manifest), the ones Qdrant reports are compared.
+
+        Raises:
+            ManifestMismatchError: Naming each differing setting, both sides, and the fix.
+        """
+        if stored.storage is None and any(
+            value != self._storage_defaults()[name] for name, value in self._storage_requested().items()
+        ):
+            info = self._collection_info()
+            if info is not None:
+                storage = self._storage_of(info, self._layout or get_layout(stored.layout))
+                stored = stored.model_copy(update={"storage": storage})
+        super().check_storage(stored)
+
     def prepare(self, manifest: Manifest) -> None:
         """Creates the collection with `manifest` when missing, or checks the stored manifest matches.
 
