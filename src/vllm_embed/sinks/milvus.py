@@ -194,7 +194,7 @@ class MilvusSink(BaseSink):
         lite = uri is not None and "://" not in uri
         if lite:
             self._lite = True  # a server's kind is asked when the collection is prepared
-            self._check_index(self.index_settings.index, self.index_settings.search_params)
+            self._check_index(self.index_settings.index, None)
         if client is None:
             if lite:
                 self._refuse_busy_lite_file()
@@ -226,6 +226,20 @@ class MilvusSink(BaseSink):
                 "Milvus Lite allows one process at a time: close the other MilvusClient (or stop that "
                 "process), or run a Milvus server and pass its uri="
             )
+
+    @property
+    def layout(self) -> Layout:
+        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`.
+
+        A collection to adopt (`adopt=True`; it has no manifest to say) gets `"vllm-embed"` too.
+        """
+        try:
+            return super().layout
+        except UnmanagedCollectionError:
+            if not self.adopt:
+                raise
+            self._layout = get_layout(Layout.name)
+            return self._layout
 
     def __repr__(self) -> str:
         return f"MilvusSink(collection={self.collection!r}, uri={self._target!r})"
@@ -336,10 +350,18 @@ class MilvusSink(BaseSink):
         version = self._call("server version", self.client.get_server_version)
         return str(version).lower().startswith("milvus_lite")
 
-    def _check_index(self, index: str, search_params: Mapping[str, Any]) -> None:
-        """Refuses an index type or parameter this store does not build (`index` is the one that applies)."""
+    def _check_index(self, index: str, search_params: Mapping[str, Any] | None) -> None:
+        """Refuses an index type or parameter this store does not build.
+
+        Args:
+            index: The index type that applies (the requested one, or the existing collection's).
+            search_params: The search parameters to check against it (`None`: not known to apply yet, as
+                the default index type follows an existing collection's).
+        """
         requested = self.index_settings
         params = requested.index_params if index == requested.index else {}
+        if search_params is None:
+            search_params = {} if index == DEFAULT_INDEX else requested.search_params
         check_supported(index, params, search_params, self._lite)
 
     def _storage_requested(self) -> dict[str, Any]:

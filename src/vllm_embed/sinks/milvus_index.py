@@ -81,9 +81,9 @@ class MilvusIndexError(VllmEmbedError, ValueError):
     """A Milvus index type or parameter this store does not build, or an index field it cannot index."""
 
 
-def store_kind(lite: bool) -> str:
-    """How the messages name a store."""
-    return "Milvus Lite" if lite else "a Milvus server"
+def store_kind(lite: bool | None) -> str:
+    """How the messages name a store (`None`: any)."""
+    return {True: "Milvus Lite", False: "a Milvus server", None: "Milvus"}[lite]
 
 
 def check_index(index: str, index_params: Mapping[str, Any], search_params: Mapping[str, Any]) -> str:
@@ -101,19 +101,30 @@ def check_index(index: str, index_params: Mapping[str, Any], search_params: Mapp
             f"unknown Milvus index type {index!r}: use one of {', '.join(INDEX_TYPES)} (Milvus Lite builds "
             f"fewer: {', '.join(LITE_INDEXES)})"
         )
-    check_params(kind, index_params, search_params, lite=False)
+    # The default type follows an existing collection's, whose search parameters are checked on `prepare`.
+    check_params(kind, index_params, {} if kind == DEFAULT_INDEX else search_params, lite=None)
     return kind
 
 
 def check_params(
-    index: str, index_params: Mapping[str, Any], search_params: Mapping[str, Any], *, lite: bool
+    index: str, index_params: Mapping[str, Any], search_params: Mapping[str, Any], *, lite: bool | None
 ) -> None:
     """Checks the parameter names of index type `index` (known to the store) and their integer ranges.
+
+    Args:
+        index: The index type, upper case.
+        index_params: Its build parameters.
+        search_params: Its search parameters.
+        lite: Whether the store is Milvus Lite (`None`: either store).
 
     Raises:
         ValueError: Naming the parameter, the accepted ones, and which store accepts them.
     """
-    build, search = (LITE_INDEXES if lite else SERVER_INDEXES)[index]
+    build, search = SERVER_INDEXES[index]
+    if lite is None and index in LITE_INDEXES:
+        build, search = build | LITE_INDEXES[index][0], search | LITE_INDEXES[index][1]
+    elif lite:
+        build, search = LITE_INDEXES[index]
     for what, given, accepted in (("index", index_params, build), ("search", search_params, search)):
         for name, value in given.items():
             if name not in accepted:
