@@ -362,3 +362,11 @@ def test_on_a_milvus_server_metadata_fields_get_json_path_indexes_and_pq_gets_m(
     }
     with pytest.raises(MilvusIndexError, match=r"m=3 of a IVF_PQ index must divide the vector size 8"):
         MilvusSink("docs", client=FakeMilvusServer(), index="IVF_PQ", index_params={"m": 3}).prepare(MANIFEST)  # type: ignore[arg-type]
+
+
+def test_on_a_milvus_server_a_dynamic_field_key_is_indexed_by_its_name() -> None:
+    server = FakeMilvusServer()
+    sink = MilvusSink("docs", client=server, layout="langchain", index_fields=["lang"])  # type: ignore[arg-type]
+    sink.prepare(MANIFEST.model_copy(update={"layout": "langchain"}))
+    (index,) = [i.to_dict() for i in server.created["index_params"] if i.index_name == "meta_lang"]
+    assert (index["field_name"], index["json_path"], index["json_cast_type"]) == ("lang", "lang", "VARCHAR")

@@ -408,11 +408,12 @@ class MilvusSink(BaseSink):
                     "only; leave out --index-field (index_fields=), or use a Milvus server (2.5.11 or later "
                     "indexes JSON paths)"
                 )
-            head = path[0] if len(path) > 1 else field.name
+            # A key of the JSON field: `metadata["lang"]`; a dynamic field: the key names field and path.
+            head, json_path = (path[0], self._field(path)) if len(path) > 1 else (field.name, field.name)
             targets[field] = (
                 head,
                 "meta_" + re.sub(r"\W", "_", field.name),
-                {"json_path": self._field(path), "json_cast_type": _JSON_CAST[field.type]},
+                {"json_path": json_path, "json_cast_type": _JSON_CAST[field.type]},
             )
         return targets
 
