@@ -296,7 +296,7 @@ def test_info_collection_names_and_for_collection(tmp_path: Path) -> None:
     with lite(tmp_path, "a", index="HNSW") as sink:
         with pytest.raises(CollectionNotFoundError, match="'a' does not exist"):
             sink.info()
-        ingest(DOCS, embedder=FakeHashEmbedder(), sink=sink, progress=False)
+        ingest(DOCS[:4], embedder=FakeHashEmbedder(), sink=sink, progress=False)
         ingest(DOCS[:3], embedder=FakeHashEmbedder(dimension=4), sink=lite_shared(sink, "b"), progress=False)
         assert sink.collection_names() == ["a", "b"]
         other = sink.for_collection("b")
@@ -306,7 +306,7 @@ def test_info_collection_names_and_for_collection(tmp_path: Path) -> None:
         assert info.storage == {"index": "AUTOINDEX", "index_params": {}}
         assert info.disk_bytes is not None and info.disk_bytes > 0
         data = sink.info().to_dict()
-        assert data["points"] == 12 and data["storage"]["index"] == "HNSW" and data["manifest"]["storage"]
+        assert data["points"] == 4 and data["storage"]["index"] == "HNSW" and data["manifest"]["storage"]
 
 
 def lite_shared(sink: MilvusSink, name: str) -> MilvusSink:
