@@ -98,7 +98,6 @@ def test_the_last_version_of_each_repeated_id_replaces_the_others() -> None:
     repeats = _find_repeats(ds, plan, "last")
     assert repeats.doc_ids == {"a", "c"} and repeats.superseded == 3
     kept = [without_documents(block, plan, repeats.doc_ids) for block in ds.blocks]
-    assert repeats.last is not None
     ingested = pa.concat_tables([*kept, repeats.last]).to_pylist()
     # What `ingest(on_duplicate="last")` keeps: every id once, in its last version.
     wanted = [r for i, r in enumerate(ROWS) if i not in superseded_positions(ROWS, "text", "id", "last")]

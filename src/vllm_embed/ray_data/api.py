@@ -12,7 +12,7 @@ import contextlib
 import pickle
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 _SinkRecipe = tuple[type[BaseSink], tuple[Any, ...], dict[str, Any]]
 _Prepared = tuple[DocumentPlan, dict[str, Any], EmbedderConfig]
+_LAST_VERSIONS_PER_BLOCK = 1024  # the last versions of repeated ids re-enter the run in blocks of this size
 _WORKER_SINKS: dict[bytes, Sink] = {}
 
 
@@ -256,10 +257,10 @@ def ingest_dataset(
 
     Repeated document ids are found before anything is written, in two passes over the dataset: Ray tasks
     hash every id and this process keeps the 64-bit hashes (8 bytes per document) to find the repeated
-    ones; only when some repeat, a second pass, in the dataset's order, reads the rows of those ids. With
-    `on_duplicate="last"` this process keeps the last version of each repeated id (memory grows with the
-    repeated documents, not with the dataset) and the run ingests it in place of them all; the dataset must
-    then read the same rows in the same order each time (as files do).
+    ones; only when some repeat, a second pass, in the dataset's order (Ray Data's `preserve_order`: files
+    in order, rows in file order), reads the rows of those ids. With `on_duplicate="last"` this process
+    keeps the last version of each repeated id (memory grows with the repeated documents, not with the
+    dataset), and the run ingests it in place of all of them.
 
     Args:
         ds: One row per document.
@@ -541,7 +542,7 @@ class _Repeats:
     """The document ids a dataset repeats, and the last version of each (with `on_duplicate="last"`)."""
 
     doc_ids: frozenset[str] = frozenset()
-    last: pa.Table | None = None
+    last: pa.Table = field(default_factory=lambda: pa.table({}))
     superseded: int = 0
 
     def apply(self, ds: Any, plan: DocumentPlan) -> Any:
@@ -553,7 +554,11 @@ class _Repeats:
         kept = ds.map_batches(
             without_documents, fn_kwargs={"plan": plan, "doc_ids": self.doc_ids}, batch_format="pyarrow"
         )
-        return kept.union(from_arrow(self.last))
+        pieces = [
+            self.last.slice(start, _LAST_VERSIONS_PER_BLOCK)
+            for start in range(0, self.last.num_rows, _LAST_VERSIONS_PER_BLOCK)
+        ]
+        return kept.union(from_arrow(pieces))
 
 
 def _find_repeats(ds: Any, plan: DocumentPlan, on_duplicate: OnDuplicate) -> _Repeats:
