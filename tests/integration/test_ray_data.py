@@ -258,11 +258,12 @@ def test_sigkill_of_the_driver_then_rerun_embeds_only_what_is_missing(
 
 @pytest.mark.slow
 def test_a_killed_replica_is_restarted_and_the_run_completes(
-    tmp_path: Path, corpus_file: Path, minilm_path: str, minilm_embedder: Embedder
+    tmp_path: Path, larger_corpus_file: Path, minilm_path: str, minilm_embedder: Embedder
 ) -> None:
     from vllm_embed.ray_data import ingest_dataset
 
-    records = [json.loads(line) for line in corpus_file.read_text().splitlines()]
+    # The larger corpus keeps the replica embedding for several seconds after its first write.
+    records = [json.loads(line) for line in larger_corpus_file.read_text().splitlines()]
     ds = ray.data.from_items(records)
     killed: list[int] = []
 
