@@ -25,7 +25,7 @@ from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest.chunk_settings import make_chunker
 from vllm_embed.ingest.documents import Document, as_document, utf8_size_above
 from vllm_embed.ingest.ids import point_id
-from vllm_embed.ingest.pipeline import _DOCS_PER_TOKENIZER_CALL, _select
+from vllm_embed.ingest.pipeline import DOCS_PER_TOKENIZER_CALL, select_unstored
 from vllm_embed.ingest.splitters import SPLITTERS, DocumentChunker, SplitterLike
 from vllm_embed.sinks.base import Chunk, Sink
 from vllm_embed.sinks.layouts import get_layout
@@ -239,7 +239,7 @@ def chunk_block(table: pa.Table, plan: DocumentPlan) -> pa.Table:
         accepted.append(doc)
     rows: list[dict[str, Any]] = []
     documents: list[tuple[str, int]] = []
-    for group in batched(accepted, _DOCS_PER_TOKENIZER_CALL):
+    for group in batched(accepted, DOCS_PER_TOKENIZER_CALL):
         split = chunker.split([d.text for d in group], [d.splitter for d in group])
         for doc, pieces in zip(group, split, strict=True):
             doc_id = doc.doc_id
@@ -322,7 +322,7 @@ def select_block(sink: Sink, table: pa.Table) -> pa.Table:
                 continue
             documents.append((doc_id, count))
     kept = [c for c in chunks if c.doc_id not in refused]
-    batch = _select(sink, kept, documents)
+    batch = select_unstored(sink, kept, documents)
     summary = {
         "documents": batch.documents,
         "chunks": batch.chunks,
