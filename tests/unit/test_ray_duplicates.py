@@ -120,7 +120,7 @@ def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def test_a_repeated_id_across_files_is_refused_before_ray_and_before_anything_is_written(
+def test_a_repeated_id_across_files_or_a_bad_address_is_refused_before_anything_is_written(
     tmp_path: Path, monkeypatch
 ) -> None:
     first = _jsonl(tmp_path / "first.jsonl", [{"id": "a", "text": "one"}, {"id": "b", "text": "two"}])
@@ -132,6 +132,11 @@ def test_a_repeated_id_across_files_is_refused_before_ray_and_before_anything_is
     code, _, err = run(*args, "--no-progress", "--ray", "local")
     assert code != 0 and "occurs twice" in err and "second.jsonl:2" in err, err
     assert ray.is_initialized() == was_running
+    with QdrantSink("docs", path=str(store)) as sink:
+        assert sink.read_manifest() is None
+
+    code, _, err = run(*args, "--no-progress", "--ray", "nowhere", "--on-duplicate", "last")
+    assert code != 0 and "give auto, local or ray://host:port" in err, err
     with QdrantSink("docs", path=str(store)) as sink:
         assert sink.read_manifest() is None
 

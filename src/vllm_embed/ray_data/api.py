@@ -49,7 +49,7 @@ from vllm_embed.ray_data.blocks import (
     write_block,
 )
 from vllm_embed.ray_data.replica import DatasetReplica, IngestReplica, Kind, replica_resources
-from vllm_embed.ray_data.session import ray_session
+from vllm_embed.ray_data.session import check_ray_address, ray_session
 from vllm_embed.sinks.base import BaseSink, Manifest, Sink
 
 if TYPE_CHECKING:
@@ -392,6 +392,8 @@ def ingest_paths(
     """
     ray: Any = require("ray", "vllm_embed.ray_data")
     _check_on_duplicate(on_duplicate)
+    if ray_address is not None:
+        check_ray_address(ray_address)
     loader: dict[str, Any] = {
         "text_field": text_field,
         "id_field": id_field,
