@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vllm_embed.errors import VllmEmbedError
+from vllm_embed.errors import StorageSettingsError
 
 DEFAULT_INDEX = "AUTOINDEX"
 SCALAR_INDEX = "INVERTED"
@@ -77,7 +77,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
 }
 
 
-class MilvusIndexError(VllmEmbedError, ValueError):
+class MilvusIndexError(StorageSettingsError):
     """A Milvus index type or parameter this store does not build, or an index field it cannot index."""
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vllm_embed._utils import one_line
-from vllm_embed.errors import VllmEmbedError
+from vllm_embed.errors import StorageSettingsError as StorageSettingsError
 from vllm_embed.sinks.layouts import DOC_ID
 from vllm_embed.sinks.milvus_index import DEFAULT_INDEX, check_index
 
@@ -79,10 +79,6 @@ def index_fields(specs: Iterable[str | IndexField]) -> tuple[IndexField, ...]:
             raise ValueError(f"index field {field.name!r} is given twice with different types")
         fields[field.name] = field
     return tuple(fields.values())
-
-
-class StorageSettingsError(VllmEmbedError, ValueError):
-    """A storage setting given to a sink is invalid, or the store cannot apply it."""
 
 
 def validated(model: type[SettingsT], owner: str, **values: Any) -> SettingsT:
