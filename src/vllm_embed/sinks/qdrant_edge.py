@@ -584,7 +584,7 @@ class QdrantEdgeSink(BaseSink):
             must=[
                 qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.value))
                 if c.is_range
-                else qe.FieldCondition(key=c.key, match=qe.MatchValue(c.value))
+                else qe.FieldCondition(key=c.key, match=qe.MatchValue(_match_value(c.value)))
                 for c in conditions
             ]
         )
@@ -849,6 +849,15 @@ class QdrantEdgeSink(BaseSink):
             except Exception:
                 logger.warning("%s: optimizing at close failed", self, exc_info=True)
         super().close()
+
+
+def _match_value(value: str | int | float | bool) -> Any:
+    """The value to give `MatchValue`.
+
+    qdrant-edge-py 0.9 reads a Python bool as the integer 0 or 1 (which matches no boolean payload), but
+    a NumPy bool as a bool.
+    """
+    return np.bool_(value) if isinstance(value, bool) else value
 
 
 def _enum_name(value: object) -> str:
