@@ -238,12 +238,16 @@ class QdrantEdgeSink(BaseSink):
         return shard
 
     def _shard(self) -> qdrant_edge.EdgeShard:
-        shard = self._open.shard
-        if shard is None:
-            if not self._is_shard(self._dir):
-                raise CollectionNotFoundError(f"collection {self.collection!r} does not exist in {self!r}")
-            shard = self._load()
-        return shard
+        """The open shard, opened on first use (another process may have created the collection since)."""
+        with self._lock:
+            shard = self._open.shard
+            if shard is None:
+                if not self._is_shard(self._dir):
+                    raise CollectionNotFoundError(
+                        f"collection {self.collection!r} does not exist in {self!r}"
+                    )
+                shard = self._load()
+            return shard
 
     def _engine_config(self) -> dict[str, Any]:
         """The shard's configuration as the engine persisted it (`edge_config.json`)."""
