@@ -19,12 +19,12 @@ Three parts:
   collection is built once with the `doc_id` and metadata indexes, measured, then the indexes are dropped
   in the engine and the same calls measured again.
 - `quantization`: bytes per vector, recall@10 and search latency of float32, int8, binary with rescoring
-  and binary without, in `QdrantEdgeSink`, on real embeddings: the standard-library docstrings corpus
-  (`vllm_embed.datasets`) chunked and embedded by all-MiniLM-L6-v2 through `ingest()` (cached in a
-  `.npy` under the temp directory, so a re-run needs no engine), and queries that are the first sentences
-  of docstrings. Recall is agreement with the exact float32 top 10. The collections are made with
-  `indexing_threshold_kb=1` so the engine indexes and quantizes even this small corpus (by default it
-  scans segments under 10 MB exactly, where every row would show recall 1.0).
+  (oversampling 2, the default, and 4) and binary without, in `QdrantEdgeSink`, on real embeddings: the
+  standard-library docstrings corpus (`vllm_embed.datasets`) chunked and embedded by all-MiniLM-L6-v2
+  through `ingest()` (cached in a `.npy` under the temp directory, so a re-run needs no engine), and
+  queries that are the first sentences of docstrings. Recall is agreement with the exact float32 top 10.
+  The collections are made with `indexing_threshold_kb=1` so the engine indexes and quantizes even this
+  small corpus (by default it scans segments under 10 MB exactly, where every row would show recall 1.0).
 
 Milvus Lite runs IVF_SQ8 through `MilvusSink(index="IVF_SQ8")` where the sink has it, else by re-indexing
 the collection the sink created with pymilvus (the row says which).
@@ -311,6 +311,7 @@ QUANTIZATION_ROWS = (
     ("float32", None, {}),
     ("int8", "int8", {}),
     ("binary + rescore", "binary", {}),
+    ("binary + rescore, oversampling 4", "binary", {"oversampling": 4.0}),
     ("binary, no rescore", "binary", {"rescore": False}),
 )
 
