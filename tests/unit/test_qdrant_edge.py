@@ -194,6 +194,12 @@ def test_storage_settings_are_checked_before_anything_is_written(tmp_path: Path)
         QdrantEdgeSink("c", path=tmp_path, oversampling=0.5)
     with pytest.raises(ValueError, match="plain directory name"):
         QdrantEdgeSink("../c", path=tmp_path)
+    with (
+        open_sink("qdrant-edge", tmp_path, index_fields=['a"b']) as sink,
+        pytest.raises(ValueError, match="cannot filter on a key containing"),
+    ):
+        ingest(["one"], embedder=FakeHashEmbedder(), sink=sink, progress=False)
+    assert not (tmp_path / "qdrant-edge").exists() or list((tmp_path / "qdrant-edge").iterdir()) == []
     fake = FakeHashEmbedder()
     with open_sink("qdrant-edge", tmp_path, quantization="int8") as sink:
         ingest(["one", "two"], embedder=fake, sink=sink, progress=False)

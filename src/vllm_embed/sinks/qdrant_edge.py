@@ -402,12 +402,13 @@ class QdrantEdgeSink(BaseSink):
             update={"storage": recorded_storage(self._storage_requested(), self.index_fields)}
         )
         config = self._edge_config(manifest.dimensions, stored.sparse_vector)
+        index_keys = payload_index_keys(self.layout, self.index_fields)  # a bad key fails before writing
         self.path.mkdir(parents=True, exist_ok=True)
         building = self.path / f".{self.collection}{_CREATING}{uuid.uuid4().hex[:12]}"
         try:
             shard = self._call("collection creation", self._qe.EdgeShard.create, str(building), config)
             try:
-                for key, kind in payload_index_keys(self.layout, self.index_fields).items():
+                for key, kind in index_keys.items():
                     self._create_index(shard, key, kind)
                 self._write_manifest_file(building, stored)
             finally:
@@ -493,6 +494,7 @@ class QdrantEdgeSink(BaseSink):
         adopted = self._new_manifest(manifest).model_copy(update={"adopted": True})
         adopted = adopted.model_copy(update={"storage": recorded_storage(storage, ())})
         self.check_storage(adopted)
+        payload_index_keys(layout, self.index_fields)  # a bad key fails before writing
         self._write_manifest_file(self._dir, adopted)
         return self._index_missing_fields(adopted)
 
