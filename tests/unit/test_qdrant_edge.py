@@ -256,6 +256,8 @@ def test_a_shard_made_elsewhere_is_adopted_when_it_fits_and_refused_when_not(tmp
     ):
         ingest(["one"], embedder=fake, sink=sink, progress=False)
     with QdrantEdgeSink("theirs", path=tmp_path, adopt=True) as sink:
+        unmanaged = sink.info()  # listed as it is, without a manifest
+        assert (unmanaged.manifest, unmanaged.points, unmanaged.dimensions) == (None, 1, 8)
         with pytest.raises(ManifestMismatchError, match="vector size: collection has 8, this run has 16"):
             ingest(["one"], embedder=FakeHashEmbedder(dimension=16), sink=sink, progress=False)
         assert not (tmp_path / "theirs" / MANIFEST_FILE).exists()
