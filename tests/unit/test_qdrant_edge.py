@@ -17,7 +17,7 @@ import pytest
 import qdrant_edge as qe
 from ingest_fixtures import FakeHashEmbedder, open_sink
 
-from vllm_embed.errors import ManifestError, StoreBusyError, UnmanagedCollectionError
+from vllm_embed.errors import ManifestError, StorageSettingsError, StoreBusyError, UnmanagedCollectionError
 from vllm_embed.ingest import ingest
 from vllm_embed.ingest.verify import verify_collection
 from vllm_embed.sinks import (
@@ -29,7 +29,6 @@ from vllm_embed.sinks import (
     VerifiableSink,
 )
 from vllm_embed.sinks.layouts import LAYOUTS
-from vllm_embed.sinks.qdrant_common import StorageSettingsError
 from vllm_embed.sinks.qdrant_edge import MANIFEST_FILE
 
 DIM = 32

@@ -9,38 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from vllm_embed._utils import one_line
-from vllm_embed.errors import VllmEmbedError
+from vllm_embed.errors import StorageSettingsError as StorageSettingsError
 from vllm_embed.sinks.base import MetadataFilter, MetadataValue, check_filter
 from vllm_embed.sinks.layouts import Layout
-from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class StorageSettingsError(VllmEmbedError, ValueError):
-    """A storage setting (quantization, HNSW, on-disk, search parameters) has a value the store cannot use."""
-
-
-def validated(model: type[ModelT], owner: str, **values: Any) -> ModelT:
-    """Builds a settings model from a sink's keyword arguments.
-
-    Args:
-        model: `QdrantCollectionSettings`, `QdrantSearchSettings`, ….
-        owner: The sink class name, for the message.
-        **values: The keyword arguments as given.
-
-    Raises:
-        StorageSettingsError: Naming each bad argument and what it accepts.
-    """
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        raise StorageSettingsError(f"{owner}: invalid storage setting ({one_line(exc)})") from None
+from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings, validated
 
 
 def collection_settings(owner: str, **values: Any) -> QdrantCollectionSettings:
