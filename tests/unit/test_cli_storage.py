@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 import typer
-from cli_helpers import no_engine, run, write_corpus
+from cli_helpers import FakeEngine, no_engine, run, write_corpus
 from ingest_fixtures import FakeHashEmbedder, open_sink
 from pydantic import BaseModel, ConfigDict, Field
 from typer.main import get_command
@@ -439,3 +439,32 @@ def test_collections_info_table_and_details(monkeypatch, tmp_path) -> None:
 
     code, out, _ = run("collections", "info", "--qdrant", str(tmp_path / "q"), "--json")
     assert json.loads(out) == [info.to_dict() for info in FakeListingSink.INFOS.values()]
+
+
+def test_a_qdrant_server_gets_the_storage_flags_as_requests(corpus, monkeypatch) -> None:
+    from qdrant_stub import qdrant_stub
+
+    monkeypatch.setattr(cli, "make_embedder", FakeEngine())
+    with qdrant_stub() as stub:
+        code, _, err = run(
+            *ingest_args(corpus, "--qdrant", stub.url), "--no-progress",
+            "--quantization", "binary", "--hnsw-m", "32", "--shard-number", "2", "--index-field", "lang",
+        )  # fmt: skip
+        assert code == 0, err
+        [create] = stub.calls("PUT", "/collections/docs")
+        assert "binary" in create.body["quantization_config"] and create.body["hnsw_config"] == {"m": 32}
+        assert create.body["shard_number"] == 2
+        assert [r.body["field_name"] for r in stub.calls("PUT", "/collections/docs/index")] == [
+            "doc_id",
+            "metadata.lang",
+        ]
+        [info] = json.loads(run("collections", "info", "--qdrant", stub.url, "--json")[1])
+        assert (info["storage"]["quantization"], info["storage"]["hnsw_m"]) == ("binary", 32)
+
+        code, _, err = run("search", "tea", "-c", "docs", "--qdrant", stub.url, "--ef", "64", "--no-rescore")
+        assert code == 0, err
+        [query] = stub.calls("POST", "/collections/docs/points/query")
+        assert query.body["params"] == {
+            "hnsw_ef": 64,
+            "quantization": {"rescore": False, "oversampling": 2.0},
+        }
