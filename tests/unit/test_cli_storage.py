@@ -14,6 +14,7 @@ import typer
 from cli_helpers import FakeEngine, no_engine, run, write_corpus
 from ingest_fixtures import FakeHashEmbedder, open_sink
 from pydantic import BaseModel, ConfigDict, Field
+from qdrant_client.http import models as qdrant_models
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -331,11 +332,15 @@ def test_an_unmanaged_collection_is_refused_before_the_engine_unless_adopted(
 
 
 def make_collections(kind: str, root: Path) -> None:
-    """Two vllm-embed collections (one hybrid) made with the Fake embedder, in a real embedded store."""
-    documents = [{"id": f"d{i}", "text": f"document number {i}", "lang": "en"} for i in range(5)]
-    for name, hybrid in (("docs", False), ("notes", True)):
-        with open_sink(kind, root, name, hybrid=hybrid) as sink:
-            ingest(documents[: 3 if hybrid else 5], embedder=FakeHashEmbedder(), sink=sink, progress=False)
+    """A hybrid vllm-embed collection made with the Fake embedder, and one made by the store's own client."""
+    documents = [{"id": f"d{i}", "text": f"document number {i}", "lang": "en"} for i in range(3)]
+    with open_sink(kind, root, "docs", hybrid=True) as sink:
+        ingest(documents, embedder=FakeHashEmbedder(), sink=sink, progress=False)
+        if kind == "milvus":
+            sink.client.create_collection("theirs", dimension=8)
+        else:
+            vectors = qdrant_models.VectorParams(size=8, distance=qdrant_models.Distance.COSINE)
+            sink.client.create_collection("theirs", vectors_config=vectors)
 
 
 def store_flag(kind: str, root: Path) -> list[str]:
@@ -347,25 +352,25 @@ def test_collections_info_lists_a_real_store(kind, tmp_path) -> None:
     make_collections(kind, tmp_path)
     code, out, err = run("collections", "info", *store_flag(kind, tmp_path), "--json")
     assert code == 0, err
-    infos = json.loads(out)
-    assert [(i["name"], i["points"], i["dimensions"]) for i in infos] == [("docs", 5, 8), ("notes", 3, 8)]
-    assert all(
-        i["manifest"]["model"] == "fake-model" and i["distance"] in ("cosine", "COSINE".lower())
-        for i in infos
-    )
-    assert infos[1]["manifest"]["sparse"] == "bm25"
+    docs, theirs = json.loads(out)
+    assert [(i["name"], i["points"], i["dimensions"], i["distance"]) for i in (docs, theirs)] == [
+        ("docs", 3, 8, "cosine"),
+        ("theirs", 0, 8, "cosine"),
+    ]
+    assert docs["manifest"]["model"] == "fake-model" and docs["manifest"]["sparse"] == "bm25"
+    assert theirs["manifest"] is None
 
     code, out, err = run("collections", "info", *store_flag(kind, tmp_path), COLUMNS="250")
     assert code == 0, err
-    assert "docs" in out and "notes" in out and "fake-model" in out
+    assert "fake-model" in out and "— (not vllm-embed; --adopt)" in out
     if kind == "milvus":  # Qdrant's local mode keeps no payload index, and says so by reporting none
         assert "index=AUTOINDEX" in out and "doc_id (INVERTED)" in out
     else:
         assert "hnsw_m=16, hnsw_ef_construct=100" in out
 
-    code, out, err = run("collections", "info", *store_flag(kind, tmp_path), "-c", "notes")
+    code, out, err = run("collections", "info", *store_flag(kind, tmp_path), "-c", "docs")
     assert code == 0, err
-    assert "collection: notes" in out and "points: 3" in out and "sparse: bm25" in out
+    assert "collection: docs" in out and "points: 3" in out and "sparse: bm25" in out
 
     code, _, err = run("collections", "info", *store_flag(kind, tmp_path), "-c", "nothing")
     assert code == 1 and "'nothing' does not exist" in err, err
