@@ -485,6 +485,12 @@ def _embed_queries(embedder: SupportsEmbedding, queries: list[str]) -> NDArray[n
 # -- the store ----------------------------------------------------------------------------------------
 
 
+STORE_INDEXING_THRESHOLD_KB = 1
+"""`QdrantEdgeSink(indexing_threshold_kb=)` of the re-measuring collection: a sample is far below Qdrant's
+default threshold, under which segments are scanned exactly; this builds the HNSW graph and the quantized
+vectors as a full-size collection has them."""
+
+
 def _open_store(store: str, directory: Path, row: AdviceRow) -> Sink:
     if store not in STORES:
         raise AdviceError(f"store={store!r} must be one of {STORES} (or None)")
@@ -494,10 +500,9 @@ def _open_store(store: str, directory: Path, row: AdviceRow) -> Sink:
         raise AdviceError(
             f"store={store!r} needs QdrantEdgeSink, which this installation lacks ({exc})"
         ) from exc
-    quantized = row.quantization != "float32"
-    options: dict[str, Any] = {}
-    if quantized:
-        options = {"quantization": row.quantization, "on_disk": True, "rescore": row.rescore}
+    options: dict[str, Any] = {"indexing_threshold_kb": STORE_INDEXING_THRESHOLD_KB}
+    if row.quantization != "float32":
+        options |= {"quantization": row.quantization, "on_disk": True, "rescore": row.rescore}
         if row.oversampling is not None:
             options["oversampling"] = row.oversampling
     sink: Sink = QdrantEdgeSink("advise", path=str(directory), **options)
@@ -534,6 +539,9 @@ def store_recall(
     position = {chunk.id: i for i, chunk in enumerate(chunks)}
     for start in range(0, len(chunks), 1024):
         sink.upsert(chunks[start : start + 1024], d[start : start + 1024])
+    optimize = getattr(sink, "optimize", None)  # an embedded engine indexes on demand (QdrantEdgeSink)
+    if optimize is not None:
+        optimize()
     found = np.asarray(
         [[position[hit.id] for hit in sink.search(vector, top_k)] for vector in q], dtype=np.intp
     )
