@@ -124,7 +124,8 @@ class AdviceRow:
         memory_100m_bytes: Estimated RAM for 100 million vectors.
         disk_1m_bytes: Originals on disk for one million vectors.
         disk_100m_bytes: Originals on disk for 100 million vectors.
-        store_recall_at_k: The recall measured again through a real store collection (`store=`), else `None`.
+        store_recall_at_k: The recall measured again through a real store collection (`store=`: the rows of
+            the recommended size), else `None`.
     """
 
     dimensions: int
@@ -166,6 +167,7 @@ class Advice:
         top_k: The k of recall@k.
         target_recall: The recall the recommendation must reach.
         sample_chunks: Chunks embedded as the corpus searched.
+        corpus_chunks: Chunks the whole corpus gave (the sample was drawn from these; held-out ones too).
         queries: Queries searched.
         queries_from: `"given"` (the caller's queries) or `"held-out"` (derived from held-out chunks).
         rows: Every configuration, by dimensions (largest first), then encoding.
@@ -174,7 +176,7 @@ class Advice:
         ingest_flags: The `vllm-embed ingest` flags that create the recommended collection on Qdrant
             (empty for the native float32 default; `[]` too when there is no recommendation).
         milvus_flags: The same for Milvus, or `None` when Milvus has no index for it (binary).
-        store: The store the recommendation was re-measured in, if any.
+        store: The store the rows of the recommended size were re-measured in, if any.
     """
 
     model: str
@@ -182,6 +184,7 @@ class Advice:
     top_k: int
     target_recall: float
     sample_chunks: int
+    corpus_chunks: int
     queries: int
     queries_from: Literal["given", "held-out"]
     rows: list[AdviceRow]
@@ -509,6 +512,22 @@ def _open_store(store: str, directory: Path, row: AdviceRow) -> Sink:
     return sink
 
 
+def _measured_in_store(
+    store: str,
+    row: AdviceRow,
+    documents: NDArray[np.float32],
+    queries: NDArray[np.float32],
+    top_k: int,
+    model: str,
+) -> float:
+    with tempfile.TemporaryDirectory(prefix="vllm-embed-advise-") as directory:
+        sink = _open_store(store, Path(directory), row)
+        try:
+            return store_recall(sink, documents, queries, row, top_k=top_k, model=model)
+        finally:
+            sink.close()
+
+
 def store_recall(
     sink: Sink,
     documents: NDArray[np.float32],
@@ -593,7 +612,9 @@ def advise(
         target_recall: Recall@k the recommendation must reach.
         top_k: The k of recall@k.
         dimensions: Sizes to measure instead of the profile's ladder (`dimension_ladder`).
-        store: `"qdrant-edge"` to re-measure the recommendation through a real `QdrantEdgeSink` collection.
+        store: `"qdrant-edge"` to measure the rows of the recommended size again through real `QdrantEdgeSink`
+            collections (in a temporary directory), configured as each row says, with the HNSW graph and
+            quantized vectors built (`STORE_INDEXING_THRESHOLD_KB`): approximate search counts too.
         seed: Seed of the sampling.
         chunk_tokens: As for `ingest`.
         chunk_overlap: As for `ingest`.
@@ -701,23 +722,28 @@ def _advise(
     rows = evaluate(doc_vectors, query_vectors, dimensions=sizes, top_k=top_k)
     chosen = recommend(rows, target_recall)
     if chosen is not None and store is not None:
-        with tempfile.TemporaryDirectory(prefix="vllm-embed-advise-") as directory:
-            sink = _open_store(store, Path(directory), chosen)
-            try:
-                measured = store_recall(
-                    sink, doc_vectors, query_vectors, chosen, top_k=top_k, model=str(description.get("model"))
-                )
-            finally:
-                sink.close()
-        updated = AdviceRow(**{**chosen.to_dict(), "store_recall_at_k": measured})
-        rows = [updated if row is chosen else row for row in rows]
-        chosen = updated
+        # Every configuration at the recommended size: the recommendation and its alternatives.
+        measured = {
+            id(row): _measured_in_store(
+                store, row, doc_vectors, query_vectors, top_k, str(description.get("model"))
+            )
+            for row in rows
+            if row.dimensions == chosen.dimensions
+        }
+        rows = [
+            AdviceRow(**{**row.to_dict(), "store_recall_at_k": measured[id(row)]})
+            if id(row) in measured
+            else row
+            for row in rows
+        ]
+        chosen = next(row for row in rows if row.label == chosen.label)
     return Advice(
         model=str(description.get("model")),
         native_dimensions=native,
         top_k=top_k,
         target_recall=target_recall,
         sample_chunks=len(chunks),
+        corpus_chunks=total,
         queries=len(query_texts),
         queries_from="given" if queries is not None else "held-out",
         rows=rows,

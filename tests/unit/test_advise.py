@@ -269,7 +269,6 @@ def test_a_model_that_is_not_matryoshka_gets_its_native_size_only() -> None:
         ({"model": "x"}, "exactly one of model=, embedder= or config="),
         ({"top_k": 0}, "top_k=0"),
         ({"target_recall": 1.5}, "target_recall=1.5"),
-        ({"store": "qdrant"}, "store='qdrant' must be one of"),
         ({"queries": ["  "]}, "queries holds no query"),
         ({"dimensions": [16]}, "dimensions=16 is outside 32..128"),
         ({"top_k": 500}, "advise needs more than top_k=500"),
@@ -288,6 +287,30 @@ def test_store_recall_through_a_real_collection(tmp_path: Path) -> None:
     truncated = next(r for r in rows if (r.dimensions, r.kind) == (64, "float32"))
     with QdrantSink("advise", path=str(tmp_path / "q64")) as sink:
         assert store_recall(sink, docs, qs, truncated, top_k=5) == pytest.approx(truncated.recall_at_k)
+
+
+def test_store_remeasures_the_rows_of_the_recommended_size_in_qdrant_edge() -> None:
+    pytest.importorskip("vllm_embed.sinks.qdrant_edge")
+    advice = advise(
+        topic_corpus(),
+        embedder=FakeBagOfWordsEmbedder(),
+        sample=150,
+        held_out=30,
+        top_k=5,
+        store="qdrant-edge",
+    )
+    best = advice.recommendation
+    assert best is not None and best.store_recall_at_k is not None and advice.store == "qdrant-edge"
+    measured = {r.kind: r for r in advice.rows if r.store_recall_at_k is not None}
+    assert sorted(measured) == ["binary", "binary+rescore", "float32", "int8"]
+    assert {r.dimensions for r in measured.values()} == {best.dimensions}
+    exact = measured["float32"]
+    assert exact.store_recall_at_k == pytest.approx(exact.recall_at_k, abs=0.05)  # HNSW on 150 points
+
+
+def test_an_unknown_store_is_refused() -> None:
+    with pytest.raises(AdviceError, match="store='milvus' must be one of"):
+        advise(topic_corpus(20), embedder=FakeBagOfWordsEmbedder(), store="milvus")
 
 
 # -- the command --------------------------------------------------------------------------------------
