@@ -34,7 +34,8 @@ def test_the_printed_ingest_command_creates_the_recommended_collection(
     (line,) = [line for line in stdout.splitlines() if line.startswith("vllm-embed ingest ")]
     store = tmp_path / "edge"
     words = [{"NAME": "advised", "DIR": str(store)}.get(word, word) for word in shlex.split(line)[1:]]
-    code, _stdout, stderr = run(*words, "--dtype", "float32", "--no-progress")
+    assert words[words.index("--dtype") + 1] == "float32"  # the engine flags are repeated
+    code, _stdout, stderr = run(*words, "--no-progress")
     assert code == 0, stderr
 
     from vllm_embed.sinks.qdrant_edge import QdrantEdgeSink

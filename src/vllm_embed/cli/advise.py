@@ -94,10 +94,33 @@ def _table(advice: Advice) -> Table:
     return table
 
 
-def ingest_command(advice: Advice, paths: list[Path], given: dict[str, Any]) -> str:
-    """The `vllm-embed ingest` command line that stores the corpus as the recommendation says."""
+NOT_REPEATED = frozenset({"model", "cache", "cache_max_bytes"})
+"""Embedder settings the printed ingest command does not repeat: the model is written first, and the cache
+does not change the vectors."""
+
+
+def _engine_flags(settings: EngineSettings) -> list[str]:
+    """The Embedder flags this command was given (not at their defaults): ingest makes the same vectors."""
+    words: list[str] = []
+    for name, value in settings.items():
+        default = EmbedderConfig.model_fields[name].default
+        if name in NOT_REPEATED or value == default:
+            continue
+        if isinstance(value, bool):
+            words.append(flag_name(name) if value else "--no-" + flag_name(name)[2:])
+        else:
+            words += [flag_name(name), str(value)]
+    return words
+
+
+def ingest_command(advice: Advice, paths: list[Path], given: dict[str, Any], settings: EngineSettings) -> str:
+    """The `vllm-embed ingest` command line that stores the corpus as the recommendation says.
+
+    It repeats the Embedder and chunking flags this command was given, so ingest embeds as measured.
+    """
     assert advice.recommendation is not None
     words = ["vllm-embed", "ingest", *(str(path) for path in paths), flag_name("model"), advice.model]
+    words += _engine_flags(settings)
     for name, value in given.items():
         if value != INGEST_DEFAULTS[name]:
             words += [flag_name(name), str(value)]
@@ -105,7 +128,9 @@ def ingest_command(advice: Advice, paths: list[Path], given: dict[str, Any]) -> 
     return " ".join(shlex.quote(word) for word in words) + " --collection NAME --qdrant-edge DIR"
 
 
-def _print_recommendation(advice: Advice, paths: list[Path], given: dict[str, Any]) -> None:
+def _print_recommendation(
+    advice: Advice, paths: list[Path], given: dict[str, Any], settings: EngineSettings
+) -> None:
     best: AdviceRow | None = advice.recommendation
     if best is None:
         top = max(advice.rows, key=lambda row: row.recall_at_k)
@@ -120,7 +145,7 @@ def _print_recommendation(advice: Advice, paths: list[Path], given: dict[str, An
         f">= {advice.target_recall:g}, {_size(best.memory_1m_bytes)} RAM per million vectors"
         + (f" (+{_size(best.disk_1m_bytes)} on disk)" if best.disk_1m_bytes else "")
     )
-    out.print(escape(ingest_command(advice, paths, given)))
+    out.print(escape(ingest_command(advice, paths, given, settings)))
     if advice.milvus_flags is None:
         out.print("on Milvus: no index stores binary codes of float vectors; use int8 (--index IVF_SQ8)")
     elif advice.milvus_flags != advice.ingest_flags:
@@ -164,7 +189,8 @@ def advise(
         StoreName | None,
         typer.Option(
             "--store",
-            help="Measure the recommendation again through a real collection of this store (in a temp dir).",
+            help="Measure the configurations of the recommended size again through real collections of this "
+            "store (in a temporary directory, HNSW graph and quantization built).",
             show_default=False,
         ),
     ] = None,
@@ -245,6 +271,6 @@ def advise(
             "text_field": text_field,
             "id_field": id_field,
         }
-        _print_recommendation(advice, paths, given)
+        _print_recommendation(advice, paths, given, settings)
     if plot is not None:
         err.print(f"plot written to {escape(str(plot))}")
