@@ -360,7 +360,7 @@ def recommend(rows: Iterable[AdviceRow], target_recall: float) -> AdviceRow | No
     meeting = [row for row in rows if row.recall_at_k >= target_recall]
     if not meeting:
         return None
-    # Python's min keeps the first of equals: rows come largest size first, rescoring after none.
+    # Equal RAM and recall: the rescored row, as searches of a quantized collection rescore by default.
     return min(meeting, key=lambda row: (row.ram_bytes_per_vector, -row.recall_at_k, not row.rescore))
 
 
