@@ -412,3 +412,20 @@ def test_cli_plot_needs_matplotlib_or_writes_the_image(
     code, _out, stderr = run("advise", str(corpus), "-m", "x", "--plot", str(image), "--top-k", "3")
     assert code == 0, stderr
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_help_names_the_options_and_takes_no_dimensions() -> None:
+    code, stdout, stderr = run("advise", "--help", COLUMNS="200")
+    assert code == 0, stderr
+    for flag in (
+        "--queries",
+        "--sample",
+        "--target-recall",
+        "--top-k",
+        "--json",
+        "--plot",
+        "--store",
+        "--model",
+    ):
+        assert flag in stdout, flag
+    assert "--dimensions" not in stdout  # the native size is measured, every smaller one derived from it
