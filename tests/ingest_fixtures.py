@@ -76,6 +76,10 @@ def open_sink(kind: str, root: Path, collection: str = "docs", **kwargs: Any) ->
         return QdrantSink(collection, path=str(root / "qdrant"), **kwargs)
     if kind == "milvus":
         return MilvusSink(collection, uri=str(root / "milvus.db"), **kwargs)
+    if kind == "qdrant-edge":
+        from vllm_embed.sinks import QdrantEdgeSink
+
+        return QdrantEdgeSink(collection, path=str(root / "qdrant-edge"), **kwargs)
     raise ValueError(kind)
 
 

@@ -43,3 +43,7 @@ class InputFileError(VllmEmbedError, ValueError):
 
 class DuplicateDocumentError(VllmEmbedError, ValueError):
     """The same document id occurs twice in one ingest run."""
+
+
+class StorageSettingsError(VllmEmbedError, ValueError):
+    """A storage setting given to a sink is invalid, or the store cannot apply it."""

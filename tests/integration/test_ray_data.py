@@ -26,6 +26,7 @@ from ingest_fixtures import assert_same_store, dump_store
 from vllm_embed import Embedder
 from vllm_embed.datasets import python_docstrings
 from vllm_embed.ingest import ingest, load_path, search
+from vllm_embed.ingest.duplicates import OnDuplicate
 from vllm_embed.sinks import MilvusSink, QdrantSink
 
 ray = pytest.importorskip("ray")
@@ -81,7 +82,13 @@ def test_embed_dataset_query_kind_uses_the_query_prompt(
 
 
 def _reference(
-    kind: str, root: Path, corpus: Path, embedder: Embedder, milvus_uri: str | None, *more: Path
+    kind: str,
+    root: Path,
+    corpus: Path,
+    embedder: Embedder,
+    milvus_uri: str | None,
+    *more: Path,
+    on_duplicate: OnDuplicate = "error",
 ) -> dict[str, Any]:
     sink = (
         QdrantSink("docs", path=str(root / "reference"))
@@ -90,7 +97,14 @@ def _reference(
     )
     with sink:
         documents = [doc for path in (corpus, *more) for doc in load_path(path)]
-        ingest(documents, embedder=embedder, sink=sink, batch_size=BATCH, progress=False)
+        ingest(
+            documents,
+            embedder=embedder,
+            sink=sink,
+            batch_size=BATCH,
+            progress=False,
+            on_duplicate=on_duplicate,
+        )
         hits = [h.id for h in search("how do I open a file?", embedder=embedder, sink=sink, top_k=5)]
         manifest = sink.read_manifest()
         assert manifest is not None
@@ -110,12 +124,26 @@ def markdown_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def updates_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Newer versions of two documents of `corpus_file`, one of them twice (`--on-duplicate last`)."""
+    rows = [
+        {"id": "abc.ABC", "text": "An abstract base class, first update.", "module": "abc"},
+        {"id": "abc.abstractmethod", "text": "Marks a method abstract (updated).", "module": "abc"},
+        {"id": "abc.ABC", "text": "An abstract base class, second update. " * 40, "module": "abc"},
+    ]
+    path = tmp_path_factory.mktemp("ray-updates") / "updates.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 @pytest.mark.parametrize("kind", ["qdrant", pytest.param("milvus-server", marks=pytest.mark.slow)])
 def test_cli_ray_ingest_equals_the_single_process_ingest(
     kind: str,
     tmp_path: Path,
     corpus_file: Path,
     markdown_file: Path,
+    updates_file: Path,
     minilm_path: str,
     minilm_embedder: Embedder,
     request: Any,
@@ -126,6 +154,9 @@ def test_cli_ray_ingest_equals_the_single_process_ingest(
         "ingest",
         str(corpus_file),
         str(markdown_file),
+        str(updates_file),
+        "--on-duplicate",
+        "last",
         "-m",
         minilm_path,
         "--dtype",
@@ -139,8 +170,11 @@ def test_cli_ray_ingest_equals_the_single_process_ingest(
     code, out, err = run(*args)
     assert code == 0, err[-3000:]
     assert "replicas:" in out and "0 already stored" in out
+    assert "3 earlier versions of repeated ids dropped" in out
 
-    expected = _reference(kind, tmp_path, corpus_file, minilm_embedder, uri, markdown_file)
+    expected = _reference(
+        kind, tmp_path, corpus_file, minilm_embedder, uri, markdown_file, updates_file, on_duplicate="last"
+    )
     assert expected["chunking"]["splitter"] == "text" and expected["chunking"]["chunk_tokens"] is not None
     sink = QdrantSink("docs", path=str(tmp_path / "ray")) if kind == "qdrant" else MilvusSink("ray", uri=uri)
     with sink:
@@ -224,11 +258,12 @@ def test_sigkill_of_the_driver_then_rerun_embeds_only_what_is_missing(
 
 @pytest.mark.slow
 def test_a_killed_replica_is_restarted_and_the_run_completes(
-    tmp_path: Path, corpus_file: Path, minilm_path: str, minilm_embedder: Embedder
+    tmp_path: Path, larger_corpus_file: Path, minilm_path: str, minilm_embedder: Embedder
 ) -> None:
     from vllm_embed.ray_data import ingest_dataset
 
-    records = [json.loads(line) for line in corpus_file.read_text().splitlines()]
+    # The larger corpus keeps the replica embedding for several seconds after its first write.
+    records = [json.loads(line) for line in larger_corpus_file.read_text().splitlines()]
     ds = ray.data.from_items(records)
     killed: list[int] = []
 

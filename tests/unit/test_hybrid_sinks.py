@@ -48,7 +48,7 @@ def test_the_manifest_records_the_sparse_vectors_and_the_dense_layout_is_unchang
                 "sparse": None,
                 "sparse_vector": None,
                 "sparse_analyzer": None,
-                **dict.fromkeys(("splitter", "chunk_tokens", "chunk_overlap")),
+                **dict.fromkeys(("splitter", "chunk_tokens", "chunk_overlap", "storage")),
             }
         )
         == dense
@@ -188,7 +188,9 @@ def test_milvus_vectors_can_be_replaced_in_a_hybrid_collection(tmp_path: Path) -
 def test_a_rewritten_manifest_keeps_the_collections_sparse_settings(hybrid_sink) -> None:
     stored = hybrid_sink.read_manifest()
     hybrid_sink.write_manifest(Manifest.from_description(FakeHashEmbedder().describe()))
-    unchunked = stored.model_copy(update=dict.fromkeys(("splitter", "chunk_tokens", "chunk_overlap")))
-    assert hybrid_sink.read_manifest() == unchunked  # the repair records no chunking (see chunk_settings)
+    unchunked = stored.model_copy(
+        update=dict.fromkeys(("splitter", "chunk_tokens", "chunk_overlap", "storage"))
+    )
+    assert hybrid_sink.read_manifest() == unchunked  # the repair records no chunking nor storage settings
     hits = search("zlib.crc32", embedder=FakeHashEmbedder(), sink=hybrid_sink, top_k=1, mode="sparse")
     assert [h.doc_id for h in hits] == ["crc"]

@@ -27,7 +27,7 @@ from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
 from vllm_embed.ingest.splitters import SplitterName
 from vllm_embed.ray_data.api import ingest_paths
-from vllm_embed.ray_data.session import RAY_ADDRESS_HELP, ray_session
+from vllm_embed.ray_data.session import RAY_ADDRESS_HELP
 from vllm_embed.sinks.base import BaseSink, MetadataValue, Sink
 from vllm_embed.sinks.layouts import LAYOUTS
 
@@ -274,28 +274,28 @@ def ingest(
         if chunk_tokens is not None:
             chunking["chunk_tokens"] = chunk_tokens
         if ray_address is not None:
-            if on_duplicate != "error":
-                raise typer.BadParameter("--on-duplicate last is not available with --ray")
             with _closing(sink):
                 _check_before_engine(sink, config, layout, None if rechunk else chunking)
-                with ray_session(ray_address):
-                    report = ingest_paths(
-                        paths,
-                        sink=sink,
-                        config=config,
-                        replicas=replicas,
-                        text_field=text_field,
-                        id_field=id_field,
-                        chunk_tokens=chunk_tokens,
-                        chunk_overlap=chunk_overlap,
-                        splitter=splitter,
-                        rechunk=rechunk,
-                        batch_size=batch_size,
-                        max_document_bytes=max_document_bytes,
-                        encoding=encoding,
-                        encoding_errors=encoding_errors,
-                        progress=progress and not quiet,
-                    )
+                # Joins Ray only after the checks that need none (repeated ids, the manifest).
+                report = ingest_paths(
+                    paths,
+                    sink=sink,
+                    config=config,
+                    replicas=replicas,
+                    text_field=text_field,
+                    id_field=id_field,
+                    chunk_tokens=chunk_tokens,
+                    chunk_overlap=chunk_overlap,
+                    splitter=splitter,
+                    rechunk=rechunk,
+                    batch_size=batch_size,
+                    max_document_bytes=max_document_bytes,
+                    encoding=encoding,
+                    encoding_errors=encoding_errors,
+                    on_duplicate=on_duplicate,
+                    progress=progress and not quiet,
+                    ray_address=ray_address,
+                )
             return _print_ingest_report(report, as_json)
         with _closing(sink):
             _check_before_engine(sink, config, layout, None if rechunk else chunking)

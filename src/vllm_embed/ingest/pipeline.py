@@ -36,7 +36,8 @@ from vllm_embed.ingest.splitters import DocumentChunker, SplitterLike
 from vllm_embed.ingest.stages import QUEUE_BATCHES, ChunkBatch, EmbedStage, Reader, Writer
 from vllm_embed.sinks.base import Chunk, Manifest, Sink
 
-_DOCS_PER_TOKENIZER_CALL = 64
+DOCS_PER_TOKENIZER_CALL = 64
+"""Documents chunked together (one batched tokenizer call); the Ray ingest chunks its blocks alike."""
 
 
 def _batches(
@@ -92,7 +93,7 @@ def _batches(
             doc = as_document(item, text_field, id_field)
             if accepted(position, doc):
                 group.append(doc)
-            if len(group) == _DOCS_PER_TOKENIZER_CALL:
+            if len(group) == DOCS_PER_TOKENIZER_CALL:
                 yield group
                 group = []
         if group:
@@ -100,7 +101,7 @@ def _batches(
 
     def cut() -> ChunkBatch:
         nonlocal pending, pending_documents, rejected, dropped, token_ids
-        batch = _select(sink, pending, pending_documents)
+        batch = select_unstored(sink, pending, pending_documents)
         if token_ids:
             batch.token_ids = [token_ids[chunk.id] for chunk in batch.to_embed]
         batch.rejected, batch.superseded = rejected, dropped
@@ -123,8 +124,19 @@ def _batches(
         yield cut()
 
 
-def _select(sink: Sink, chunks: list[Chunk], documents: list[tuple[str, int]]) -> ChunkBatch:
-    """Drops the chunks the store already holds unchanged, and finds documents that used to be longer."""
+def select_unstored(sink: Sink, chunks: list[Chunk], documents: list[tuple[str, int]]) -> ChunkBatch:
+    """Drops the chunks the store already holds unchanged, and finds documents that used to be longer.
+
+    One `fetch_texts` for the whole batch (`ingest` and the Ray ingest's blocks both call it).
+
+    Args:
+        sink: The store.
+        chunks: The chunks of `documents`, with their point ids.
+        documents: `(doc_id, chunk count)` of each document the chunks belong to.
+
+    Returns:
+        The chunks to embed, the counts, and the `(doc_id, chunk count)` of documents with stale chunks.
+    """
     # The point just past a document's last chunk only exists if an earlier version had more chunks.
     past_end = {point_id(doc_id, count): (doc_id, count) for doc_id, count in documents}
     stored = sink.fetch_texts([c.id for c in chunks] + list(past_end))

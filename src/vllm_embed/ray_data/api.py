@@ -8,21 +8,32 @@ so the driver does its lookups (one per block) and streams the vectors into it.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from vllm_embed._optional import require
 from vllm_embed.config import EmbedderConfig
-from vllm_embed.ingest.chunk_settings import chunking_fields, record_chunking
-from vllm_embed.ingest.duplicates import DuplicateCheck, duplicate_error, superseded_positions
-from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES, load_path
+from vllm_embed.errors import UnmanagedCollectionError
+from vllm_embed.ingest.chunk_settings import check_chunking, chunking_fields, record_chunking
+from vllm_embed.ingest.documents import Document
+from vllm_embed.ingest.duplicates import (
+    ON_DUPLICATE_CHOICES,
+    DuplicateCheck,
+    OnDuplicate,
+    duplicate_error,
+    superseded_positions,
+)
+from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES, ChainedSource, load_path, located_ids
 from vllm_embed.ingest.report import IngestReport
-from vllm_embed.ingest.splitters import SplitterName
+from vllm_embed.ingest.splitters import SplitterLike
 from vllm_embed.ray_data.blocks import (
     METADATA_JSON,
     DocumentPlan,
@@ -30,12 +41,15 @@ from vllm_embed.ray_data.blocks import (
     WriteCounts,
     chunk_block,
     chunk_texts,
-    document_ids,
+    id_hashes,
     plan_chunker,
+    repeated_rows,
     select_block,
+    without_documents,
     write_block,
 )
 from vllm_embed.ray_data.replica import DatasetReplica, IngestReplica, Kind, replica_resources
+from vllm_embed.ray_data.session import check_ray_address, ray_session
 from vllm_embed.sinks.base import BaseSink, Manifest, Sink
 
 if TYPE_CHECKING:
@@ -43,6 +57,8 @@ if TYPE_CHECKING:
     from ray.data.datasource import Datasink
 
 _SinkRecipe = tuple[type[BaseSink], tuple[Any, ...], dict[str, Any]]
+_Prepared = tuple[DocumentPlan, dict[str, Any], EmbedderConfig]
+_LAST_VERSIONS_PER_BLOCK = 1024  # the last versions of repeated ids re-enter the run in blocks of this size
 _WORKER_SINKS: dict[bytes, Sink] = {}
 
 
@@ -214,12 +230,14 @@ def ingest_dataset(
     metadata_columns: Sequence[str] | None = None,
     chunk_tokens: int | None = None,
     chunk_overlap: int = 0,
-    splitter: SplitterName | None = None,
+    splitter: SplitterLike | None = None,
+    splitter_column: str | None = None,
     rechunk: bool = False,
     hybrid: bool = False,
     batch_size: int = 256,
     writers: int | None = None,
     max_document_bytes: int | None = DEFAULT_MAX_DOCUMENT_BYTES,
+    on_duplicate: OnDuplicate = "error",
     check_duplicates: bool = True,
     progress: bool = True,
     config: EmbedderConfig | None = None,
@@ -237,6 +255,13 @@ def ingest_dataset(
     Ray workers (the sink is opened again there with its constructor's arguments); an embedded store or a
     sink built on `client=` is looked up and written by this process.
 
+    Repeated document ids are found before anything is written, in two passes over the dataset: Ray tasks
+    hash every id and this process keeps the 64-bit hashes (8 bytes per document) to find the repeated
+    ones; only when some repeat, a second pass, in the dataset's order (Ray Data's `preserve_order`: files
+    in order, rows in file order), reads the rows of those ids. With `on_duplicate="last"` this process
+    keeps the last version of each repeated id (memory grows with the repeated documents, not with the
+    dataset), and the run ingests it in place of all of them.
+
     Args:
         ds: One row per document.
         sink: Where vectors go.
@@ -244,19 +269,28 @@ def ingest_dataset(
         replicas: Engines (Ray actors) embedding in parallel.
         id_column: Column of the document id; `None` uses a hash of the text.
         text_column: Column of the text.
-        metadata_columns: Columns stored as metadata; `None` stores every other column.
+        metadata_columns: Columns stored as metadata; `None` stores every other column (but
+            `splitter_column`).
         chunk_tokens: Longest chunk in tokens, with the document prompt and special tokens; `None` uses
             `DEFAULT_CHUNK_TOKENS` (512), or the model's longest input when smaller (as `ingest`).
         chunk_overlap: Tokens shared by consecutive chunks of a document.
-        splitter: `"text"`, `"markdown"` or `"tokens"` (as `ingest`; a function is not available here);
-            `None`: each document's own `Document.splitter`, else `"text"`.
+        splitter: `"text"`, `"markdown"`, `"tokens"` or a function `str -> list[str]`, as for `ingest`
+            (a function is sent to the Ray workers, so it must be picklable by Ray: a module's function,
+            or a lambda or closure over picklable values); `None`: each row's `splitter_column`, else
+            `"text"`.
+        splitter_column: Column naming each row's splitter (`"text"`, `"markdown"`, `"tokens"`, or null
+            for `"text"`), used when `splitter` is `None`, e.g. `"markdown"` for rows read from `.md`
+            files; not stored as metadata. `None`: every row is split with `"text"`.
         rechunk: Accept chunking that differs from the collection's (as `ingest`).
         hybrid: Whether the collection holds sparse (BM25) vectors too; the sink must be built with its own
             hybrid setting on (this only checks that it is).
         batch_size: Chunks per engine call.
         writers: Concurrent write tasks for a store server (`None`: as many as Ray schedules).
         max_document_bytes: Largest document text in bytes (UTF-8); a larger one is rejected.
-        check_duplicates: Read the ids once before the run and refuse a repeated id (as `ingest` does).
+        on_duplicate: For a document id that occurs twice: `"error"` raises `DuplicateDocumentError`
+            naming both positions, before anything is written; `"last"` ingests the last version only.
+        check_duplicates: Look for repeated ids before the run (`False` skips both passes, for a dataset
+            known to have unique ids; then `on_duplicate` must be `"error"`).
         progress: Show Ray Data's progress bars.
         config: The engine settings as one `EmbedderConfig`, instead of `model=` and `**settings`.
         **settings: Other `EmbedderConfig` fields (`dimensions`, `tensor_parallel_size`, `dtype`, …).
@@ -265,30 +299,42 @@ def ingest_dataset(
         The counts of the run, with each replica's throughput.
 
     Raises:
-        DuplicateDocumentError: For a document id that occurs twice.
+        DuplicateDocumentError: For a document id that occurs twice, with `on_duplicate="error"`.
         ManifestMismatchError: If the collection was embedded with another model, size or layout, or
             chunked otherwise (without `rechunk=True`).
         SinkError: If the store fails for good; everything written before stays valid.
         ValueError: For invalid arguments.
     """
-    plan = _prepare(
+    _check_on_duplicate(on_duplicate)
+    if on_duplicate == "last" and not check_duplicates:
+        raise ValueError("on_duplicate='last' needs the duplicate check: drop check_duplicates=False")
+    prepared, manifest = _plan(
         sink,
         _config(model, config, settings),
         replicas=replicas,
         batch_size=batch_size,
-        hybrid=hybrid,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
         splitter=splitter,
+        splitter_column=splitter_column,
         rechunk=rechunk,
         text_column=text_column,
         id_column=id_column,
         metadata_columns=None if metadata_columns is None else tuple(metadata_columns),
         max_document_bytes=max_document_bytes,
     )
-    if check_duplicates:
-        _refuse_duplicates(ds, plan)
-    return _run(ds, plan, sink, replicas=replicas, batch_size=batch_size, writers=writers, progress=progress)
+    repeats = _find_repeats(ds, prepared[0], on_duplicate) if check_duplicates else _Repeats()
+    _open_collection(sink, manifest, rechunk=rechunk, hybrid=hybrid)
+    return _run(
+        repeats.apply(ds, prepared[0]),
+        prepared,
+        sink,
+        replicas=replicas,
+        batch_size=batch_size,
+        writers=writers,
+        progress=progress,
+        superseded=repeats.superseded,
+    )
 
 
 def ingest_paths(
@@ -301,20 +347,53 @@ def ingest_paths(
     id_field: str | None = None,
     chunk_tokens: int | None = None,
     chunk_overlap: int = 0,
-    splitter: SplitterName | None = None,
+    splitter: SplitterLike | None = None,
     rechunk: bool = False,
     batch_size: int = 256,
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
     encoding: str | None = None,
     encoding_errors: str | None = None,
+    on_duplicate: OnDuplicate = "error",
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> IngestReport:
     """The CLI's `ingest --ray`: files read by Ray tasks (one per path), then as `ingest_dataset`.
 
     Documents get the ids and metadata `load_path` gives them, so the points are the same as a
-    single-process ingest of the same files.
+    single-process ingest of the same files. Repeated ids are found by this process before anything is
+    written or Ray is joined, from the files' ids, as `ingest` does.
+
+    Args:
+        paths: Files or directories, as for `load_path`.
+        sink: Where vectors go.
+        config: The engine settings.
+        replicas: Engines (Ray actors) embedding in parallel.
+        text_field: Text field or column of records.
+        id_field: Id field or column of records (`None`: `"id"` when present).
+        chunk_tokens: As for `ingest_dataset`.
+        chunk_overlap: As for `ingest_dataset`.
+        splitter: As for `ingest_dataset` (`None`: markdown for `.md` files, else text).
+        rechunk: As for `ingest_dataset`.
+        batch_size: Chunks per engine call.
+        max_document_bytes: Largest document text in bytes (UTF-8); a larger one is rejected.
+        encoding: Encoding of the files (`None`: the loaders' default).
+        encoding_errors: What to do with undecodable bytes (`None`: the loaders' default).
+        on_duplicate: As for `ingest_dataset`.
+        progress: Show Ray Data's progress bars.
+        ray_address: Join Ray at this address for the run (as `ray_session`), after every check that
+            needs no Ray; `None`: Ray as it is (initialised already, or started by Ray Data).
+
+    Returns:
+        The counts of the run.
+
+    Raises:
+        DuplicateDocumentError: For a document id that occurs twice, with `on_duplicate="error"`.
+        ManifestMismatchError: As for `ingest_dataset`.
     """
     ray: Any = require("ray", "vllm_embed.ray_data")
+    _check_on_duplicate(on_duplicate)
+    if ray_address is not None:
+        check_ray_address(ray_address)
     loader: dict[str, Any] = {
         "text_field": text_field,
         "id_field": id_field,
@@ -325,32 +404,71 @@ def ingest_paths(
     if encoding_errors is not None:
         loader["errors"] = encoding_errors
     sources = [load_path(p, **loader) for p in paths]  # checks every path before anything runs
-    plan = _prepare(
+    skip, superseded = _superseded_by_source(sources, text_field, id_field, on_duplicate)
+    prepared, manifest = _plan(
         sink,
         config,
         replicas=replicas,
         batch_size=batch_size,
-        hybrid=False,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
         splitter=splitter,
+        splitter_column=None,
         rechunk=rechunk,
         text_column="text",
         id_column="id",
         metadata_columns=METADATA_JSON,
         max_document_bytes=max_document_bytes,
     )
-    for source in sources:
-        superseded_positions(source, text_field, id_field, "error")
-    ds = ray.data.from_items([{"path": str(p)} for p in paths]).flat_map(
-        _read_path, fn_kwargs={"loader": loader}
-    )
-    return _run(ds, plan, sink, replicas=replicas, batch_size=batch_size, writers=None, progress=progress)
+    _open_collection(sink, manifest, rechunk=rechunk, hybrid=False)
+    with contextlib.nullcontext() if ray_address is None else ray_session(ray_address):
+        items = [{"index": index, "path": str(path)} for index, path in enumerate(paths)]
+        ds = ray.data.from_items(items).flat_map(_read_path, fn_kwargs={"loader": loader, "skip": skip})
+        return _run(
+            ds,
+            prepared,
+            sink,
+            replicas=replicas,
+            batch_size=batch_size,
+            writers=None,
+            progress=progress,
+            superseded=superseded,
+        )
 
 
-def _read_path(row: dict[str, Any], loader: dict[str, Any]) -> list[dict[str, Any]]:
+def _check_on_duplicate(on_duplicate: str) -> None:
+    if on_duplicate not in ON_DUPLICATE_CHOICES:
+        raise ValueError(f"on_duplicate={on_duplicate!r} must be one of {ON_DUPLICATE_CHOICES}")
+
+
+def _superseded_by_source(
+    sources: Sequence[Iterable[Document]], text_field: str, id_field: str | None, on_duplicate: OnDuplicate
+) -> tuple[dict[int, frozenset[int]], int]:
+    """The positions, within each source, of the documents a later version replaces, and their number.
+
+    Raises:
+        DuplicateDocumentError: For the first repeated id (with its files and lines), with "error".
+    """
+    superseded = superseded_positions(ChainedSource(sources), text_field, id_field, on_duplicate)
+    skip: dict[int, frozenset[int]] = {}
+    start = 0
+    for index, source in enumerate(sources):
+        if not superseded:
+            break
+        end = start + sum(1 for _ in located_ids(source))
+        own = frozenset(p - start for p in superseded if start <= p < end)
+        if own:
+            skip[index] = own
+        start = end
+    return skip, len(superseded)
+
+
+def _read_path(
+    row: dict[str, Any], loader: dict[str, Any], skip: dict[int, frozenset[int]]
+) -> list[dict[str, Any]]:
     import json
 
+    superseded = skip.get(row["index"], frozenset())
     return [
         {
             "id": doc.id,
@@ -358,27 +476,28 @@ def _read_path(row: dict[str, Any], loader: dict[str, Any]) -> list[dict[str, An
             "metadata": json.dumps(dict(doc.metadata), ensure_ascii=False),
             "splitter": doc.splitter,
         }
-        for doc in load_path(row["path"], **loader)
+        for position, doc in enumerate(load_path(row["path"], **loader))
+        if position not in superseded
     ]
 
 
-def _prepare(
+def _plan(
     sink: Sink,
     config: EmbedderConfig,
     *,
     replicas: int,
     batch_size: int,
-    hybrid: bool,
     chunk_tokens: int | None,
     chunk_overlap: int,
-    splitter: SplitterName | None,
+    splitter: SplitterLike | None,
+    splitter_column: str | None,
     rechunk: bool,
     text_column: str,
     id_column: str | None,
     metadata_columns: tuple[str, ...] | str | None,
     max_document_bytes: int | None,
-) -> tuple[DocumentPlan, dict[str, Any], EmbedderConfig]:
-    """Checks the arguments and the collection's manifest, before any replica starts."""
+) -> tuple[_Prepared, Manifest]:
+    """Checks the arguments, and the collection's manifest if there is one; writes nothing."""
     require("ray", "vllm_embed.ray_data")
     _check_replicas(replicas, batch_size)
     description, max_input_tokens = _plan_engine(config)
@@ -392,33 +511,108 @@ def _prepare(
         metadata_columns=metadata_columns,
         max_document_bytes=max_document_bytes,
         layout=sink.layout.name,
+        splitter_column=splitter_column,
     )
     # The chunker the Ray tasks build, once here: the manifest records its settings as `ingest` does.
     manifest = Manifest.from_description(description, layout=sink.layout.name).model_copy(
         update=chunking_fields(plan_chunker(plan))
     )
+    try:
+        stored = sink.read_manifest()
+    except UnmanagedCollectionError:
+        stored = None  # `prepare` adopts it (adopt=True) or refuses it
+    if stored is not None:
+        stored.require_compatible(manifest, sink.collection)
+        check_chunking(stored, manifest, sink.collection, rechunk=rechunk)
+    expected = {**description, "max_input_tokens": max_input_tokens}
+    del expected["vllm_embed_version"]
+    return (plan, expected, config), manifest
+
+
+def _open_collection(sink: Sink, manifest: Manifest, *, rechunk: bool, hybrid: bool) -> None:
+    """Creates the collection, or checks it, and records this run's chunking (before any replica starts)."""
     sink.prepare(manifest)
     record_chunking(sink, manifest, rechunk=rechunk)
     if hybrid and getattr(sink.read_manifest(), "sparse", None) is None:
         raise ValueError(
             f"hybrid=True needs a sink that stores sparse vectors: build {sink!r} with hybrid=True"
         )
-    expected = {**description, "max_input_tokens": max_input_tokens}
-    del expected["vllm_embed_version"]
-    return plan, expected, config
 
 
-def _refuse_duplicates(ds: Any, prepared: tuple[DocumentPlan, dict[str, Any], EmbedderConfig]) -> None:
-    plan = prepared[0]
-    seen = DuplicateCheck()
-    position = 0
-    ids = ds.map_batches(document_ids, fn_kwargs={"plan": plan}, batch_format="pyarrow")
-    for batch in ids.iter_batches(batch_size=None, batch_format="pyarrow"):
-        for doc_id in batch.column("doc_id").to_pylist():
-            earlier = seen.see(doc_id, position)
-            if earlier is not None:
-                raise duplicate_error(doc_id, earlier, position)
-            position += 1
+@dataclass(frozen=True)
+class _Repeats:
+    """The document ids a dataset repeats, and the last version of each (with `on_duplicate="last"`)."""
+
+    doc_ids: frozenset[str] = frozenset()
+    last: pa.Table = field(default_factory=lambda: pa.table({}))
+    superseded: int = 0
+
+    def apply(self, ds: Any, plan: DocumentPlan) -> Any:
+        """`ds` with the rows of repeated ids replaced by the last version of each."""
+        if not self.doc_ids:
+            return ds
+        from ray.data import from_arrow
+
+        kept = ds.map_batches(
+            without_documents, fn_kwargs={"plan": plan, "doc_ids": self.doc_ids}, batch_format="pyarrow"
+        )
+        pieces = [
+            self.last.slice(start, _LAST_VERSIONS_PER_BLOCK)
+            for start in range(0, self.last.num_rows, _LAST_VERSIONS_PER_BLOCK)
+        ]
+        return kept.union(from_arrow(pieces))
+
+
+def _find_repeats(ds: Any, plan: DocumentPlan, on_duplicate: OnDuplicate) -> _Repeats:
+    """Finds the repeated document ids of `ds` (see `ingest_dataset`).
+
+    Raises:
+        DuplicateDocumentError: For the first repeated id (by the position of its second row), with "error".
+    """
+    hashes = [
+        batch.column("hash").to_numpy()
+        for batch in ds.map_batches(id_hashes, fn_kwargs={"plan": plan}, batch_format="pyarrow").iter_batches(
+            batch_size=None, batch_format="pyarrow"
+        )
+    ]
+    values, counts = np.unique(
+        np.concatenate(hashes) if hashes else np.empty(0, np.uint64), return_counts=True
+    )
+    candidates = frozenset(int(h) for h in values[counts > 1])
+    if not candidates:
+        return _Repeats()
+    # Equal hashes are most likely equal ids; the second pass reads the ids themselves, in order.
+    rows = ds.map_batches(
+        repeated_rows,
+        fn_kwargs={"plan": plan, "hashes": candidates, "keep_rows": on_duplicate == "last"},
+        batch_format="pyarrow",
+    )
+    options = rows.context.execution_options
+    preserved, options.preserve_order = options.preserve_order, True
+    seen, offset = DuplicateCheck(), 0
+    last: dict[str, bytes] = {}
+    repeated: set[str] = set()
+    superseded = 0
+    try:
+        for batch in rows.iter_batches(batch_size=None, batch_format="pyarrow"):
+            columns = [batch.column(name).to_pylist() for name in ("doc_id", "index", "rows", "row")]
+            for doc_id, index, count, row in zip(*columns, strict=True):
+                if index < 0:
+                    offset += count
+                    continue
+                earlier = seen.see(doc_id, offset + index)
+                if earlier is not None:
+                    if on_duplicate == "error":
+                        raise duplicate_error(doc_id, earlier, offset + index)
+                    repeated.add(doc_id)
+                    superseded += 1
+                last[doc_id] = row
+    finally:
+        options.preserve_order = preserved
+    if not repeated:
+        return _Repeats()
+    versions = [pickle.loads(last[doc_id]) for doc_id in sorted(repeated)]
+    return _Repeats(frozenset(repeated), pa.concat_tables(versions, promote_options="permissive"), superseded)
 
 
 def _embedded(
@@ -437,13 +631,14 @@ def _embedded(
 
 def _run(
     ds: Any,
-    prepared: tuple[DocumentPlan, dict[str, Any], EmbedderConfig],
+    prepared: _Prepared,
     sink: Sink,
     *,
     replicas: int,
     batch_size: int,
     writers: int | None,
     progress: bool,
+    superseded: int = 0,
 ) -> IngestReport:
     ray: Any = require("ray", "vllm_embed.ray_data")
     started = time.perf_counter()
@@ -489,5 +684,6 @@ def _run(
         seconds=time.perf_counter() - started,
         deleted_from=counts.deleted_from,
         rejected=tuple(counts.rejected),
+        superseded=superseded,
         replica_chunks_per_second=throughput,
     )

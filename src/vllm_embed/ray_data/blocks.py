@@ -8,11 +8,12 @@ so the counts are added exactly when the block's points are written, and a retri
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,8 @@ from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest.chunk_settings import make_chunker
 from vllm_embed.ingest.documents import Document, as_document, utf8_size_above
 from vllm_embed.ingest.ids import point_id
-from vllm_embed.ingest.pipeline import _DOCS_PER_TOKENIZER_CALL, _select
-from vllm_embed.ingest.splitters import DocumentChunker, SplitterName
+from vllm_embed.ingest.pipeline import DOCS_PER_TOKENIZER_CALL, select_unstored
+from vllm_embed.ingest.splitters import SPLITTERS, DocumentChunker, SplitterLike
 from vllm_embed.sinks.base import Chunk, Sink
 from vllm_embed.sinks.layouts import get_layout
 
@@ -54,23 +55,26 @@ class DocumentPlan:
         chunk_tokens: Longest chunk in tokens, with the document prompt and special tokens; `None` for
             `make_chunker`'s default.
         chunk_overlap: Tokens shared by consecutive chunks.
-        splitter: As for `ingest` (`None`: each document's own `Document.splitter`, else `"text"`).
+        splitter: As for `ingest`, a function included (`None`: each document's own splitter, else `"text"`).
         text_column: Column of the text.
         id_column: Column of the document id (`None`: a hash of the text).
         metadata_columns: Columns stored as metadata; `None` for every other column.
         max_document_bytes: Largest document text in bytes; `None` for any size.
         layout: The sink's payload layout name (its reserved metadata keys are refused).
+        splitter_column: Column naming each row's own splitter (`"text"`, `"markdown"`, `"tokens"` or
+            null), used when `splitter` is `None`; not stored as metadata. `None`: no such column.
     """
 
     config: EmbedderConfig
     chunk_tokens: int | None
     chunk_overlap: int
-    splitter: SplitterName | None
+    splitter: SplitterLike | None
     text_column: str
     id_column: str | None
     metadata_columns: tuple[str, ...] | str | None
     max_document_bytes: int | None
     layout: str
+    splitter_column: str | None = None
 
     def documents(self, table: pa.Table) -> Iterator[Document]:
         """Yields the documents of a block of input rows, in order."""
@@ -83,14 +87,32 @@ class DocumentPlan:
             raw_id = row.get("id")
             raw_id = None if raw_id is None else str(raw_id)
             return Document(row["text"], raw_id, json.loads(row["metadata"]), row.get("splitter"))
+        hint = None if self.splitter_column is None else self._hint(row)
         if self.metadata_columns is None:
-            return as_document(row, self.text_column, self.id_column)
-        fields = {self.text_column: row[self.text_column]}
-        key = self.id_column or "id"
-        if key in row:
-            fields[key] = row[key]
-        fields["metadata"] = {name: row[name] for name in self.metadata_columns}
-        return as_document(fields, self.text_column, self.id_column)
+            fields = {k: v for k, v in row.items() if k != self.splitter_column}
+        else:
+            fields = {self.text_column: row[self.text_column]}
+            key = self.id_column or "id"
+            if key in row:
+                fields[key] = row[key]
+            fields["metadata"] = {name: row[name] for name in self.metadata_columns}
+        doc = as_document(fields, self.text_column, self.id_column)
+        return doc if hint is None else replace(doc, splitter=hint)
+
+    def _hint(self, row: Mapping[str, Any]) -> str | None:
+        column = str(self.splitter_column)
+        if column not in row:
+            raise ValueError(
+                f"splitter_column={column!r} is not a column of the dataset (columns: "
+                f"{sorted(map(str, row))}): name the column holding each row's splitter"
+            )
+        hint = row[column]
+        if hint is not None and hint not in SPLITTERS:
+            raise ValueError(
+                f"column {column!r} holds {hint!r}: each row names one of {SPLITTERS}, or is null for "
+                "the default"
+            )
+        return None if hint is None else str(hint)
 
 
 @dataclass(frozen=True)
@@ -130,7 +152,9 @@ _CHUNKERS: dict[bytes, DocumentChunker] = {}
 
 def plan_chunker(plan: DocumentPlan) -> DocumentChunker:
     """The chunker `ingest` would use for `plan`; one per worker process (loading a tokenizer is slow)."""
-    key = pickle.dumps(plan)
+    from ray import cloudpickle  # a splitter function may be a lambda, which `pickle` refuses
+
+    key: bytes = cloudpickle.dumps(plan)  # type: ignore[no-untyped-call]
     if key not in _CHUNKERS:
         _CHUNKERS[key] = make_chunker(
             PlannedEngine.load(plan.config),  # type: ignore[arg-type]
@@ -215,7 +239,7 @@ def chunk_block(table: pa.Table, plan: DocumentPlan) -> pa.Table:
         accepted.append(doc)
     rows: list[dict[str, Any]] = []
     documents: list[tuple[str, int]] = []
-    for group in batched(accepted, _DOCS_PER_TOKENIZER_CALL):
+    for group in batched(accepted, DOCS_PER_TOKENIZER_CALL):
         split = chunker.split([d.text for d in group], [d.splitter for d in group])
         for doc, pieces in zip(group, split, strict=True):
             doc_id = doc.doc_id
@@ -234,6 +258,46 @@ def chunk_block(table: pa.Table, plan: DocumentPlan) -> pa.Table:
 def document_ids(table: pa.Table, plan: DocumentPlan) -> pa.Table:
     """Ray task: the document id of each row (for the duplicate check before the run)."""
     return pa.table({"doc_id": [doc.doc_id for doc in plan.documents(table)]})
+
+
+def id_hash(doc_id: str) -> int:
+    """A 64-bit hash of a document id (the duplicate check keeps these, not the ids)."""
+    digest = hashlib.blake2b(doc_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def id_hashes(table: pa.Table, plan: DocumentPlan) -> pa.Table:
+    """Ray task: the `id_hash` of each row's document id (the first pass of the duplicate check)."""
+    return pa.table({"hash": pa.array([id_hash(d.doc_id) for d in plan.documents(table)], pa.uint64())})
+
+
+def repeated_rows(table: pa.Table, plan: DocumentPlan, hashes: Collection[int], keep_rows: bool) -> pa.Table:
+    """Ray task: the rows whose id hash is in `hashes` (the second pass of the duplicate check).
+
+    One output row per such row — its document id, its index in this block and, with `keep_rows`, the
+    row itself as a pickled one-row table — then one row (index -1) holding the block's row count, so the
+    driver reading the blocks in order knows every row's position.
+    """
+    doc_ids, indexes, rows = [], [], []
+    for index, doc in enumerate(plan.documents(table)):
+        if id_hash(doc.doc_id) in hashes:
+            doc_ids.append(doc.doc_id)
+            indexes.append(index)
+            rows.append(pickle.dumps(table.take([index])) if keep_rows else None)
+    return pa.table(
+        {
+            "doc_id": [*doc_ids, None],
+            "index": pa.array([*indexes, -1], pa.int64()),
+            "rows": pa.array([0] * len(indexes) + [table.num_rows], pa.int64()),
+            "row": pa.array([*rows, None], pa.binary()),
+        }
+    )
+
+
+def without_documents(table: pa.Table, plan: DocumentPlan, doc_ids: Collection[str]) -> pa.Table:
+    """Ray task: the rows whose document id is not in `doc_ids`."""
+    keep = [doc.doc_id not in doc_ids for doc in plan.documents(table)]
+    return table.filter(pa.array(keep, pa.bool_()))
 
 
 def select_block(sink: Sink, table: pa.Table) -> pa.Table:
@@ -258,7 +322,7 @@ def select_block(sink: Sink, table: pa.Table) -> pa.Table:
                 continue
             documents.append((doc_id, count))
     kept = [c for c in chunks if c.doc_id not in refused]
-    batch = _select(sink, kept, documents)
+    batch = select_unstored(sink, kept, documents)
     summary = {
         "documents": batch.documents,
         "chunks": batch.chunks,

@@ -14,6 +14,16 @@ RAY_ADDRESS_HELP = (
 )
 
 
+def check_ray_address(address: str) -> None:
+    """Refuses an address `ray_session` cannot join.
+
+    Raises:
+        ValueError: Naming the forms it takes.
+    """
+    if address not in ("auto", "local") and not address.startswith("ray://"):
+        raise ValueError(f"--ray {address!r}: give auto, local or ray://host:port")
+
+
 @contextlib.contextmanager
 def ray_session(address: str) -> Iterator[None]:
     """Connects to Ray at `address` (`"auto"`, `"local"` or `"ray://…"`) for the block; disconnects after.
@@ -23,8 +33,7 @@ def ray_session(address: str) -> Iterator[None]:
     Raises:
         ValueError: For another address.
     """
-    if address not in ("auto", "local") and not address.startswith("ray://"):
-        raise ValueError(f"--ray {address!r}: give auto, local or ray://host:port")
+    check_ray_address(address)
     ray = require("ray", "vllm_embed.ray_data")
     if ray.is_initialized():
         yield

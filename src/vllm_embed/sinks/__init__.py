@@ -16,6 +16,7 @@ from vllm_embed.sinks.base import (
 )
 from vllm_embed.sinks.milvus import MilvusSink
 from vllm_embed.sinks.qdrant import QdrantSink
+from vllm_embed.sinks.qdrant_edge import QdrantEdgeSink
 
 __all__ = [
     "BaseSink",
@@ -28,6 +29,7 @@ __all__ = [
     "ManifestMismatchError",
     "MetadataFilter",
     "MilvusSink",
+    "QdrantEdgeSink",
     "QdrantSink",
     "Sink",
     "SinkError",

@@ -7,22 +7,28 @@ import dataclasses
 import functools
 import json
 import logging
+import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
 from vllm_embed._optional import require
-from vllm_embed.errors import ManifestError, StoreBusyError
+from vllm_embed._utils import one_line
+from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
 from vllm_embed.sinks.base import (
     BaseSink,
     Chunk,
+    CollectionInfo,
+    CollectionNotFoundError,
     Hit,
     Layout,
     Manifest,
+    ManifestMismatchError,
     MetadataFilter,
     MetadataValue,
     StoredVectors,
@@ -31,6 +37,15 @@ from vllm_embed.sinks.base import (
 )
 from vllm_embed.sinks.busy import held_elsewhere, holders_text
 from vllm_embed.sinks.layouts import DOC_ID, KeyPath, get_layout
+from vllm_embed.sinks.milvus_index import (
+    DEFAULT_INDEX,
+    SCALAR_INDEX,
+    SERVER_INDEXES,
+    MilvusIndexError,
+    build_params,
+    check_supported,
+)
+from vllm_embed.sinks.storage import IndexField, MilvusIndexSettings
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -91,7 +106,9 @@ _LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permi
 
 
 class MilvusSink(BaseSink):
-    """A Milvus collection with cosine metric, created (with its manifest and index) on first ingest.
+    """A Milvus collection with cosine metric, created (with its manifest and indexes) on first ingest.
+
+    Every collection gets a scalar (`INVERTED`) index on `doc_id`, which the resume check filters on.
 
     Args:
         collection: Collection name (letters, digits and underscores).
@@ -107,11 +124,24 @@ class MilvusSink(BaseSink):
         hybrid: Store a BM25 sparse field beside the dense vector, computed by Milvus's own BM25 function
             from the text field (whose analyzer is `BM25_ANALYZER`), for `sparse_search` and
             `hybrid_search`. `None` follows the existing collection (dense only for a new one).
+        index: Dense index type of a new collection (`MilvusIndexSettings.index`; Milvus Lite builds
+            `AUTOINDEX`, `FLAT`, `HNSW`, `HNSW_SQ`, `IVF_FLAT` and `IVF_SQ8`). Left at `"AUTOINDEX"`, an
+            existing collection keeps its own; another type that differs from it is refused.
+        index_params: Build parameters of the index (e.g. `{"M": 32}` for HNSW, `{"nlist": 256}` for IVF).
+        search_params: Parameters of every dense search (e.g. `{"ef": 128}`, `{"nprobe": 32}`); `None`
+            uses those recorded when the collection was created.
+        index_fields: Metadata fields to index for filtering (`NAME` or `NAME:TYPE`): on a Milvus server
+            as JSON-path indexes of the metadata JSON field or dynamic fields; Milvus Lite cannot index
+            those (only schema fields), so it refuses them.
+        adopt: Take over a collection vllm-embed did not create when its vector field, distance and the
+            layout's fields fit (`prepare` checks them, indexes `doc_id` and writes the manifest).
         **client_kwargs: Passed to `MilvusClient` (e.g. `db_name`, `timeout`).
 
     Raises:
         ValueError: If neither or both of `uri` and `client` are given, or `hybrid=True` with a framework
             layout.
+        MilvusIndexError: For an unknown index type or parameter, or one Milvus Lite does not build (a
+            Milvus Lite file is checked here; a server when the collection is prepared).
         StoreBusyError: If the Milvus Lite file `uri` is open in another process.
     """
 
@@ -127,11 +157,29 @@ class MilvusSink(BaseSink):
         max_attempts: int = 6,
         retry_wait: float = 0.5,
         hybrid: bool | None = None,
+        index: str = DEFAULT_INDEX,
+        index_params: Mapping[str, Any] | None = None,
+        search_params: Mapping[str, Any] | None = None,
+        index_fields: Iterable[str | IndexField] = (),
+        adopt: bool = False,
         **client_kwargs: Any,
     ) -> None:
         super().__init__(
-            collection, layout=layout, max_attempts=max_attempts, retry_wait=retry_wait, hybrid=hybrid
+            collection,
+            layout=layout,
+            max_attempts=max_attempts,
+            retry_wait=retry_wait,
+            hybrid=hybrid,
+            index_fields=index_fields,
+            adopt=adopt,
         )
+        try:
+            self.index_settings = MilvusIndexSettings(
+                index=index, index_params=dict(index_params or {}), search_params=dict(search_params or {})
+            )
+        except ValidationError as exc:
+            raise MilvusIndexError(f"MilvusSink: invalid index settings ({one_line(exc)})") from None
+        self._search_params: dict[str, Any] | None = None
         self._sparse: str | None = _UNKNOWN
         if (uri is None) == (client is None):
             raise ValueError(
@@ -143,8 +191,11 @@ class MilvusSink(BaseSink):
         self._target = uri or "client"
         self._loaded = False
         pymilvus = require("pymilvus", "MilvusSink")
+        lite = uri is not None and "://" not in uri
+        if lite:
+            self._lite = True  # a server's kind is asked when the collection is prepared
+            self._check_index(self.index_settings.index, None)
         if client is None:
-            lite = uri is not None and "://" not in uri
             if lite:
                 self._refuse_busy_lite_file()
                 Path(str(uri)).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite does not create it
@@ -176,6 +227,20 @@ class MilvusSink(BaseSink):
                 "process), or run a Milvus server and pass its uri="
             )
 
+    @property
+    def layout(self) -> Layout:
+        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`.
+
+        A collection to adopt (`adopt=True`; it has no manifest to say) gets `"vllm-embed"` too.
+        """
+        try:
+            return super().layout
+        except UnmanagedCollectionError:
+            if not self.adopt:
+                raise
+            self._layout = get_layout(Layout.name)
+            return self._layout
+
     def __repr__(self) -> str:
         return f"MilvusSink(collection={self.collection!r}, uri={self._target!r})"
 
@@ -190,16 +255,18 @@ class MilvusSink(BaseSink):
         """Returns the collection's manifest, or `None` when the collection does not exist.
 
         Raises:
-            ManifestError: If the collection has no vllm-embed manifest, or a damaged one.
+            UnmanagedCollectionError: If the collection has no vllm-embed manifest (it can be adopted).
+            ManifestError: If its manifest is damaged.
         """
         if not self._call("collection lookup", self.client.has_collection, self.collection):
             return None
         info = self._call("collection lookup", self.client.describe_collection, self.collection)
         stored = (info.get("properties") or {}).get(_MANIFEST_PROPERTY)
         if stored is None:
-            raise ManifestError(
-                f"Milvus collection {self.collection!r} exists but has no vllm-embed manifest; "
-                "ingest into a new collection"
+            raise UnmanagedCollectionError(
+                f"Milvus collection {self.collection!r} exists but vllm-embed did not create it (it has no "
+                "vllm-embed manifest): adopt it with --adopt (adopt=True) if its vector field fits the "
+                "model, or ingest into a new collection"
             )
         argument = "client=client" if self._target == "client" else f"uri={self._target!r}"
         return Manifest.from_stored(
@@ -275,30 +342,209 @@ class MilvusSink(BaseSink):
     def _sparse_analyzer(self) -> dict[str, Any]:
         return {"function": "BM25", "analyzer_params": BM25_ANALYZER}
 
-    def prepare(self, manifest: Manifest) -> None:
-        """Creates the collection, its index and manifest when missing, or checks the stored manifest matches.
+    # -- storage settings -----------------------------------------------------------------------------
+
+    @functools.cached_property
+    def _lite(self) -> bool:
+        """Whether the store is Milvus Lite: a file, or the `milvus_lite server` process (by its version)."""
+        version = self._call("server version", self.client.get_server_version)
+        return str(version).lower().startswith("milvus_lite")
+
+    def _check_index(self, index: str, search_params: Mapping[str, Any] | None) -> None:
+        """Refuses an index type or parameter this store does not build.
+
+        Args:
+            index: The index type that applies (the requested one, or the existing collection's).
+            search_params: The search parameters to check against it (`None`: not known to apply yet, as
+                the default index type follows an existing collection's).
+        """
+        requested = self.index_settings
+        params = requested.index_params if index == requested.index else {}
+        if search_params is None:
+            search_params = {} if index == DEFAULT_INDEX else requested.search_params
+        check_supported(index, params, search_params, self._lite)
+
+    def _storage_requested(self) -> dict[str, Any]:
+        return {"index": self.index_settings.index, "index_params": self.index_settings.index_params}
+
+    def _storage_defaults(self) -> dict[str, Any]:
+        return {"index": DEFAULT_INDEX, "index_params": {}}
+
+    def check_storage(self, stored: Manifest) -> None:
+        """Refuses index settings that differ from the existing collection's, or that this store cannot use.
 
         Raises:
-            ManifestMismatchError: If the collection was embedded differently, or `hybrid` differs from it.
+            ManifestMismatchError: Naming each differing setting, both sides, and the fix.
+            MilvusIndexError: For search parameters the collection's index type does not take, or index
+                fields this store cannot index.
         """
-        stored = self.read_manifest()
+        super().check_storage(stored)
+        storage = stored.storage or {}
+        index = self.index_settings.index
+        if index == DEFAULT_INDEX:
+            index = str(storage.get("index", DEFAULT_INDEX))
+        if index in SERVER_INDEXES:  # a hand-made collection's type may be one this sink does not know
+            self._check_index(index, self.index_settings.search_params)
+        self._index_targets(get_layout(stored.layout))
+
+    def _index_targets(self, layout: Layout) -> dict[IndexField, tuple[str, str, dict[str, Any]]]:
+        """Where each of `index_fields` is indexed: (field name, index name, index params).
+
+        Raises:
+            MilvusIndexError: If the store cannot index one of them (Milvus Lite: metadata kept in JSON).
+        """
+        fields = frozenset(name for name, _, _ in layout.milvus_fields(1, self.text_max_bytes))
+        targets: dict[IndexField, tuple[str, str, dict[str, Any]]] = {}
+        for field in self.index_fields:
+            path = layout.metadata_path("milvus", field.name)
+            if len(path) == 1 and path[0] in fields:
+                targets[field] = (path[0], path[0], {})
+                continue
+            if self._lite:
+                where = f"the JSON field {path[0]!r}" if len(path) > 1 else "dynamic fields (JSON)"
+                raise MilvusIndexError(
+                    f"Milvus Lite cannot index metadata field {field.name!r}: the {layout.name} layout "
+                    f"keeps metadata in {where}, and Milvus Lite builds scalar indexes on schema fields "
+                    "only; leave out --index-field (index_fields=), or use a Milvus server (2.5.11 or later "
+                    "indexes JSON paths)"
+                )
+            # A key of the JSON field: `metadata["lang"]`; a dynamic field: the key names field and path.
+            head, json_path = (path[0], self._field(path)) if len(path) > 1 else (field.name, field.name)
+            targets[field] = (
+                head,
+                "meta_" + re.sub(r"\W", "_", field.name),
+                {"json_path": json_path, "json_cast_type": _JSON_CAST[field.type]},
+            )
+        return targets
+
+    def _scalar_indexes(self) -> dict[str, dict[str, Any]]:
+        """The collection's indexes other than on vectors, by index name (`describe_index` of each)."""
+        indexes = {}
+        for name in self._call("index lookup", self.client.list_indexes, self.collection):
+            described = self._call("index lookup", self.client.describe_index, self.collection, name)
+            if described and str(described.get("metric_type", "NONE")).upper() in ("", "NONE"):
+                indexes[str(name)] = described
+        return indexes
+
+    def _vector_index(self, vector: str) -> dict[str, Any] | None:
+        """`describe_index` of the index on the dense vector field `vector` (`None` without one)."""
+        for name in self._call("index lookup", self.client.list_indexes, self.collection, vector):
+            described = self._call("index lookup", self.client.describe_index, self.collection, name)
+            if described and described.get("field_name", vector) == vector:
+                return dict(described)
+        return None
+
+    def _add_indexes(self, specs: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """Creates scalar indexes on the existing collection (released and loaded again if the store asks)."""
+        if not specs:
+            return
+        from pymilvus import MilvusClient
+
+        index_params = MilvusClient.prepare_index_params()
+        for field_name, index_name, params in specs:
+            index_params.add_index(
+                field_name=field_name, index_type=SCALAR_INDEX, index_name=index_name, params=params
+            )
+        try:
+            self._call("index creation", self.client.create_index, self.collection, index_params)
+        except Exception as exc:
+            if "load" not in str(exc).lower():
+                raise
+            self._call("collection release", self.client.release_collection, self.collection)
+            self._call("index creation", self.client.create_index, self.collection, index_params)
+            self._call("collection load", self.client.load_collection, self.collection)
+
+    def _ensure_doc_id_index(self) -> dict[str, dict[str, Any]]:
+        """Indexes `doc_id` unless it is; returns the scalar indexes as `_scalar_indexes` read them before."""
+        present = self._scalar_indexes()
+        if not any(index.get("field_name") == DOC_ID for index in present.values()):
+            self._add_indexes([(DOC_ID, DOC_ID, {})])
+        return present
+
+    def _missing_index_fields(self, stored: Manifest) -> Manifest:
+        """Indexes the `index_fields` the collection lacks; returns `stored` with them recorded."""
+        storage = dict(stored.storage or {})
+        recorded = list(storage.get("index_fields", []))
+        targets = self._index_targets(get_layout(stored.layout))
+        missing = {field: target for field, target in targets.items() if field.to_spec() not in recorded}
+        if not missing:
+            return stored
+        present = self._scalar_indexes()
+        self._add_indexes([target for target in missing.values() if target[1] not in present])
+        storage["index_fields"] = recorded + [field.to_spec() for field in missing]
+        updated = stored.model_copy(update={"storage": storage})
+        self._store_manifest(updated)
+        return updated
+
+    def _use_search_params(self, stored: Manifest) -> None:
+        recorded = (stored.storage or {}).get("search_params") or {}
+        self._search_params = dict(self.index_settings.search_params or recorded)
+
+    def _dense_params(self) -> dict[str, Any]:
+        """Search parameters of a dense search: the metric and the index's search parameters."""
+        if self._search_params is None:
+            self._search_params = dict(self.index_settings.search_params)
+            with contextlib.suppress(UnmanagedCollectionError):
+                stored = self.read_manifest()
+                if stored is not None:
+                    self._use_search_params(stored)
+        if not self._search_params:
+            return {"metric_type": "COSINE"}
+        return {"metric_type": "COSINE", "params": dict(self._search_params)}
+
+    def prepare(self, manifest: Manifest) -> None:
+        """Creates the collection, its indexes and manifest when missing, or checks the stored one matches.
+
+        On an existing collection, `index_fields` it lacks are indexed and added to its manifest. With
+        `adopt=True`, a collection vllm-embed did not create is checked and adopted.
+
+        Raises:
+            ManifestMismatchError: If the collection was embedded differently, or `hybrid` or the index
+                settings differ from it, or (adopting) its fields do not fit.
+            UnmanagedCollectionError: If the collection has no manifest and `adopt` is not set.
+            MilvusIndexError: For an index type, parameter or index field this store cannot use.
+        """
+        try:
+            stored = self.read_manifest()
+        except UnmanagedCollectionError:
+            if not self.adopt:
+                raise
+            self._adopt(manifest)
+            return
         if stored is not None:
             stored.require_compatible(manifest, self.collection)
             self.check_hybrid(stored)
+            self.check_storage(stored)
             self._sparse = stored.sparse_vector
             self._ensure_loaded()
+            if stored.storage is None:  # made before doc_id was indexed
+                self._ensure_doc_id_index()
+            self._use_search_params(self._missing_index_fields(stored))
             return
         from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-        stored = self._new_manifest(manifest)
         layout = self.layout
+        settings = self.index_settings
+        self._check_index(settings.index, settings.search_params)
+        targets = self._index_targets(layout)
+        params = build_params(settings.index, settings.index_params, manifest.dimensions)
+        storage = {**settings.model_dump(), "index_params": params}
+        storage["index_fields"] = [field.to_spec() for field in targets]
+        stored = self._new_manifest(manifest).model_copy(update={"storage": storage})
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=layout.milvus_dynamic)
         for name, type_name, kwargs in layout.milvus_fields(manifest.dimensions, self.text_max_bytes):
             if stored.sparse_vector and name == layout.milvus_text:
                 kwargs = {**kwargs, "enable_analyzer": True, "analyzer_params": BM25_ANALYZER}
             schema.add_field(name, getattr(DataType, type_name), **kwargs)
         index_params = MilvusClient.prepare_index_params()
-        index_params.add_index(field_name=layout.milvus_vector, index_type="AUTOINDEX", metric_type="COSINE")
+        index_params.add_index(
+            field_name=layout.milvus_vector, index_type=settings.index, metric_type="COSINE", params=params
+        )
+        index_params.add_index(field_name=DOC_ID, index_type=SCALAR_INDEX)
+        for field_name, index_name, json_params in targets.values():
+            index_params.add_index(
+                field_name=field_name, index_type=SCALAR_INDEX, index_name=index_name, params=json_params
+            )
         if stored.sparse_vector:
             schema.add_field(stored.sparse_vector, DataType.SPARSE_FLOAT_VECTOR)
             schema.add_function(
@@ -322,7 +568,163 @@ class MilvusSink(BaseSink):
             properties={_MANIFEST_PROPERTY: stored.model_dump_json()},
         )
         self._sparse = stored.sparse_vector
+        self._use_search_params(stored)
         self._loaded = True
+
+    # -- adopting a collection vllm-embed did not create ------------------------------------------------
+
+    def _adopt(self, manifest: Manifest) -> None:
+        """Checks a collection without manifest against `manifest`, indexes `doc_id`, writes the manifest.
+
+        Raises:
+            ManifestMismatchError: If its vector, distance or the layout's fields do not fit (naming both
+                sides).
+        """
+        layout = self.layout
+        info = self._call("collection lookup", self.client.describe_collection, self.collection)
+        fields = {str(field["name"]): field for field in info.get("fields", [])}
+        vector = fields.get(layout.milvus_vector)
+        dimensions = None if vector is None else int((vector.get("params") or {}).get("dim", 0))
+        described = self._vector_index(layout.milvus_vector) if vector is not None else None
+        metric = None if described is None else str(described.get("metric_type", "")).lower() or None
+        self.check_adoptable(dimensions, metric, manifest)
+        self._check_adopted_fields(
+            layout, fields, bool(info.get("enable_dynamic_field")), manifest.dimensions
+        )
+        adopted = self._with_stored_sparse(manifest)
+        self.check_hybrid(adopted)
+        index = str((described or {}).get("index_type", DEFAULT_INDEX)).upper()
+        known_params = SERVER_INDEXES.get(index, (frozenset(), frozenset()))[0]
+        read_back = {k: v for k, v in _index_params(described or {}).items() if k in known_params}
+        storage: dict[str, Any] = {
+            "index": index,
+            "index_params": read_back,
+            "search_params": self.index_settings.search_params,
+            "index_fields": [],
+        }
+        adopted = adopted.model_copy(update={"storage": storage, "adopted": True})
+        self.check_storage(adopted)
+        present = self._ensure_doc_id_index()
+        targets = self._index_targets(layout)
+        self._add_indexes([target for target in targets.values() if target[1] not in present])
+        storage = {**storage, "index_fields": [field.to_spec() for field in targets]}
+        adopted = adopted.model_copy(update={"storage": storage})
+        self._store_manifest(adopted)
+        self._layout, self._sparse = layout, adopted.sparse_vector
+        self._use_search_params(adopted)
+        self._call("collection load", self.client.load_collection, self.collection)
+        self._loaded = True
+
+    def _check_adopted_fields(
+        self, layout: Layout, fields: Mapping[str, Mapping[str, Any]], dynamic: bool, dimensions: int
+    ) -> None:
+        """Refuses a collection that lacks one of the layout's fields, or has it with another type."""
+        problems = []
+        for name, type_name, kwargs in layout.milvus_fields(dimensions, self.text_max_bytes):
+            field = fields.get(name)
+            if field is None:
+                problems.append(
+                    f"field {name!r}: collection has none, the {layout.name} layout needs {type_name}"
+                )
+                continue
+            stored_type = getattr(field.get("type"), "name", str(field.get("type")))
+            if stored_type != type_name:
+                problems.append(
+                    f"field {name!r}: collection has {stored_type}, the {layout.name} layout needs "
+                    f"{type_name}"
+                )
+            elif kwargs.get("is_primary") and not field.get("is_primary"):
+                problems.append(
+                    f"field {name!r}: collection has it as a plain field, the layout needs the primary key"
+                )
+            elif name == layout.milvus_text:
+                stored_max = int((field.get("params") or {}).get("max_length", self.text_max_bytes))
+                self.text_max_bytes = min(self.text_max_bytes, stored_max)  # texts are cut to fit the field
+        if layout.milvus_dynamic and not dynamic:
+            problems.append(
+                f"dynamic fields: collection has them off, the {layout.name} layout keeps metadata in them"
+            )
+        if problems:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} cannot be adopted ({'; '.join(problems)}): adopt it with "
+                "the layout its fields follow (--layout), or ingest into a new collection"
+            )
+
+    # -- what the store reports -----------------------------------------------------------------------
+
+    def info(self) -> CollectionInfo:
+        """Reads back the collection's schema, indexes and row count from the store.
+
+        Raises:
+            CollectionNotFoundError: If the collection does not exist.
+        """
+        if not self._call("collection lookup", self.client.has_collection, self.collection):
+            raise CollectionNotFoundError(f"collection {self.collection!r} does not exist in {self!r}")
+        try:
+            manifest = self.read_manifest()
+        except UnmanagedCollectionError:
+            manifest = None
+        layout = self._layout or get_layout(manifest.layout if manifest is not None else "vllm-embed")
+        described = self._call("collection lookup", self.client.describe_collection, self.collection)
+        vectors = [
+            f for f in described.get("fields", []) if getattr(f.get("type"), "name", "") == "FLOAT_VECTOR"
+        ]
+        vector = next(
+            (f for f in vectors if f["name"] == layout.milvus_vector), vectors[0] if vectors else None
+        )
+        dimensions = distance = None
+        storage: dict[str, Any] = {}
+        if vector is not None:
+            dimensions = int((vector.get("params") or {}).get("dim", 0)) or None
+            index = self._vector_index(str(vector["name"]))
+            if index is not None:
+                distance = str(index.get("metric_type", "")).lower() or None
+                storage = {"index": index.get("index_type"), "index_params": _index_params(index)}
+        payload_indexes = {}
+        for index in self._scalar_indexes().values():
+            params = _index_params(index)
+            payload_indexes[str(params.get("json_path") or index.get("field_name"))] = str(
+                index.get("index_type")
+            )
+        stats = self._call("count", self.client.get_collection_stats, self.collection)
+        return CollectionInfo(
+            name=self.collection,
+            store=repr(self),
+            manifest=manifest,
+            points=int(stats.get("row_count", 0)),
+            dimensions=dimensions,
+            distance=distance,
+            storage=storage,
+            payload_indexes=payload_indexes,
+            disk_bytes=self._disk_bytes(),
+        )
+
+    def _disk_bytes(self) -> int | None:
+        """Size of the collection's directory in a Milvus Lite store (`None` for a server)."""
+        if "://" in self._target or self._target == "client":
+            return None
+        directory = Path(self._target) / "collections" / self.collection
+        if not directory.is_dir():
+            return None
+        return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+
+    def collection_names(self) -> list[str]:
+        """Returns the names of every collection in the store (the client's database)."""
+        return sorted(str(name) for name in self._call("collection list", self.client.list_collections))
+
+    def for_collection(self, name: str) -> Self:
+        """Returns a sink on collection `name` of the same store, sharing this sink's client."""
+        sink = type(self)(
+            name,
+            client=self.client,
+            text_max_bytes=self.text_max_bytes,
+            max_attempts=self._max_attempts,
+            retry_wait=self._retry_wait,
+        )
+        sink._target = self._target
+        if "_lite" in self.__dict__:
+            sink._lite = self._lite
+        return sink
 
     def _sparse_field(self) -> str | None:
         """The collection's BM25 sparse field (`None` for a dense-only collection)."""
@@ -411,7 +813,7 @@ class MilvusSink(BaseSink):
             limit=top_k,
             filter=self.filter_expression(filter),
             output_fields=self.layout.milvus_output_fields(),
-            search_params={"metric_type": "COSINE"},
+            search_params=self._dense_params(),
         )
         return self._hits(results[0], {"dense": None})
 
@@ -475,18 +877,16 @@ class MilvusSink(BaseSink):
         limit = candidates or 4 * top_k
         expression = self.filter_expression(filter)
         branches = {
-            "dense": (self.layout.milvus_vector, np.asarray(vector, dtype=np.float32).tolist(), "COSINE"),
-            "sparse": (field, query, "BM25"),
+            "dense": (
+                self.layout.milvus_vector,
+                np.asarray(vector, dtype=np.float32).tolist(),
+                self._dense_params(),
+            ),
+            "sparse": (field, query, {"metric_type": "BM25"}),
         }
         requests = [
-            AnnSearchRequest(
-                data=[data],
-                anns_field=anns,
-                param={"metric_type": metric},
-                limit=limit,
-                expr=expression or None,
-            )
-            for anns, data, metric in branches.values()
+            AnnSearchRequest(data=[data], anns_field=anns, param=param, limit=limit, expr=expression or None)
+            for anns, data, param in branches.values()
         ]
         fused = self._call(
             "search",
@@ -498,7 +898,7 @@ class MilvusSink(BaseSink):
             output_fields=self.layout.milvus_output_fields(),
         )
         found: dict[str, set[str] | None] = {}
-        for branch, (anns, data, metric) in branches.items():
+        for branch, (anns, data, param) in branches.items():
             alone = self._call(
                 "search",
                 self.client.search,
@@ -508,7 +908,7 @@ class MilvusSink(BaseSink):
                 limit=limit,
                 filter=expression,
                 output_fields=[],
-                search_params={"metric_type": metric},
+                search_params=param,
             )
             found[branch] = {self._hit_id(r) for r in alone[0]}
         return self._hits(fused[0], found)
@@ -578,6 +978,22 @@ class MilvusSink(BaseSink):
 
 
 _QUERY_ITERATOR_LOGGER = "pymilvus.client.iterator.query_iterator"
+
+_JSON_CAST = {"keyword": "VARCHAR", "integer": "DOUBLE", "float": "DOUBLE", "bool": "BOOL"}
+"""`json_cast_type` of a JSON-path index per `IndexField.type` (Milvus keeps JSON numbers as doubles)."""
+
+_INDEX_KEYS = frozenset(
+    {"index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows"}
+    | {"pending_index_rows", "state", "index_state_fail_reason", "mmap.enabled"}
+)
+
+
+def _index_params(described: Mapping[str, Any]) -> dict[str, Any]:
+    """The build parameters in a `describe_index` answer (a server lists them beside its own keys)."""
+    nested = described.get("params")
+    if isinstance(nested, Mapping):
+        return dict(nested)
+    return {k: v for k, v in described.items() if k not in _INDEX_KEYS}
 
 
 @contextlib.contextmanager

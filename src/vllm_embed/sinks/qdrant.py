@@ -5,21 +5,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from numpy.typing import NDArray
 
 from vllm_embed._optional import require
-from vllm_embed.errors import ManifestError, StoreBusyError
+from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
 from vllm_embed.sinks.base import (
     BaseSink,
     Chunk,
+    CollectionInfo,
+    CollectionNotFoundError,
     Hit,
     Layout,
     Manifest,
+    ManifestMismatchError,
     MetadataFilter,
     StoredVectors,
     check_filter,
@@ -27,6 +30,15 @@ from vllm_embed.sinks.base import (
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
+from vllm_embed.sinks.storage import (
+    IndexField,
+    QdrantCollectionSettings,
+    QdrantSearchSettings,
+    Quantization,
+    StorageSettingsError,
+    validated,
+)
+from vllm_embed.sinks.storage import index_fields as index_fields_of
 from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
@@ -39,6 +51,27 @@ _MANIFEST_KEY = "vllm_embed"
 _TRANSIENT_HTTP_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
 _UNKNOWN: Any = object()
+_LOCAL_MODE_ADVICE = (
+    "Qdrant's local mode (path= or ':memory:') is a pure-Python emulation that ignores them: use "
+    "QdrantEdgeSink (CLI --qdrant-edge DIR), Qdrant's own engine in-process, or a Qdrant server (url=, "
+    "CLI --qdrant URL), or leave them out"
+)
+
+
+def _is_local(client: QdrantClient) -> bool:
+    """Whether `client` is in local mode (a directory or `:memory:`), not talking to a server."""
+    from qdrant_client.local.qdrant_local import QdrantLocal
+
+    return isinstance(getattr(client, "_client", None), QdrantLocal)
+
+
+def _local_collection_dir(client: QdrantClient, collection: str) -> Path | None:
+    """The directory of a local-mode collection on disk (`None` for a server or a `:memory:` store)."""
+    local = getattr(client, "_client", None)
+    location = getattr(local, "location", None)
+    if not _is_local(client) or not getattr(local, "persistent", False) or not isinstance(location, str):
+        return None
+    return Path(location, "collection", collection)
 
 
 def _tune_local_storage(client: QdrantClient, collection: str) -> None:
@@ -83,11 +116,34 @@ class QdrantSink(BaseSink):
         hybrid: Store a BM25 sparse vector beside the dense one (a named sparse vector with Qdrant's IDF
             modifier; term weights from `vllm_embed.sparse.BM25Encoder`), for `sparse_search` and
             `hybrid_search`. `None` follows the existing collection (dense only for a new one).
+        quantization: Quantized copy of the dense vectors, searched first: `"int8"` (scalar) or
+            `"binary"`, kept in RAM; `None` keeps float32 only. Set when the collection is created.
+        on_disk: Keep the original float32 vectors on disk (memory-mapped). Set at creation.
+        hnsw_m: Edges per node of the HNSW graph (Qdrant's default when `None`). Set at creation.
+        hnsw_ef_construct: Candidates kept while building the HNSW graph. Set at creation.
+        shard_number: Shards of the collection (a server cluster). Set at creation.
+        replication_factor: Copies of each shard (a server cluster). Set at creation.
+        ef: Candidates each HNSW search keeps (`hnsw_ef`; Qdrant's default when `None`).
+        rescore: In a quantized collection, re-rank the candidates with the original vectors.
+        oversampling: In a quantized collection, fetch this many times the limit before rescoring
+            (2.0 for binary quantization when `None`).
+        index_fields: Metadata fields to index for filtering (`NAME` or `NAME:TYPE`); `doc_id` is always
+            indexed (keyword). Local mode creates no payload index (it would have no effect) but records
+            them in the manifest.
+        adopt: Take over an existing collection that has no vllm-embed manifest when its dense vector
+            fits (see `prepare`).
         **client_kwargs: Passed to `QdrantClient` (e.g. `timeout`, `prefer_grpc`).
+
+    The creation settings (`quantization` … `replication_factor`) are recorded in the manifest; on an
+    existing collection, settings left at their defaults follow the collection and differing ones are
+    refused. The search settings (`ef`, `rescore`, `oversampling`) apply to every dense search, and to the
+    dense half of a hybrid search.
 
     Raises:
         ValueError: If not exactly one of `path`, `location`, `url`, `client` is given, or `hybrid=True`
             with the llama-index layout.
+        StorageSettingsError: If a storage setting is invalid, or a creation setting is given to a local
+            mode store, which would ignore it.
         StoreBusyError: If the local store at `path` is open in another client or process.
     """
 
@@ -104,12 +160,45 @@ class QdrantSink(BaseSink):
         max_attempts: int = 6,
         retry_wait: float = 0.5,
         hybrid: bool | None = None,
+        quantization: Quantization | None = None,
+        on_disk: bool = False,
+        hnsw_m: int | None = None,
+        hnsw_ef_construct: int | None = None,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        ef: int | None = None,
+        rescore: bool = True,
+        oversampling: float | None = None,
+        index_fields: Iterable[str | IndexField] = (),
+        adopt: bool = False,
         **client_kwargs: Any,
     ) -> None:
         super().__init__(
-            collection, layout=layout, max_attempts=max_attempts, retry_wait=retry_wait, hybrid=hybrid
+            collection,
+            layout=layout,
+            max_attempts=max_attempts,
+            retry_wait=retry_wait,
+            hybrid=hybrid,
+            index_fields=index_fields,
+            adopt=adopt,
         )
+        self.settings = validated(
+            QdrantCollectionSettings,
+            "QdrantSink",
+            quantization=quantization,
+            on_disk=on_disk,
+            hnsw_m=hnsw_m,
+            hnsw_ef_construct=hnsw_ef_construct,
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+        )
+        """Creation settings of the collection (applied when this sink creates it)."""
+        self.search_settings = validated(
+            QdrantSearchSettings, "QdrantSink", ef=ef, rescore=rescore, oversampling=oversampling
+        )
+        """Settings applied to every search."""
         self._sparse: tuple[str, BM25Encoder] | None = _UNKNOWN
+        self._quantization: str | None = _UNKNOWN
         given = [name for name, value in (("path", path), ("location", location), ("url", url)) if value]
         if client is not None:
             given.append("client")
@@ -138,6 +227,36 @@ class QdrantSink(BaseSink):
             self._close_at_exit(client.close)
         self.client: QdrantClient = client
         self._models = require("qdrant_client.http.models", "QdrantSink")
+        self._local = _is_local(client)
+        if self._local:
+            self._refuse_local_creation_settings()
+
+    def _refuse_local_creation_settings(self) -> None:
+        changed = {
+            name: value
+            for name, value in self._storage_requested().items()
+            if value != self._storage_defaults()[name]
+        }
+        if changed:
+            self.close()
+            given = ", ".join(f"{name}={value!r}" for name, value in changed.items())
+            raise StorageSettingsError(
+                f"QdrantSink({self._target_argument}) cannot apply {given}: {_LOCAL_MODE_ADVICE}"
+            )
+
+    @property
+    def layout(self) -> Layout:
+        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`.
+
+        A collection to adopt (`adopt=True`; it has no manifest to say) gets `"vllm-embed"` too.
+        """
+        try:
+            return super().layout
+        except UnmanagedCollectionError:
+            if not self.adopt:
+                raise
+            self._layout = get_layout(Layout.name)
+            return self._layout
 
     def __repr__(self) -> str:
         return f"QdrantSink(collection={self.collection!r}, target={self._target!r})"
@@ -155,15 +274,30 @@ class QdrantSink(BaseSink):
         """Returns the collection's manifest, or `None` when the collection does not exist.
 
         Raises:
-            ManifestError: If the collection has no vllm-embed manifest, or a damaged one.
+            UnmanagedCollectionError: If the collection has no vllm-embed manifest (vllm-embed did not
+                create it).
+            ManifestError: If its manifest is damaged.
         """
+        info = self._collection_info()
+        if info is None:
+            return None
+        return self._manifest_of(info)
+
+    def _collection_info(self) -> models.CollectionInfo | None:
+        """The collection as Qdrant reports it, or `None` when it does not exist."""
         if not self._call("collection lookup", self.client.collection_exists, self.collection):
             return None
-        info = self._call("collection lookup", self.client.get_collection, self.collection)
+        info: models.CollectionInfo = self._call(
+            "collection lookup", self.client.get_collection, self.collection
+        )
+        return info
+
+    def _manifest_of(self, info: models.CollectionInfo) -> Manifest:
         stored = (info.config.metadata or {}).get(_MANIFEST_KEY)
         if stored is None:
-            raise ManifestError(
-                f"Qdrant collection {self.collection!r} exists but has no vllm-embed manifest; "
+            raise UnmanagedCollectionError(
+                f"Qdrant collection {self.collection!r} exists but has no vllm-embed manifest (vllm-embed "
+                "did not create it): adopt it with --adopt (adopt=True) if its vectors fit this model, or "
                 "ingest into a new collection"
             )
         return Manifest.from_stored(
@@ -188,6 +322,7 @@ class QdrantSink(BaseSink):
             self.collection,
             metadata={_MANIFEST_KEY: manifest.model_dump()},
         )
+        self._quantization = _UNKNOWN
 
     def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
         layout = get_layout(manifest.layout)
@@ -208,37 +343,295 @@ class QdrantSink(BaseSink):
     def _sparse_analyzer(self) -> dict[str, Any]:
         return BM25Encoder().describe()
 
+    def _storage_requested(self) -> dict[str, Any]:
+        return self.settings.model_dump()
+
+    def _storage_defaults(self) -> dict[str, Any]:
+        return QdrantCollectionSettings().model_dump()
+
+    def check_storage(self, stored: Manifest) -> None:
+        """Refuses creation settings that differ from the existing collection's (`stored`).
+
+        When the manifest records no storage settings (a collection from before they were recorded, or a
+        repaired manifest), the ones Qdrant reports are compared.
+
+        Raises:
+            ManifestMismatchError: Naming each differing setting, both sides, and the fix.
+        """
+        if stored.storage is None and any(
+            value != self._storage_defaults()[name] for name, value in self._storage_requested().items()
+        ):
+            info = self._collection_info()
+            if info is not None:
+                storage = self._storage_of(info, self._layout or get_layout(stored.layout))
+                stored = stored.model_copy(update={"storage": storage})
+        super().check_storage(stored)
+
     def prepare(self, manifest: Manifest) -> None:
         """Creates the collection with `manifest` when missing, or checks the stored manifest matches.
 
+        A new collection gets the creation settings and a keyword payload index on `doc_id` plus one per
+        `index_fields` entry (on a server; local mode records them only). On an existing collection the
+        `index_fields` it lacks are indexed and added to its manifest. With `adopt=True`, a collection
+        without a manifest whose dense vector fits is adopted: its manifest is written (`adopted=True`, the
+        storage settings read back from Qdrant) and its missing payload indexes are created.
+
         Raises:
-            ManifestMismatchError: If the collection was embedded differently, or `hybrid` differs from it.
+            ManifestMismatchError: If the collection was embedded differently, `hybrid` differs from it,
+                its creation settings differ from the ones given, an index field has another type in it,
+                or (adopting) its vectors do not fit.
+            UnmanagedCollectionError: If the collection has no manifest and `adopt` is not set.
             SparseAnalyzerError: If the collection's BM25 analyzer is not the installed one.
         """
-        stored = self.read_manifest()
-        if stored is not None:
-            stored.require_compatible(manifest, self.collection)
-            self.check_hybrid(stored)
+        info = self._collection_info()
+        if info is None:
+            stored = self._create(manifest)
         else:
-            stored = self._new_manifest(manifest)
-            models = self._models
-            params = models.VectorParams(size=manifest.dimensions, distance=models.Distance.COSINE)
-            vector_name = self.layout.qdrant_vector
-            sparse = (
-                {stored.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
-                if stored.sparse_vector
-                else None
-            )
-            self._call(
-                "collection creation",
-                self.client.create_collection,
-                self.collection,
-                vectors_config={vector_name: params} if vector_name else params,
-                sparse_vectors_config=sparse,
-                metadata={_MANIFEST_KEY: stored.model_dump()},
-            )
+            try:
+                stored = self._manifest_of(info)
+            except UnmanagedCollectionError:
+                if not self.adopt:
+                    raise
+                stored = self._adopt(manifest, info)
+            else:
+                stored.require_compatible(manifest, self.collection)
+                self.check_hybrid(stored)
+                self.check_storage(stored)
+                stored = self._add_index_fields(stored, info)
         self._sparse = self._sparse_of(stored)
+        self._quantization = self._quantization_of(info, stored)
         _tune_local_storage(self.client, self.collection)
+
+    def _storage_record(self, fields: Iterable[IndexField]) -> dict[str, Any]:
+        """What `Manifest.storage` records: the creation settings and the indexed metadata fields."""
+        return {**self._storage_requested(), "index_fields": [f.to_spec() for f in fields]}
+
+    def _create(self, manifest: Manifest) -> Manifest:
+        stored = self._new_manifest(manifest).model_copy(
+            update={"storage": self._storage_record(self.index_fields)}
+        )
+        indexes = self._index_keys(self.index_fields)
+        models = self._models
+        settings = self.settings
+        params = models.VectorParams(
+            size=manifest.dimensions,
+            distance=models.Distance.COSINE,
+            on_disk=True if settings.on_disk else None,
+        )
+        vector_name = self.layout.qdrant_vector
+        sparse = (
+            {stored.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+            if stored.sparse_vector
+            else None
+        )
+        quantization: Any = None
+        if settings.quantization == "int8":
+            quantization = models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
+            )
+        elif settings.quantization == "binary":
+            quantization = models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+        hnsw = None
+        if settings.hnsw_m is not None or settings.hnsw_ef_construct is not None:
+            hnsw = models.HnswConfigDiff(m=settings.hnsw_m, ef_construct=settings.hnsw_ef_construct)
+        self._call(
+            "collection creation",
+            self.client.create_collection,
+            self.collection,
+            vectors_config={vector_name: params} if vector_name else params,
+            sparse_vectors_config=sparse,
+            shard_number=settings.shard_number,
+            replication_factor=settings.replication_factor,
+            hnsw_config=hnsw,
+            quantization_config=quantization,
+            metadata={_MANIFEST_KEY: stored.model_dump()},
+        )
+        self._create_payload_indexes({}, indexes)
+        return stored
+
+    def _index_keys(self, fields: Iterable[IndexField]) -> dict[str, str]:
+        """The payload indexes to have: payload key → index type, `doc_id` (keyword) first.
+
+        Raises:
+            ValueError: If a field name cannot be a Qdrant payload key.
+        """
+        layout = self.layout
+        keys = {layout.qdrant_key(layout.doc_id_path("qdrant")): "keyword"}
+        for field in fields:
+            keys[layout.qdrant_key(layout.metadata_path("qdrant", field.name))] = field.type
+        return keys
+
+    def _create_payload_indexes(self, existing: Mapping[str, Any], wanted: Mapping[str, str]) -> None:
+        """Creates the payload indexes of `wanted` missing from `existing` (the collection's payload schema).
+
+        Local mode creates none: it would ignore them.
+        """
+        if self._local:
+            return
+        for key, kind in wanted.items():
+            if key in existing:
+                continue
+            self._call(
+                "payload index creation",
+                self.client.create_payload_index,
+                self.collection,
+                field_name=key,
+                field_schema=self._models.PayloadSchemaType(kind),
+                wait=True,
+            )
+
+    def _add_index_fields(self, stored: Manifest, info: models.CollectionInfo) -> Manifest:
+        """Indexes the `index_fields` (and `doc_id`) the existing collection lacks.
+
+        Returns:
+            Its manifest, with the fields added to `storage["index_fields"]` (written to the collection).
+
+        Raises:
+            ManifestMismatchError: If a field is indexed with another type in the collection.
+        """
+        recorded = index_fields_of((stored.storage or {}).get("index_fields") or ())
+        by_name = {field.name: field for field in recorded}
+        conflicts = [
+            f"{field.name!r}: collection indexes it as {by_name[field.name].type}, this run asks for "
+            f"{field.type}"
+            for field in self.index_fields
+            if field.name in by_name and by_name[field.name] != field
+        ]
+        if conflicts:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} indexes a metadata field with another type "
+                f"({'; '.join(conflicts)}): give the collection's type, or leave the field out"
+            )
+        added = [field for field in self.index_fields if field.name not in by_name]
+        self._create_payload_indexes(info.payload_schema or {}, self._index_keys((*recorded, *added)))
+        if not added:
+            return stored
+        specs = [field.to_spec() for field in (*recorded, *added)]
+        updated = stored.model_copy(update={"storage": {**(stored.storage or {}), "index_fields": specs}})
+        self._store_manifest(updated)
+        return updated
+
+    def _adopt(self, manifest: Manifest, info: models.CollectionInfo) -> Manifest:
+        """Checks that the collection without a manifest fits `manifest`, indexes it and writes the manifest.
+
+        Raises:
+            ManifestMismatchError: Naming both sides of each difference.
+        """
+        layout = self.layout
+        params = self._dense_params(info, layout)
+        self.check_adoptable(
+            None if params is None else int(params.size),
+            None if params is None else str(params.distance.value).lower(),
+            manifest,
+        )
+        if self._hybrid:
+            name = self._sparse_name(layout)
+            sparse = (info.config.params.sparse_vectors or {}).get(name)
+            if sparse is None or sparse.modifier != self._models.Modifier.IDF:
+                raise ManifestMismatchError(
+                    f"collection {self.collection!r} cannot be adopted as hybrid: it has no sparse vector "
+                    f"{name!r} with the IDF modifier, which the {layout.name} layout keeps BM25 vectors in; "
+                    "adopt it without --hybrid (dense only), or ingest into a new collection"
+                )
+        adopted = self._new_manifest(manifest).model_copy(
+            update={
+                "adopted": True,
+                "storage": {
+                    **self._storage_of(info, layout),
+                    "index_fields": [f.to_spec() for f in self.index_fields],
+                },
+            }
+        )
+        self.check_storage(adopted)
+        self._create_payload_indexes(info.payload_schema or {}, self._index_keys(self.index_fields))
+        self._store_manifest(adopted)
+        return adopted
+
+    def _dense_params(self, info: models.CollectionInfo, layout: Layout) -> models.VectorParams | None:
+        """The collection's dense vector where `layout` keeps it (`None` when it has none there)."""
+        vectors = info.config.params.vectors
+        if isinstance(vectors, dict):
+            params: models.VectorParams | None = vectors.get(layout.qdrant_vector)
+            return params
+        return None if layout.qdrant_vector else vectors
+
+    def _storage_of(self, info: models.CollectionInfo, layout: Layout) -> dict[str, Any]:
+        """The collection's creation settings as Qdrant reports them, in `QdrantCollectionSettings` terms.
+
+        Product quantization, which vllm-embed does not create, is reported as `"product"`.
+        """
+        models = self._models
+        config = info.config
+        params = self._dense_params(info, layout)
+        quantization = config.quantization_config
+        hnsw_m, hnsw_ef_construct = config.hnsw_config.m, config.hnsw_config.ef_construct
+        on_disk = False
+        if params is not None:
+            quantization = params.quantization_config or quantization
+            if params.hnsw_config is not None:
+                hnsw_m = params.hnsw_config.m if params.hnsw_config.m is not None else hnsw_m
+                if params.hnsw_config.ef_construct is not None:
+                    hnsw_ef_construct = params.hnsw_config.ef_construct
+            on_disk = bool(params.on_disk) or params.memory == models.Memory.COLD
+        kind: str | None = None
+        if isinstance(quantization, models.ScalarQuantization):
+            kind = "int8"
+        elif isinstance(quantization, models.BinaryQuantization):
+            kind = "binary"
+        elif isinstance(quantization, models.ProductQuantization):
+            kind = "product"
+        return {
+            "quantization": kind,
+            "on_disk": on_disk,
+            "hnsw_m": hnsw_m,
+            "hnsw_ef_construct": hnsw_ef_construct,
+            "shard_number": config.params.shard_number,
+            "replication_factor": config.params.replication_factor,
+        }
+
+    def _quantization_of(self, info: models.CollectionInfo | None, manifest: Manifest | None) -> str | None:
+        """The collection's quantization: the manifest's, else the one Qdrant reports.
+
+        Qdrant's answer counts when the manifest records no storage settings, or there is no manifest.
+        """
+        if manifest is not None and manifest.storage is not None:
+            quantization: str | None = manifest.storage.get("quantization")
+            return quantization
+        if info is None:
+            return None
+        layout = self._layout or get_layout(manifest.layout if manifest is not None else Layout.name)
+        quantization = self._storage_of(info, layout)["quantization"]
+        return quantization
+
+    def _search_params(self) -> models.SearchParams | None:
+        """The search parameters of a dense search (`None`: Qdrant's defaults, nothing to send).
+
+        Local mode gets none: it searches exactly, and would warn that they have no effect.
+        """
+        if self._local:
+            return None
+        if self._quantization is _UNKNOWN:
+            info = self._collection_info()
+            if info is not None:
+                try:
+                    manifest: Manifest | None = self._manifest_of(info)
+                except UnmanagedCollectionError:
+                    manifest = None
+                self._quantization = self._quantization_of(info, manifest)
+        quantization = None if self._quantization is _UNKNOWN else self._quantization
+        settings = self.search_settings
+        if settings.ef is None and quantization is None:
+            return None
+        qm = self._models
+        params: models.SearchParams = qm.SearchParams(
+            hnsw_ef=settings.ef,
+            quantization=None
+            if quantization is None
+            else qm.QuantizationSearchParams(
+                rescore=settings.rescore, oversampling=settings.oversampling_for(quantization)
+            ),
+        )
+        return params
 
     def _sparse_of(self, manifest: Manifest | None) -> tuple[str, BM25Encoder] | None:
         if manifest is None or not manifest.sparse_vector:
@@ -325,6 +718,7 @@ class QdrantSink(BaseSink):
             using=self.layout.qdrant_vector or None,
             limit=top_k,
             query_filter=self._filter(filter),
+            search_params=self._search_params(),
             with_payload=True,
         )
         return self._hits(response.points, {"dense": None})
@@ -389,6 +783,7 @@ class QdrantSink(BaseSink):
                 query=np.asarray(vector, dtype=np.float32).tolist(),
                 using=self.layout.qdrant_vector or None,
                 filter=query_filter,
+                params=self._search_params(),
                 limit=limit,
             ),
             "sparse": models.Prefetch(
@@ -405,7 +800,12 @@ class QdrantSink(BaseSink):
             ),
             *(
                 models.QueryRequest(
-                    query=p.query, using=p.using, filter=query_filter, limit=limit, with_payload=False
+                    query=p.query,
+                    using=p.using,
+                    filter=query_filter,
+                    params=p.params,
+                    limit=limit,
+                    with_payload=False,
                 )
                 for p in branches.values()
             ),
@@ -449,6 +849,69 @@ class QdrantSink(BaseSink):
         """Returns the number of points in the collection."""
         result = self._call("count", self.client.count, self.collection, exact=True)
         return int(result.count)
+
+    def info(self) -> CollectionInfo:
+        """Reads back what Qdrant reports about this collection.
+
+        That is its dense vector, quantization, HNSW and on-disk settings, payload indexes and point count,
+        and the size on disk of a local-mode directory (`None` for a server or `:memory:`).
+
+        Local mode reports the settings it emulates (no quantization, Qdrant's default HNSW, no payload
+        index), whatever was asked for.
+
+        Raises:
+            CollectionNotFoundError: If the collection does not exist.
+            ManifestError: If its manifest is damaged.
+        """
+        info = self._collection_info()
+        if info is None:
+            raise CollectionNotFoundError(f"collection {self.collection!r} does not exist in {self!r}")
+        try:
+            manifest: Manifest | None = self._manifest_of(info)
+        except UnmanagedCollectionError:
+            manifest = None
+        layout = self._layout or get_layout(manifest.layout if manifest is not None else Layout.name)
+        params = self._dense_params(info, layout)
+        points = info.points_count if info.points_count is not None else self.count()
+        directory = _local_collection_dir(self.client, self.collection)
+        disk_bytes = None
+        if directory is not None and directory.is_dir():
+            disk_bytes = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+        return CollectionInfo(
+            name=self.collection,
+            store=repr(self),
+            manifest=manifest,
+            points=int(points),
+            dimensions=None if params is None else int(params.size),
+            distance=None if params is None else str(params.distance.value).lower(),
+            storage=self._storage_of(info, layout),
+            payload_indexes={
+                key: str(index.data_type.value) for key, index in (info.payload_schema or {}).items()
+            },
+            disk_bytes=disk_bytes,
+        )
+
+    def collection_names(self) -> list[str]:
+        """Returns the names of every collection in this store (server or local directory), sorted."""
+        response = self._call("collection listing", self.client.get_collections)
+        return sorted(c.name for c in response.collections)
+
+    def for_collection(self, name: str) -> Self:
+        """Returns a sink on collection `name` of the same store, sharing this sink's client.
+
+        The new sink leaves the client open on `close()`, has this sink's storage and search settings, and
+        follows that collection's layout and hybrid choice.
+        """
+        sink = type(self)(
+            name,
+            client=self.client,
+            max_attempts=self._max_attempts,
+            retry_wait=self._retry_wait,
+            **self.settings.model_dump(),
+            **self.search_settings.model_dump(),
+        )
+        sink._target, sink._target_argument = self._target, self._target_argument
+        return sink
 
     def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
         """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vllm_embed._utils import one_line
+from vllm_embed.errors import StorageSettingsError as StorageSettingsError
 from vllm_embed.sinks.layouts import DOC_ID
+from vllm_embed.sinks.milvus_index import DEFAULT_INDEX, check_index
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 Quantization = Literal["int8", "binary"]
 """Vector quantization of a Qdrant collection: `int8` (scalar, 4× smaller) or `binary` (32× smaller)."""
@@ -76,6 +81,23 @@ def index_fields(specs: Iterable[str | IndexField]) -> tuple[IndexField, ...]:
     return tuple(fields.values())
 
 
+def validated(model: type[SettingsT], owner: str, **values: Any) -> SettingsT:
+    """Builds the settings `model` from a sink's keyword arguments.
+
+    Args:
+        model: The settings model, e.g. `QdrantCollectionSettings`.
+        owner: The sink, for the message (e.g. `"QdrantSink"`).
+        **values: The keyword arguments, named as the model's fields.
+
+    Raises:
+        StorageSettingsError: Naming each invalid setting and what it accepts.
+    """
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise StorageSettingsError(f"{owner}: invalid storage settings ({one_line(exc)})") from None
+
+
 class QdrantCollectionSettings(BaseModel):
     """How a Qdrant collection (server or `QdrantEdgeSink`) keeps its dense vectors; set at creation."""
 
@@ -120,12 +142,25 @@ class MilvusIndexSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    index: str = "AUTOINDEX"
-    """Index type: AUTOINDEX, FLAT, HNSW, IVF_FLAT, IVF_SQ8, IVF_PQ, DISKANN, … (what the server accepts)."""
+    index: str = DEFAULT_INDEX
+    """Index type: AUTOINDEX, FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8 (these Milvus Lite builds too), or on a
+    Milvus server also HNSW_PQ, HNSW_PRQ, IVF_PQ, IVF_RABITQ, SCANN, DISKANN (case-insensitive)."""
     index_params: dict[str, Any] = Field(default_factory=dict)
-    """Build parameters of the index, e.g. `{"M": 16, "efConstruction": 200}` for HNSW."""
+    """Build parameters of the index, e.g. `{"M": 16, "efConstruction": 200}` for HNSW, `{"nlist": 128}`
+    for the IVF indexes; left out, the store's defaults apply."""
     search_params: dict[str, Any] = Field(default_factory=dict)
-    """Search parameters, e.g. `{"ef": 64}` for HNSW or `{"nprobe": 16}` for the IVF indexes."""
+    """Search parameters, e.g. `{"ef": 64}` for HNSW or `{"nprobe": 16}` for the IVF indexes; when none are
+    given, those recorded when the collection was created apply."""
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _known(self) -> MilvusIndexSettings:
+        check_index(self.index, self.index_params, self.search_params)
+        return self
 
 
 def storage_mismatches(

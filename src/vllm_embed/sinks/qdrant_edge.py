@@ -1,0 +1,902 @@
+"""Qdrant's own engine in-process (qdrant-edge-py): HNSW, quantization with rescoring, payload indexes, WAL.
+
+qdrant-client's local mode (`QdrantSink(path=...)`) is a pure-Python emulation that searches by brute
+force and ignores quantization, HNSW settings and payload indexes. `QdrantEdgeSink` runs the Rust engine
+of the Qdrant server inside the process instead, with no server to run.
+
+On disk, `path` is a directory of collections: each collection is one edge shard in `path/<collection>/`
+(the engine's `edge_config.json`, `wal/` and `segments/`), and vllm-embed's manifest is the JSON file
+`vllm_embed.json` inside the shard directory, so a collection moves or is deleted as one directory.
+A new collection is built in a hidden sibling directory (`.<collection>.creating-…`) and renamed into place
+once its payload indexes and manifest are written: a collection directory always has its manifest, unless
+someone else created the shard (then it can be adopted).
+
+The engine writes every update to its write-ahead log before it returns, so a killed process loses no
+acknowledged point; the next open replays the log. It builds HNSW graphs and quantized vectors only when
+its optimizers run, which in-process happens on `optimize()`: the sink runs it on `close()` after writing,
+so an ingest ends with an indexed collection. Until then (and for segments below the engine's indexing
+threshold) searches are exact scans.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vllm_embed._optional import require
+from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
+from vllm_embed.sinks.base import (
+    BaseSink,
+    Chunk,
+    CollectionInfo,
+    CollectionNotFoundError,
+    Hit,
+    Layout,
+    Manifest,
+    ManifestMismatchError,
+    MetadataFilter,
+    StoredVectors,
+)
+from vllm_embed.sinks.busy import holders_text
+from vllm_embed.sinks.layouts import get_layout
+from vllm_embed.sinks.qdrant_common import (
+    StorageSettingsError,
+    collection_settings,
+    filter_conditions,
+    payload_index_keys,
+    recorded_index_fields,
+    recorded_storage,
+    search_settings,
+)
+from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings
+from vllm_embed.sparse import BM25Encoder
+
+if TYPE_CHECKING:
+    import qdrant_edge
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FILE = "vllm_embed.json"
+"""The manifest's file inside a collection's shard directory."""
+
+_ENGINE_CONFIG = "edge_config.json"  # written by the engine: marks a directory as an edge shard
+_WAL_DIR = "wal"  # the engine holds an exclusive flock on it while the shard is open
+_CREATING = ".creating-"
+_RRF_K = 2  # Qdrant's default RRF constant (server and qdrant-client), so fused scores match QdrantSink's
+_UNKNOWN: Any = object()
+_SCHEMA_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
+
+
+class _OpenShard:
+    """The open `EdgeShard` of a sink, closed at most once (by `close()`, collection or exit)."""
+
+    def __init__(self) -> None:
+        self.shard: qdrant_edge.EdgeShard | None = None
+
+    def close(self) -> None:
+        shard, self.shard = self.shard, None
+        if shard is not None:
+            try:
+                shard.flush()
+            finally:
+                shard.close()
+
+
+class QdrantEdgeSink(BaseSink):
+    """A collection in Qdrant's embedded engine (qdrant-edge-py), created with its manifest on first ingest.
+
+    Cosine distance, like `QdrantSink`; the same layouts, filters, hybrid search and manifest. One process
+    at a time may open a collection (the engine locks its write-ahead log); other collections under the same
+    `path` are independent.
+
+    Args:
+        collection: Collection name: the shard's directory name under `path`.
+        path: Directory holding the collections (created when missing).
+        layout: Payload layout: `"vllm-embed"`, `"langchain"` or `"llama-index"` (the payload shapes of
+            `QdrantSink`); `None` uses the existing collection's (`"vllm-embed"` for a new one).
+        hybrid: Store a BM25 sparse vector beside the dense one (a named sparse vector with the IDF
+            modifier, term weights from `vllm_embed.sparse.BM25Encoder`); `None` follows the existing
+            collection (dense only for a new one).
+        quantization: `"int8"` or `"binary"`: a quantized copy of the vectors, searched first (creation
+            setting, `QdrantCollectionSettings`).
+        on_disk: Keep the float32 vectors on disk, memory-mapped (creation setting).
+        hnsw_m: Edges per node of the HNSW graph (creation setting).
+        hnsw_ef_construct: Candidates kept while building the HNSW graph (creation setting).
+        shard_number: Accepted for the CLI's shared flags; an in-process collection is one shard, so only
+            `None` is valid.
+        replication_factor: Likewise; only `None` is valid.
+        ef: Candidates the HNSW search keeps (`QdrantSearchSettings`).
+        rescore: In a quantized collection, re-rank the candidates with the float32 vectors.
+        oversampling: In a quantized collection, candidates fetched per hit before rescoring.
+        index_fields: Metadata fields to index (`NAME` or `NAME:TYPE`); `doc_id` is always indexed.
+        adopt: Take over an edge shard vllm-embed did not create, when its dense vector fits the run.
+        indexing_threshold_kb: Vector data (KB) a segment needs before the optimizer builds its HNSW graph
+            and quantized vectors; smaller segments are scanned exactly. `None` keeps the engine's default
+            (10,000 KB); 0 never indexes. A creation setting kept by the engine.
+        max_attempts: Attempts per operation on a transient error.
+        retry_wait: First backoff wait in seconds.
+
+    Raises:
+        StorageSettingsError: For an invalid storage setting, or a cluster setting (`shard_number`,
+            `replication_factor`).
+        ValueError: For a collection name that is not a plain directory name, or `hybrid=True` with the
+            llama-index layout.
+        StoreBusyError: If the collection is open in another sink or process.
+        MissingDependencyError: If qdrant-edge-py is not installed.
+    """
+
+    def __init__(
+        self,
+        collection: str,
+        *,
+        path: str | os.PathLike[str],
+        layout: str | None = None,
+        hybrid: bool | None = None,
+        quantization: str | None = None,
+        on_disk: bool = False,
+        hnsw_m: int | None = None,
+        hnsw_ef_construct: int | None = None,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        ef: int | None = None,
+        rescore: bool = True,
+        oversampling: float | None = None,
+        index_fields: Iterable[str | IndexField] = (),
+        adopt: bool = False,
+        indexing_threshold_kb: int | None = None,
+        max_attempts: int = 3,
+        retry_wait: float = 0.5,
+    ) -> None:
+        super().__init__(
+            collection,
+            layout=layout,
+            max_attempts=max_attempts,
+            retry_wait=retry_wait,
+            hybrid=hybrid,
+            index_fields=index_fields,
+            adopt=adopt,
+        )
+        if (
+            collection in {".", ".."}
+            or collection.startswith(".")
+            or os.sep in collection
+            or "/" in collection
+        ):
+            raise ValueError(
+                f"collection {collection!r} must be a plain directory name (no '/', not starting with '.'): "
+                "it is the shard's directory under path"
+            )
+        owner = type(self).__name__
+        self.settings = collection_settings(
+            owner,
+            quantization=quantization,
+            on_disk=on_disk,
+            hnsw_m=hnsw_m,
+            hnsw_ef_construct=hnsw_ef_construct,
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+        )
+        cluster = (("shard_number", shard_number), ("replication_factor", replication_factor))
+        given = [f"{name}={value}" for name, value in cluster if value is not None]
+        if given:
+            raise StorageSettingsError(
+                f"{owner}: {', '.join(given)} applies to a Qdrant server's cluster; an in-process collection "
+                "is a single shard: leave them out, or use QdrantSink(url=...) with a server"
+            )
+        self.search_settings = search_settings(owner, ef=ef, rescore=rescore, oversampling=oversampling)
+        if indexing_threshold_kb is not None and indexing_threshold_kb < 0:
+            raise StorageSettingsError(f"{owner}: indexing_threshold_kb={indexing_threshold_kb} must be >= 0")
+        self.indexing_threshold_kb = indexing_threshold_kb
+        self._qe = require("qdrant_edge", owner)
+        self.path = Path(path)
+        self._dir = self.path / collection
+        self._open = _OpenShard()
+        self._close_at_exit(self._open.close)
+        self._sparse: tuple[str, BM25Encoder] | None = _UNKNOWN
+        self._quantization: str | None = _UNKNOWN
+        self._dirty = False
+        if self._is_shard(self._dir):
+            self._load()
+
+    def __repr__(self) -> str:
+        return f"QdrantEdgeSink(collection={self.collection!r}, path={str(self.path)!r})"
+
+    # -- the shard on disk -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_shard(directory: Path) -> bool:
+        return (directory / _ENGINE_CONFIG).is_file()
+
+    def _load(self) -> qdrant_edge.EdgeShard:
+        """Opens the existing shard.
+
+        Raises:
+            StoreBusyError: If another sink or process has it open.
+        """
+        try:
+            shard: qdrant_edge.EdgeShard = self._qe.EdgeShard.load(str(self._dir))
+        except Exception as exc:
+            if "WouldBlock" not in str(exc):
+                raise
+            holders = holders_text([self._dir / _WAL_DIR])
+            raise StoreBusyError(
+                f"the Qdrant edge collection {str(self._dir)!r} is open elsewhere ({holders}); an embedded "
+                "collection allows one process at a time: close the other sink (or stop that process), or "
+                "run a Qdrant server and use QdrantSink(url=...) (--qdrant URL)"
+            ) from None
+        self._open.shard = shard
+        return shard
+
+    def _shard(self) -> qdrant_edge.EdgeShard:
+        """The open shard, opened on first use (another process may have created the collection since)."""
+        with self._lock:
+            shard = self._open.shard
+            if shard is None:
+                if not self._is_shard(self._dir):
+                    raise CollectionNotFoundError(
+                        f"collection {self.collection!r} does not exist in {self!r}"
+                    )
+                shard = self._load()
+            return shard
+
+    def _engine_config(self) -> dict[str, Any]:
+        """The shard's configuration as the engine persisted it (`edge_config.json`)."""
+        config: dict[str, Any] = json.loads((self._dir / _ENGINE_CONFIG).read_text())
+        return config
+
+    def _dense_config(self, layout: Layout) -> dict[str, Any] | None:
+        vectors = self._engine_config().get("vectors") or {}
+        params = vectors.get(layout.qdrant_vector)
+        return params if isinstance(params, dict) else None
+
+    def _write_manifest_file(self, directory: Path, manifest: Manifest) -> None:
+        """Writes the manifest atomically: a temporary file, synced, renamed over the old one."""
+        target = directory / MANIFEST_FILE
+        temporary = directory / f".{MANIFEST_FILE}.{uuid.uuid4().hex}"
+        with temporary.open("w", encoding="utf-8") as file:
+            json.dump(manifest.model_dump(), file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+        _fsync_directory(directory)
+
+    # -- manifest and creation -------------------------------------------------------------------------
+
+    @property
+    def layout(self) -> Layout:
+        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`.
+
+        A shard without a manifest (adoptable) has the default layout unless one is given.
+        """
+        if self._layout is None:
+            try:
+                manifest = self.read_manifest()
+            except UnmanagedCollectionError:
+                manifest = None
+            self._layout = get_layout(manifest.layout if manifest is not None else Layout.name)
+        return self._layout
+
+    def read_manifest(self) -> Manifest | None:
+        """Returns the collection's manifest, or `None` when the collection does not exist.
+
+        Raises:
+            UnmanagedCollectionError: If the shard exists without a vllm-embed manifest.
+            ManifestError: If the manifest is damaged.
+        """
+        if not self._is_shard(self._dir):
+            return None
+        file = self._dir / MANIFEST_FILE
+        try:
+            stored = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UnmanagedCollectionError(
+                f"the Qdrant edge collection {str(self._dir)!r} exists but has no vllm-embed manifest "
+                f"({MANIFEST_FILE}): adopt it with --adopt (adopt=True) if its vectors fit this run, or "
+                "ingest into a new collection"
+            ) from None
+        return Manifest.from_stored(
+            stored,
+            collection=self.collection,
+            location=f"file {str(file)!r}",
+            repair=self._repair_hint(f"QdrantEdgeSink({self.collection!r}, path={str(self.path)!r})"),
+        )
+
+    def _sparse_name(self, layout: Layout) -> str:
+        if not layout.qdrant_sparse_vector:
+            raise ValueError(
+                f"the {layout.name} layout stores no sparse vector on Qdrant, so it cannot be hybrid: use "
+                "layout 'vllm-embed' or 'langchain' for a hybrid collection, or leave out --hybrid"
+            )
+        return layout.qdrant_sparse_vector
+
+    def _sparse_analyzer(self) -> dict[str, Any]:
+        return BM25Encoder().describe()
+
+    def _storage_requested(self) -> dict[str, Any]:
+        return self.settings.model_dump()
+
+    def _storage_defaults(self) -> dict[str, Any]:
+        return QdrantCollectionSettings().model_dump()
+
+    def prepare(self, manifest: Manifest) -> None:
+        """Creates the collection with `manifest` when missing, checks it when it exists, adopts it if asked.
+
+        Everything is checked before anything is written. Payload indexes for `index_fields` the collection
+        lacks are created and recorded in its manifest.
+
+        Raises:
+            ManifestMismatchError: If the collection was embedded differently, `hybrid` or the creation
+                settings differ from it, or a shard to adopt does not fit.
+            UnmanagedCollectionError: If the shard has no manifest and `adopt` is not set.
+            SparseAnalyzerError: If the collection's BM25 analyzer is not the installed one.
+            StoreBusyError: If another process created the collection and holds it.
+        """
+        try:
+            stored = self.read_manifest()
+        except UnmanagedCollectionError:
+            if not self.adopt:
+                raise
+            stored = self._adopt(manifest)
+        else:
+            if stored is None and self._dir.exists() and any(self._dir.iterdir()):
+                raise ManifestMismatchError(
+                    f"{str(self._dir)!r} exists and is not a Qdrant edge collection: choose another "
+                    "collection name, or move that directory away"
+                )
+            if stored is None:
+                stored = self._create(manifest)
+            else:
+                stored.require_compatible(manifest, self.collection)
+                self.check_hybrid(stored)
+                self.check_storage(stored)
+                stored = self._index_missing_fields(stored)
+        self._sparse = self._sparse_of(stored)
+
+    def _edge_config(self, dimensions: int, sparse_vector: str | None) -> qdrant_edge.EdgeConfig:
+        qe, settings = self._qe, self.settings
+        quantization: Any = None
+        if settings.quantization == "int8":
+            quantization = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, memory=qe.Memory.Pinned)
+        elif settings.quantization == "binary":
+            quantization = qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)
+        hnsw = None
+        if settings.hnsw_m is not None or settings.hnsw_ef_construct is not None:
+            hnsw = qe.HnswIndexConfig(
+                m=16 if settings.hnsw_m is None else settings.hnsw_m,
+                ef_construct=settings.hnsw_ef_construct or 100,
+                full_scan_threshold=10_000,
+            )
+        dense = qe.EdgeVectorParams(
+            size=dimensions,
+            distance=qe.Distance.Cosine,
+            memory=qe.Memory.Cold if settings.on_disk else None,
+            quantization_config=quantization,
+            hnsw_config=hnsw,
+        )
+        sparse = (
+            {sparse_vector: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if sparse_vector else None
+        )
+        optimizers = (
+            qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
+            if self.indexing_threshold_kb is not None
+            else None
+        )
+        config: qdrant_edge.EdgeConfig = qe.EdgeConfig(
+            vectors={self.layout.qdrant_vector: dense}, sparse_vectors=sparse, optimizers=optimizers
+        )
+        return config
+
+    def _create(self, manifest: Manifest) -> Manifest:
+        """Builds the shard, its payload indexes and manifest beside the target, then renames it in place."""
+        stored = self._new_manifest(manifest).model_copy(
+            update={"storage": recorded_storage(self._storage_requested(), self.index_fields)}
+        )
+        config = self._edge_config(manifest.dimensions, stored.sparse_vector)
+        index_keys = payload_index_keys(self.layout, self.index_fields)  # a bad key fails before writing
+        self.path.mkdir(parents=True, exist_ok=True)
+        building = self.path / f".{self.collection}{_CREATING}{uuid.uuid4().hex[:12]}"
+        try:
+            shard = self._call("collection creation", self._qe.EdgeShard.create, str(building), config)
+            try:
+                for key, kind in index_keys.items():
+                    self._create_index(shard, key, kind)
+                self._write_manifest_file(building, stored)
+            finally:
+                shard.flush()
+                shard.close()
+            try:
+                os.rename(building, self._dir)
+            except OSError:
+                if not self._is_shard(self._dir):
+                    raise
+                # Another process created the collection first: use (and check) that one.
+                shutil.rmtree(building, ignore_errors=True)
+                self._load()
+                self.prepare(manifest)
+                existing = self.read_manifest()
+                assert existing is not None
+                return existing
+            _fsync_directory(self.path)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        self._load()
+        return stored
+
+    def _create_index(self, shard: qdrant_edge.EdgeShard, key: str, kind: str) -> None:
+        schema = getattr(self._qe.PayloadSchemaType, _SCHEMA_TYPES[kind])
+        self._call(
+            "payload index creation", shard.update, self._qe.UpdateOperation.create_field_index(key, schema)
+        )
+
+    def _payload_schema(self) -> dict[str, str]:
+        """Indexed payload keys and their type, as the engine reports them (`keyword`, `integer`, …)."""
+        info = self._call("shard info", self._shard().info)
+        return {key: _enum_name(index.data_type).lower() for key, index in info.payload_schema.items()}
+
+    def _index_missing_fields(self, stored: Manifest) -> Manifest:
+        """Creates the payload indexes the collection lacks and records the new fields in its manifest."""
+        existing = self._payload_schema()
+        wanted = payload_index_keys(get_layout(stored.layout), self.index_fields)
+        for key, kind in wanted.items():
+            if key not in existing:
+                self._create_index(self._shard(), key, kind)
+        recorded = recorded_index_fields(stored.storage)
+        new = [field.to_spec() for field in self.index_fields if field.to_spec() not in recorded]
+        if not new:
+            return stored
+        base = stored.storage if stored.storage is not None else self._storage_defaults()
+        updated = stored.model_copy(update={"storage": {**base, "index_fields": [*recorded, *new]}})
+        self._store_manifest(updated)
+        return updated
+
+    def _engine_storage(self, layout: Layout) -> dict[str, Any]:
+        """The dense vector's creation settings as the engine keeps them (`QdrantCollectionSettings`)."""
+        config = self._engine_config()
+        dense = self._dense_config(layout) or {}
+        quantization = dense.get("quantization_config") or config.get("quantization_config")
+        hnsw = dense.get("hnsw_config") or config.get("hnsw_config") or {}
+        return {
+            **self._storage_defaults(),
+            "quantization": _quantization_name(quantization),
+            "on_disk": bool(dense.get("on_disk")) or dense.get("memory") == "cold",
+            "hnsw_m": hnsw.get("m"),
+            "hnsw_ef_construct": hnsw.get("ef_construct"),
+        }
+
+    def _adopt(self, manifest: Manifest) -> Manifest:
+        """Checks a shard without a manifest fits the run, then writes the manifest (`adopted=True`)."""
+        layout = get_layout(manifest.layout)
+        dense = self._dense_config(layout)
+        dimensions = None if dense is None else int(dense["size"])
+        distance = None if dense is None else str(dense.get("distance", "")).lower()
+        self.check_adoptable(dimensions, distance, manifest)
+        sparse_vectors = self._engine_config().get("sparse_vectors") or {}
+        has_sparse = bool(layout.qdrant_sparse_vector) and layout.qdrant_sparse_vector in sparse_vectors
+        if self._hybrid and not has_sparse:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} cannot be adopted as hybrid: it has no sparse vector "
+                f"{layout.qdrant_sparse_vector or '(none in this layout)'!r}; leave out --hybrid"
+            )
+        if has_sparse and self._hybrid is None:
+            self._hybrid = True
+        storage = self._engine_storage(layout)
+        adopted = self._new_manifest(manifest).model_copy(update={"adopted": True})
+        adopted = adopted.model_copy(update={"storage": recorded_storage(storage, ())})
+        self.check_storage(adopted)
+        payload_index_keys(layout, self.index_fields)  # a bad key fails before writing
+        self._write_manifest_file(self._dir, adopted)
+        return self._index_missing_fields(adopted)
+
+    def _sparse_of(self, manifest: Manifest | None) -> tuple[str, BM25Encoder] | None:
+        if manifest is None or not manifest.sparse_vector:
+            return None
+        encoder = BM25Encoder.from_manifest(manifest.sparse_analyzer or {}, self.collection)
+        return manifest.sparse_vector, encoder
+
+    def _sparse_state(self) -> tuple[str, BM25Encoder] | None:
+        if self._sparse is _UNKNOWN:
+            self._sparse = self._sparse_of(self.read_manifest())
+        return self._sparse
+
+    # -- VerifiableSink hooks ---------------------------------------------------------------------------
+
+    def _stored_dimensions(self, layout: Layout) -> int | None:
+        if not self._is_shard(self._dir):
+            return None
+        dense = self._dense_config(layout)
+        return None if dense is None else int(dense["size"])
+
+    def _store_manifest(self, manifest: Manifest) -> None:
+        self._call("manifest update", self._write_manifest_file, self._dir, manifest)
+
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        layout = get_layout(manifest.layout)
+        if layout.qdrant_sparse_vector not in (self._engine_config().get("sparse_vectors") or {}):
+            return manifest
+        self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
+        return self._new_manifest(manifest)
+
+    # -- points ----------------------------------------------------------------------------------------
+
+    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
+        """Returns the stored text of each of `ids` that exists."""
+        if not ids:
+            return {}
+        records = self._call(
+            "point lookup",
+            self._shard().retrieve,
+            list(ids),
+            with_payload=self.layout.qdrant_text_keys(),
+            with_vector=False,
+        )
+        return {str(r.id): self.layout.qdrant_text(r.payload or {}) for r in records}
+
+    def stored_text(self, text: str) -> str:
+        """Returns `text`: Qdrant keeps payloads whole."""
+        return text
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
+        """Inserts or replaces the points of `chunks` (in the write-ahead log when this returns)."""
+        if not chunks:
+            return
+        qe, layout = self._qe, self.layout
+        rows = np.asarray(vectors, dtype=np.float32).tolist()
+        named: list[dict[str, Any]] = [{layout.qdrant_vector: row} for row in rows]
+        sparse = self._sparse_state()
+        if sparse is not None:
+            sparse_name, encoder = sparse
+            for entry, vector in zip(named, encoder.embed_documents([c.text for c in chunks]), strict=True):
+                entry[sparse_name] = qe.SparseVector(vector.indices, vector.values)
+        points = [
+            qe.Point(c.id, vector, layout.qdrant_payload(c)) for c, vector in zip(chunks, named, strict=True)
+        ]
+        self._call("upsert", self._shard().update, qe.UpdateOperation.upsert_points(points))
+        self._dirty = True
+
+    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
+        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
+        qe, layout = self._qe, self.layout
+        selector = qe.Filter(
+            must=[
+                qe.FieldCondition(
+                    key=layout.qdrant_key(layout.doc_id_path("qdrant")), match=qe.MatchValue(doc_id)
+                ),
+                qe.FieldCondition(
+                    key=layout.qdrant_key(layout.chunk_index_path("qdrant")),
+                    range=qe.RangeFloat(gte=float(first_index)),
+                ),
+            ]
+        )
+        self._call("delete", self._shard().update, qe.UpdateOperation.delete_points_by_filter(selector))
+        self._dirty = True
+
+    def _filter(self, filter: MetadataFilter | None) -> qdrant_edge.Filter | None:
+        conditions = filter_conditions(self.layout, filter)
+        if not conditions:
+            return None
+        qe = self._qe
+        query_filter: qdrant_edge.Filter = qe.Filter(
+            must=[
+                qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.value))
+                if c.is_range
+                else qe.FieldCondition(key=c.key, match=qe.MatchValue(_match_value(c.value)))
+                for c in conditions
+            ]
+        )
+        return query_filter
+
+    def _collection_quantization(self) -> str | None:
+        if self._quantization is _UNKNOWN:
+            self._quantization = self._engine_storage(self.layout)["quantization"]
+        return self._quantization
+
+    def _search_params(self) -> qdrant_edge.SearchParams | None:
+        """`hnsw_ef` and, in a quantized collection, rescoring and oversampling (`QdrantSearchSettings`)."""
+        qe, settings = self._qe, self.search_settings
+        quantization = self._collection_quantization()
+        quantized = None
+        if quantization is not None:
+            quantized = qe.QuantizationSearchParams(
+                rescore=settings.rescore, oversampling=settings.oversampling_for(quantization)
+            )
+        if settings.ef is None and quantized is None:
+            return None
+        params: qdrant_edge.SearchParams = qe.SearchParams(hnsw_ef=settings.ef, quantization=quantized)
+        return params
+
+    def _dense_query(self, vector: NDArray[np.float32]) -> Any:
+        rows = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        return self._qe.Query.Nearest(rows, using=self.layout.qdrant_vector)
+
+    def search(
+        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
+        request = self._qe.QueryRequest(
+            limit=top_k,
+            query=self._dense_query(vector),
+            filter=self._filter(filter),
+            params=self._search_params(),
+            with_payload=True,
+        )
+        return self._hits(self._call("search", self._shard().query, request), {"dense": None})
+
+    def _require_sparse(self) -> tuple[str, BM25Encoder]:
+        sparse = self._sparse_state()
+        if sparse is None:
+            raise ValueError(
+                f"collection {self.collection!r} is dense-only (no BM25 vectors): search it with "
+                "mode='dense', or ingest with --hybrid into a new collection"
+            )
+        return sparse
+
+    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
+        vector = encoder.embed_query(query)
+        return self._qe.Query.Nearest(self._qe.SparseVector(vector.indices, vector.values), using=name)
+
+    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
+        """Returns the `top_k` points with the highest BM25 score for the text `query`.
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        name, encoder = self._require_sparse()
+        request = self._qe.QueryRequest(
+            limit=top_k,
+            query=self._sparse_query(encoder, name, query),
+            filter=self._filter(filter),
+            with_payload=True,
+        )
+        return self._hits(self._call("search", self._shard().query, request), {"sparse": None})
+
+    def hybrid_search(
+        self,
+        query: str,
+        vector: NDArray[np.float32],
+        top_k: int,
+        filter: MetadataFilter | None = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """Returns the `top_k` points of the engine's reciprocal-rank fusion of a dense and a BM25 search.
+
+        One batch of three queries: the fusion (two prefetches fused by RRF) and, to tell which search found
+        each hit, each prefetch alone.
+
+        Args:
+            query: The search text (its BM25 query vector).
+            vector: The embedded query.
+            top_k: Number of hits.
+            filter: Metadata fields the hits must equal (applied in both searches).
+            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        name, encoder = self._require_sparse()
+        qe = self._qe
+        limit = candidates or 4 * top_k
+        query_filter = self._filter(filter)
+        params = self._search_params()
+        branches = {
+            "dense": (self._dense_query(vector), params),
+            "sparse": (self._sparse_query(encoder, name, query), None),
+        }
+        requests = [
+            qe.QueryRequest(
+                limit=top_k,
+                prefetches=[
+                    qe.Prefetch(limit=limit, query=q, params=p, filter=query_filter)
+                    for q, p in branches.values()
+                ],
+                query=qe.Fusion.Rrf(k=_RRF_K),
+                filter=query_filter,
+                with_payload=True,
+            ),
+            *(
+                qe.QueryRequest(limit=limit, query=q, params=p, filter=query_filter, with_payload=False)
+                for q, p in branches.values()
+            ),
+        ]
+        fused, *alone = self._call("search", self._shard().query_batch, qe.QueryBatchRequest(requests))
+        found = {branch: {str(p.id) for p in points} for branch, points in zip(branches, alone, strict=True)}
+        return self._hits(fused, found)
+
+    def _hits(self, points: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
+        """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
+        hits = []
+        for point in points:
+            hit = self.layout.qdrant_hit(str(point.id), point.score, point.payload or {})
+            by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
+            hits.append(dataclasses.replace(hit, found_by=by))
+        return hits
+
+    def count(self) -> int:
+        """Returns the number of points in the collection."""
+        return int(self._call("count", self._shard().count, self._qe.CountRequest(exact=True)))
+
+    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
+        """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
+        qe, name = self._qe, self.layout.qdrant_vector
+        offset = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset, limit=batch_size, with_payload=False, with_vector=[name]
+            )
+            records, offset = self._call("scroll", self._shard().scroll, request)
+            batch: StoredVectors = []
+            for record in records:
+                vector = record.vector.get(name) if isinstance(record.vector, dict) else record.vector
+                batch.append((str(record.id), None if vector is None else np.asarray(vector, np.float32)))
+            if batch:
+                yield batch
+            if offset is None:
+                return
+
+    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        """Replaces the vectors of existing points, leaving their payloads as they are."""
+        if not ids:
+            return
+        qe, name = self._qe, self.layout.qdrant_vector
+        points = [
+            qe.PointVectors(point_id, {name: row})
+            for point_id, row in zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)
+        ]
+        self._call("vector update", self._shard().update, qe.UpdateOperation.update_vectors(points))
+        self._dirty = True
+
+    # -- the collection --------------------------------------------------------------------------------
+
+    def optimize(self) -> bool:
+        """Runs the engine's optimizers until none has work left: builds HNSW graphs and quantized vectors.
+
+        `close()` runs it after this sink wrote anything.
+
+        Returns:
+            Whether any segment changed.
+
+        Raises:
+            CollectionNotFoundError: If the collection does not exist.
+        """
+        changed = bool(self._call("optimize", self._shard().optimize))
+        self._dirty = False
+        return changed
+
+    def info(self) -> CollectionInfo:
+        """Reads back what the engine reports: vector and storage settings, segments, payload indexes, size.
+
+        `storage` holds the dense vector's settings from the engine's configuration (quantization, HNSW,
+        on-disk, indexing threshold) and `segments`: each segment's index (`hnsw` with its parameters, or
+        `plain` before the optimizer indexed it) and quantization, from the segments themselves.
+
+        Raises:
+            CollectionNotFoundError: If the collection does not exist.
+        """
+        shard = self._shard()
+        try:
+            manifest = self.read_manifest()
+        except UnmanagedCollectionError:
+            manifest = None
+        layout = get_layout(manifest.layout) if manifest is not None else self.layout
+        dense = self._dense_config(layout)
+        config = self._engine_config()
+        shard_info = self._call("shard info", shard.info)
+        storage = {
+            **self._engine_storage(layout),
+            "indexing_threshold_kb": (config.get("optimizers") or {}).get("indexing_threshold"),
+            "sparse_vectors": {
+                name: {"modifier": params.get("modifier")}
+                for name, params in (config.get("sparse_vectors") or {}).items()
+            },
+            "segments": self._segments(layout),
+        }
+        del storage["shard_number"], storage["replication_factor"]
+        return CollectionInfo(
+            name=self.collection,
+            store=repr(self),
+            manifest=manifest,
+            points=self.count(),
+            dimensions=None if dense is None else int(dense["size"]),
+            distance=None if dense is None else str(dense.get("distance", "")).lower(),
+            storage=storage,
+            payload_indexes={
+                key: _enum_name(index.data_type).lower() for key, index in shard_info.payload_schema.items()
+            },
+            disk_bytes=_disk_bytes(self._dir),
+        )
+
+    def _segments(self, layout: Layout) -> list[dict[str, Any]]:
+        """Each segment's dense index and quantization as the segment records them (`segment.json`)."""
+        segments = []
+        for file in sorted((self._dir / "segments").glob("*/segment.json")):
+            try:
+                data = json.loads(file.read_text())
+            except (OSError, ValueError):  # a segment the optimizer is replacing right now
+                continue
+            vector = (data.get("config", {}).get("vector_data") or {}).get(layout.qdrant_vector) or {}
+            index = vector.get("index") or {}
+            segments.append(
+                {
+                    "index": index.get("type"),
+                    **{k: v for k, v in (index.get("options") or {}).items() if k in ("m", "ef_construct")},
+                    "quantization": _quantization_name(vector.get("quantization_config")),
+                    "storage_type": vector.get("storage_type"),
+                }
+            )
+        return segments
+
+    def collection_names(self) -> list[str]:
+        """Returns the collections under `path`: its subdirectories that are edge shards."""
+        if not self.path.is_dir():
+            return []
+        return sorted(d.name for d in self.path.iterdir() if not d.name.startswith(".") and self._is_shard(d))
+
+    def for_collection(self, name: str) -> Self:
+        """Returns a sink on collection `name` under the same `path`, with this sink's other settings."""
+        args, kwargs = self.construction
+        kwargs = {k: v for k, v in kwargs.items() if k != "collection"}
+        return type(self)(name, *args[1:], **kwargs)
+
+    def close(self) -> None:
+        """Optimizes the collection if this sink wrote to it, then flushes and releases the shard."""
+        if self._dirty and self._open.shard is not None:
+            try:
+                self.optimize()
+            except Exception:
+                logger.warning("%s: optimizing at close failed", self, exc_info=True)
+        super().close()
+
+
+def _match_value(value: str | int | float | bool) -> Any:
+    """The value to give `MatchValue`.
+
+    qdrant-edge-py 0.9 reads a Python bool as the integer 0 or 1 (which matches no boolean payload), but
+    a NumPy bool as a bool.
+    """
+    return np.bool_(value) if isinstance(value, bool) else value
+
+
+def _enum_name(value: object) -> str:
+    """`PayloadSchemaType.Keyword` → `Keyword` (the engine's enums have no `.name`)."""
+    return str(value).rpartition(".")[2]
+
+
+def _quantization_name(config: object) -> str | None:
+    """`{"scalar": {"type": "int8"}}` → `int8`, `{"binary": {...}}` → `binary`, other kinds by their key."""
+    if not isinstance(config, dict) or not config:
+        return None
+    kind = next(iter(config))
+    if kind == "scalar":
+        return str((config[kind] or {}).get("type", "int8"))
+    return str(kind)
+
+
+def _disk_bytes(directory: Path) -> int:
+    """Bytes the directory's files occupy on disk (allocated blocks: the WAL's files are sparse)."""
+    total = 0
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Makes a rename inside `directory` durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
