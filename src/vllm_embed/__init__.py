@@ -2,6 +2,7 @@
 
 from vllm_embed._optional import MissingDependencyError
 from vllm_embed._version import __version__
+from vllm_embed.advise import Advice, AdviceRow, advise
 from vllm_embed.backends.openai_remote import RemoteEmbeddingError, RemoteRequestError
 from vllm_embed.cache import CacheStats, EmbeddingCache
 from vllm_embed.config import EmbedderConfig, RerankerConfig
@@ -11,6 +12,8 @@ from vllm_embed.profiles import ModelProfile
 from vllm_embed.reranker import Reranker
 
 __all__ = [
+    "Advice",
+    "AdviceRow",
     "CacheStats",
     "Document",
     "Embedder",
@@ -25,6 +28,7 @@ __all__ = [
     "Reranker",
     "RerankerConfig",
     "__version__",
+    "advise",
     "ingest",
     "load_path",
     "load_paths",

@@ -19,6 +19,7 @@ from typer.exceptions import TyperException
 
 from vllm_embed._utils import one_line
 from vllm_embed._version import __version__
+from vllm_embed.cli.advise import advise
 from vllm_embed.cli.cache import cache_app
 from vllm_embed.cli.collections import collections_app
 from vllm_embed.cli.commands import ingest, search
@@ -45,6 +46,7 @@ app = typer.Typer(
 app.command()(ingest)
 app.command()(search)
 app.command()(verify)
+app.command()(advise)
 app.add_typer(cache_app, name="cache")
 app.add_typer(collections_app, name="collections")
 
