@@ -6,14 +6,12 @@ import json
 import shlex
 from pathlib import Path
 
-import pytest
 from advise_corpus import stdlib_documents
 from cli_helpers import run
 
 from vllm_embed import Embedder
 
 
-@pytest.mark.skip(reason="needs wt-cli+wt-edge merged")
 def test_the_printed_ingest_command_creates_the_recommended_collection(
     qwen3_embedder: Embedder, tiny_qwen3_path: Path, tmp_path: Path
 ) -> None:

@@ -20,11 +20,17 @@ from vllm_embed.advise import STORES, Advice, AdviceRow
 from vllm_embed.advise import advise as run_advise
 from vllm_embed.cli.commands import _start_engine
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options, flag_name
+from vllm_embed.cli.input_options import (
+    ChunkOverlapOpt,
+    ChunkTokensOpt,
+    IdFieldOpt,
+    SplitterOpt,
+    TextFieldOpt,
+)
 from vllm_embed.cli.output import err, out, user_errors
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.errors import VllmEmbedError
 from vllm_embed.ingest.loaders import load_paths
-from vllm_embed.ingest.splitters import SplitterName
 
 if TYPE_CHECKING:
     StoreName = str
@@ -195,29 +201,11 @@ def advise(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling.")] = 0,
-    chunk_tokens: Annotated[
-        int | None,
-        typer.Option(
-            "--chunk-tokens",
-            min=1,
-            help="As for ingest: longest chunk in tokens \\[default: 512, or the model's limit if lower].",
-        ),
-    ] = None,
-    chunk_overlap: Annotated[
-        int, typer.Option("--chunk-overlap", min=0, help="As for ingest: tokens shared by chunks.")
-    ] = 0,
-    splitter: Annotated[
-        SplitterName | None,
-        typer.Option(
-            "--splitter",
-            help="As for ingest \\[default: markdown for .md files, else text].",
-            show_default=False,
-        ),
-    ] = None,
-    text_field: Annotated[str, typer.Option("--text-field", help="Text field/column of records.")] = "text",
-    id_field: Annotated[
-        str | None, typer.Option("--id-field", help="Id field/column \\[default: 'id' when present].")
-    ] = None,
+    chunk_tokens: ChunkTokensOpt = None,
+    chunk_overlap: ChunkOverlapOpt = 0,
+    splitter: SplitterOpt = None,
+    text_field: TextFieldOpt = "text",
+    id_field: IdFieldOpt = None,
 ) -> None:
     """Measure which vector size and quantization keep recall on a sample of your corpus.
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.filesize import decimal
 from rich.markup import escape
 from rich.table import Table
@@ -208,9 +209,11 @@ def info(
     elif not infos:
         out.print(f"no collections in {escape(repr(sink))}")
     else:
-        out.print(
-            _table(
-                infos,
-                " ".join(f"{flag} {location}" for flag, location in _given(qdrant, qdrant_edge, milvus)),
-            )
-        )
+        title = " ".join(f"{flag} {location}" for flag, location in _given(qdrant, qdrant_edge, milvus))
+        table = _table(infos, title)
+        # Piped or captured output is not cut to a terminal's width: nothing of a cell is lost.
+        if out.is_terminal:
+            out.print(table)
+        else:
+            width = out.measure(table, options=out.options.update_width(10_000)).maximum
+            Console(file=out.file, width=max(out.width, width), highlight=False).print(table)

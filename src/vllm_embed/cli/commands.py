@@ -18,6 +18,13 @@ from rich.markup import escape
 from vllm_embed.cache import EmbeddingCache
 from vllm_embed.cli.cache import cache_file
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options
+from vllm_embed.cli.input_options import (
+    ChunkOverlapOpt,
+    ChunkTokensOpt,
+    IdFieldOpt,
+    SplitterOpt,
+    TextFieldOpt,
+)
 from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
 from vllm_embed.cli.storage_options import StorageFlags, sink_arguments, storage_options
 from vllm_embed.config import EmbedderConfig, RerankerConfig
@@ -27,7 +34,6 @@ from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYT
 from vllm_embed.ingest.pipeline import ingest as run_ingest
 from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
-from vllm_embed.ingest.splitters import SplitterName
 from vllm_embed.ray_data.api import ingest_paths
 from vllm_embed.ray_data.session import RAY_ADDRESS_HELP
 from vllm_embed.sinks.base import BaseSink, MetadataValue, Sink
@@ -204,22 +210,10 @@ def ingest(
     qdrant_edge: QdrantEdgeOpt = None,
     milvus: MilvusOpt = None,
     api_key: ApiKeyOpt = None,
-    chunk_tokens: Annotated[
-        int | None,
-        typer.Option(
-            "--chunk-tokens",
-            min=1,
-            help="Longest chunk in tokens, prompt and special tokens included "
-            "\\[default: 512, or the model's limit if lower].",
-        ),
-    ] = None,
-    chunk_overlap: Annotated[
-        int, typer.Option("--chunk-overlap", min=0, help="Tokens shared by chunks.")
-    ] = 0,
-    text_field: Annotated[str, typer.Option("--text-field", help="Text field/column of records.")] = "text",
-    id_field: Annotated[
-        str | None, typer.Option("--id-field", help="Id field/column \\[default: 'id' when present].")
-    ] = None,
+    chunk_tokens: ChunkTokensOpt = None,
+    chunk_overlap: ChunkOverlapOpt = 0,
+    text_field: TextFieldOpt = "text",
+    id_field: IdFieldOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Chunks per embedding call.")] = 256,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     layout: Annotated[
@@ -272,15 +266,7 @@ def ingest(
         str | None, typer.Option("--ray", help=RAY_ADDRESS_HELP, show_default=False)
     ] = None,
     replicas: Annotated[int, typer.Option("--replicas", min=1, help="Engine replicas (with --ray).")] = 1,
-    splitter: Annotated[
-        SplitterName | None,
-        typer.Option(
-            "--splitter",
-            help="text: chunks end at paragraphs, sentences, words; markdown: at headings and blocks; "
-            "tokens: fixed token windows \\[default: markdown for .md files, else text].",
-            show_default=False,
-        ),
-    ] = None,
+    splitter: SplitterOpt = None,
     rechunk: Annotated[
         bool,
         typer.Option(
