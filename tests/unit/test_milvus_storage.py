@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,18 @@ def lite(root: Path, collection: str = "docs", **kwargs: Any) -> MilvusSink:
     return MilvusSink(collection, uri=str(root / "milvus.db"), **kwargs)
 
 
+def wait_for_indexes(sink: MilvusSink, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [
+            sink.client.describe_index(sink.collection, n) for n in sink.client.list_indexes(sink.collection)
+        ]
+        if all(s.get("state") == "Finished" and not s.get("pending_index_rows") for s in states):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"Milvus Lite did not finish building the indexes in {timeout} s")
+
+
 @pytest.mark.parametrize(
     ("index", "params", "search_params"),
     [
@@ -50,8 +63,11 @@ def test_each_index_type_milvus_lite_builds_is_built_recorded_and_searched(
     with lite(tmp_path, index=index, index_params=params, search_params=search_params) as sink:
         ingest(DOCS, embedder=FakeHashEmbedder(), sink=sink, progress=False)
         sink.client.flush(sink.collection)
+        wait_for_indexes(
+            sink
+        )  # built in the background after a flush; loading sooner can read a partial file
         sink.client.release_collection(sink.collection)
-        sink.client.load_collection(sink.collection)  # builds the indexes now (after a flush: in background)
+        sink.client.load_collection(sink.collection)
         hits = search(DOCS[4].text, embedder=FakeHashEmbedder(), sink=sink, top_k=3)
         info = sink.info()
     kind = index.upper()
