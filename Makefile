@@ -10,7 +10,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(PY) examples/demo.py
+	$(PY) examples/demo.py --qdrant-edge
 
 lint: setup
 	$(PY) -m ruff check .
