@@ -30,6 +30,7 @@ from vllm_embed.sinks.base import (
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
+from vllm_embed.sinks.qdrant_common import payload_index_keys, recorded_storage
 from vllm_embed.sinks.storage import (
     IndexField,
     QdrantCollectionSettings,
@@ -404,7 +405,7 @@ class QdrantSink(BaseSink):
 
     def _storage_record(self, fields: Iterable[IndexField]) -> dict[str, Any]:
         """What `Manifest.storage` records: the creation settings and the indexed metadata fields."""
-        return {**self._storage_requested(), "index_fields": [f.to_spec() for f in fields]}
+        return recorded_storage(self._storage_requested(), fields)
 
     def _create(self, manifest: Manifest) -> Manifest:
         stored = self._new_manifest(manifest).model_copy(
@@ -455,11 +456,7 @@ class QdrantSink(BaseSink):
         Raises:
             ValueError: If a field name cannot be a Qdrant payload key.
         """
-        layout = self.layout
-        keys = {layout.qdrant_key(layout.doc_id_path("qdrant")): "keyword"}
-        for field in fields:
-            keys[layout.qdrant_key(layout.metadata_path("qdrant", field.name))] = field.type
-        return keys
+        return payload_index_keys(self.layout, fields)
 
     def _create_payload_indexes(self, existing: Mapping[str, Any], wanted: Mapping[str, str]) -> None:
         """Creates the payload indexes of `wanted` missing from `existing` (the collection's payload schema).
