@@ -473,3 +473,16 @@ def test_a_qdrant_server_gets_the_storage_flags_as_requests(corpus, monkeypatch)
             "hnsw_ef": 64,
             "quantization": {"rescore": False, "oversampling": 2.0},
         }
+
+
+def test_an_index_field_milvus_lite_cannot_index_is_refused_before_the_engine_on_a_new_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    corpus = write_corpus(tmp_path)
+    store = tmp_path / "milvus.db"
+    args = ["ingest", str(corpus), "-c", "docs", "-m", "fake-model", "--milvus", str(store), "--no-progress"]
+    code, _, err = run(*args, "--index-field", "lang")
+    assert code != 0 and "Milvus Lite cannot index metadata field 'lang'" in err, err
+    with open_sink("milvus", tmp_path, "docs") as sink:
+        assert sink.read_manifest() is None

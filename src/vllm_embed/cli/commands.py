@@ -186,6 +186,8 @@ def _check_before_engine(
             sink.check_storage(stored)
         if chunking is not None:  # ingest: the chunking given (the default size is known with the model)
             check_chunking(stored, stored.model_copy(update=chunking), sink.collection, rechunk=False)
+    elif isinstance(sink, BaseSink):
+        sink.check_creation()
     if config.cache:
         EmbeddingCache(cache_file(config.cache), config.cache_max_bytes).close()
 

@@ -479,6 +479,13 @@ class BaseSink:
                 "them out to use the collection's, or ingest into a new collection"
             )
 
+    def check_creation(self) -> None:
+        """Refuses creation settings this store cannot apply to a new collection, before any model is known.
+
+        Raises:
+            StorageSettingsError: Naming the setting and the fix (none by default).
+        """
+
     def check_adoptable(self, dimensions: int | None, distance: str | None, manifest: Manifest) -> None:
         """Refuses to adopt a collection whose dense vector does not fit `manifest`.
 

@@ -387,6 +387,14 @@ class MilvusSink(BaseSink):
             self._check_index(index, self.index_settings.search_params)
         self._index_targets(get_layout(stored.layout))
 
+    def check_creation(self) -> None:
+        """Refuses `index_fields` this store cannot index in a new collection of the sink's layout.
+
+        Raises:
+            MilvusIndexError: Naming the field and the fix (Milvus Lite: metadata is kept in JSON).
+        """
+        self._index_targets(self._layout or get_layout(Layout.name))
+
     def _index_targets(self, layout: Layout) -> dict[IndexField, tuple[str, str, dict[str, Any]]]:
         """Where each of `index_fields` is indexed: (field name, index name, index params).
 
