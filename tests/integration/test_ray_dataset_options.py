@@ -139,3 +139,13 @@ def test_a_splitter_function_is_sent_to_the_workers_and_recorded(
         assert manifest.splitter.endswith(
             "test_a_splitter_function_is_sent_to_the_workers_and_recorded.<locals>.pipes"
         )
+
+
+def test_one_file_reaches_the_replicas_in_batch_sized_blocks() -> None:
+    import ray
+
+    one_block = ray.data.from_items([{"id": str(i), "text": f"row {i}"} for i in range(1000)]).repartition(1)
+    assert one_block.materialize().num_blocks() == 1
+    blocks = api.replica_batches(one_block, 64).materialize()
+    assert blocks.num_blocks() >= 1000 // 64  # every replica of an actor pool can take a share
+    assert sorted(int(r["id"]) for r in blocks.take_all()) == list(range(1000))

@@ -122,8 +122,7 @@ def embed_dataset(
     if kind not in ("document", "query"):
         raise ValueError(f"kind={kind!r} must be 'document' or 'query'")
     engine = _config(model, config, settings)
-    dataset: Any = ds
-    result: Dataset = dataset.map_batches(
+    result: Dataset = replica_batches(ds, batch_size).map_batches(
         DatasetReplica,
         fn_constructor_kwargs={
             "config": engine,
@@ -615,11 +614,21 @@ def _find_repeats(ds: Any, plan: DocumentPlan, on_duplicate: OnDuplicate) -> _Re
     return _Repeats(frozenset(repeated), pa.concat_tables(versions, promote_options="permissive"), superseded)
 
 
+def replica_batches(selected: Any, batch_size: int) -> Any:
+    """`selected` in blocks of at most `batch_size` rows, streamed (no shuffle), for the replicas' stage.
+
+    A file is read as one block, and an actor pool hands each block to one actor: without the split, one
+    replica would embed a whole file while the others wait, and nothing of it could be written before its
+    last chunk is embedded.
+    """
+    return selected.repartition(target_num_rows_per_block=batch_size)
+
+
 def _embedded(
     selected: Any, config: EmbedderConfig, expected: dict[str, Any], replicas: int, batch_size: int
 ) -> Any:
     """The replicas' stage: every chunk row gets its vector."""
-    return selected.map_batches(
+    return replica_batches(selected, batch_size).map_batches(
         IngestReplica,
         fn_constructor_kwargs={"config": config, "expected": expected},
         batch_size=batch_size,
