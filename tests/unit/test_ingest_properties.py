@@ -156,6 +156,15 @@ def test_a_window_cut_inside_a_word_is_shortened_to_fit(tokenizer) -> None:
     _assert_covers_in_order(text, chunks, lambda rest: _token_count(tokenizer, rest))
 
 
+def test_a_character_split_into_several_tokens_is_never_repeated(tokenizer) -> None:
+    # WordPiece splits a Hangul syllable into jamo tokens that all span the one character.
+    text = "즈 가나다"
+    for chunk_tokens, overlap in ((1, 0), (2, 1), (3, 0)):
+        chunks = Chunker(tokenizer, chunk_tokens, overlap).split([text])[0]
+        _assert_covers_in_order(text, chunks, lambda rest: _token_count(tokenizer, rest))
+    assert Chunker(tokenizer, 1, 0).split([text])[0] == ["즈", "가", "나", "다"]
+
+
 @EXAMPLES
 @given(st.text(max_size=300), st.integers(1, 20), st.data())
 def test_character_chunks_never_exceed_the_limit_and_cover_the_text(

@@ -75,6 +75,7 @@ class Chunker:
         A window that starts inside a word (a `##` piece, say) can take more tokens on its own than in
         the text; such a window is shortened until it fits.
         """
+        offsets = _character_units(offsets)
         chunks = self._windows(text, offsets, self.chunk_tokens, self.chunk_overlap)
         if len(chunks) <= 1:
             return chunks  # the whole text, whose own token count is known
@@ -155,6 +156,21 @@ class Chunker:
             if end == len(offsets):
                 break
         return chunks
+
+
+def _character_units(offsets: _Offsets) -> NDArray[np.int64]:
+    """Token spans with the tokens that share characters merged, so that no window is cut inside a character.
+
+    Some tokenisers split one character into several tokens over the same span (a Hangul syllable into its
+    jamo, with WordPiece): windows of such tokens would repeat that character instead of covering the text.
+    """
+    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    if len(spans) < 2:
+        return spans
+    ends = np.maximum.accumulate(spans[:, 1])
+    first = np.flatnonzero(np.r_[True, spans[1:, 0] >= ends[:-1]])
+    last = np.r_[first[1:] - 1, len(spans) - 1]
+    return np.stack([spans[first, 0], ends[last]], axis=1)
 
 
 def _segment_starts(text: str) -> list[int]:
