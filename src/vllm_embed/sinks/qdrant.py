@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -15,7 +14,6 @@ from numpy.typing import NDArray
 from vllm_embed._optional import require
 from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
 from vllm_embed.sinks.base import (
-    BaseSink,
     Chunk,
     CollectionInfo,
     CollectionNotFoundError,
@@ -30,7 +28,8 @@ from vllm_embed.sinks.base import (
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
-from vllm_embed.sinks.qdrant_common import payload_index_keys, recorded_storage
+from vllm_embed.sinks.qdrant_common import UNKNOWN as _UNKNOWN
+from vllm_embed.sinks.qdrant_common import QdrantBaseSink, payload_index_keys, recorded_storage
 from vllm_embed.sinks.storage import (
     IndexField,
     QdrantCollectionSettings,
@@ -51,7 +50,6 @@ logger = logging.getLogger(__name__)
 _MANIFEST_KEY = "vllm_embed"
 _TRANSIENT_HTTP_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
-_UNKNOWN: Any = object()
 _LOCAL_MODE_ADVICE = (
     "Qdrant's local mode (path= or ':memory:') is a pure-Python emulation that ignores them: use "
     "QdrantEdgeSink (CLI --qdrant-edge DIR), Qdrant's own engine in-process, or a Qdrant server (url=, "
@@ -96,7 +94,7 @@ def _tune_local_storage(client: QdrantClient, collection: str) -> None:
         logger.debug("could not switch the Qdrant local store to WAL mode", exc_info=True)
 
 
-class QdrantSink(BaseSink):
+class QdrantSink(QdrantBaseSink):
     """A Qdrant collection with cosine distance, created (with its manifest) on first ingest.
 
     Give exactly one of `path`, `location`, `url` or `client`. Any string is a valid document id: Qdrant keeps
@@ -332,23 +330,6 @@ class QdrantSink(BaseSink):
             return manifest
         self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
         return self._new_manifest(manifest)
-
-    def _sparse_name(self, layout: Layout) -> str:
-        if not layout.qdrant_sparse_vector:
-            raise ValueError(
-                f"the {layout.name} layout stores no sparse vector on Qdrant, so it cannot be hybrid: use "
-                "layout 'vllm-embed' or 'langchain' for a hybrid collection, or leave out --hybrid"
-            )
-        return layout.qdrant_sparse_vector
-
-    def _sparse_analyzer(self) -> dict[str, Any]:
-        return BM25Encoder().describe()
-
-    def _storage_requested(self) -> dict[str, Any]:
-        return self.settings.model_dump()
-
-    def _storage_defaults(self) -> dict[str, Any]:
-        return QdrantCollectionSettings().model_dump()
 
     def check_storage(self, stored: Manifest) -> None:
         """Refuses creation settings that differ from the existing collection's (`stored`).
@@ -630,18 +611,6 @@ class QdrantSink(BaseSink):
         )
         return params
 
-    def _sparse_of(self, manifest: Manifest | None) -> tuple[str, BM25Encoder] | None:
-        if manifest is None or not manifest.sparse_vector:
-            return None
-        encoder = BM25Encoder.from_manifest(manifest.sparse_analyzer or {}, self.collection)
-        return manifest.sparse_vector, encoder
-
-    def _sparse_state(self) -> tuple[str, BM25Encoder] | None:
-        """The collection's sparse vector name and encoder (`None` for a dense-only collection)."""
-        if self._sparse is _UNKNOWN:
-            self._sparse = self._sparse_of(self.read_manifest())
-        return self._sparse
-
     def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
         """Returns the stored text of each of `ids` that exists."""
         if not ids:
@@ -655,10 +624,6 @@ class QdrantSink(BaseSink):
             with_vectors=False,
         )
         return {str(r.id): self.layout.qdrant_text(r.payload or {}) for r in records}
-
-    def stored_text(self, text: str) -> str:
-        """Returns `text`: Qdrant keeps payloads whole."""
-        return text
 
     def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
         """Inserts or replaces the points of `chunks`."""
@@ -719,15 +684,6 @@ class QdrantSink(BaseSink):
             with_payload=True,
         )
         return self._hits(response.points, {"dense": None})
-
-    def _require_sparse(self) -> tuple[str, BM25Encoder]:
-        sparse = self._sparse_state()
-        if sparse is None:
-            raise ValueError(
-                f"collection {self.collection!r} is dense-only (no BM25 vectors): search it with "
-                "mode='dense', or ingest with --hybrid into a new collection"
-            )
-        return sparse
 
     def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
         """Returns the `top_k` points with the highest BM25 score for the text `query`.
@@ -817,15 +773,6 @@ class QdrantSink(BaseSink):
         vector = encoder.embed_query(query)
         sparse: models.SparseVector = self._models.SparseVector(indices=vector.indices, values=vector.values)
         return sparse
-
-    def _hits(self, points: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
-        """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
-        hits = []
-        for point in points:
-            hit = self.layout.qdrant_hit(str(point.id), point.score, point.payload or {})
-            by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
-            hits.append(dataclasses.replace(hit, found_by=by))
-        return hits
 
     def _filter(self, filter: MetadataFilter | None) -> models.Filter | None:
         checked = check_filter(filter)

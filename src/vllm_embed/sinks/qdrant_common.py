@@ -7,14 +7,19 @@ type, how a metadata filter becomes conditions, what the manifest records) are m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from vllm_embed.errors import StorageSettingsError as StorageSettingsError
-from vllm_embed.sinks.base import MetadataFilter, MetadataValue, check_filter
+from vllm_embed.sinks.base import BaseSink, Hit, Manifest, MetadataFilter, MetadataValue, check_filter
 from vllm_embed.sinks.layouts import Layout
 from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings, validated
+from vllm_embed.sparse import BM25Encoder
+
+UNKNOWN: Any = object()
+"""Stands for a collection state not read from the store yet."""
 
 
 def collection_settings(owner: str, **values: Any) -> QdrantCollectionSettings:
@@ -76,3 +81,64 @@ def filter_conditions(layout: Layout, filter: MetadataFilter | None) -> list[Con
         Condition(layout.qdrant_key(layout.metadata_path("qdrant", key)), value)
         for key, value in check_filter(filter).items()
     ]
+
+
+class QdrantBaseSink(BaseSink):
+    """What `QdrantSink` and `QdrantEdgeSink` do alike: Qdrant payloads, BM25 sparse vectors, settings.
+
+    Subclasses set `settings` and `_sparse` (`UNKNOWN` until the manifest is read) in their constructor.
+    """
+
+    settings: QdrantCollectionSettings
+    _sparse: tuple[str, BM25Encoder] | None
+
+    def stored_text(self, text: str) -> str:
+        """Returns `text`: Qdrant keeps payloads whole."""
+        return text
+
+    def _storage_requested(self) -> dict[str, Any]:
+        return self.settings.model_dump()
+
+    def _storage_defaults(self) -> dict[str, Any]:
+        return QdrantCollectionSettings().model_dump()
+
+    def _sparse_name(self, layout: Layout) -> str:
+        if not layout.qdrant_sparse_vector:
+            raise ValueError(
+                f"the {layout.name} layout stores no sparse vector on Qdrant, so it cannot be hybrid: use "
+                "layout 'vllm-embed' or 'langchain' for a hybrid collection, or leave out --hybrid"
+            )
+        return layout.qdrant_sparse_vector
+
+    def _sparse_analyzer(self) -> dict[str, Any]:
+        return BM25Encoder().describe()
+
+    def _sparse_of(self, manifest: Manifest | None) -> tuple[str, BM25Encoder] | None:
+        if manifest is None or not manifest.sparse_vector:
+            return None
+        encoder = BM25Encoder.from_manifest(manifest.sparse_analyzer or {}, self.collection)
+        return manifest.sparse_vector, encoder
+
+    def _sparse_state(self) -> tuple[str, BM25Encoder] | None:
+        """The collection's sparse vector name and encoder (`None` for a dense-only collection)."""
+        if self._sparse is UNKNOWN:
+            self._sparse = self._sparse_of(self.read_manifest())
+        return self._sparse
+
+    def _require_sparse(self) -> tuple[str, BM25Encoder]:
+        sparse = self._sparse_state()
+        if sparse is None:
+            raise ValueError(
+                f"collection {self.collection!r} is dense-only (no BM25 vectors): search it with "
+                "mode='dense', or ingest with --hybrid into a new collection"
+            )
+        return sparse
+
+    def _hits(self, points: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
+        """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
+        hits = []
+        for point in points:
+            hit = self.layout.qdrant_hit(str(point.id), point.score, point.payload or {})
+            by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
+            hits.append(dataclasses.replace(hit, found_by=by))
+        return hits

@@ -20,13 +20,12 @@ threshold) searches are exact scans.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -36,7 +35,6 @@ from numpy.typing import NDArray
 from vllm_embed._optional import require
 from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
 from vllm_embed.sinks.base import (
-    BaseSink,
     Chunk,
     CollectionInfo,
     CollectionNotFoundError,
@@ -49,7 +47,9 @@ from vllm_embed.sinks.base import (
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
+from vllm_embed.sinks.qdrant_common import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.qdrant_common import (
+    QdrantBaseSink,
     StorageSettingsError,
     collection_settings,
     filter_conditions,
@@ -58,7 +58,7 @@ from vllm_embed.sinks.qdrant_common import (
     recorded_storage,
     search_settings,
 )
-from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings
+from vllm_embed.sinks.storage import IndexField
 from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
@@ -73,7 +73,6 @@ _ENGINE_CONFIG = "edge_config.json"  # written by the engine: marks a directory 
 _WAL_DIR = "wal"  # the engine holds an exclusive flock on it while the shard is open
 _CREATING = ".creating-"
 _RRF_K = 2  # Qdrant's default RRF constant (server and qdrant-client), so fused scores match QdrantSink's
-_UNKNOWN: Any = object()
 _SCHEMA_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
 
 
@@ -92,7 +91,7 @@ class _OpenShard:
                 shard.close()
 
 
-class QdrantEdgeSink(BaseSink):
+class QdrantEdgeSink(QdrantBaseSink):
     """A collection in Qdrant's embedded engine (qdrant-edge-py), created with its manifest on first ingest.
 
     Cosine distance, like `QdrantSink`; the same layouts, filters, hybrid search and manifest. One process
@@ -311,23 +310,6 @@ class QdrantEdgeSink(BaseSink):
             repair=self._repair_hint(f"QdrantEdgeSink({self.collection!r}, path={str(self.path)!r})"),
         )
 
-    def _sparse_name(self, layout: Layout) -> str:
-        if not layout.qdrant_sparse_vector:
-            raise ValueError(
-                f"the {layout.name} layout stores no sparse vector on Qdrant, so it cannot be hybrid: use "
-                "layout 'vllm-embed' or 'langchain' for a hybrid collection, or leave out --hybrid"
-            )
-        return layout.qdrant_sparse_vector
-
-    def _sparse_analyzer(self) -> dict[str, Any]:
-        return BM25Encoder().describe()
-
-    def _storage_requested(self) -> dict[str, Any]:
-        return self.settings.model_dump()
-
-    def _storage_defaults(self) -> dict[str, Any]:
-        return QdrantCollectionSettings().model_dump()
-
     def prepare(self, manifest: Manifest) -> None:
         """Creates the collection with `manifest` when missing, checks it when it exists, adopts it if asked.
 
@@ -498,17 +480,6 @@ class QdrantEdgeSink(BaseSink):
         self._write_manifest_file(self._dir, adopted)
         return self._index_missing_fields(adopted)
 
-    def _sparse_of(self, manifest: Manifest | None) -> tuple[str, BM25Encoder] | None:
-        if manifest is None or not manifest.sparse_vector:
-            return None
-        encoder = BM25Encoder.from_manifest(manifest.sparse_analyzer or {}, self.collection)
-        return manifest.sparse_vector, encoder
-
-    def _sparse_state(self) -> tuple[str, BM25Encoder] | None:
-        if self._sparse is _UNKNOWN:
-            self._sparse = self._sparse_of(self.read_manifest())
-        return self._sparse
-
     # -- VerifiableSink hooks ---------------------------------------------------------------------------
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
@@ -541,10 +512,6 @@ class QdrantEdgeSink(BaseSink):
             with_vector=False,
         )
         return {str(r.id): self.layout.qdrant_text(r.payload or {}) for r in records}
-
-    def stored_text(self, text: str) -> str:
-        """Returns `text`: Qdrant keeps payloads whole."""
-        return text
 
     def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
         """Inserts or replaces the points of `chunks` (in the write-ahead log when this returns)."""
@@ -632,15 +599,6 @@ class QdrantEdgeSink(BaseSink):
         )
         return self._hits(self._call("search", self._shard().query, request), {"dense": None})
 
-    def _require_sparse(self) -> tuple[str, BM25Encoder]:
-        sparse = self._sparse_state()
-        if sparse is None:
-            raise ValueError(
-                f"collection {self.collection!r} is dense-only (no BM25 vectors): search it with "
-                "mode='dense', or ingest with --hybrid into a new collection"
-            )
-        return sparse
-
     def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
         vector = encoder.embed_query(query)
         return self._qe.Query.Nearest(self._qe.SparseVector(vector.indices, vector.values), using=name)
@@ -711,15 +669,6 @@ class QdrantEdgeSink(BaseSink):
         fused, *alone = self._call("search", self._shard().query_batch, qe.QueryBatchRequest(requests))
         found = {branch: {str(p.id) for p in points} for branch, points in zip(branches, alone, strict=True)}
         return self._hits(fused, found)
-
-    def _hits(self, points: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
-        """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
-        hits = []
-        for point in points:
-            hit = self.layout.qdrant_hit(str(point.id), point.score, point.payload or {})
-            by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
-            hits.append(dataclasses.replace(hit, found_by=by))
-        return hits
 
     def count(self) -> int:
         """Returns the number of points in the collection."""
