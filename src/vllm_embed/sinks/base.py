@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from vllm_embed._utils import one_line
-from vllm_embed.errors import ManifestError, VllmEmbedError
+from vllm_embed.errors import ManifestError, UnmanagedCollectionError, VllmEmbedError
 from vllm_embed.sinks.chunks import Chunk as Chunk
 from vllm_embed.sinks.chunks import Hit as Hit
 from vllm_embed.sinks.layouts import Layout as Layout
@@ -404,9 +404,20 @@ class BaseSink:
 
     @property
     def layout(self) -> Layout:
-        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`."""
+        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`.
+
+        A collection to adopt (`adopt=True`; it has no manifest to say) gets `"vllm-embed"` too.
+
+        Raises:
+            UnmanagedCollectionError: If the collection has no manifest and the sink does not adopt it.
+        """
         if self._layout is None:
-            manifest = self.read_manifest()
+            try:
+                manifest = self.read_manifest()
+            except UnmanagedCollectionError:
+                if not self.adopt:
+                    raise
+                manifest = None
             self._layout = get_layout(manifest.layout if manifest is not None else Layout.name)
         return self._layout
 

@@ -227,20 +227,6 @@ class MilvusSink(BaseSink):
                 "process), or run a Milvus server and pass its uri="
             )
 
-    @property
-    def layout(self) -> Layout:
-        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`.
-
-        A collection to adopt (`adopt=True`; it has no manifest to say) gets `"vllm-embed"` too.
-        """
-        try:
-            return super().layout
-        except UnmanagedCollectionError:
-            if not self.adopt:
-                raise
-            self._layout = get_layout(Layout.name)
-            return self._layout
-
     def __repr__(self) -> str:
         return f"MilvusSink(collection={self.collection!r}, uri={self._target!r})"
 

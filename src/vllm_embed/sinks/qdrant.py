@@ -243,20 +243,6 @@ class QdrantSink(QdrantBaseSink):
                 f"QdrantSink({self._target_argument}) cannot apply {given}: {_LOCAL_MODE_ADVICE}"
             )
 
-    @property
-    def layout(self) -> Layout:
-        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`.
-
-        A collection to adopt (`adopt=True`; it has no manifest to say) gets `"vllm-embed"` too.
-        """
-        try:
-            return super().layout
-        except UnmanagedCollectionError:
-            if not self.adopt:
-                raise
-            self._layout = get_layout(Layout.name)
-            return self._layout
-
     def __repr__(self) -> str:
         return f"QdrantSink(collection={self.collection!r}, target={self._target!r})"
 

@@ -271,20 +271,6 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     # -- manifest and creation -------------------------------------------------------------------------
 
-    @property
-    def layout(self) -> Layout:
-        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`.
-
-        A shard without a manifest (adoptable) has the default layout unless one is given.
-        """
-        if self._layout is None:
-            try:
-                manifest = self.read_manifest()
-            except UnmanagedCollectionError:
-                manifest = None
-            self._layout = get_layout(manifest.layout if manifest is not None else Layout.name)
-        return self._layout
-
     def read_manifest(self) -> Manifest | None:
         """Returns the collection's manifest, or `None` when the collection does not exist.
 
