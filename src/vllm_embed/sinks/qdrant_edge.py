@@ -722,7 +722,9 @@ class QdrantEdgeSink(QdrantBaseSink):
             manifest = self.read_manifest()
         except UnmanagedCollectionError:
             manifest = None
-        layout = get_layout(manifest.layout) if manifest is not None else self.layout
+        # An unmanaged shard is described under the layout given, else the default one (adopt or not).
+        name = manifest.layout if manifest is not None else None
+        layout = get_layout(name) if name else (self._layout or get_layout(Layout.name))
         dense = self._dense_config(layout)
         config = self._engine_config()
         shard_info = self._call("shard info", shard.info)
