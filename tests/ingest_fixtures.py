@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,17 @@ def poison(sink: QdrantSink | MilvusSink, point_ids: list[str]) -> None:
         return
     rows = sink.client.get(sink.collection, ids=point_ids, output_fields=["*"])
     sink.client.upsert(sink.collection, [{**row, layout.milvus_vector: [float("nan")] * 8} for row in rows])
+
+
+def wait_for_indexes(sink: Any, timeout: float = 30.0) -> None:
+    """Waits until Milvus has built every index of the sink's collection (it builds them in the background
+    after a flush; releasing and loading sooner can read a partial index file)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [
+            sink.client.describe_index(sink.collection, n) for n in sink.client.list_indexes(sink.collection)
+        ]
+        if all(s.get("state") == "Finished" and not s.get("pending_index_rows") for s in states):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"Milvus Lite did not finish building the indexes in {timeout} s")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest_fixtures import FakeHashEmbedder
+from ingest_fixtures import FakeHashEmbedder, wait_for_indexes
 
 from vllm_embed import Document, ingest, search
 from vllm_embed.errors import UnmanagedCollectionError
@@ -32,18 +31,6 @@ def built_indexes(root: Path, collection: str) -> set[tuple[str, str]]:
 
 def lite(root: Path, collection: str = "docs", **kwargs: Any) -> MilvusSink:
     return MilvusSink(collection, uri=str(root / "milvus.db"), **kwargs)
-
-
-def wait_for_indexes(sink: MilvusSink, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = [
-            sink.client.describe_index(sink.collection, n) for n in sink.client.list_indexes(sink.collection)
-        ]
-        if all(s.get("state") == "Finished" and not s.get("pending_index_rows") for s in states):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"Milvus Lite did not finish building the indexes in {timeout} s")
 
 
 @pytest.mark.parametrize(
