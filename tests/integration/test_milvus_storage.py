@@ -14,7 +14,12 @@ from ingest_fixtures import FakeHashEmbedder, wait_for_indexes
 from vllm_embed import Document, ingest, search
 from vllm_embed.sinks import MilvusSink
 from vllm_embed.sinks.base import Manifest
+from vllm_embed.sinks.milvus import _LITE_GRPC_OPTIONS
 from vllm_embed.sinks.milvus_index import LITE_INDEXES, MilvusIndexError
+
+# The server process is Milvus Lite's engine, which answers keepalive pings with GOAWAY "too many pings"
+# (and then refuses the next connection) as a Lite file does: its clients send none.
+NO_PINGS = _LITE_GRPC_OPTIONS
 
 DOCS = [
     Document(f"Document {i} is about topic {i % 3}.", id=f"doc-{i}", metadata={"i": i}) for i in range(12)
@@ -33,7 +38,7 @@ def test_the_server_process_builds_the_index_types_milvus_lite_builds_and_refuse
     data = server_data(tmp_path_factory)
     for index in LITE_INDEXES:
         collection = f"storage_{index.lower()}"
-        with MilvusSink(collection, uri=milvus_server, index=index) as sink:
+        with MilvusSink(collection, uri=milvus_server, grpc_options=NO_PINGS, index=index) as sink:
             ingest(DOCS, embedder=FakeHashEmbedder(), sink=sink, progress=False)
             sink.client.flush(collection)
             wait_for_indexes(sink)
@@ -47,20 +52,25 @@ def test_the_server_process_builds_the_index_types_milvus_lite_builds_and_refuse
             assert ("vector", index.lower()) in built and ("doc_id", "inverted") in built
             sink.client.drop_collection(collection)
 
-    sink = MilvusSink("storage_pq", uri=milvus_server, index="IVF_PQ")  # a server's kind is asked on prepare
+    # a server's kind is asked on prepare
+    sink = MilvusSink("storage_pq", uri=milvus_server, grpc_options=NO_PINGS, index="IVF_PQ")
     with sink, pytest.raises(MilvusIndexError, match="Milvus Lite does not build IVF_PQ indexes"):
         sink.prepare(Manifest.from_description(FakeHashEmbedder().describe()))
-    with MilvusSink("storage_pq", uri=milvus_server) as sink:
+    with MilvusSink("storage_pq", uri=milvus_server, grpc_options=NO_PINGS) as sink:
         assert sink.read_manifest() is None  # nothing was written
 
 
 def test_resume_and_rerun_on_an_ivf_collection_of_the_server(milvus_server: str) -> None:
     with MilvusSink(
-        "storage_resume", uri=milvus_server, index="IVF_SQ8", search_params={"nprobe": 8}
+        "storage_resume",
+        uri=milvus_server,
+        grpc_options=NO_PINGS,
+        index="IVF_SQ8",
+        search_params={"nprobe": 8},
     ) as sink:
         ingest(DOCS[:6], embedder=FakeHashEmbedder(), sink=sink, progress=False)
     changed = [*DOCS[:3], Document("A changed text.", id="doc-3"), *DOCS[4:]]
-    with MilvusSink("storage_resume", uri=milvus_server) as sink:
+    with MilvusSink("storage_resume", uri=milvus_server, grpc_options=NO_PINGS) as sink:
         fake = FakeHashEmbedder()
         report = ingest(changed, embedder=fake, sink=sink, progress=False)
         assert (report.skipped, report.embedded) == (5, 7) and "A changed text." in fake.embedded
