@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-slow test-fast lint typecheck bench clean
+.PHONY: setup demo test test-slow test-fast lint typecheck docs bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -31,8 +31,12 @@ test-slow: setup
 test-fast: setup
 	$(PY) -m pytest -q -ra -n 4 tests/unit $(wildcard integrations/*/tests/unit_tests)
 
+# The documentation site, into site/ (`mkdocs serve` to browse it while writing).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 bench: setup
 	$(PY) benchmarks/bench_embed.py
 
 clean:
-	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .demo site .pytest_cache .mypy_cache .ruff_cache
