@@ -170,17 +170,15 @@ class BM25Terms:
     def document_text(self, text: str) -> str:
         """The words a store indexes for `text`: each analysed token as often as it occurs."""
         vector = self.encoder.embed_documents([text])[0]
-        return " ".join(
-            " ".join([_term_word(index)] * round(count))
-            for index, count in zip(vector.indices, vector.values)
-        )
+        counts = zip(vector.indices, vector.values, strict=True)
+        return " ".join(" ".join([_term_word(index)] * round(count)) for index, count in counts)
 
     def query_text(self, text: str) -> str:
         """The words a store searches for `text`: each distinct analysed token once ("" when none is left)."""
         return " ".join(_term_word(index) for index in self.encoder.embed_query(text).indices)
 
     def describe(self) -> dict[str, Any]:
-        """What a collection records: the analysis, the package, its version, the fingerprint, the language."""
+        """What a collection records: the analysis, the package and version, the fingerprint, the language."""
         described = self.encoder.describe()
         return {
             "analysis": TERM_TEXT_ANALYSIS,
