@@ -1,5 +1,6 @@
-"""Retrieval quality: recall@1/5/10 and nDCG@10 of dense, sparse (BM25) and hybrid search in Qdrant local
-and Milvus Lite, and of chunk sizes and splitters on long documents, with all-MiniLM-L6-v2 on CPU.
+"""Retrieval quality: recall@1/5/10 and nDCG@10 (computed by ir-measures) of dense, sparse (BM25) and
+hybrid search in Qdrant local, `QdrantEdgeSink`, Milvus Lite and a Milvus server process, and of chunk
+sizes and splitters on long documents, with all-MiniLM-L6-v2 on CPU.
 
     python benchmarks/bench_quality.py [--docs 1500] [--queries 300] [--long-docs 27] [--long-queries 150]
                                        [--chunk-sizes 256,512,1024] [--json OUT.json]
@@ -10,7 +11,7 @@ documents are known by construction, and no query holds its answer's name.
 
 API set (`--docs` standard-library docstrings, seeded sample of `python -m vllm_embed.datasets`). Each
 document is an object's qualified name as a title, a blank line, then its docstring, as an API reference
-page reads. Two kinds of queries, reported separately and together:
+page reads. Three kinds of queries, reported separately and together:
 
 - identifier (`--identifier-share`, default half): the last two parts of a member's qualified name, e.g.
   `zlib.crc32` or `Path.glob`, the exact-term lookups where BM25 should help. Relevant: every document whose
@@ -19,7 +20,12 @@ page reads. Two kinds of queries, reported separately and together:
   removed wherever it occurs (`Return a list of all header values.` for `Headers.values` becomes `Return a
   list of all header .`), taken only from docstrings at least twice that sentence's length, so the query is
   never (nearly) the whole document; at least five words must be left. Relevant: every document whose
-  docstring starts with that same sentence.
+  docstring starts with that same sentence. These share the document's words by construction, which
+  favours BM25.
+- question: hand-written questions (`benchmarks/data/stdlib_questions.jsonl`, `--questions`) that a user
+  would ask and that paraphrase rather than quote the docstring ("Get the file extension off a filename"
+  for `posixpath.splitext`); their documents are always indexed beside the sample. This is the kind that
+  says whether hybrid search helps real questions.
 
 Long-document set (`pydoc_data.topics`, the text behind `help("assert")`). The topics' underlined
 headings are turned into Markdown headings; every topic up to 16,000 characters is indexed, and queries
@@ -67,10 +73,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_set import (
     CUTOFFS,
+    QUESTIONS,
     Query,
     Record,
     Scores,
     docstring_queries,
+    load_questions,
     long_documents,
     passage_queries,
     ranked_documents,
@@ -79,7 +87,11 @@ from quality_set import (
 HITS_PER_QUERY = 50
 """Chunks fetched per query; the document ranking keeps each document's best one."""
 
-STORES = ("qdrant", "milvus")
+STORES = ("qdrant", "qdrant-edge", "milvus", "milvus-server")
+"""Qdrant local mode, `QdrantEdgeSink`, Milvus Lite (a file) and a Milvus server process (`--stores`)."""
+
+MILVUS_SERVER_URI: str | None = None
+"""The URI of the Milvus server process `main` starts when `--stores` names `milvus-server`."""
 
 RANDOM_HEAD_NOTE = (
     "+rerank rows: the default reranker is all-MiniLM-L6-v2's BERT with a fixed random one-label head, "
@@ -125,13 +137,49 @@ def splitters() -> tuple[str, ...]:
 
 
 def open_sink(store: str, directory: Path, name: str, hybrid: bool) -> Any:
-    """A fresh collection `name` in its own Qdrant local folder or Milvus Lite file under `directory`."""
-    from vllm_embed.sinks import MilvusSink, QdrantSink
+    """A fresh collection `name` in its own folder or file under `directory` (or on the Milvus server)."""
+    from vllm_embed.sinks import MilvusSink, QdrantEdgeSink, QdrantSink
 
     options: dict[str, Any] = {"hybrid": True} if hybrid else {}
     if store == "qdrant":
         return QdrantSink(name, path=str(directory / f"qdrant-{name}"), **options)
+    if store == "qdrant-edge":
+        return QdrantEdgeSink(name, path=str(directory / f"edge-{name}"), **options)
+    if store == "milvus-server":
+        assert MILVUS_SERVER_URI is not None
+        return MilvusSink(name, uri=MILVUS_SERVER_URI, **options)
     return MilvusSink(name, uri=str(directory / f"milvus-{name}.db"), **options)
+
+
+@contextlib.contextmanager
+def milvus_server(directory: Path) -> Any:
+    """A Milvus server process (Milvus Lite's gRPC server) on a free port, for the `milvus-server` rows."""
+    import socket
+
+    global MILVUS_SERVER_URI
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(directory / "milvus-server")]
+    with (directory / "milvus-server.log").open("wb") as log:
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        process = subprocess.Popen(command, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log_path = directory / "milvus-server.log"
+                    raise SystemExit(f"the Milvus server did not start: see {log_path}") from exc
+                time.sleep(0.2)
+        MILVUS_SERVER_URI = f"http://127.0.0.1:{port}"
+        yield MILVUS_SERVER_URI
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def timed_ingest(documents: Sequence[Any], embedder: Any, sink: Any, **options: Any) -> tuple[int, float]:
@@ -199,12 +247,13 @@ def api_rows(
     queries: Sequence[Query],
     embedder: Any,
     directory: Path,
+    stores: Sequence[str],
     reranker: Any = None,
     candidates: int = HITS_PER_QUERY,
 ) -> list[Row]:
     documents = [{"id": r.id, "text": r.document} for r in records]
     rows: list[Row] = []
-    for store in STORES:
+    for store in stores:
         collections: dict[bool, tuple[Any, int, float]] = {}
         try:
             for setting, hybrid, mode, reranked in search_settings(search_modes(), reranker is not None):
@@ -222,7 +271,7 @@ def api_rows(
                     reranker if reranked else None,
                     candidates,
                 )
-                for kind in ("identifier", "natural", "all"):
+                for kind in ("identifier", "natural", "question", "all"):
                     if kind in by_kind:
                         row_timing = timing if kind == "all" else (None, None)
                         rows.append(
@@ -280,25 +329,37 @@ def chunking_rows(
     return rows
 
 
+def chunks_per_second(row: Row | None) -> float | None:
+    """The row's ingest throughput, where it was timed."""
+    if row is None or not row.chunks or not row.ingest_seconds:
+        return None
+    return row.chunks / row.ingest_seconds
+
+
 def targets(rows: Sequence[Row]) -> list[str]:
     """The issue's targets, read from the rows (reported, not asserted)."""
     lines = []
     api = {(r.store, r.setting): r for r in rows if r.part == "API" and r.kind == "all"}
+    by_kind = {(r.store, r.setting, r.kind): r for r in rows if r.part == "API"}
     for store in STORES:
-        dense, hybrid = api.get((store, "dense")), api.get((store, "hybrid"))
-        if dense is not None and hybrid is not None:
+        for kind in ("question", "all"):
+            dense, hybrid = by_kind.get((store, "dense", kind)), by_kind.get((store, "hybrid", kind))
+            if dense is None or hybrid is None:
+                continue
             lines.append(
-                f"{store}: hybrid recall@5 {hybrid.scores['recall@5']:.3f} vs dense "
+                f"{store}, {kind} queries: hybrid recall@5 {hybrid.scores['recall@5']:.3f} vs dense "
                 f"{dense.scores['recall@5']:.3f} (target ≥): "
                 f"{'met' if hybrid.scores['recall@5'] >= dense.scores['recall@5'] else 'missed'}"
             )
-            if dense.chunks and dense.ingest_seconds and hybrid.chunks and hybrid.ingest_seconds:
-                ratio = (hybrid.chunks / hybrid.ingest_seconds) / (dense.chunks / dense.ingest_seconds)
-                verdict = "met" if ratio >= 0.9 else "missed"
-                lines.append(
-                    f"{store}: ingest throughput with the sparse field {ratio:.2f}x without "
-                    f"(target ≥ 0.9): {verdict}"
-                )
+        dense, hybrid = api.get((store, "dense")), api.get((store, "hybrid"))
+        dense_rate, hybrid_rate = chunks_per_second(dense), chunks_per_second(hybrid)
+        if dense_rate and hybrid_rate:
+            ratio = hybrid_rate / dense_rate
+            verdict = "met" if ratio >= 0.9 else "missed"
+            lines.append(
+                f"{store}: ingest throughput with the sparse field {ratio:.2f}x without "
+                f"(target ≥ 0.9): {verdict}"
+            )
         for base in ("dense", "hybrid"):
             reranked = api.get((store, f"{base}+rerank"))
             first = api.get((store, base))
@@ -327,15 +388,18 @@ def targets(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def stdlib_records(directory: Path, count: int, seed: int) -> list[Record]:
-    """A seeded sample of `count` docstrings, written by a separate process (it imports the whole library)."""
+def stdlib_records(directory: Path, count: int, seed: int, questions: Sequence[Query] = ()) -> list[Record]:
+    """A seeded sample of `count` docstrings, written by a separate process (it imports the whole library),
+    plus every document that answers one of `questions`."""
     import random
 
     path = directory / "stdlib.jsonl"
     subprocess.run([sys.executable, "-m", "vllm_embed.datasets", str(path)], check=True, capture_output=True)
     with path.open(encoding="utf-8") as lines:
         records = [Record(row["id"], row["text"]) for row in map(json.loads, lines)]
-    return sorted(random.Random(seed).sample(records, min(count, len(records))), key=lambda r: r.id)
+    sample = set(random.Random(seed).sample(records, min(count, len(records))))
+    answers = set().union(*(q.relevant for q in questions))
+    return sorted(sample | {r for r in records if r.id in answers}, key=lambda r: r.id)
 
 
 def print_table(rows: Sequence[Row], title: str, caption: str | None = None) -> None:
@@ -354,7 +418,7 @@ def print_table(rows: Sequence[Row], title: str, caption: str | None = None) -> 
         if previous is not None and (row.part, row.store) != previous:
             table.add_section()
         previous = (row.part, row.store)
-        rate = f"{row.chunks / row.ingest_seconds:.1f}" if row.chunks and row.ingest_seconds else ""
+        rate = f"{chunks_per_second(row):.1f}" if chunks_per_second(row) else ""
         table.add_row(
             row.part,
             row.store,
@@ -379,6 +443,10 @@ def main() -> None:
     parser.add_argument("--long-queries", type=int, default=150, help="queries on the long topics")
     parser.add_argument("--chunk-sizes", default="256,512,1024", help="comma-separated chunk sizes (tokens)")
     parser.add_argument("--parts", default="api,long", help="comma-separated: api, long")
+    parser.add_argument("--stores", default=",".join(STORES), help=f"comma-separated: {', '.join(STORES)}")
+    parser.add_argument(
+        "--questions", type=Path, default=QUESTIONS, help="hand-written questions (JSONL: query, relevant)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="model path or id (default: packaged all-MiniLM-L6-v2)")
     parser.add_argument("--dtype", default="float32")
@@ -395,6 +463,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=50, help="first-stage hits handed to the reranker")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    stores = [store for store in args.stores.split(",") if store]
+    if unknown := set(stores) - set(STORES):
+        parser.error(f"unknown stores {sorted(unknown)}; choose from {', '.join(STORES)}")
     if args.candidates < 1:
         parser.error("--candidates must be at least 1")
 
@@ -429,8 +500,11 @@ def main() -> None:
             reranker = stack.enter_context(Reranker(rerank_model, dtype=args.dtype))
             timings["reranker start s"] = time.perf_counter() - start
         directory = Path(tmp)
-        records = stdlib_records(directory, args.docs, args.seed)
-        queries = docstring_queries(records, args.queries, args.identifier_share, args.seed)
+        questions = load_questions(args.questions)
+        records = stdlib_records(directory, args.docs, args.seed, questions)
+        queries = docstring_queries(records, args.queries, args.identifier_share, args.seed) + questions
+        if "milvus-server" in stores:
+            stack.enter_context(milvus_server(directory))
         long_docs, sources = long_documents(topics, args.long_docs, args.seed)
         long_queries = passage_queries(long_docs, sources, args.long_queries, args.seed)
         start = time.perf_counter()
@@ -439,7 +513,7 @@ def main() -> None:
             embedder.embed_documents([r.document for r in records[:64]])  # warm-up, not timed
             if "api" in parts:
                 start = time.perf_counter()
-                rows += api_rows(records, queries, embedder, directory, reranker, args.candidates)
+                rows += api_rows(records, queries, embedder, directory, stores, reranker, args.candidates)
                 timings["API set s"] = time.perf_counter() - start
             if "long" in parts:
                 start = time.perf_counter()

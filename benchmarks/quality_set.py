@@ -6,14 +6,16 @@ construction. `bench_quality.py` documents how; the functions here implement it.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-QueryKind = Literal["identifier", "natural", "passage"]
+QueryKind = Literal["identifier", "natural", "question", "passage"]
 
 CUTOFFS = (1, 5, 10)
 """The k of recall@k; nDCG is reported at the largest."""
@@ -58,41 +60,43 @@ class Query:
 
 @dataclass
 class Scores:
-    """Per-query metric values, averaged on demand."""
+    """The rankings of a set of queries, scored with ir-measures (TREC's `trec_eval` measures)."""
 
-    values: dict[str, list[float]] = field(default_factory=dict)
+    rankings: list[tuple[list[str], frozenset[str]]] = field(default_factory=list)
 
     def add(self, ranked: Sequence[str], relevant: frozenset[str]) -> None:
-        """Scores one query's ranked document ids."""
-        for k in CUTOFFS:
-            self.values.setdefault(f"recall@{k}", []).append(recall_at_k(ranked, relevant, k))
-        k = CUTOFFS[-1]
-        self.values.setdefault(f"ndcg@{k}", []).append(ndcg_at_k(ranked, relevant, k))
+        """Records one query's ranked document ids (best first) and the ids that answer it."""
+        if not relevant:
+            raise ValueError("a query needs at least one relevant document")
+        self.rankings.append((list(ranked), relevant))
 
     def means(self) -> dict[str, float]:
-        """The mean of each metric over the scored queries."""
-        return {name: sum(v) / len(v) for name, v in self.values.items() if v}
+        """recall@k for each of `CUTOFFS` and nDCG at the largest, averaged over the recorded queries.
+
+        A query whose ranking holds none of its documents scores 0 (it still counts in the mean).
+        """
+        import ir_measures
+        from ir_measures import R, nDCG
+
+        if not self.rankings:
+            return {}
+        qrels = {str(i): dict.fromkeys(relevant, 1) for i, (_, relevant) in enumerate(self.rankings)}
+        # Scores decrease with the rank, so trec_eval's order is exactly the ranking's.
+        run = {
+            str(i): {doc: float(len(ranked) - rank) for rank, doc in enumerate(ranked)}
+            for i, (ranked, _) in enumerate(self.rankings)
+        }
+        measures = {f"recall@{k}": R @ k for k in CUTOFFS} | {f"ndcg@{CUTOFFS[-1]}": nDCG @ CUTOFFS[-1]}
+        per_query: dict[Any, list[float]] = {measure: [] for measure in measures.values()}
+        for metric in ir_measures.iter_calc(list(measures.values()), qrels, run):
+            per_query[metric.measure].append(metric.value)
+        count = len(self.rankings)
+        return {name: sum(per_query[measure]) / count for name, measure in measures.items()}
 
     @property
     def count(self) -> int:
         """Number of scored queries."""
-        return len(next(iter(self.values.values()), []))
-
-
-def recall_at_k(ranked: Sequence[str], relevant: frozenset[str], k: int) -> float:
-    """Share of the relevant documents found in the first `k` of `ranked` (document ids, best first)."""
-    if not relevant:
-        raise ValueError("a query needs at least one relevant document")
-    return len(relevant.intersection(ranked[:k])) / len(relevant)
-
-
-def ndcg_at_k(ranked: Sequence[str], relevant: frozenset[str], k: int) -> float:
-    """Normalised discounted cumulative gain at `k`, binary relevance (each relevant document gains 1)."""
-    if not relevant:
-        raise ValueError("a query needs at least one relevant document")
-    dcg = sum(1 / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]) if doc in relevant)
-    ideal = sum(1 / math.log2(rank + 2) for rank in range(min(len(relevant), k)))
-    return dcg / ideal
+        return len(self.rankings)
 
 
 def ranked_documents(doc_ids: Iterable[str]) -> list[str]:
@@ -228,3 +232,32 @@ def passage_queries(
         keep = set(random.Random(seed).sample(range(len(queries)), count))
         queries = [q for i, q in enumerate(queries) if i in keep]
     return queries
+
+
+QUESTIONS = Path(__file__).resolve().parent / "data" / "stdlib_questions.jsonl"
+"""Hand-written questions over the standard-library docstrings, one JSON object a line: `query` and the ids
+of the documents that answer it (`relevant`). They were written from what a user would ask, not from the
+docstrings: they paraphrase (\"glue pieces of a file location together\" for `posixpath.join`) instead of
+quoting, so they measure what a natural-language question gets, not how many words it shares."""
+
+
+def load_questions(path: Path = QUESTIONS) -> list[Query]:
+    """The hand-written questions of `path` as `question` queries."""
+    with path.open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines if line.strip()]
+    return [Query(row["query"], frozenset(row["relevant"]), "question") for row in rows]
+
+
+_FUNCTION_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        "a an the of to in on for and or is are be by with as it this that from at how can i my do does "
+        "what which into so no any all its get make some one two",
+    )
+)
+
+
+def shared_word_share(query: str, document: str) -> float:
+    """Share of the query's content words (lower case, function words left out) that occur in `document`."""
+    words = {w for w in re.findall(r"[a-z]+", query.lower()) if w not in _FUNCTION_WORDS}
+    return len(words & set(re.findall(r"[a-z]+", document.lower()))) / max(len(words), 1)

@@ -141,6 +141,73 @@ class BM25Encoder:
         return encoder
 
 
+TERM_TEXT_ANALYSIS = "qdrant-bm25-terms"
+"""How a collection's BM25 text field is written when it holds `BM25Terms` text (recorded in its manifest)."""
+
+_RAW_COUNTS_K = 1e9
+"""With b=0 and a k this large, Qdrant's saturated term frequency tf·(k+1)/(tf+k) is tf itself."""
+
+
+class BM25Terms:
+    """Qdrant's BM25 analysis (tokenizer, lower-casing, English stop words, stemmer) written out as text.
+
+    A store that computes BM25 itself from a text field (Milvus's BM25 Function) indexes this text instead of
+    the chunk: each token Qdrant's analyzer keeps becomes one word (its 32-bit hash in base 36), repeated as
+    often as it occurs, and a query becomes its distinct tokens. The store's plain `standard` analyzer then
+    counts exactly the terms and frequencies Qdrant's BM25 counts, and still computes IDF and length
+    normalisation server-side. This matters where the store's own analyzer cannot drop stop words or stem
+    (Milvus Lite accepts `stop` and `stemmer` filters and ignores them): every "how", "do", "the" of a
+    question would otherwise be a BM25 term.
+
+    Args:
+        settings: The analyzer's language (`k`, `b` and `avg_len` are the store's business here).
+    """
+
+    def __init__(self, settings: BM25Settings | None = None) -> None:
+        language = (settings or BM25Settings()).language
+        self.encoder = BM25Encoder(BM25Settings(k=_RAW_COUNTS_K, b=0.0, language=language))
+
+    def document_text(self, text: str) -> str:
+        """The words a store indexes for `text`: each analysed token as often as it occurs."""
+        vector = self.encoder.embed_documents([text])[0]
+        counts = zip(vector.indices, vector.values, strict=True)
+        return " ".join(" ".join([_term_word(index)] * round(count)) for index, count in counts)
+
+    def query_text(self, text: str) -> str:
+        """The words a store searches for `text`: each distinct analysed token once ("" when none is left)."""
+        return " ".join(_term_word(index) for index in self.encoder.embed_query(text).indices)
+
+    def describe(self) -> dict[str, Any]:
+        """What a collection records: the analysis, the package and version, the fingerprint, the language."""
+        described = self.encoder.describe()
+        return {
+            "analysis": TERM_TEXT_ANALYSIS,
+            **{key: described[key] for key in ("encoder", "version", "fingerprint", "language")},
+        }
+
+    @classmethod
+    def from_manifest(cls, recorded: Mapping[str, Any], collection: str) -> BM25Terms:
+        """The analysis a collection was built with, if the installed analyzer gives the same terms.
+
+        Raises:
+            SparseAnalyzerError: Naming the recorded version and how to install it.
+        """
+        terms = cls(BM25Settings(language=str(recorded.get("language", "english"))))
+        expected = {**recorded, **terms.encoder.settings.model_dump(exclude={"language"})}
+        terms.encoder = BM25Encoder.from_manifest(expected, collection)
+        return terms
+
+
+def _term_word(index: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    word = ""
+    while True:
+        index, digit = divmod(index, 36)
+        word = digits[digit] + word
+        if not index:
+            return word
+
+
 def _installed_version() -> str:
     return importlib.metadata.version(BM25_PACKAGE)
 

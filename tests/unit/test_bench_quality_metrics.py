@@ -1,4 +1,6 @@
+import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,38 +14,42 @@ from quality_set import (
     Scores,
     docstring_queries,
     first_sentence,
+    load_questions,
     long_documents,
-    ndcg_at_k,
     passage_queries,
     ranked_documents,
-    recall_at_k,
     remove_words,
     reST_to_markdown,
+    shared_word_share,
 )
 
 
+def means(*rankings: tuple[list[str], set[str]]) -> dict[str, float]:
+    scores = Scores()
+    for ranked, relevant in rankings:
+        scores.add(ranked, frozenset(relevant))
+    return scores.means()
+
+
 def test_recall_counts_relevant_documents_in_the_first_k() -> None:
-    ranked = ["a", "b", "c", "d"]
-    assert recall_at_k(ranked, frozenset({"c"}), 1) == 0
-    assert recall_at_k(ranked, frozenset({"c"}), 3) == 1
-    assert recall_at_k(ranked, frozenset({"a", "d", "z"}), 4) == pytest.approx(2 / 3)
-    assert recall_at_k([], frozenset({"a"}), 10) == 0
+    assert means((["a", "b", "c", "d"], {"c"}))["recall@1"] == 0
+    assert means((["a", "b", "c", "d"], {"c"}))["recall@5"] == 1
+    assert means((["a", "b", "c", "d"], {"a", "d", "z"}))["recall@5"] == pytest.approx(2 / 3)
+    assert means(([], {"a"}))["recall@10"] == 0
 
 
 def test_ndcg_matches_hand_computed_values() -> None:
-    assert ndcg_at_k(["a", "b"], frozenset({"a"}), 10) == 1
-    assert ndcg_at_k(["b", "a"], frozenset({"a"}), 10) == pytest.approx(1 / math.log2(3))
+    assert means((["a", "b"], {"a"}))["ndcg@10"] == 1
+    assert means((["b", "a"], {"a"}))["ndcg@10"] == pytest.approx(1 / math.log2(3))
     # two relevant, found at ranks 1 and 3: (1 + 1/log2(4)) / (1 + 1/log2(3))
     expected = (1 + 0.5) / (1 + 1 / math.log2(3))
-    assert ndcg_at_k(["a", "x", "b"], frozenset({"a", "b"}), 10) == pytest.approx(expected)
-    assert ndcg_at_k(["x"] * 10 + ["a"], frozenset({"a"}), 10) == 0
+    assert means((["a", "x", "b"], {"a", "b"}))["ndcg@10"] == pytest.approx(expected)
+    assert means(([f"x{i}" for i in range(10)] + ["a"], {"a"}))["ndcg@10"] == 0
 
 
-def test_metrics_refuse_a_query_without_relevant_documents() -> None:
+def test_scores_refuse_a_query_without_relevant_documents() -> None:
     with pytest.raises(ValueError):
-        recall_at_k(["a"], frozenset(), 1)
-    with pytest.raises(ValueError):
-        ndcg_at_k(["a"], frozenset(), 1)
+        Scores().add(["a"], frozenset())
 
 
 def test_scores_average_per_metric() -> None:
@@ -53,6 +59,25 @@ def test_scores_average_per_metric() -> None:
     means = scores.means()
     assert scores.count == 2
     assert means["recall@1"] == 0.5 and means["recall@10"] == 0.5 and means["ndcg@10"] == 0.5
+
+
+def test_hand_written_questions_are_valid_and_paraphrase() -> None:
+    questions = load_questions()
+    assert len(questions) >= 60
+    assert len({q.text for q in questions}) == len(questions)
+    assert all(q.kind == "question" and q.relevant for q in questions)
+
+
+def test_hand_written_questions_answer_real_docstrings_without_quoting_them(tmp_path: Path) -> None:
+    path = tmp_path / "stdlib.jsonl"
+    subprocess.run([sys.executable, "-m", "vllm_embed.datasets", str(path)], check=True, capture_output=True)
+    with path.open(encoding="utf-8") as lines:
+        documents = {row["id"]: f"{row['id']} {row['text']}" for row in map(json.loads, lines)}
+    questions = load_questions()
+    assert [q.text for q in questions if q.relevant - documents.keys()] == []
+    # The natural queries of the API set are a docstring's own first sentence; these must not be.
+    shares = [max(shared_word_share(q.text, documents[doc]) for doc in q.relevant) for q in questions]
+    assert sum(shares) / len(shares) < 0.4
 
 
 def test_a_document_ranks_by_its_best_chunk() -> None:
