@@ -30,6 +30,7 @@ from vllm_embed.cli.storage_options import StorageFlags, sink_arguments, storage
 from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.errors import UnmanagedCollectionError
 from vllm_embed.ingest.chunk_settings import check_chunking
+from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
 from vllm_embed.ingest.pipeline import ingest as run_ingest
 from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
@@ -233,6 +234,14 @@ def ingest(
             "--max-document-bytes", min=1, help="Refuse a document larger than this many bytes (UTF-8)."
         ),
     ] = DEFAULT_MAX_DOCUMENT_BYTES,
+    max_metadata_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-metadata-bytes",
+            min=1,
+            help="Refuse a document whose metadata (as JSON, copied into every chunk) is larger than this.",
+        ),
+    ] = DEFAULT_MAX_METADATA_BYTES,
     encoding: Annotated[
         str, typer.Option("--encoding", help="Encoding of the input files.")
     ] = DEFAULT_ENCODING,
@@ -319,6 +328,7 @@ def ingest(
                     rechunk=rechunk,
                     batch_size=batch_size,
                     max_document_bytes=max_document_bytes,
+                    max_metadata_bytes=max_metadata_bytes,
                     encoding=encoding,
                     encoding_errors=encoding_errors,
                     on_duplicate=on_duplicate,
@@ -343,6 +353,7 @@ def ingest(
                     on_duplicate=on_duplicate,
                     splitter=splitter,
                     rechunk=rechunk,
+                    max_metadata_bytes=max_metadata_bytes,
                 )
     _print_ingest_report(report, as_json)
 
