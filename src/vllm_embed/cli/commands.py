@@ -25,7 +25,7 @@ from vllm_embed.cli.input_options import (
     SplitterOpt,
     TextFieldOpt,
 )
-from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
+from vllm_embed.cli.output import err, fail, out, print_hits, printable, user_errors
 from vllm_embed.cli.storage_options import StorageFlags, sink_arguments, storage_options
 from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.errors import UnmanagedCollectionError
@@ -366,7 +366,8 @@ def _print_ingest_report(report: Any, as_json: bool) -> None:
         out.print(str(report))
     for doc_id, reason in rejected:
         err.print(
-            f"[bold red]rejected:[/] {escape(json.dumps(doc_id, ensure_ascii=False))}: {escape(reason)}"
+            f"[bold red]rejected:[/] {escape(printable(json.dumps(doc_id, ensure_ascii=False)))}: "
+            f"{escape(printable(reason))}"
         )
     if rejected:
         fail(f"{len(rejected)} document(s) were not stored (listed above); the others were written")
