@@ -6,8 +6,8 @@ normalisation, long-input policy and length limit — and the exact text the mod
 instruction included). Change any of them and the key changes, so a stale vector is never returned.
 
 A cache file is marked with its own SQLite `application_id`, so that another application's database given as
-the cache path is refused rather than written into. Every SQLite failure surfaces as a `CacheError` naming the
-file and what to do.
+the cache path is refused rather than written into, and `clear_cache` deletes a damaged file only when its
+header carries the mark. Every SQLite failure surfaces as a `CacheError` naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,7 @@ _SQLITE_MAX_PARAMS = 500  # stay well under SQLite's bound-parameter limit per s
 _ROW_OVERHEAD = 64  # key, timestamp, index entry and B-tree bookkeeping of one row, roughly
 _APPLICATION_ID = 0x76654D62  # "veMb": marks a SQLite file as a vllm-embed cache
 _SCHEMA_VERSION = 1
+_SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 _TABLES = {"embeddings", "totals"}
 _BUSY_TIMEOUT_SECONDS = 60  # how long a writer waits for another process's write to finish
 # A rowid table keeps a vector of up to about 4 KB inside its B-tree page; a WITHOUT ROWID table (the layout
@@ -62,7 +64,43 @@ _SCHEMA = [
 
 
 class _DamagedCacheError(CacheError):
-    """The cache file is a damaged SQLite database: deleting it (its vectors are recomputed) is the fix."""
+    """The cache file is a damaged vllm-embed cache: deleting it (its vectors are recomputed) is the fix."""
+
+
+def _header(path: Path) -> bytes:
+    """The first 100 bytes of a regular file (SQLite's file header), or `b""` when unreadable."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(100)
+    except OSError:
+        return b""
+
+
+def _marked_as_cache(path: Path) -> bool:
+    """Whether `path` is a regular file whose SQLite header carries our application id.
+
+    The header (offset 68, big-endian) survives damage to the pages after it, so this proves a damaged
+    file is ours before `clear_cache` deletes it.
+    """
+    if not path.is_file():
+        return False
+    header = _header(path)
+    return header[:16] == _SQLITE_MAGIC and int.from_bytes(header[68:72], "big") == _APPLICATION_ID
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """What `path` is when it exists but is neither a regular file nor a directory, else `None`."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    kinds = {
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((kind for test, kind in kinds.items() if test(mode)), None)
 
 
 @contextlib.contextmanager
@@ -173,6 +211,12 @@ class EmbeddingCache:
                 f"the cache path {self.path} is a directory; pass a file path such as "
                 f"{self.path / 'embeddings.sqlite'}"
             )
+        kind = _not_a_regular_file(self.path)
+        if kind is not None:  # SQLite would read and write it as a file (and create files beside it)
+            raise CacheError(
+                f"the cache path {self.path} is not a regular file ({kind}); it was left untouched: pass "
+                "the path of a file"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -257,15 +301,22 @@ class EmbeddingCache:
         name = str(getattr(exc, "sqlite_errorname", "") or "")
         path = self.path
         clear = f"`vllm-embed cache clear --path {path}`"
-        if name == "SQLITE_NOTADB":
-            raise _DamagedCacheError(
-                f"{path} is not a SQLite database, so not a usable vllm-embed cache: if it is a damaged "
-                f"cache, delete it with {clear}; otherwise choose another cache path"
-            ) from exc
-        if name.startswith("SQLITE_CORRUPT"):
-            raise _DamagedCacheError(
-                f"the cache file {path} is damaged ({exc}): delete it with {clear} (its vectors are computed "
-                "again when needed), or choose another cache path"
+        ours = _marked_as_cache(path)  # `cache clear` deletes a damaged file only then
+        if name == "SQLITE_NOTADB" or name.startswith("SQLITE_CORRUPT"):
+            if ours:
+                raise _DamagedCacheError(
+                    f"the cache file {path} is damaged ({exc}): delete it with {clear} (its vectors are "
+                    "computed again when needed), or choose another cache path"
+                ) from exc
+            if _header(path)[:16] == _SQLITE_MAGIC:
+                raise CacheError(
+                    f"{path} is a damaged SQLite database not marked as a vllm-embed cache ({exc}); it was "
+                    "left untouched: choose another cache path (delete the file yourself if it is a cache of "
+                    "an older vllm-embed)"
+                ) from exc
+            raise CacheError(
+                f"{path} is not a SQLite database, so not a vllm-embed cache; it was left untouched: choose "
+                "another cache path"
             ) from exc
         if name.startswith("SQLITE_READONLY"):
             raise CacheError(
@@ -288,9 +339,15 @@ class EmbeddingCache:
                 f"the disk holding the cache file {path} is full: free space, lower cache_max_bytes, or "
                 "choose another cache path"
             ) from exc
+        problem = f"{name or type(exc).__name__}: {exc}"
+        if ours:
+            raise _DamagedCacheError(
+                f"the cache file {path} cannot be used ({problem}): delete it with {clear}, or choose "
+                "another cache path"
+            ) from exc
         raise CacheError(
-            f"the cache file {path} cannot be used ({name or type(exc).__name__}: {exc}): delete it with "
-            f"{clear}, or choose another cache path"
+            f"the cache file {path} cannot be used ({problem}); it was left untouched: choose another "
+            "cache path"
         ) from exc
 
     # -- entries --------------------------------------------------------------------------------------
@@ -440,7 +497,10 @@ class EmbeddingCache:
 
 
 def clear_cache(path: str | Path) -> int:
-    """Empties the cache file at `path`, deleting it when it is damaged; what `vllm-embed cache clear` does.
+    """Empties the cache file at `path`; what `vllm-embed cache clear` does.
+
+    A damaged file is deleted only when it is proven to be a vllm-embed cache (its SQLite header carries
+    the cache's application id); anything else is refused and left untouched.
 
     Args:
         path: The cache file.
@@ -449,8 +509,9 @@ def clear_cache(path: str | Path) -> int:
         How many entries were removed (0 for a missing or a deleted damaged file).
 
     Raises:
-        CacheError: If `path` is not a cache that can be cleared: another application's database (left
-            untouched), a directory, or a file that cannot be opened or written.
+        CacheError: If `path` is not a cache that can be cleared: not a SQLite database, another
+            application's database (damaged or not), a directory, a device or FIFO, or a file that cannot
+            be opened or written; the file is left untouched.
     """
     target = Path(path).expanduser()
     if not target.exists():
@@ -462,6 +523,8 @@ def clear_cache(path: str | Path) -> int:
         finally:
             cache.close()
     except _DamagedCacheError:
+        if not _marked_as_cache(target):
+            raise
         for suffix in ("", "-wal", "-shm"):
             target.with_name(target.name + suffix).unlink(missing_ok=True)
         return 0
