@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import stat
 import threading
@@ -27,9 +28,11 @@ from typing import Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from vllm_embed._utils import batched
+from vllm_embed._utils import batched, vector_problem
 from vllm_embed.config import DEFAULT_CACHE_MAX_BYTES as DEFAULT_MAX_BYTES
 from vllm_embed.errors import CacheError
+
+logger = logging.getLogger(__name__)
 
 _SQLITE_MAX_PARAMS = 500  # stay well under SQLite's bound-parameter limit per statement
 _ROW_OVERHEAD = 64  # key, timestamp, index entry and B-tree bookkeeping of one row, roughly
@@ -358,12 +361,18 @@ class EmbeddingCache:
         return [hashlib.sha256(namespace + text.encode("utf-8")).digest() for text in texts]
 
     def get_many(self, keys: Sequence[bytes], dimension: int) -> dict[int, npt.NDArray[np.float32]]:
-        """Looks keys up; returns `{position in keys: vector}` for the hits and marks them used."""
+        """Looks keys up; returns `{position in keys: vector}` for the hits and marks them used.
+
+        A stored vector is checked as the engine's output is (`dimension` finite numbers, not all zero): a
+        row that fails (a damaged or edited file) is deleted and reported as a miss, so it is computed and
+        stored again.
+        """
         found: dict[int, npt.NDArray[np.float32]] = {}
         if not keys:
             return found
         position = {key: index for index, key in enumerate(keys)}
         hits: list[bytes] = []
+        unusable: list[bytes] = []
         with self._errors():
             connection = self._connection()
             for chunk in batched(keys, _SQLITE_MAX_PARAMS):
@@ -372,16 +381,26 @@ class EmbeddingCache:
                     f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", list(chunk)
                 )
                 for key, blob in rows:
-                    vector = np.frombuffer(blob, dtype="<f4")
-                    if vector.shape == (dimension,):
-                        found[position[key]] = vector
-                        hits.append(key)
-            if hits:
+                    vector = np.frombuffer(blob, dtype="<f4") if len(blob) % 4 == 0 else None
+                    if vector is None or vector_problem(vector, dimension) is not None:
+                        unusable.append(key)
+                        continue
+                    found[position[key]] = vector
+                    hits.append(key)
+            if hits or unusable:
                 now = time.time()
                 with _transaction(connection):
                     connection.executemany(
                         "UPDATE embeddings SET last_used = ? WHERE key = ?", [(now, key) for key in hits]
                     )
+                    connection.executemany("DELETE FROM embeddings WHERE key = ?", [(k,) for k in unusable])
+        if unusable:
+            logger.warning(
+                "%s: %d cached vectors were unusable (not finite, all zeros or of the wrong length); they "
+                "were dropped and are computed again",
+                self.path,
+                len(unusable),
+            )
         return found
 
     def put_many(self, keys: Sequence[bytes], vectors: npt.NDArray[np.float32]) -> None:
