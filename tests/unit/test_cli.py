@@ -167,3 +167,10 @@ def test_search_text_output_escapes_terminal_control_characters(tmp_path: Path, 
     assert "\\x9b" in out.splitlines()[-1]  # the metadata line too
     code, out, _ = run("search", "tea", *store, "--json")
     assert json.loads(out)[0]["doc_id"] == hostile["id"]  # JSON keeps the stored values as they are
+
+
+def test_a_filter_value_nested_thousands_deep_is_a_plain_string_not_a_recursion_error() -> None:
+    from vllm_embed.cli.commands import _parse_filters
+
+    deep = "[" * 100_000 + "]" * 100_000
+    assert _parse_filters([f"k={deep}", "n=3"]) == {"k": deep, "n": 3}

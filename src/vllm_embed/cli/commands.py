@@ -144,7 +144,7 @@ def _parse_filters(items: list[str]) -> dict[str, MetadataValue]:
             raise typer.BadParameter(f"--filter takes key=value, got {item!r}")
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # not JSON, or nested too deeply to be a value
             value = raw
         parsed[key] = value if isinstance(value, str | int | float | bool) else raw
     return parsed
