@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vllm_embed._utils import batched, vector_problem
+from vllm_embed.cache_files import APPLICATION_ID, is_sqlite, marked_as_cache, not_a_regular_file
 from vllm_embed.config import DEFAULT_CACHE_MAX_BYTES as DEFAULT_MAX_BYTES
 from vllm_embed.errors import CacheError
 
@@ -36,9 +36,7 @@ logger = logging.getLogger(__name__)
 
 _SQLITE_MAX_PARAMS = 500  # stay well under SQLite's bound-parameter limit per statement
 _ROW_OVERHEAD = 64  # key, timestamp, index entry and B-tree bookkeeping of one row, roughly
-_APPLICATION_ID = 0x76654D62  # "veMb": marks a SQLite file as a vllm-embed cache
 _SCHEMA_VERSION = 1
-_SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 _TABLES = {"embeddings", "totals"}
 _BUSY_TIMEOUT_SECONDS = 60  # how long a writer waits for another process's write to finish
 # A rowid table keeps a vector of up to about 4 KB inside its B-tree page; a WITHOUT ROWID table (the layout
@@ -61,49 +59,13 @@ _SCHEMA = [
     f"""CREATE TRIGGER IF NOT EXISTS embeddings_removed AFTER DELETE ON embeddings BEGIN
         UPDATE totals SET bytes = bytes - length(OLD.vector) - {_ROW_OVERHEAD} WHERE id = 0;
     END""",
-    f"PRAGMA application_id = {_APPLICATION_ID}",
+    f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {_SCHEMA_VERSION}",
 ]
 
 
 class _DamagedCacheError(CacheError):
     """The cache file is a damaged vllm-embed cache: deleting it (its vectors are recomputed) is the fix."""
-
-
-def _header(path: Path) -> bytes:
-    """The first 100 bytes of a regular file (SQLite's file header), or `b""` when unreadable."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(100)
-    except OSError:
-        return b""
-
-
-def _marked_as_cache(path: Path) -> bool:
-    """Whether `path` is a regular file whose SQLite header carries our application id.
-
-    The header (offset 68, big-endian) survives damage to the pages after it, so this proves a damaged
-    file is ours before `clear_cache` deletes it.
-    """
-    if not path.is_file():
-        return False
-    header = _header(path)
-    return header[:16] == _SQLITE_MAGIC and int.from_bytes(header[68:72], "big") == _APPLICATION_ID
-
-
-def _not_a_regular_file(path: Path) -> str | None:
-    """What `path` is when it exists but is neither a regular file nor a directory, else `None`."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    kinds = {
-        stat.S_ISFIFO: "a FIFO",
-        stat.S_ISCHR: "a character device",
-        stat.S_ISBLK: "a block device",
-        stat.S_ISSOCK: "a socket",
-    }
-    return next((kind for test, kind in kinds.items() if test(mode)), None)
 
 
 @contextlib.contextmanager
@@ -214,7 +176,7 @@ class EmbeddingCache:
                 f"the cache path {self.path} is a directory; pass a file path such as "
                 f"{self.path / 'embeddings.sqlite'}"
             )
-        kind = _not_a_regular_file(self.path)
+        kind = not_a_regular_file(self.path)
         if kind is not None:  # SQLite would read and write it as a file (and create files beside it)
             raise CacheError(
                 f"the cache path {self.path} is not a regular file ({kind}); it was left untouched: pass "
@@ -250,7 +212,7 @@ class EmbeddingCache:
         application_id, version = (
             connection.execute(f"PRAGMA {name}").fetchone()[0] for name in ("application_id", "user_version")
         )
-        if application_id == _APPLICATION_ID:
+        if application_id == APPLICATION_ID:
             if version > _SCHEMA_VERSION:
                 raise CacheError(
                     f"the cache file {self.path} was written by a newer vllm-embed (cache format {version}); "
@@ -304,14 +266,14 @@ class EmbeddingCache:
         name = str(getattr(exc, "sqlite_errorname", "") or "")
         path = self.path
         clear = f"`vllm-embed cache clear --path {path}`"
-        ours = _marked_as_cache(path)  # `cache clear` deletes a damaged file only then
+        ours = marked_as_cache(path)  # `cache clear` deletes a damaged file only then
         if name == "SQLITE_NOTADB" or name.startswith("SQLITE_CORRUPT"):
             if ours:
                 raise _DamagedCacheError(
                     f"the cache file {path} is damaged ({exc}): delete it with {clear} (its vectors are "
                     "computed again when needed), or choose another cache path"
                 ) from exc
-            if _header(path)[:16] == _SQLITE_MAGIC:
+            if is_sqlite(path):
                 raise CacheError(
                     f"{path} is a damaged SQLite database not marked as a vllm-embed cache ({exc}); it was "
                     "left untouched: choose another cache path (delete the file yourself if it is a cache of "
@@ -542,7 +504,7 @@ def clear_cache(path: str | Path) -> int:
         finally:
             cache.close()
     except _DamagedCacheError:
-        if not _marked_as_cache(target):
+        if not marked_as_cache(target):
             raise
         for suffix in ("", "-wal", "-shm"):
             target.with_name(target.name + suffix).unlink(missing_ok=True)

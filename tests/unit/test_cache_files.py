@@ -13,6 +13,7 @@ import pytest
 
 from vllm_embed import cache as cache_module
 from vllm_embed.cache import EmbeddingCache, clear_cache
+from vllm_embed.cache_files import APPLICATION_ID
 from vllm_embed.errors import CacheError, VllmEmbedError
 
 # The schema of cache files written before they were marked with an application id.
@@ -124,7 +125,7 @@ def test_a_cache_written_before_the_marker_stays_readable(tmp_path: Path) -> Non
     cache.put_many(added[:1], np.ones((1, 8), dtype=np.float32))
     assert cache.size_bytes() == 8 * 4 + 64
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA application_id").fetchone()[0] == cache_module._APPLICATION_ID
+        assert connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     connection.close()
 
 
