@@ -6,8 +6,8 @@ normalisation, long-input policy and length limit — and the exact text the mod
 instruction included). Change any of them and the key changes, so a stale vector is never returned.
 
 A cache file is marked with its own SQLite `application_id`, so that another application's database given as
-the cache path is refused rather than written into. Every SQLite failure surfaces as a `CacheError` naming the
-file and what to do.
+the cache path is refused rather than written into, and `clear_cache` deletes a damaged file only when its
+header carries the mark. Every SQLite failure surfaces as a `CacheError` naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -26,13 +27,15 @@ from typing import Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from vllm_embed._utils import batched
+from vllm_embed._utils import batched, vector_problem
+from vllm_embed.cache_files import APPLICATION_ID, is_sqlite, marked_as_cache, not_a_regular_file
 from vllm_embed.config import DEFAULT_CACHE_MAX_BYTES as DEFAULT_MAX_BYTES
 from vllm_embed.errors import CacheError
 
+logger = logging.getLogger(__name__)
+
 _SQLITE_MAX_PARAMS = 500  # stay well under SQLite's bound-parameter limit per statement
 _ROW_OVERHEAD = 64  # key, timestamp, index entry and B-tree bookkeeping of one row, roughly
-_APPLICATION_ID = 0x76654D62  # "veMb": marks a SQLite file as a vllm-embed cache
 _SCHEMA_VERSION = 1
 _TABLES = {"embeddings", "totals"}
 _BUSY_TIMEOUT_SECONDS = 60  # how long a writer waits for another process's write to finish
@@ -56,13 +59,13 @@ _SCHEMA = [
     f"""CREATE TRIGGER IF NOT EXISTS embeddings_removed AFTER DELETE ON embeddings BEGIN
         UPDATE totals SET bytes = bytes - length(OLD.vector) - {_ROW_OVERHEAD} WHERE id = 0;
     END""",
-    f"PRAGMA application_id = {_APPLICATION_ID}",
+    f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {_SCHEMA_VERSION}",
 ]
 
 
 class _DamagedCacheError(CacheError):
-    """The cache file is a damaged SQLite database: deleting it (its vectors are recomputed) is the fix."""
+    """The cache file is a damaged vllm-embed cache: deleting it (its vectors are recomputed) is the fix."""
 
 
 @contextlib.contextmanager
@@ -173,6 +176,12 @@ class EmbeddingCache:
                 f"the cache path {self.path} is a directory; pass a file path such as "
                 f"{self.path / 'embeddings.sqlite'}"
             )
+        kind = not_a_regular_file(self.path)
+        if kind is not None:  # SQLite would read and write it as a file (and create files beside it)
+            raise CacheError(
+                f"the cache path {self.path} is not a regular file ({kind}); it was left untouched: pass "
+                "the path of a file"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -203,7 +212,7 @@ class EmbeddingCache:
         application_id, version = (
             connection.execute(f"PRAGMA {name}").fetchone()[0] for name in ("application_id", "user_version")
         )
-        if application_id == _APPLICATION_ID:
+        if application_id == APPLICATION_ID:
             if version > _SCHEMA_VERSION:
                 raise CacheError(
                     f"the cache file {self.path} was written by a newer vllm-embed (cache format {version}); "
@@ -257,15 +266,22 @@ class EmbeddingCache:
         name = str(getattr(exc, "sqlite_errorname", "") or "")
         path = self.path
         clear = f"`vllm-embed cache clear --path {path}`"
-        if name == "SQLITE_NOTADB":
-            raise _DamagedCacheError(
-                f"{path} is not a SQLite database, so not a usable vllm-embed cache: if it is a damaged "
-                f"cache, delete it with {clear}; otherwise choose another cache path"
-            ) from exc
-        if name.startswith("SQLITE_CORRUPT"):
-            raise _DamagedCacheError(
-                f"the cache file {path} is damaged ({exc}): delete it with {clear} (its vectors are computed "
-                "again when needed), or choose another cache path"
+        ours = marked_as_cache(path)  # `cache clear` deletes a damaged file only then
+        if name == "SQLITE_NOTADB" or name.startswith("SQLITE_CORRUPT"):
+            if ours:
+                raise _DamagedCacheError(
+                    f"the cache file {path} is damaged ({exc}): delete it with {clear} (its vectors are "
+                    "computed again when needed), or choose another cache path"
+                ) from exc
+            if is_sqlite(path):
+                raise CacheError(
+                    f"{path} is a damaged SQLite database not marked as a vllm-embed cache ({exc}); it was "
+                    "left untouched: choose another cache path (delete the file yourself if it is a cache of "
+                    "an older vllm-embed)"
+                ) from exc
+            raise CacheError(
+                f"{path} is not a SQLite database, so not a vllm-embed cache; it was left untouched: choose "
+                "another cache path"
             ) from exc
         if name.startswith("SQLITE_READONLY"):
             raise CacheError(
@@ -288,9 +304,15 @@ class EmbeddingCache:
                 f"the disk holding the cache file {path} is full: free space, lower cache_max_bytes, or "
                 "choose another cache path"
             ) from exc
+        problem = f"{name or type(exc).__name__}: {exc}"
+        if ours:
+            raise _DamagedCacheError(
+                f"the cache file {path} cannot be used ({problem}): delete it with {clear}, or choose "
+                "another cache path"
+            ) from exc
         raise CacheError(
-            f"the cache file {path} cannot be used ({name or type(exc).__name__}: {exc}): delete it with "
-            f"{clear}, or choose another cache path"
+            f"the cache file {path} cannot be used ({problem}); it was left untouched: choose another "
+            "cache path"
         ) from exc
 
     # -- entries --------------------------------------------------------------------------------------
@@ -301,12 +323,18 @@ class EmbeddingCache:
         return [hashlib.sha256(namespace + text.encode("utf-8")).digest() for text in texts]
 
     def get_many(self, keys: Sequence[bytes], dimension: int) -> dict[int, npt.NDArray[np.float32]]:
-        """Looks keys up; returns `{position in keys: vector}` for the hits and marks them used."""
+        """Looks keys up; returns `{position in keys: vector}` for the hits and marks them used.
+
+        A stored vector is checked as the engine's output is (`dimension` finite numbers, not all zero): a
+        row that fails (a damaged or edited file) is deleted and reported as a miss, so it is computed and
+        stored again.
+        """
         found: dict[int, npt.NDArray[np.float32]] = {}
         if not keys:
             return found
         position = {key: index for index, key in enumerate(keys)}
         hits: list[bytes] = []
+        unusable: list[bytes] = []
         with self._errors():
             connection = self._connection()
             for chunk in batched(keys, _SQLITE_MAX_PARAMS):
@@ -315,16 +343,26 @@ class EmbeddingCache:
                     f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", list(chunk)
                 )
                 for key, blob in rows:
-                    vector = np.frombuffer(blob, dtype="<f4")
-                    if vector.shape == (dimension,):
-                        found[position[key]] = vector
-                        hits.append(key)
-            if hits:
+                    vector = np.frombuffer(blob, dtype="<f4") if len(blob) % 4 == 0 else None
+                    if vector is None or vector_problem(vector, dimension) is not None:
+                        unusable.append(key)
+                        continue
+                    found[position[key]] = vector
+                    hits.append(key)
+            if hits or unusable:
                 now = time.time()
                 with _transaction(connection):
                     connection.executemany(
                         "UPDATE embeddings SET last_used = ? WHERE key = ?", [(now, key) for key in hits]
                     )
+                    connection.executemany("DELETE FROM embeddings WHERE key = ?", [(k,) for k in unusable])
+        if unusable:
+            logger.warning(
+                "%s: %d cached vectors were unusable (not finite, all zeros or of the wrong length); they "
+                "were dropped and are computed again",
+                self.path,
+                len(unusable),
+            )
         return found
 
     def put_many(self, keys: Sequence[bytes], vectors: npt.NDArray[np.float32]) -> None:
@@ -440,7 +478,10 @@ class EmbeddingCache:
 
 
 def clear_cache(path: str | Path) -> int:
-    """Empties the cache file at `path`, deleting it when it is damaged; what `vllm-embed cache clear` does.
+    """Empties the cache file at `path`; what `vllm-embed cache clear` does.
+
+    A damaged file is deleted only when it is proven to be a vllm-embed cache (its SQLite header carries
+    the cache's application id); anything else is refused and left untouched.
 
     Args:
         path: The cache file.
@@ -449,8 +490,9 @@ def clear_cache(path: str | Path) -> int:
         How many entries were removed (0 for a missing or a deleted damaged file).
 
     Raises:
-        CacheError: If `path` is not a cache that can be cleared: another application's database (left
-            untouched), a directory, or a file that cannot be opened or written.
+        CacheError: If `path` is not a cache that can be cleared: not a SQLite database, another
+            application's database (damaged or not), a directory, a device or FIFO, or a file that cannot
+            be opened or written; the file is left untouched.
     """
     target = Path(path).expanduser()
     if not target.exists():
@@ -462,6 +504,8 @@ def clear_cache(path: str | Path) -> int:
         finally:
             cache.close()
     except _DamagedCacheError:
+        if not marked_as_cache(target):
+            raise
         for suffix in ("", "-wal", "-shm"):
             target.with_name(target.name + suffix).unlink(missing_ok=True)
         return 0

@@ -106,6 +106,9 @@ class ModelProfile:
             dimensions: The requested size, or `None` for the native size.
             model: The model name, for the error message.
 
+        A size asked of a model whose native size is not known yet (a served model name without local
+        files) is accepted here: the Embedder checks it again once its backend reports the native size.
+
         Returns:
             The output size (`None` only when it is not yet known, e.g. an unprobed remote model).
 
@@ -116,13 +119,12 @@ class ModelProfile:
             return self.native_dimension
         native = self.native_dimension
         if not self.matryoshka:
-            if native is not None and dimensions == native:
+            if native is None or dimensions == native:
                 return dimensions
-            only = f"its only size is {native}" if native is not None else "it has one fixed size"
             raise ValueError(
                 f"dimensions={dimensions} is not supported for {model}: the model is not trained for "
-                f"Matryoshka dimensions and {only}; pass dimensions=None, or profile=... with "
-                "matryoshka=True if the model is"
+                f"Matryoshka dimensions and its only size is {native}; pass dimensions=None, or "
+                "profile=... with matryoshka=True if the model is"
             )
         low = min(self.min_dimension, native) if native is not None else self.min_dimension
         if dimensions < low or (native is not None and dimensions > native):

@@ -16,6 +16,7 @@ from vllm_embed._utils import batched
 from vllm_embed.backends.base import PairTokens, TextScorer, TokenScorer
 from vllm_embed.config import RerankerConfig
 from vllm_embed.embedder import _check_text, _load_tokenizer
+from vllm_embed.errors import InvalidVectorError
 from vllm_embed.rerank_profiles import (
     QWEN3_RERANKER_PREFIX,
     QWEN3_RERANKER_SUFFIX,
@@ -331,12 +332,26 @@ class _Work:
     texts: list[str] = field(default_factory=list)
 
     def result(self, parts: Sequence[Scores]) -> Scores:
-        scores = np.concatenate(parts).astype(np.float32)
+        """The scores in the documents' order, as float32.
+
+        Raises:
+            InvalidVectorError: If a score is not a finite float32 number (NaN, infinite, or beyond
+                float32's range), naming the document; no score of the call is returned.
+        """
+        scores = np.concatenate(parts).astype(np.float64)
         if self.order is not None:
             unsorted = np.empty_like(scores)
             unsorted[self.order] = scores
             scores = unsorted
-        result: Scores = scores[self.inverse]
+        wide = scores[self.inverse]
+        with np.errstate(over="ignore"):
+            result: Scores = wide.astype(np.float32)
+        bad = np.flatnonzero(~np.isfinite(result))
+        if bad.size:
+            raise InvalidVectorError(
+                f"the reranker's score of documents[{bad[0]}] is not a finite float32 number "
+                f"({wide[bad[0]]!r}); no score of this call was returned (check the model and its dtype)"
+            )
         return result
 
 

@@ -58,3 +58,47 @@ def test_wrong_length_vectors_from_a_server_are_one_line(
     assert code == 1 and out == "", err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
+
+
+@pytest.fixture
+def served() -> Iterator[StubServer]:
+    server = StubServer()
+    yield server
+    server.stop()
+
+
+def test_a_served_model_name_without_local_files_ingests_searches_and_repairs(
+    served: StubServer, tmp_path: Path
+) -> None:
+    from ingest_fixtures import dump_store, open_sink
+    from qdrant_client import models
+
+    remote = ["--backend", "openai", "--base-url", served.url, "--retry-seconds", "1"]
+    store = ["-c", "docs", "--qdrant", str(tmp_path / "qdrant")]  # where `open_sink` looks
+    code, _, err = run(
+        "ingest", str(write_corpus(tmp_path)), "-m", STUB_MODEL, *store, *remote, "--no-progress"
+    )
+    assert code == 0, err
+
+    code, out, err = run("search", "borrow checker", *store, *remote, "--json")
+    assert code == 0, err  # the manifest's dimensions (the served size) are accepted
+    assert len(out) > 2
+
+    with open_sink("qdrant", tmp_path) as sink:  # a zero vector, as an old release could store
+        bad = sorted(dump_store(sink))[0]
+        zero = models.PointVectors(id=bad, vector=[0.0] * STUB_DIMENSION)
+        sink.client.update_vectors(sink.collection, points=[zero], wait=True)
+    code, out, err = run("verify", *store, "--repair", *remote)
+    assert code == 0, err
+    assert "1 invalid, 1 repaired" in out
+
+
+def test_the_ray_plan_takes_the_dimensions_of_a_served_model_without_local_files(served: StubServer) -> None:
+    from vllm_embed.config import EmbedderConfig
+    from vllm_embed.ray_data.api import _plan_engine
+
+    config = EmbedderConfig(
+        model=STUB_MODEL, backend="openai", base_url=served.url, dimensions=STUB_DIMENSION
+    )
+    description, _ = _plan_engine(config)
+    assert description["dimensions"] == STUB_DIMENSION

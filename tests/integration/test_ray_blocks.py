@@ -164,3 +164,28 @@ def test_the_plan_chunks_as_ingest_does_with_token_ids_and_document_hints(plan: 
     wanted = reference.split([markdown, markdown], hints)
     assert by_doc == {d: [p.text for p in pieces] for d, pieces in zip(("md", "txt"), wanted, strict=True)}
     assert chunk_token_ids(table, positions) == [p.token_ids for pieces in wanted for p in pieces]
+
+
+def test_blocks_reject_metadata_too_deep_or_too_large_as_ingest_does(plan: DocumentPlan) -> None:
+    import json
+
+    from vllm_embed.ingest.documents import MAX_METADATA_DEPTH
+
+    deep: Any = 1
+    for _ in range(MAX_METADATA_DEPTH):
+        deep = {"a": deep}
+    rows = [
+        {"id": "ok", "text": "fine", "m": "small"},
+        {"id": "deep", "text": "deep", "m": deep},
+        {"id": "big", "text": "big", "m": "x" * 200},
+    ]
+    json_plan = DocumentPlan(**{**plan.__dict__, "metadata_columns": "__vllm_embed_metadata_json__"})
+    small = DocumentPlan(**{**json_plan.__dict__, "max_metadata_bytes": 100})
+    table = pa.Table.from_pylist(
+        [{"id": r["id"], "text": r["text"], "metadata": json.dumps({"m": r["m"]})} for r in rows]
+    )
+    marker = json.loads(chunk_block(table, small).column("stats").to_pylist()[-1])
+    assert [doc_id for doc_id, _ in marker["chunked"]] == ["ok"]
+    reasons = dict(marker["rejected"])
+    assert reasons["deep"] == f"metadata nested deeper than {MAX_METADATA_DEPTH} levels; flatten it"
+    assert "larger than max_metadata_bytes=100" in reasons["big"]

@@ -44,7 +44,7 @@ def _writer(path: str, worker: int) -> None:
     cache = EmbeddingCache(path)
     for batch in range(20):
         texts = [f"w{worker}-{batch}-{i}" for i in range(25)]
-        cache.put_many(cache.keys(b"ns", texts), np.full((25, 16), worker, dtype=np.float32))
+        cache.put_many(cache.keys(b"ns", texts), np.full((25, 16), worker + 1, dtype=np.float32))
         cache.get_many(cache.keys(b"ns", texts[:5]), 16)
 
 
@@ -61,7 +61,7 @@ def test_several_processes_write_at_once(tmp_path: Path) -> None:
     cache = EmbeddingCache(path)
     assert cache.info()["entries"] == 4 * 20 * 25
     found = cache.get_many(cache.keys(b"ns", ["w3-19-24"]), 16)
-    np.testing.assert_array_equal(found[0], np.full(16, 3, dtype=np.float32))
+    np.testing.assert_array_equal(found[0], np.full(16, 4, dtype=np.float32))
     assert cache.clear() == 2000
     assert cache.info()["entries"] == 0
 
@@ -129,3 +129,34 @@ def test_a_hub_model_is_keyed_on_the_commit_its_weights_came_from(
         np.testing.assert_array_equal(pinned.embed_documents(["a text"]), before)
         assert pinned.cache_stats.hits == 1
     assert model_fingerprint(model, "v1") == f"{model}@v1"  # not in the local cache: named by revision
+
+
+def test_tampered_cache_rows_are_dropped_and_recomputed_never_returned(
+    minilm_path: str, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "cache.sqlite"
+    texts = ["fine", "nan", "zero", "inf", "short"]
+    with fake_embedder(minilm_path, FakeBackend(384), cache=path) as first:
+        expected = first.embed_documents(texts)
+    bad = {
+        "nan": np.full(384, np.nan, dtype="<f4"),
+        "zero": np.zeros(384, dtype="<f4"),
+        "inf": np.full(384, np.inf, dtype="<f4"),
+        "short": np.ones(3, dtype="<f4"),
+    }
+    with sqlite3.connect(path) as db:  # the rows in `texts` order: tamper with all but the first
+        keys = [key for (key,) in db.execute("SELECT key FROM embeddings ORDER BY rowid")]
+        for key, name in zip(keys[1:], texts[1:], strict=True):
+            db.execute("UPDATE embeddings SET vector = ? WHERE key = ?", (bad[name].tobytes(), key))
+    db.close()
+
+    backend = FakeBackend(384)
+    with fake_embedder(minilm_path, backend, cache=path) as second:
+        np.testing.assert_allclose(second.embed_documents(texts), expected, rtol=1e-6)
+        assert (second.cache_stats.hits, second.cache_stats.misses) == (1, 4)
+        assert len(backend.inputs) == 4  # recomputed
+    with fake_embedder(minilm_path, FakeBackend(384), cache=path) as third:  # and cached again, repaired
+        np.testing.assert_allclose(third.embed_documents(texts), expected, rtol=1e-6)
+        assert (third.cache_stats.hits, third.cache_stats.misses) == (5, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from vllm_embed import cache as cache_module
 from vllm_embed.cache import EmbeddingCache, clear_cache
+from vllm_embed.cache_files import APPLICATION_ID
 from vllm_embed.errors import CacheError, VllmEmbedError
 
 # The schema of cache files written before they were marked with an application id.
@@ -45,17 +47,6 @@ def test_a_directory_is_refused_naming_a_file_to_use(tmp_path: Path) -> None:
         EmbeddingCache(tmp_path)
     assert str(tmp_path / "embeddings.sqlite") in str(caught.value)
     assert isinstance(caught.value, VllmEmbedError) and isinstance(caught.value, RuntimeError)
-
-
-def test_a_file_that_is_not_sqlite_is_refused_and_clear_deletes_it(tmp_path: Path) -> None:
-    path = tmp_path / "cache.sqlite"
-    path.write_bytes(os.urandom(8192))
-    with pytest.raises(CacheError, match="is not a SQLite database") as caught:
-        EmbeddingCache(path)
-    assert str(path) in str(caught.value) and _clear_hint(path) in str(caught.value)
-    assert clear_cache(path) == 0
-    assert not path.exists()
-    assert EmbeddingCache(path).info()["entries"] == 0
 
 
 def test_a_corrupted_cache_is_reported_when_read_and_clear_deletes_it(tmp_path: Path) -> None:
@@ -134,7 +125,7 @@ def test_a_cache_written_before_the_marker_stays_readable(tmp_path: Path) -> Non
     cache.put_many(added[:1], np.ones((1, 8), dtype=np.float32))
     assert cache.size_bytes() == 8 * 4 + 64
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA application_id").fetchone()[0] == cache_module._APPLICATION_ID
+        assert connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     connection.close()
 
 
@@ -185,13 +176,54 @@ def test_the_file_and_its_log_stay_within_the_bound(tmp_path: Path) -> None:
     assert cache.get_many(newest, 384), "the newest entry is kept"
 
 
-def test_cli_cache_clear_deletes_a_damaged_file(tmp_path: Path) -> None:
+def test_cli_cache_clear_deletes_a_cache_damaged_past_its_header(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from vllm_embed.cli import app
 
     path = tmp_path / "cache.sqlite"
-    path.write_bytes(b"SQLite format 3\x00" + os.urandom(4000))
+    _filled(path).close()
+    with open(path, "r+b") as handle:  # the schema page, after the header that marks the file as ours
+        handle.seek(100)
+        handle.write(os.urandom(4096 - 100))
     cleared = CliRunner().invoke(app, ["cache", "clear", "--path", str(path)])
     assert cleared.exit_code == 0, cleared.output
     assert not path.exists()
+
+
+def _foreign_damaged(path: Path) -> None:
+    """Another application's database, damaged past its first page."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE users (name TEXT)")
+        connection.executemany("INSERT INTO users VALUES (?)", [("x" * 100,)] * 500)
+    connection.close()
+    with open(path, "r+b") as handle:  # the schema page, after the 100-byte file header
+        handle.seek(100)
+        handle.write(os.urandom(4096 - 100))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.write_bytes(os.urandom(8192)), "is not a SQLite database"),
+        (
+            lambda path: path.write_bytes(b"SQLite format 3\x00" + os.urandom(8000)),
+            "not marked as a vllm-embed cache",
+        ),
+        (_foreign_damaged, "is a damaged SQLite database not marked as a vllm-embed cache"),
+        (lambda path: os.mkfifo(path), "is not a regular file (a FIFO)"),
+    ],
+    ids=["random-bytes", "sqlite-magic-and-garbage", "damaged-foreign-database", "fifo"],
+)
+def test_clear_deletes_only_a_file_proven_to_be_a_cache_and_never_recommends_it_otherwise(
+    make: Any, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "cache.sqlite"
+    make(path)
+    before = path.read_bytes() if path.is_file() else None
+    for attempt in (lambda p: EmbeddingCache(p).info(), clear_cache):
+        with pytest.raises(CacheError, match=re.escape(message)) as caught:
+            attempt(path)
+        assert "cache clear" not in str(caught.value) and "left untouched" in str(caught.value)
+    assert path.exists() and (before is None or path.read_bytes() == before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.sqlite"]

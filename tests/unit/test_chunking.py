@@ -188,3 +188,53 @@ def test_without_a_tokenizer_chunks_are_counted_in_characters() -> None:
     [chunks] = split.split([text])
     assert all(len(c.text) <= 32 and c.token_ids is None for c in chunks)
     assert chunks[0].text == "First paragraph here."
+
+
+def large_fence_document(code_chars: int) -> str:
+    line = "    total = compute(alpha, beta) + offset  # keep a running total\n"
+    code = line * (code_chars // len(line))
+    return f"# Title\n\nIntro text.\n\n```python\n{code}```\n\n## After the code\n\nClosing words.\n"
+
+
+def test_a_large_fenced_block_never_reaches_the_markdown_splitter_whole(
+    tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """semantic-text-splitter's MarkdownSplitter is quadratic in such a block followed by a heading (531 KB:
+    minutes): the block goes to the plain-text splitter on its own, the rest in bounded pieces."""
+    from vllm_embed.ingest import markdown_blocks
+
+    given: dict[str, list[str]] = {"markdown": [], "text": []}
+    split_with = DocumentChunker._split_with
+
+    def recording(self, name: str, texts: list[str]) -> list[list[str]]:
+        given[name].extend(texts)
+        return split_with(self, name, texts)
+
+    monkeypatch.setattr(DocumentChunker, "_split_with", recording)
+    text = large_fence_document(100_000)
+    [chunks] = chunker(tokenizer, 128, splitter="markdown").split([text])
+
+    assert given["text"] and all(piece.startswith("```python") for piece in given["text"])
+    assert max(map(len, given["markdown"])) <= markdown_blocks.MARKDOWN_PIECE
+    assert not any("```" in piece for piece in given["markdown"])
+    assert all(model_input_length(tokenizer, c.text) <= 128 for c in chunks)
+    assert chunks[0].text.startswith("# Title") and "```python" not in chunks[0].text
+    assert chunks[-1].text == "## After the code\n\nClosing words."
+    assert all(line in text for c in chunks for line in c.text.splitlines())  # code lines stay whole
+
+
+def test_markdown_pieces_keep_the_text_and_small_fences_with_their_section() -> None:
+    from vllm_embed.ingest.markdown_blocks import LARGE_FENCE, MARKDOWN_PIECE, markdown_pieces
+
+    small = "# A\n\ntext\n\n~~~\ncode\n# not a heading inside a fence\n~~~\n\n## B\n\nmore\n"
+    assert markdown_pieces(small) == [("markdown", small)]
+    big_fence = "````md\n" + "```\ninner\n```\n" * (LARGE_FENCE // 10) + "````\n"
+    sections = "".join(f"## S{i}\n\n" + "words " * 2000 + "\n\n" for i in range(30))
+    unclosed = "```\n" + "x = 1\n" * (LARGE_FENCE // 5)
+    text = small + big_fence + sections + unclosed
+    pieces = markdown_pieces(text)
+    assert "".join(piece for _, piece in pieces) == text
+    assert [kind for kind, _ in pieces][:2] == ["markdown", "text"] and pieces[1][1] == big_fence
+    assert pieces[-1] == ("text", unclosed)
+    assert all(len(piece) <= MARKDOWN_PIECE for kind, piece in pieces if kind == "markdown")
+    assert all(piece.startswith("## S") for kind, piece in pieces[2:-1])  # cut between sections only

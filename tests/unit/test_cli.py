@@ -3,6 +3,7 @@ runs on a real engine are in tests/integration/test_cli.py)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,33 @@ def test_ingest_with_another_layout_than_the_collection_is_refused_before_the_en
     )
     assert code == 1 and "layout: collection has 'llama-index', this run has 'langchain'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_search_text_output_escapes_terminal_control_characters(tmp_path: Path, monkeypatch) -> None:
+    from cli_helpers import FakeEngine
+
+    hostile = {
+        "id": "doc\x1b]0;pwned\x07",
+        "text": "tea \x1b[2J\x1b[H cleared \x9b31m red \x7f",
+        "tag": "\x1b[31m\x9b",
+    }
+    corpus = tmp_path / "hostile.jsonl"
+    corpus.write_text(json.dumps(hostile) + "\n")
+    monkeypatch.setattr(cli, "make_embedder", FakeEngine())
+    store = ["-c", "docs", "--qdrant", str(tmp_path / "q")]
+    assert run("ingest", str(corpus), "-m", "fake-model", *store)[0] == 0
+
+    code, out, err = run("search", "tea", *store)
+    assert code == 0, err
+    assert not any(ch in out for ch in "\x1b\x07\x9b\x7f")
+    assert "doc\\x1b]0;pwned\\x07" in out and "tea \\x1b[2J\\x1b[H cleared \\x9b31m red \\x7f" in out
+    assert "\\x9b" in out.splitlines()[-1]  # the metadata line too
+    code, out, _ = run("search", "tea", *store, "--json")
+    assert json.loads(out)[0]["doc_id"] == hostile["id"]  # JSON keeps the stored values as they are
+
+
+def test_a_filter_value_nested_thousands_deep_is_a_plain_string_not_a_recursion_error() -> None:
+    from vllm_embed.cli.commands import _parse_filters
+
+    deep = "[" * 100_000 + "]" * 100_000
+    assert _parse_filters([f"k={deep}", "n=3"]) == {"k": deep, "n": 3}

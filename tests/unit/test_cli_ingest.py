@@ -13,6 +13,7 @@ from cli_helpers import FakeEngine, no_engine, run, write_corpus
 from vllm_embed import cli
 from vllm_embed.cli import commands
 from vllm_embed.errors import DuplicateDocumentError, InvalidVectorError, VllmEmbedError
+from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES
 from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES
 from vllm_embed.ingest.report import IngestReport
 
@@ -91,15 +92,18 @@ def test_new_flags_reach_the_loaders_and_the_pipeline(ingest_args, monkeypatch) 
     assert loaded[-1]["max_document_bytes"] == DEFAULT_MAX_DOCUMENT_BYTES  # the loaders' own default
     assert loaded[-1]["encoding"] == "utf-8" and loaded[-1]["errors"] is None
     assert fake_ingest.kwargs["on_duplicate"] == "error" and fake_ingest.kwargs["progress"] is True
+    assert fake_ingest.kwargs["max_metadata_bytes"] == DEFAULT_MAX_METADATA_BYTES
 
     code, _, err = run(
         "--quiet", *ingest_args, "--max-document-bytes", "1000", "--on-duplicate", "last",
+        "--max-metadata-bytes", "300",
         "--encoding", "latin-1", "--encoding-errors", "replace",
     )  # fmt: skip
     assert code == 0, err
     assert loaded[-1]["max_document_bytes"] == 1000
     assert loaded[-1]["encoding"] == "latin-1" and loaded[-1]["errors"] == "replace"
     assert fake_ingest.kwargs["on_duplicate"] == "last" and fake_ingest.kwargs["progress"] is False
+    assert fake_ingest.kwargs["max_metadata_bytes"] == 300
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,13 @@ def test_verify_reports_and_repairs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(cli, "make_embedder", no_engine)
     code, out, err = run("verify", *store, "--json")
     assert code == 1 and "run again with --repair" in err
-    assert json.loads(out) == {"checked": 7, "invalid": 2, "repaired": 0, "invalid_ids": bad}
+    assert json.loads(out) == {
+        "checked": 7,
+        "invalid": 2,
+        "repaired": 0,
+        "invalid_ids": bad,
+        "unrepairable": 0,
+    }
 
     engine = FakeEngine()
     monkeypatch.setattr(cli, "make_embedder", engine)

@@ -183,3 +183,10 @@ def test_loader_errors_are_vllm_embed_errors(tmp_path: Path) -> None:
     path.write_text("[1]\n")
     with pytest.raises(VllmEmbedError, match=r"c\.jsonl:1: expected a JSON object"):
         list(load_path(path))
+
+
+def test_json_nested_thousands_deep_is_one_line_naming_the_line_not_a_recursion_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": "a"}\n{"text": "b", "m": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    with pytest.raises(InputFileError, match=r"deep\.jsonl:2: JSON nested too deeply to read; flatten"):
+        list(load_path(path))

@@ -134,3 +134,25 @@ def test_dataset_of_standard_library_docstrings() -> None:
         r["module"].split(".")[0] in {"antigravity", "this", "tkinter", "idlelib"} for r in records
     )
     json.dumps(records)
+
+
+def test_ids_are_strings_or_integers_and_anything_else_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "ids.jsonl"
+    good = ['"a"', "7", "7.0", "-3", "12345678901234567890"]
+    path.write_text("".join(f'{{"id": {raw}, "text": "t{i}"}}\n' for i, raw in enumerate(good)))
+    # 7.0 is the integer 7 (JSON does not tell them apart; pandas writes integer ids with nulls as floats)
+    assert [d.id for d in load_path(path)] == ["a", "7", "7", "-3", "12345678901234567890"]
+    for raw, kind in [
+        ("[1, 2]", "a list"),
+        ('{"a": 1}', "an object"),
+        ("true", "a boolean"),
+        ("NaN", "NaN"),
+        ("Infinity", "infinity"),
+        ("1.5", "the fraction 1.5"),
+    ]:
+        path.write_text(f'{{"id": "ok", "text": "x"}}\n{{"id": {raw}, "text": "y"}}\n')
+        with pytest.raises(ValueError, match=rf"ids.jsonl:2: .*id .*{kind}.*strings or integers"):
+            list(load_path(path))
+    with pytest.raises(ValueError, match="a boolean"):
+        Document("x", id=True)  # type: ignore[arg-type]
+    assert Document("x", id=3).id == "3"  # type: ignore[arg-type]

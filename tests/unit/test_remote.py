@@ -228,6 +228,7 @@ ONES = [1.0] * STUB_DIMENSION
         pytest.param(_base64([NAN, *ONES[1:]]), "not finite", id="nan-in-base64"),
         pytest.param("not base64!", "not base64", id="bad-base64"),
         pytest.param([[1.0, 2.0]] * 8, "not numbers", id="nested"),
+        pytest.param([10**400, *ONES[1:]], "integers too large for a float", id="10**400"),
     ],
 )
 def test_unusable_vectors_are_refused_naming_input_and_server(

@@ -212,6 +212,54 @@ def test_rerank_answers_are_checked() -> None:
             decode(bad, 2)
 
 
+@pytest.mark.parametrize(
+    ("score", "problem"),
+    [
+        ("1e300", r"1e\+300, beyond float32's range"),
+        ("-1e300", r"-1e\+300, beyond float32's range"),
+        (str(10**400), r"1000…0 \(401 digits\), beyond float32's range"),
+        ("1e999", "inf, not a finite number"),
+    ],
+)
+def test_rerank_scores_beyond_float32_are_a_remote_error_not_infinity(score: str, problem: str) -> None:
+    body = '{"results": [{"index": 0, "relevance_score": ' + score + "}]}"
+    with pytest.raises(RemoteEmbeddingError, match=rf"the score of documents\[0\] is {problem}"):
+        decode_rerank(body.encode(), 1, "http://h/v1/rerank", lambda text: text)
+
+
+def test_deeply_nested_answers_are_a_remote_error_not_a_recursion_error() -> None:
+    from vllm_embed.backends.openai.decoding import decode_embeddings
+
+    nested = b'{"results": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(RemoteEmbeddingError, match="nested too deeply"):
+        decode_rerank(nested, 1, "http://h/v1/rerank", lambda text: text)
+    with pytest.raises(RemoteEmbeddingError, match="nested too deeply"):
+        decode_embeddings(nested, count=1, width=None, offset=0, url="http://h/v1", redact=lambda text: text)
+
+
+def test_engine_scores_beyond_float32_are_refused_not_returned_as_infinity(
+    tiny_reranker_dir: Path, fake: FakeScorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vllm_embed.errors import InvalidVectorError
+
+    monkeypatch.setattr(fake, "score_tokens", lambda pairs: np.asarray([1e300] * len(pairs)))
+    with (
+        Reranker(str(tiny_reranker_dir)) as rr,
+        pytest.raises(InvalidVectorError, match=r"score of documents\[0\] is not a finite float32"),
+    ):
+        rr.score("q", ["a", "b"])
+
+
+def test_rerank_hits_refuses_a_score_that_is_not_finite_so_json_never_holds_infinity() -> None:
+    class FakeInfiniteReranker:
+        def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+            return np.asarray([np.inf] + [0.5] * (len(documents) - 1), dtype=np.float32)
+
+    hits = [_hit(1, 0.9), _hit(2, 0.8)]
+    with pytest.raises(ValueError, match=r"score of documents\[0\] is inf"):
+        rerank_hits("q", hits, FakeInfiniteReranker(), top_k=2)
+
+
 class FakeRecordingReranker(FakeReranker):
     def __init__(self) -> None:
         self.seen: list[int] = []

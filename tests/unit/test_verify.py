@@ -62,4 +62,26 @@ def test_repair_needs_the_collections_model_and_an_existing_collection(tmp_path:
 def test_report_reads_as_one_line_and_as_json() -> None:
     report = VerifyReport(checked=10, invalid=3, repaired=0, invalid_ids=("a", "b"))
     assert str(report) == "10 points checked, 3 invalid, 0 repaired (invalid: a, b, ...)"
-    assert report.to_dict() == {"checked": 10, "invalid": 3, "repaired": 0, "invalid_ids": ["a", "b"]}
+    assert report.to_dict() == {
+        "checked": 10,
+        "invalid": 3,
+        "repaired": 0,
+        "invalid_ids": ["a", "b"],
+        "unrepairable": 0,
+    }
+
+
+def test_a_point_without_its_text_is_reported_unrepairable_not_embedded_from_nothing(tmp_path: Path) -> None:
+    with open_sink("qdrant", tmp_path) as sink:
+        ingest(TEXTS, embedder=FakeHashEmbedder(), sink=sink, progress=False)
+        bad = sorted(dump_store(sink))[:3]
+        poison(sink, bad)
+        sink.client.delete_payload(sink.collection, keys=["text"], points=[bad[0]], wait=True)
+        sink.client.set_payload(sink.collection, payload={"text": ""}, points=[bad[1]], wait=True)
+
+        repairer = FakeHashEmbedder()
+        report = verify_collection(sink, repairer, repair=True)
+        assert (report.invalid, report.repaired, report.unrepairable) == (3, 1, 2)
+        assert "" not in [t for call in repairer.calls for t in call]
+        assert "2 unrepairable (no stored text)" in str(report)
+        assert verify_collection(sink).invalid == 2  # the two stay invalid, and are still found

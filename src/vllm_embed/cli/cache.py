@@ -2,7 +2,7 @@
 
 A bad cache file (damaged, another application's database, a directory, unwritable) is refused by
 `EmbeddingCache` itself with a `CacheError` naming the file and its fix; the commands print that on one line.
-`cache clear` deletes a damaged file, never a database that is not a vllm-embed cache.
+`cache clear` deletes a damaged file only when its header proves it a vllm-embed cache, never anything else.
 """
 
 from __future__ import annotations

@@ -25,11 +25,12 @@ from vllm_embed.cli.input_options import (
     SplitterOpt,
     TextFieldOpt,
 )
-from vllm_embed.cli.output import err, fail, out, print_hits, user_errors
+from vllm_embed.cli.output import err, fail, out, print_hits, printable, user_errors
 from vllm_embed.cli.storage_options import StorageFlags, sink_arguments, storage_options
 from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.errors import UnmanagedCollectionError
 from vllm_embed.ingest.chunk_settings import check_chunking
+from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
 from vllm_embed.ingest.pipeline import ingest as run_ingest
 from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
@@ -143,7 +144,7 @@ def _parse_filters(items: list[str]) -> dict[str, MetadataValue]:
             raise typer.BadParameter(f"--filter takes key=value, got {item!r}")
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # not JSON, or nested too deeply to be a value
             value = raw
         parsed[key] = value if isinstance(value, str | int | float | bool) else raw
     return parsed
@@ -233,6 +234,14 @@ def ingest(
             "--max-document-bytes", min=1, help="Refuse a document larger than this many bytes (UTF-8)."
         ),
     ] = DEFAULT_MAX_DOCUMENT_BYTES,
+    max_metadata_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-metadata-bytes",
+            min=1,
+            help="Refuse a document whose metadata (as JSON, copied into every chunk) is larger than this.",
+        ),
+    ] = DEFAULT_MAX_METADATA_BYTES,
     encoding: Annotated[
         str, typer.Option("--encoding", help="Encoding of the input files.")
     ] = DEFAULT_ENCODING,
@@ -319,6 +328,7 @@ def ingest(
                     rechunk=rechunk,
                     batch_size=batch_size,
                     max_document_bytes=max_document_bytes,
+                    max_metadata_bytes=max_metadata_bytes,
                     encoding=encoding,
                     encoding_errors=encoding_errors,
                     on_duplicate=on_duplicate,
@@ -343,6 +353,7 @@ def ingest(
                     on_duplicate=on_duplicate,
                     splitter=splitter,
                     rechunk=rechunk,
+                    max_metadata_bytes=max_metadata_bytes,
                 )
     _print_ingest_report(report, as_json)
 
@@ -355,7 +366,8 @@ def _print_ingest_report(report: Any, as_json: bool) -> None:
         out.print(str(report))
     for doc_id, reason in rejected:
         err.print(
-            f"[bold red]rejected:[/] {escape(json.dumps(doc_id, ensure_ascii=False))}: {escape(reason)}"
+            f"[bold red]rejected:[/] {escape(printable(json.dumps(doc_id, ensure_ascii=False)))}: "
+            f"{escape(printable(reason))}"
         )
     if rejected:
         fail(f"{len(rejected)} document(s) were not stored (listed above); the others were written")

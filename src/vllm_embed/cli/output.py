@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -32,15 +33,27 @@ USER_ERRORS = (
 )
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    r"""Returns `text` with its control characters (C0, DEL, C1) shown as `\xNN`.
+
+    Stored ids and texts are data: they must not reach a terminal as escape sequences (clearing the
+    screen, setting the window title).
+    """
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Prints `error: message` on stderr and exits with `code`."""
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold red]error:[/] {escape(printable(message))}")
     raise typer.Exit(code)
 
 
 def warn(message: str) -> None:
     """Prints `warning: message` on stderr."""
-    err.print(f"[bold yellow]warning:[/] {escape(message)}")
+    err.print(f"[bold yellow]warning:[/] {escape(printable(message))}")
 
 
 @contextmanager
@@ -57,18 +70,22 @@ def user_errors() -> Iterator[None]:
 
 
 def print_hits(hits: list[Hit], console: Console, width: int = 300) -> None:
-    """Prints hits readably: rank, score, document and chunk, a text excerpt, and the metadata."""
+    """Prints hits readably: rank, score, document and chunk, a text excerpt, and the metadata.
+
+    Control characters in stored values are escaped (`printable`).
+    """
     if not hits:
         console.print("no hits")
     for rank, hit in enumerate(hits, start=1):
-        text = " ".join(hit.text.split())
+        text = printable(" ".join(hit.text.split()))
         excerpt = text if len(text) <= width else text[: width - 1] + "…"
         score = (
             f"{hit.score:.3f}"
             if hit.rerank_score is None
             else f"{hit.rerank_score:.3f} (first {hit.score:.3f})"
         )
-        console.print(f"[bold]{rank}.[/] [cyan]{score}[/]  [bold]{escape(hit.doc_id)}[/] #{hit.chunk_index}")
+        doc_id = escape(printable(hit.doc_id))
+        console.print(f"[bold]{rank}.[/] [cyan]{score}[/]  [bold]{doc_id}[/] #{hit.chunk_index}")
         console.print(f"   {escape(excerpt)}")
         if hit.metadata:
-            console.print(f"   [dim]{escape(json.dumps(hit.metadata, ensure_ascii=False))}[/]")
+            console.print(f"   [dim]{escape(printable(json.dumps(hit.metadata, ensure_ascii=False)))}[/]")

@@ -65,4 +65,6 @@ def verify(
     remaining = report.invalid - report.repaired
     if remaining:
         hint = "" if repair else "; run again with --repair to re-embed them"
+        if report.unrepairable:
+            hint = f"; {report.unrepairable} have no stored text to re-embed: re-ingest their documents"
         fail(f"{remaining} point(s) of {collection!r} have unusable vectors{hint}")

@@ -1,7 +1,13 @@
 """Ingest: documents and loaders, chunking, deterministic ids, the resumable pipeline and search."""
 
 from vllm_embed.ingest.chunking import Chunker
-from vllm_embed.ingest.documents import Document, DocumentLike, as_document
+from vllm_embed.ingest.documents import (
+    DEFAULT_MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    Document,
+    DocumentLike,
+    as_document,
+)
 from vllm_embed.ingest.duplicates import OnDuplicate
 from vllm_embed.ingest.ids import content_id, point_id
 from vllm_embed.ingest.loaders import (
@@ -22,6 +28,8 @@ from vllm_embed.sinks.base import Hit
 
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_BYTES",
+    "DEFAULT_MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "ChainedSource",
     "Chunker",
     "CsvSource",

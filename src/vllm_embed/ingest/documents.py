@@ -6,6 +6,7 @@ loaders (PDF, HTML, web pages, ...) by their shape, without importing either fra
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,20 @@ class LlamaIndexNodeLike(Protocol):
         ...
 
 
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting of dicts and lists in a document's metadata (the metadata mapping itself is level 1).
+
+Far beyond what real metadata needs, and well inside every store: Qdrant's engine accepts about 120 levels
+in an upsert but cannot replay them from its write-ahead log, which makes the whole collection unloadable.
+"""
+
+DEFAULT_MAX_METADATA_BYTES = 65_536
+"""Largest metadata of a document, as JSON in UTF-8: it is copied into every chunk of the document.
+
+The largest JSON value a Milvus server accepts, so a collection can move between stores.
+"""
+
+
 def _finite_or_none(value: Any) -> Any:
     """Returns `value` with NaN and ±inf floats, at any depth of dicts and lists, replaced by `None`."""
     if isinstance(value, float | np.floating):
@@ -61,14 +76,61 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
-def _has_non_finite(value: Any) -> bool:
+def _depth_and_non_finite(metadata: Mapping[str, Any]) -> tuple[int, bool]:
+    """Returns the nesting depth of `metadata` (up to `MAX_METADATA_DEPTH + 1`) and whether it holds NaN/inf.
+
+    Iterative, so metadata nested thousands of levels deep cannot exhaust the stack.
+    """
+    deepest, non_finite = 0, False
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, float | np.floating):
+            non_finite = non_finite or not math.isfinite(value)
+            continue
+        if not isinstance(value, Mapping | list | tuple):
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_METADATA_DEPTH:
+            items = value.values() if isinstance(value, Mapping) else value
+            stack.extend((item, depth + 1) for item in items)
+    return deepest, non_finite
+
+
+def _kind_of_id(value: Any) -> str | None:
+    """What is wrong with `value` as a document id, or `None` for a string or an integer."""
+    if isinstance(value, str) or (isinstance(value, int | np.integer) and not isinstance(value, bool)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return f"a boolean ({value})"
     if isinstance(value, float | np.floating):
-        return not math.isfinite(value)
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "infinity"
+        return None if float(value).is_integer() else f"the fraction {float(value)!r}"
     if isinstance(value, Mapping):
-        return any(_has_non_finite(item) for item in value.values())
+        return "an object"
     if isinstance(value, list | tuple):
-        return any(_has_non_finite(item) for item in value)
-    return False
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def document_id(value: Any, where: str = "Document.id") -> str:
+    """Returns the document id `value` names: a string as it is, an integer in decimal.
+
+    A float that is a whole number is that integer (`7.0` is document `"7"`, like `7`: JSON does not tell
+    them apart, and pandas writes integer ids with missing values as floats).
+
+    Raises:
+        ValueError: For anything else (a boolean, NaN, a fraction, a list, an object), naming `where`.
+    """
+    kind = _kind_of_id(value)
+    if kind is not None:
+        raise ValueError(f"{where} holds {kind}: document ids are strings or integers")
+    if isinstance(value, str):
+        return value
+    return str(int(value))
 
 
 def utf8_size_above(text: str, limit: int) -> bool:
@@ -89,9 +151,10 @@ class Document:
 
     Attributes:
         text: The document text.
-        id: Stable id of the document; when `None`, a hash of the text is used, so re-ingesting the same
-            text finds the same points.
-        metadata: JSON-serialisable fields stored with every chunk and matched by search filters.
+        id: Stable id of the document (a string; an integer is turned into one, see `document_id`); when
+            `None`, a hash of the text is used, so re-ingesting the same text finds the same points.
+        metadata: JSON-serialisable fields stored with every chunk and matched by search filters (`ingest`
+            refuses metadata nested deeper than `MAX_METADATA_DEPTH` or larger than `max_metadata_bytes`).
         splitter: How to split this document when `ingest` is given no splitter (the loaders set
             `"markdown"` for Markdown files); `None` for the default, `"text"`.
     """
@@ -105,16 +168,42 @@ class Document:
         if not isinstance(self.text, str):
             raise TypeError(f"Document.text must be a string, got {type(self.text).__name__}")
         if self.id is not None and not isinstance(self.id, str):
-            object.__setattr__(self, "id", str(self.id))
+            object.__setattr__(self, "id", document_id(self.id))
         if not isinstance(self.metadata, Mapping):
             raise TypeError(f"Document.metadata must be a mapping, got {type(self.metadata).__name__}")
-        if _has_non_finite(self.metadata):
+        depth, non_finite = _depth_and_non_finite(self.metadata)
+        if non_finite and depth <= MAX_METADATA_DEPTH:  # deeper metadata is refused by `unstorable_reason`
             object.__setattr__(self, "metadata", _finite_or_none(self.metadata))
 
     @property
     def doc_id(self) -> str:
         """The id chunks are stored under: `id`, or a content hash when there is none."""
         return self.id if self.id is not None else content_id(self.text)
+
+
+def unstorable_reason(
+    doc: Document, max_document_bytes: int | None, max_metadata_bytes: int | None = DEFAULT_MAX_METADATA_BYTES
+) -> str | None:
+    """Why `ingest` refuses `doc` whatever the store, or `None` when it may be stored.
+
+    Its text may take at most `max_document_bytes`; its metadata at most `max_metadata_bytes` as JSON
+    (copied into every chunk) and `MAX_METADATA_DEPTH` levels of nesting. `None` limits accept any size.
+    """
+    if max_document_bytes is not None and utf8_size_above(doc.text, max_document_bytes):
+        return f"text larger than max_document_bytes={max_document_bytes}"
+    if not doc.metadata:
+        return None
+    if _depth_and_non_finite(doc.metadata)[0] > MAX_METADATA_DEPTH:
+        return f"metadata nested deeper than {MAX_METADATA_DEPTH} levels; flatten it"
+    if max_metadata_bytes is not None:
+        size = len(json.dumps(doc.metadata, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+        if size > max_metadata_bytes:
+            return (
+                f"metadata of {size} bytes (as JSON; stored with every chunk) is larger than "
+                f"max_metadata_bytes={max_metadata_bytes}; keep large values out of the metadata, or raise "
+                "the limit (max_metadata_bytes=, CLI --max-metadata-bytes)"
+            )
+    return None
 
 
 DocumentLike = Document | str | Mapping[str, Any] | LangChainDocumentLike | LlamaIndexNodeLike
@@ -181,7 +270,8 @@ def _from_mapping(item: Mapping[str, Any], text_field: str, id_field: str | None
     if id_field is not None and item.get(id_field) is None:
         raise ValueError(f"record has no {id_field!r} id field (fields: {sorted(map(str, item))})")
     raw_id = item.get(key)
+    doc_id = None if raw_id is None else document_id(raw_id, f"id field {key!r}")
     metadata = {str(k): v for k, v in item.items() if k not in (text_field, key)}
     if set(metadata) == {"metadata"} and isinstance(metadata["metadata"], Mapping):
         metadata = dict(metadata["metadata"])
-    return Document(text, id=None if raw_id is None else str(raw_id), metadata=metadata)
+    return Document(text, id=doc_id, metadata=metadata)

@@ -97,6 +97,10 @@ class JsonlSource:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise InputFileError(f"{self.path}:{lines.number}: not valid JSON ({exc.msg})") from None
+                except RecursionError:
+                    raise InputFileError(
+                        f"{self.path}:{lines.number}: JSON nested too deeply to read; flatten the record"
+                    ) from None
                 del line  # the parsed record holds the text: do not keep the raw line as well
                 if not isinstance(record, Mapping):
                     raise InputFileError(f"{self.path}:{lines.number}: expected a JSON object")

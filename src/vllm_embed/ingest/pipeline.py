@@ -18,7 +18,13 @@ from collections.abc import Iterable, Iterator, Sized
 
 from vllm_embed._utils import one_line
 from vllm_embed.ingest.chunk_settings import chunking_fields, make_chunker, record_chunking
-from vllm_embed.ingest.documents import Document, DocumentLike, as_document, utf8_size_above
+from vllm_embed.ingest.documents import (
+    DEFAULT_MAX_METADATA_BYTES,
+    Document,
+    DocumentLike,
+    as_document,
+    unstorable_reason,
+)
 from vllm_embed.ingest.duplicates import (
     ON_DUPLICATE_CHOICES,
     DuplicateCheck,
@@ -50,6 +56,7 @@ def _batches(
     id_field: str | None,
     max_document_bytes: int | None,
     superseded: frozenset[int] | None,
+    max_metadata_bytes: int | None = DEFAULT_MAX_METADATA_BYTES,
 ) -> Iterator[ChunkBatch]:
     """Reads, checks and chunks the documents; cuts batches between documents, never inside one.
 
@@ -71,8 +78,9 @@ def _batches(
         earlier = None if seen is None else seen.see(doc_id, position)
         if earlier is not None:
             raise duplicate_error(doc_id, earlier, position)
-        if max_document_bytes is not None and utf8_size_above(doc.text, max_document_bytes):
-            rejected.append((doc_id, f"text larger than max_document_bytes={max_document_bytes}"))
+        reason = unstorable_reason(doc, max_document_bytes, max_metadata_bytes)
+        if reason is not None:
+            rejected.append((doc_id, reason))
             return False
         try:
             if check_document_id is not None:
@@ -169,6 +177,7 @@ def ingest(
     max_document_bytes: int | None = DEFAULT_MAX_DOCUMENT_BYTES,
     splitter: SplitterLike | None = None,
     rechunk: bool = False,
+    max_metadata_bytes: int | None = DEFAULT_MAX_METADATA_BYTES,
 ) -> IngestReport:
     """Chunks, embeds and stores documents; idempotent and resumable.
 
@@ -185,8 +194,9 @@ def ingest(
     error mid-run, and the store stays consistent document by document). Either way every id of the run
     is remembered: memory grows with the number of documents.
 
-    A document refused by the store (`sink.check_document_id`, e.g. an id too long for Milvus) or larger
-    than `max_document_bytes` is not written; the others are, and the report lists it in `rejected`.
+    A document refused by the store (`sink.check_document_id`, e.g. an id too long for Milvus), larger
+    than `max_document_bytes`, or whose metadata is larger than `max_metadata_bytes` or nested deeper than
+    `MAX_METADATA_DEPTH` is not written; the others are, and the report lists it in `rejected`.
 
     Args:
         documents: `Document`s, strings, dicts, or LangChain / LlamaIndex documents (see `as_document`),
@@ -214,6 +224,8 @@ def ingest(
         rechunk: Accept chunking that differs from the collection's: each document of this run gets its
             chunks replaced (its old chunks past the new last one are deleted), and the manifest records
             the new chunking. Documents not in this run keep their old chunks.
+        max_metadata_bytes: Largest document metadata in bytes (as JSON, UTF-8; every chunk stores a
+            copy); a document with larger metadata is rejected. `None` accepts any size.
 
     Returns:
         The counts of the run.
@@ -261,6 +273,7 @@ def ingest(
                 id_field=id_field,
                 max_document_bytes=max_document_bytes,
                 superseded=superseded,
+                max_metadata_bytes=max_metadata_bytes,
             ),
             maxsize=QUEUE_BATCHES,
         )

@@ -121,9 +121,20 @@ def search(
 
 
 def rerank_hits(query: str, hits: list[Hit], rerank: SupportsRerank, top_k: int) -> list[Hit]:
-    """Reorders first-stage hits by a reranker's scores (ties keep the first-stage order); keeps `top_k`."""
+    """Reorders first-stage hits by a reranker's scores (ties keep the first-stage order); keeps `top_k`.
+
+    Raises:
+        ValueError: If a score is not a finite number (a NaN or infinite score cannot order the hits, and
+            JSON has no value for it).
+    """
     if not hits:
         return []
-    scores = rerank.score(query, [hit.text for hit in hits])
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:top_k]
+    scores = np.asarray(rerank.score(query, [hit.text for hit in hits]), dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        raise ValueError(
+            f"the reranker's score of documents[{bad[0]}] is {scores[bad[0]]}, not a finite number; the hits "
+            "were not reranked"
+        )
+    order = np.argsort(-scores, kind="stable")[:top_k]
     return [dataclasses.replace(hits[i], rerank_score=float(scores[i])) for i in order]

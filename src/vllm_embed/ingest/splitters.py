@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 from vllm_embed._utils import batched
 from vllm_embed.ingest.chunking import CHARS_PER_TOKEN, Chunker
+from vllm_embed.ingest.markdown_blocks import markdown_pieces
 
 DEFAULT_CHUNK_TOKENS = 512
 """Longest chunk by default, in tokens of the model's input: document prompt and special tokens included
@@ -171,6 +172,29 @@ class DocumentChunker:
         return hint  # type: ignore[return-value]
 
     def _by_boundaries(self, name: str, texts: list[str]) -> list[list[str]]:
+        """Splits with the `text` or `markdown` splitter.
+
+        A Markdown document is first cut into pieces (`markdown_pieces`), so that no call of the Markdown
+        splitter takes quadratic time.
+        """
+        if name != "markdown":
+            return self._split_with(name, texts)
+        pieces = [
+            (row, kind, piece) for row, text in enumerate(texts) for kind, piece in markdown_pieces(text)
+        ]
+        split: list[list[str]] = [[] for _ in pieces]
+        for kind in ("markdown", "text"):
+            rows = [i for i, (_, piece_kind, _) in enumerate(pieces) if piece_kind == kind]
+            if rows:
+                done = self._split_with(kind, [pieces[i][2] for i in rows])
+                for i, chunks in zip(rows, done, strict=True):
+                    split[i] = chunks
+        result: list[list[str]] = [[] for _ in texts]
+        for (row, _, _), chunks in zip(pieces, split, strict=True):
+            result[row].extend(chunks)
+        return result
+
+    def _split_with(self, name: str, texts: list[str]) -> list[list[str]]:
         """Splits with the `text` or `markdown` splitter; long runs without spaces go to token windows."""
         splitter = self._splitter(name)
         plain = [row for row, text in enumerate(texts) if _LONG_RUN.search(text) is None]

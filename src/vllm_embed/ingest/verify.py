@@ -33,12 +33,15 @@ class VerifyReport:
         invalid: Points whose vector is non-finite, zero or of the wrong length.
         repaired: Invalid points whose vector was re-embedded from their stored text and replaced.
         invalid_ids: Point ids of the first invalid points (at most `LISTED_IDS`).
+        unrepairable: Invalid points `repair=True` left as they were: their text payload is missing or
+            empty, so there is nothing to embed (re-ingest their documents).
     """
 
     checked: int
     invalid: int
     repaired: int
     invalid_ids: tuple[str, ...]
+    unrepairable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the report as a JSON-serialisable dict."""
@@ -48,6 +51,8 @@ class VerifyReport:
 
     def __str__(self) -> str:
         text = f"{self.checked} points checked, {self.invalid} invalid, {self.repaired} repaired"
+        if self.unrepairable:
+            text += f", {self.unrepairable} unrepairable (no stored text)"
         if self.invalid_ids:
             more = ", ..." if self.invalid > len(self.invalid_ids) else ""
             text += f" (invalid: {', '.join(self.invalid_ids)}{more})"
@@ -93,7 +98,7 @@ def verify_collection(
             raise ValueError("repair=True needs the embedder of the model the collection was embedded with")
         this_run = Manifest.from_description(embedder.describe(), layout=sink.layout.name)
         manifest.require_compatible(this_run, sink.collection)
-    checked = invalid = repaired = 0
+    checked = invalid = repaired = unrepairable = 0
     listed: list[str] = []
     for batch in sink.iter_vectors(batch_size):
         checked += len(batch)
@@ -101,18 +106,33 @@ def verify_collection(
         invalid += len(bad)
         listed.extend(bad[: LISTED_IDS - len(listed)])
         if repair and bad and embedder is not None:
-            repaired += _repair(sink, embedder, bad, manifest.dimensions)
-    report = VerifyReport(checked=checked, invalid=invalid, repaired=repaired, invalid_ids=tuple(listed))
+            done = _repair(sink, embedder, bad, manifest.dimensions)
+            repaired += done
+            unrepairable += len(bad) - done
+    report = VerifyReport(
+        checked=checked,
+        invalid=invalid,
+        repaired=repaired,
+        invalid_ids=tuple(listed),
+        unrepairable=unrepairable,
+    )
     logger.info("%s: %s", sink, report)
     return report
 
 
 def _repair(sink: VerifiableSink, embedder: SupportsEmbedding, ids: list[str], dimensions: int) -> int:
-    """Re-embeds the stored texts of `ids` and replaces their vectors; returns how many were replaced."""
+    """Re-embeds the stored texts of `ids` and replaces their vectors; returns how many were replaced.
+
+    A point whose text is missing or empty is left alone: the vector of `""` is not its vector.
+    """
     texts = sink.fetch_texts(ids)
-    found = [point_id for point_id in ids if point_id in texts]
+    found = [point_id for point_id in ids if texts.get(point_id)]
     if len(found) < len(ids):
-        logger.warning("%s: %d invalid points have no stored text", sink, len(ids) - len(found))
+        logger.warning(
+            "%s: %d invalid points have no stored text and cannot be repaired; re-ingest their documents",
+            sink,
+            len(ids) - len(found),
+        )
     if not found:
         return 0
     vectors = np.asarray(embedder.embed_documents([texts[point_id] for point_id in found]), dtype=np.float32)

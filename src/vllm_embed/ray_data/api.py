@@ -23,7 +23,7 @@ from vllm_embed._optional import require
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.errors import UnmanagedCollectionError
 from vllm_embed.ingest.chunk_settings import check_chunking, chunking_fields, record_chunking
-from vllm_embed.ingest.documents import Document
+from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES, Document
 from vllm_embed.ingest.duplicates import (
     ON_DUPLICATE_CHOICES,
     DuplicateCheck,
@@ -236,6 +236,7 @@ def ingest_dataset(
     batch_size: int = 256,
     writers: int | None = None,
     max_document_bytes: int | None = DEFAULT_MAX_DOCUMENT_BYTES,
+    max_metadata_bytes: int | None = DEFAULT_MAX_METADATA_BYTES,
     on_duplicate: OnDuplicate = "error",
     check_duplicates: bool = True,
     progress: bool = True,
@@ -286,6 +287,7 @@ def ingest_dataset(
         batch_size: Chunks per engine call.
         writers: Concurrent write tasks for a store server (`None`: as many as Ray schedules).
         max_document_bytes: Largest document text in bytes (UTF-8); a larger one is rejected.
+        max_metadata_bytes: Largest document metadata in bytes (as JSON); a larger one is rejected.
         on_duplicate: For a document id that occurs twice: `"error"` raises `DuplicateDocumentError`
             naming both positions, before anything is written; `"last"` ingests the last version only.
         check_duplicates: Look for repeated ids before the run (`False` skips both passes, for a dataset
@@ -321,6 +323,7 @@ def ingest_dataset(
         id_column=id_column,
         metadata_columns=None if metadata_columns is None else tuple(metadata_columns),
         max_document_bytes=max_document_bytes,
+        max_metadata_bytes=max_metadata_bytes,
     )
     repeats = _find_repeats(ds, prepared[0], on_duplicate) if check_duplicates else _Repeats()
     _open_collection(sink, manifest, rechunk=rechunk, hybrid=hybrid)
@@ -350,6 +353,7 @@ def ingest_paths(
     rechunk: bool = False,
     batch_size: int = 256,
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    max_metadata_bytes: int | None = DEFAULT_MAX_METADATA_BYTES,
     encoding: str | None = None,
     encoding_errors: str | None = None,
     on_duplicate: OnDuplicate = "error",
@@ -375,6 +379,7 @@ def ingest_paths(
         rechunk: As for `ingest_dataset`.
         batch_size: Chunks per engine call.
         max_document_bytes: Largest document text in bytes (UTF-8); a larger one is rejected.
+        max_metadata_bytes: As for `ingest_dataset`.
         encoding: Encoding of the files (`None`: the loaders' default).
         encoding_errors: What to do with undecodable bytes (`None`: the loaders' default).
         on_duplicate: As for `ingest_dataset`.
@@ -418,6 +423,7 @@ def ingest_paths(
         id_column="id",
         metadata_columns=METADATA_JSON,
         max_document_bytes=max_document_bytes,
+        max_metadata_bytes=max_metadata_bytes,
     )
     _open_collection(sink, manifest, rechunk=rechunk, hybrid=False)
     with contextlib.nullcontext() if ray_address is None else ray_session(ray_address):
@@ -495,6 +501,7 @@ def _plan(
     id_column: str | None,
     metadata_columns: tuple[str, ...] | str | None,
     max_document_bytes: int | None,
+    max_metadata_bytes: int | None,
 ) -> tuple[_Prepared, Manifest]:
     """Checks the arguments, and the collection's manifest if there is one; writes nothing."""
     require("ray", "vllm_embed.ray_data")
@@ -511,6 +518,7 @@ def _plan(
         max_document_bytes=max_document_bytes,
         layout=sink.layout.name,
         splitter_column=splitter_column,
+        max_metadata_bytes=max_metadata_bytes,
     )
     # The chunker the Ray tasks build, once here: the manifest records its settings as `ingest` does.
     manifest = Manifest.from_description(description, layout=sink.layout.name).model_copy(

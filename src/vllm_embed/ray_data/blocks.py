@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from vllm_embed._utils import batched, one_line
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest.chunk_settings import make_chunker
-from vllm_embed.ingest.documents import Document, as_document, utf8_size_above
+from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES, Document, as_document, unstorable_reason
 from vllm_embed.ingest.ids import point_id
 from vllm_embed.ingest.pipeline import DOCS_PER_TOKENIZER_CALL, select_unstored
 from vllm_embed.ingest.splitters import SPLITTERS, DocumentChunker, SplitterLike
@@ -63,6 +63,7 @@ class DocumentPlan:
         layout: The sink's payload layout name (its reserved metadata keys are refused).
         splitter_column: Column naming each row's own splitter (`"text"`, `"markdown"`, `"tokens"` or
             null), used when `splitter` is `None`; not stored as metadata. `None`: no such column.
+        max_metadata_bytes: Largest document metadata in bytes (JSON); `None` for any size.
     """
 
     config: EmbedderConfig
@@ -75,6 +76,7 @@ class DocumentPlan:
     max_document_bytes: int | None
     layout: str
     splitter_column: str | None = None
+    max_metadata_bytes: int | None = DEFAULT_MAX_METADATA_BYTES
 
     def documents(self, table: pa.Table) -> Iterator[Document]:
         """Yields the documents of a block of input rows, in order."""
@@ -232,8 +234,9 @@ def chunk_block(table: pa.Table, plan: DocumentPlan) -> pa.Table:
     accepted: list[Document] = []
     rejected: list[tuple[str, str]] = []
     for doc in plan.documents(table):
-        if plan.max_document_bytes is not None and utf8_size_above(doc.text, plan.max_document_bytes):
-            rejected.append((doc.doc_id, f"text larger than max_document_bytes={plan.max_document_bytes}"))
+        reason = unstorable_reason(doc, plan.max_document_bytes, plan.max_metadata_bytes)
+        if reason is not None:
+            rejected.append((doc.doc_id, reason))
             continue
         layout.check_metadata(doc.doc_id, doc.metadata)
         accepted.append(doc)

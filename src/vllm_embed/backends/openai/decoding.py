@@ -78,6 +78,8 @@ def decode_embeddings(
         parsed: Any = json.loads(body)
     except ValueError as exc:
         raise malformed(f"the body is not JSON ({exc})") from None
+    except RecursionError:
+        raise malformed("the body is JSON nested too deeply to read") from None
     data = parsed.get("data") if isinstance(parsed, dict) else None
     if not isinstance(data, list) or len(data) != count:
         found = len(data) if isinstance(data, list) else "no"
@@ -137,7 +139,9 @@ def _vector(embedding: Any) -> Vectors:
                 if type(value) not in (float, int)
             }
         )
-        raise _BadVector(f"it holds values that are not numbers ({', '.join(kinds) or 'nested lists'})")
+        # Only numbers, yet no numeric array: integers too large for any float (`10**400`).
+        shown = ", ".join(kinds) or "integers too large for a float"
+        raise _BadVector(f"it holds values that are not numbers ({shown})")
     with np.errstate(over="ignore"):
         row: Vectors = values.astype(np.float32)
     return row

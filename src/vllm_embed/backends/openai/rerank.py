@@ -28,6 +28,8 @@ from vllm_embed.config import RerankerConfig
 
 Scores = npt.NDArray[np.float32]
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 class OpenAIRemoteScorer:
     """Scores documents against a query through a vLLM-compatible `/rerank` endpoint (Jina/Cohere shape).
@@ -138,6 +140,8 @@ def decode_rerank(body: bytes, count: int, url: str, redact: Redactor) -> Scores
         parsed: Any = json.loads(body)
     except ValueError as exc:
         raise malformed(f"the body is not JSON ({exc})") from None
+    except RecursionError:
+        raise malformed("the body is JSON nested too deeply to read") from None
     results = parsed.get("results") if isinstance(parsed, dict) else None
     if not isinstance(results, list) or len(results) != count:
         found = len(results) if isinstance(results, list) else "no"
@@ -148,7 +152,22 @@ def decode_rerank(body: bytes, count: int, url: str, redact: Redactor) -> Scores
         score = item.get("relevance_score") if isinstance(item, dict) else None
         if type(index) is not int or not 0 <= index < count or not math.isnan(scores[index]):
             raise malformed(f"the result indexes are not the positions 0..{count - 1}, each once")
-        if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
-            raise malformed(f"the score of documents[{index}] is {score!r}, not a finite number")
+        problem = _score_problem(score)
+        if problem is not None:
+            raise malformed(f"the score of documents[{index}] is {problem}")
         scores[index] = score
     return scores.astype(np.float32)
+
+
+def _score_problem(score: Any) -> str | None:
+    """What makes `score` unusable as a float32 score (`None` when it is usable); the text follows "is"."""
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        return f"{score!r}, not a finite number"
+    if isinstance(score, float) and not math.isfinite(score):
+        return f"{score!r}, not a finite number"
+    if (isinstance(score, int) and score.bit_length() > 128) or abs(float(score)) > _FLOAT32_MAX:
+        shown = repr(score)
+        if len(shown) > 24:
+            shown = f"{shown[:4]}…{shown[-1]} ({len(shown)} digits)"
+        return f"{shown}, beyond float32's range (±{_FLOAT32_MAX:.3g})"
+    return None
