@@ -12,24 +12,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vllm_embed._optional import require
-from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
+from vllm_embed.errors import StoreBusyError
+from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
     Chunk,
     CollectionInfo,
-    CollectionNotFoundError,
     Hit,
     Layout,
     Manifest,
     ManifestMismatchError,
     MetadataFilter,
     StoredVectors,
-    check_filter,
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
-from vllm_embed.sinks.qdrant_common import UNKNOWN as _UNKNOWN
-from vllm_embed.sinks.qdrant_common import QdrantBaseSink, payload_index_keys, recorded_storage
+from vllm_embed.sinks.qdrant_common import QdrantBaseSink, filter_conditions, payload_index_keys
 from vllm_embed.sinks.storage import (
     IndexField,
     QdrantCollectionSettings,
@@ -38,7 +36,6 @@ from vllm_embed.sinks.storage import (
     StorageSettingsError,
     validated,
 )
-from vllm_embed.sinks.storage import index_fields as index_fields_of
 from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
@@ -196,7 +193,6 @@ class QdrantSink(QdrantBaseSink):
             QdrantSearchSettings, "QdrantSink", ef=ef, rescore=rescore, oversampling=oversampling
         )
         """Settings applied to every search."""
-        self._sparse: tuple[str, BM25Encoder] | None = _UNKNOWN
         self._quantization: str | None = _UNKNOWN
         given = [name for name, value in (("path", path), ("location", location), ("url", url)) if value]
         if client is not None:
@@ -255,18 +251,13 @@ class QdrantSink(QdrantBaseSink):
             return exc.status_code in _TRANSIENT_HTTP_STATUS
         return is_transient_grpc_error(exc, _TRANSIENT_GRPC_CODES) or super()._is_transient(exc)
 
-    def read_manifest(self) -> Manifest | None:
-        """Returns the collection's manifest, or `None` when the collection does not exist.
+    # -- store hooks of the lifecycle (`BaseSink`) -----------------------------------------------------
 
-        Raises:
-            UnmanagedCollectionError: If the collection has no vllm-embed manifest (vllm-embed did not
-                create it).
-            ManifestError: If its manifest is damaged.
-        """
-        info = self._collection_info()
-        if info is None:
-            return None
-        return self._manifest_of(info)
+    def _constructor_text(self) -> str:
+        return f"QdrantSink({self.collection!r}, {self._target_argument})"
+
+    def _manifest_location(self) -> str:
+        return f"Qdrant collection metadata key {_MANIFEST_KEY!r}"
 
     def _collection_info(self) -> models.CollectionInfo | None:
         """The collection as Qdrant reports it, or `None` when it does not exist."""
@@ -277,27 +268,21 @@ class QdrantSink(QdrantBaseSink):
         )
         return info
 
-    def _manifest_of(self, info: models.CollectionInfo) -> Manifest:
-        stored = (info.config.metadata or {}).get(_MANIFEST_KEY)
-        if stored is None:
-            raise UnmanagedCollectionError(
-                f"Qdrant collection {self.collection!r} exists but has no vllm-embed manifest (vllm-embed "
-                "did not create it): adopt it with --adopt (adopt=True) if its vectors fit this model, or "
-                "ingest into a new collection"
-            )
-        return Manifest.from_stored(
-            stored,
-            collection=self.collection,
-            location=f"Qdrant collection metadata key {_MANIFEST_KEY!r}",
-            repair=self._repair_hint(f"QdrantSink({self.collection!r}, {self._target_argument})"),
-        )
+    def _existing_info(self) -> models.CollectionInfo:
+        info = self._collection_info()
+        if info is None:
+            raise self._not_found()
+        return info
+
+    def _read_stored(self) -> tuple[bool, object]:
+        info = self._collection_info()
+        if info is None:
+            return False, None
+        return True, (info.config.metadata or {}).get(_MANIFEST_KEY)
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
-        if not self._call("collection lookup", self.client.collection_exists, self.collection):
-            return None
-        info = self._call("collection lookup", self.client.get_collection, self.collection)
-        vectors = info.config.params.vectors
-        params = vectors.get(layout.qdrant_vector) if isinstance(vectors, dict) else vectors
+        info = self._collection_info()
+        params = None if info is None else self._dense_params(info, layout)
         return None if params is None else int(params.size)
 
     def _store_manifest(self, manifest: Manifest) -> None:
@@ -311,11 +296,8 @@ class QdrantSink(QdrantBaseSink):
 
     def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
         layout = get_layout(manifest.layout)
-        info = self._call("collection lookup", self.client.get_collection, self.collection)
-        if layout.qdrant_sparse_vector not in (info.config.params.sparse_vectors or {}):
-            return manifest
-        self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
-        return self._new_manifest(manifest)
+        sparse = self._existing_info().config.params.sparse_vectors or {}
+        return self._hybrid_from_store(manifest, layout.qdrant_sparse_vector in sparse)
 
     def check_storage(self, stored: Manifest) -> None:
         """Refuses creation settings that differ from the existing collection's (`stored`).
@@ -331,54 +313,17 @@ class QdrantSink(QdrantBaseSink):
         ):
             info = self._collection_info()
             if info is not None:
-                storage = self._storage_of(info, self._layout or get_layout(stored.layout))
+                storage = self._storage_of(info, self._described_layout(stored))
                 stored = stored.model_copy(update={"storage": storage})
         super().check_storage(stored)
 
-    def prepare(self, manifest: Manifest) -> None:
-        """Creates the collection with `manifest` when missing, or checks the stored manifest matches.
-
-        A new collection gets the creation settings and a keyword payload index on `doc_id` plus one per
-        `index_fields` entry (on a server; local mode records them only). On an existing collection the
-        `index_fields` it lacks are indexed and added to its manifest. With `adopt=True`, a collection
-        without a manifest whose dense vector fits is adopted: its manifest is written (`adopted=True`, the
-        storage settings read back from Qdrant) and its missing payload indexes are created.
-
-        Raises:
-            ManifestMismatchError: If the collection was embedded differently, `hybrid` differs from it,
-                its creation settings differ from the ones given, an index field has another type in it,
-                or (adopting) its vectors do not fit.
-            UnmanagedCollectionError: If the collection has no manifest and `adopt` is not set.
-            SparseAnalyzerError: If the collection's BM25 analyzer is not the installed one.
-        """
-        info = self._collection_info()
-        if info is None:
-            stored = self._create(manifest)
-        else:
-            try:
-                stored = self._manifest_of(info)
-            except UnmanagedCollectionError:
-                if not self.adopt:
-                    raise
-                stored = self._adopt(manifest, info)
-            else:
-                stored.require_compatible(manifest, self.collection)
-                self.check_hybrid(stored)
-                self.check_storage(stored)
-                stored = self._add_index_fields(stored, info)
-        self._sparse = self._sparse_of(stored)
+    def _prepared(self, stored: Manifest) -> None:
+        info = self._collection_info() if stored.storage is None else None
         self._quantization = self._quantization_of(info, stored)
         _tune_local_storage(self.client, self.collection)
 
-    def _storage_record(self, fields: Iterable[IndexField]) -> dict[str, Any]:
-        """What `Manifest.storage` records: the creation settings and the indexed metadata fields."""
-        return recorded_storage(self._storage_requested(), fields)
-
     def _create(self, manifest: Manifest) -> Manifest:
-        stored = self._new_manifest(manifest).model_copy(
-            update={"storage": self._storage_record(self.index_fields)}
-        )
-        indexes = self._index_keys(self.index_fields)
+        indexes = payload_index_keys(self.layout, self.index_fields)  # a bad key fails before writing
         models = self._models
         settings = self.settings
         params = models.VectorParams(
@@ -388,8 +333,8 @@ class QdrantSink(QdrantBaseSink):
         )
         vector_name = self.layout.qdrant_vector
         sparse = (
-            {stored.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
-            if stored.sparse_vector
+            {manifest.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+            if manifest.sparse_vector
             else None
         )
         quantization: Any = None
@@ -412,18 +357,14 @@ class QdrantSink(QdrantBaseSink):
             replication_factor=settings.replication_factor,
             hnsw_config=hnsw,
             quantization_config=quantization,
-            metadata={_MANIFEST_KEY: stored.model_dump()},
+            metadata={_MANIFEST_KEY: manifest.model_dump()},
         )
         self._create_payload_indexes({}, indexes)
-        return stored
+        return manifest
 
-    def _index_keys(self, fields: Iterable[IndexField]) -> dict[str, str]:
-        """The payload indexes to have: payload key → index type, `doc_id` (keyword) first.
-
-        Raises:
-            ValueError: If a field name cannot be a Qdrant payload key.
-        """
-        return payload_index_keys(self.layout, fields)
+    def _ensure_indexes(self, stored: Manifest, fields: Sequence[IndexField]) -> None:
+        wanted = payload_index_keys(get_layout(stored.layout), fields)
+        self._create_payload_indexes(self._existing_info().payload_schema or {}, wanted)
 
     def _create_payload_indexes(self, existing: Mapping[str, Any], wanted: Mapping[str, str]) -> None:
         """Creates the payload indexes of `wanted` missing from `existing` (the collection's payload schema).
@@ -444,43 +385,8 @@ class QdrantSink(QdrantBaseSink):
                 wait=True,
             )
 
-    def _add_index_fields(self, stored: Manifest, info: models.CollectionInfo) -> Manifest:
-        """Indexes the `index_fields` (and `doc_id`) the existing collection lacks.
-
-        Returns:
-            Its manifest, with the fields added to `storage["index_fields"]` (written to the collection).
-
-        Raises:
-            ManifestMismatchError: If a field is indexed with another type in the collection.
-        """
-        recorded = index_fields_of((stored.storage or {}).get("index_fields") or ())
-        by_name = {field.name: field for field in recorded}
-        conflicts = [
-            f"{field.name!r}: collection indexes it as {by_name[field.name].type}, this run asks for "
-            f"{field.type}"
-            for field in self.index_fields
-            if field.name in by_name and by_name[field.name] != field
-        ]
-        if conflicts:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} indexes a metadata field with another type "
-                f"({'; '.join(conflicts)}): give the collection's type, or leave the field out"
-            )
-        added = [field for field in self.index_fields if field.name not in by_name]
-        self._create_payload_indexes(info.payload_schema or {}, self._index_keys((*recorded, *added)))
-        if not added:
-            return stored
-        specs = [field.to_spec() for field in (*recorded, *added)]
-        updated = stored.model_copy(update={"storage": {**(stored.storage or {}), "index_fields": specs}})
-        self._store_manifest(updated)
-        return updated
-
-    def _adopt(self, manifest: Manifest, info: models.CollectionInfo) -> Manifest:
-        """Checks that the collection without a manifest fits `manifest`, indexes it and writes the manifest.
-
-        Raises:
-            ManifestMismatchError: Naming both sides of each difference.
-        """
+    def _adopt(self, manifest: Manifest) -> Manifest:
+        info = self._existing_info()
         layout = self.layout
         params = self._dense_params(info, layout)
         self.check_adoptable(
@@ -507,9 +413,33 @@ class QdrantSink(QdrantBaseSink):
             }
         )
         self.check_storage(adopted)
-        self._create_payload_indexes(info.payload_schema or {}, self._index_keys(self.index_fields))
+        self._create_payload_indexes(info.payload_schema or {}, payload_index_keys(layout, self.index_fields))
         self._store_manifest(adopted)
         return adopted
+
+    def _spec_options(self) -> tuple[dict[str, Any], bool]:
+        return {}, not self._local
+
+    def _sibling_options(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "max_attempts": self._max_attempts,
+            "retry_wait": self._retry_wait,
+            **self.settings.model_dump(),
+            **self.search_settings.model_dump(),
+        }
+
+    def for_collection(self, name: str) -> Self:
+        """Returns a sink on collection `name` of the same store, sharing this sink's client.
+
+        The new sink leaves the client open on `close()`, has this sink's storage and search settings, and
+        follows that collection's layout, hybrid choice and index fields.
+        """
+        sink = super().for_collection(name)
+        sink._target, sink._target_argument = self._target, self._target_argument
+        return sink
+
+    # -- what Qdrant reports -------------------------------------------------------------------------------
 
     def _dense_params(self, info: models.CollectionInfo, layout: Layout) -> models.VectorParams | None:
         """The collection's dense vector where `layout` keeps it (`None` when it has none there)."""
@@ -577,11 +507,7 @@ class QdrantSink(QdrantBaseSink):
         if self._quantization is _UNKNOWN:
             info = self._collection_info()
             if info is not None:
-                try:
-                    manifest: Manifest | None = self._manifest_of(info)
-                except UnmanagedCollectionError:
-                    manifest = None
-                self._quantization = self._quantization_of(info, manifest)
+                self._quantization = self._quantization_of(info, self._known_manifest())
         quantization = None if self._quantization is _UNKNOWN else self._quantization
         settings = self.search_settings
         if settings.ef is None and quantization is None:
@@ -761,18 +687,18 @@ class QdrantSink(QdrantBaseSink):
         return sparse
 
     def _filter(self, filter: MetadataFilter | None) -> models.Filter | None:
-        checked = check_filter(filter)
-        if not checked:
+        conditions = filter_conditions(self.layout, filter)
+        if not conditions:
             return None
         qm = self._models
-        conditions: list[Any] = []
-        for key, value in checked.items():
-            path = self.layout.qdrant_key(self.layout.metadata_path("qdrant", key))
-            if isinstance(value, float):
-                conditions.append(qm.FieldCondition(key=path, range=qm.Range(gte=value, lte=value)))
-            else:
-                conditions.append(qm.FieldCondition(key=path, match=qm.MatchValue(value=value)))
-        query_filter: models.Filter = qm.Filter(must=conditions)
+        query_filter: models.Filter = qm.Filter(
+            must=[
+                qm.FieldCondition(key=c.key, range=qm.Range(gte=c.value, lte=c.value))
+                if c.is_range
+                else qm.FieldCondition(key=c.key, match=qm.MatchValue(value=c.value))
+                for c in conditions
+            ]
+        )
         return query_filter
 
     def count(self) -> int:
@@ -793,14 +719,9 @@ class QdrantSink(QdrantBaseSink):
             CollectionNotFoundError: If the collection does not exist.
             ManifestError: If its manifest is damaged.
         """
-        info = self._collection_info()
-        if info is None:
-            raise CollectionNotFoundError(f"collection {self.collection!r} does not exist in {self!r}")
-        try:
-            manifest: Manifest | None = self._manifest_of(info)
-        except UnmanagedCollectionError:
-            manifest = None
-        layout = self._layout or get_layout(manifest.layout if manifest is not None else Layout.name)
+        info = self._existing_info()
+        manifest = self._known_manifest()
+        layout = self._described_layout(manifest)
         params = self._dense_params(info, layout)
         points = info.points_count if info.points_count is not None else self.count()
         directory = _local_collection_dir(self.client, self.collection)
@@ -825,23 +746,6 @@ class QdrantSink(QdrantBaseSink):
         """Returns the names of every collection in this store (server or local directory), sorted."""
         response = self._call("collection listing", self.client.get_collections)
         return sorted(c.name for c in response.collections)
-
-    def for_collection(self, name: str) -> Self:
-        """Returns a sink on collection `name` of the same store, sharing this sink's client.
-
-        The new sink leaves the client open on `close()`, has this sink's storage and search settings, and
-        follows that collection's layout and hybrid choice.
-        """
-        sink = type(self)(
-            name,
-            client=self.client,
-            max_attempts=self._max_attempts,
-            retry_wait=self._retry_wait,
-            **self.settings.model_dump(),
-            **self.search_settings.model_dump(),
-        )
-        sink._target, sink._target_argument = self._target, self._target_argument
-        return sink
 
     def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
         """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""

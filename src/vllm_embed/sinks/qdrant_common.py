@@ -15,11 +15,9 @@ from typing import Any
 from vllm_embed.errors import StorageSettingsError as StorageSettingsError
 from vllm_embed.sinks.base import BaseSink, Hit, Manifest, MetadataFilter, MetadataValue, check_filter
 from vllm_embed.sinks.layouts import Layout
+from vllm_embed.sinks.names import qdrant_name_problem
 from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings, validated
 from vllm_embed.sparse import BM25Encoder
-
-UNKNOWN: Any = object()
-"""Stands for a collection state not read from the store yet."""
 
 
 def collection_settings(owner: str, **values: Any) -> QdrantCollectionSettings:
@@ -30,16 +28,6 @@ def collection_settings(owner: str, **values: Any) -> QdrantCollectionSettings:
 def search_settings(owner: str, **values: Any) -> QdrantSearchSettings:
     """`validated(QdrantSearchSettings, ...)`: the search settings of a Qdrant sink."""
     return validated(QdrantSearchSettings, owner, **values)
-
-
-def recorded_storage(settings: Mapping[str, Any], fields: Iterable[IndexField]) -> dict[str, Any]:
-    """What `Manifest.storage` records: the creation settings and the indexed metadata fields (NAME:TYPE)."""
-    return {**settings, "index_fields": [field.to_spec() for field in fields]}
-
-
-def recorded_index_fields(storage: Mapping[str, Any] | None) -> list[str]:
-    """The `NAME:TYPE` specs a manifest's storage records (none for a manifest from before they were)."""
-    return list((storage or {}).get("index_fields") or [])
 
 
 def payload_index_keys(layout: Layout, fields: Iterable[IndexField]) -> dict[str, str]:
@@ -86,15 +74,14 @@ def filter_conditions(layout: Layout, filter: MetadataFilter | None) -> list[Con
 class QdrantBaseSink(BaseSink):
     """What `QdrantSink` and `QdrantEdgeSink` do alike: Qdrant payloads, BM25 sparse vectors, settings.
 
-    Subclasses set `settings` and `_sparse` (`UNKNOWN` until the manifest is read) in their constructor.
+    Subclasses set `settings` in their constructor. Collection names follow the Qdrant server's rules.
     """
 
     settings: QdrantCollectionSettings
-    _sparse: tuple[str, BM25Encoder] | None
+    store_label = "Qdrant collection"
 
-    def stored_text(self, text: str) -> str:
-        """Returns `text`: Qdrant keeps payloads whole."""
-        return text
+    def _name_problem(self, name: str) -> str | None:
+        return qdrant_name_problem(name)
 
     def _storage_requested(self) -> dict[str, Any]:
         return self.settings.model_dump()
@@ -118,21 +105,6 @@ class QdrantBaseSink(BaseSink):
             return None
         encoder = BM25Encoder.from_manifest(manifest.sparse_analyzer or {}, self.collection)
         return manifest.sparse_vector, encoder
-
-    def _sparse_state(self) -> tuple[str, BM25Encoder] | None:
-        """The collection's sparse vector name and encoder (`None` for a dense-only collection)."""
-        if self._sparse is UNKNOWN:
-            self._sparse = self._sparse_of(self.read_manifest())
-        return self._sparse
-
-    def _require_sparse(self) -> tuple[str, BM25Encoder]:
-        sparse = self._sparse_state()
-        if sparse is None:
-            raise ValueError(
-                f"collection {self.collection!r} is dense-only (no BM25 vectors): search it with "
-                "mode='dense', or ingest with --hybrid into a new collection"
-            )
-        return sparse
 
     def _hits(self, points: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
         """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
