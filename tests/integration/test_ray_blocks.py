@@ -8,7 +8,6 @@ A Fake embedder stands in for the replicas; the blocks go through the functions 
 from __future__ import annotations
 
 import pickle
-
 from typing import Any
 
 import numpy as np

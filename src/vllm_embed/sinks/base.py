@@ -465,7 +465,12 @@ class BaseSink(VerifiableSink, HybridSink):
         The new sink shares this sink's client where the store has one (it then leaves it open on `close()`),
         and follows that collection's layout, hybrid choice and index fields.
         """
-        return type(self)(name, **self._sibling_options())
+        sibling = type(self)(name, **self._sibling_options())
+        # It reopens (`spec()`) as this sink does, on its own collection, following that collection's choices.
+        _args, kwargs = self.construction
+        followed = ("collection", "layout", "hybrid", "index_fields", "adopt")
+        sibling.construction = ((name,), {k: v for k, v in kwargs.items() if k not in followed})
+        return sibling
 
     def _sibling_options(self) -> dict[str, Any]:
         """Store hook: the constructor options of a sink on another collection of the same store."""
