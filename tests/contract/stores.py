@@ -80,7 +80,8 @@ MILVUS_LITE_FIELD = ("langchain", "chunk_index")
 STORES = [
     Store("qdrant-edge", _spec(QdrantEdgeSink, path=lambda root: str(root / "edge")), _drop_edge_manifest,
           QDRANT_STORAGE),
-    Store("qdrant-local", _spec(QdrantSink, path=lambda root: str(root / "qdrant")), _drop_qdrant_manifest, None),
+    Store("qdrant-local", _spec(QdrantSink, path=lambda root: str(root / "qdrant")), _drop_qdrant_manifest,
+          None),
     Store("qdrant-server", _spec(QdrantSink, url=lambda url: url, max_attempts=1, check_compatibility=False),
           _drop_qdrant_manifest, QDRANT_STORAGE, fixture="qdrant_url"),
     Store("milvus-lite", _spec(MilvusSink, uri=lambda root: str(root / "milvus.db")), _drop_milvus_manifest,

@@ -46,7 +46,7 @@ def qdrant_url() -> Iterator[str]:
 
 LONG = " ".join(f"word{i}" for i in range(60))
 DOCS = [
-    Document("Compute a checksum with zlib.crc32 over the bytes.", id="crc", metadata={"lang": "py", "year": 2020}),
+    Document("Compute a checksum with zlib.crc32.", id="crc", metadata={"lang": "py", "year": 2020}),
     Document("The quick brown fox jumps over the lazy dog.", id="fox", metadata={"lang": "en", "year": 2021}),
     Document(LONG, id="long", metadata={"lang": 'it\'s "en"', "year": 2022}),
 ]  # fmt: skip
