@@ -2,13 +2,14 @@
 
 Each line gives the spec that opens a sink on that store (a `SinkSpec`, what `sink.spec()` returns) and the
 few facts the scenarios need: a creation setting it records (and one that differs), a metadata field it
-can index (and in which layout), how to take a collection's manifest away (as if someone else had made
-it), a vector it accepts that `verify` must find invalid, and the fixture of its server, if any.
+can index (and in which layout), how to write (or take away) a collection's manifest behind the sink's back,
+a vector it accepts that `verify` must find invalid, and the fixture of its server, if any.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,19 +26,27 @@ from vllm_embed.sinks.qdrant_edge import MANIFEST_FILE
 from vllm_embed.sinks.spec import SinkSpec
 
 
-def _drop_qdrant_manifest(sink: BaseSink) -> None:
+def _put_qdrant_manifest(sink: BaseSink, stored: Any) -> None:
     assert isinstance(sink, QdrantSink)
-    sink.client.update_collection(sink.collection, metadata={"vllm_embed": None})
+    sink.client.update_collection(sink.collection, metadata={"vllm_embed": stored})
 
 
-def _drop_edge_manifest(sink: BaseSink) -> None:
+def _put_edge_manifest(sink: BaseSink, stored: Any) -> None:
     assert isinstance(sink, QdrantEdgeSink)
-    (sink.path / sink.collection / MANIFEST_FILE).unlink()
+    file = sink.path / sink.collection / MANIFEST_FILE
+    if stored is None:
+        file.unlink()
+    else:
+        file.write_text(stored if isinstance(stored, str) else json.dumps(stored))
 
 
-def _drop_milvus_manifest(sink: BaseSink) -> None:
+def _put_milvus_manifest(sink: BaseSink, stored: Any) -> None:
     assert isinstance(sink, MilvusSink)
-    sink.client.drop_collection_properties(sink.collection, property_keys=["vllm_embed.manifest"])
+    if stored is None:
+        sink.client.drop_collection_properties(sink.collection, property_keys=["vllm_embed.manifest"])
+    else:
+        text = stored if isinstance(stored, str) else json.dumps(stored)
+        sink.client.alter_collection_properties(sink.collection, properties={"vllm_embed.manifest": text})
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,9 @@ class Store:
     name: str
     spec: Callable[[Any, str], SinkSpec]
     """(place, collection) → the spec of a sink there; `place` is the `fixture`'s value, else `tmp_path`."""
-    drop_manifest: Callable[[BaseSink], None]
+    put_manifest: Callable[[BaseSink, Any], None]
+    """Writes a manifest (JSON text or data) with the store's own client, as another tool (or a bug) could;
+    `None` takes it away (as if someone else had made the collection)."""
     storage: tuple[dict[str, Any], dict[str, Any]] | None
     """A creation setting the store records, and one differing from it (`None`: the store takes none)."""
     index_field: tuple[str, str] = ("vllm-embed", "year")
@@ -78,16 +89,16 @@ MILVUS_STORAGE = ({"index": "HNSW"}, {"index": "IVF_FLAT"})
 MILVUS_LITE_FIELD = ("langchain", "chunk_index")
 
 STORES = [
-    Store("qdrant-edge", _spec(QdrantEdgeSink, path=lambda root: str(root / "edge")), _drop_edge_manifest,
+    Store("qdrant-edge", _spec(QdrantEdgeSink, path=lambda root: str(root / "edge")), _put_edge_manifest,
           QDRANT_STORAGE),
-    Store("qdrant-local", _spec(QdrantSink, path=lambda root: str(root / "qdrant")), _drop_qdrant_manifest,
+    Store("qdrant-local", _spec(QdrantSink, path=lambda root: str(root / "qdrant")), _put_qdrant_manifest,
           None),
     Store("qdrant-server", _spec(QdrantSink, url=lambda url: url, max_attempts=1, check_compatibility=False),
-          _drop_qdrant_manifest, QDRANT_STORAGE, fixture="qdrant_url"),
-    Store("milvus-lite", _spec(MilvusSink, uri=lambda root: str(root / "milvus.db")), _drop_milvus_manifest,
+          _put_qdrant_manifest, QDRANT_STORAGE, fixture="qdrant_url"),
+    Store("milvus-lite", _spec(MilvusSink, uri=lambda root: str(root / "milvus.db")), _put_milvus_manifest,
           MILVUS_STORAGE, MILVUS_LITE_FIELD, np.nan),
     Store("milvus-server", _spec(MilvusSink, uri=lambda uri: uri, grpc_options=_LITE_GRPC_OPTIONS),
-          _drop_milvus_manifest, MILVUS_STORAGE, MILVUS_LITE_FIELD, np.nan, fixture="milvus_server"),
+          _put_milvus_manifest, MILVUS_STORAGE, MILVUS_LITE_FIELD, np.nan, fixture="milvus_server"),
 ]  # fmt: skip
 """Every store the contract holds on. The Qdrant server is `tests/qdrant_stub.QdrantStub` (a recording
 stand-in; its points live in a local-mode store), the Milvus server `python -m milvus_lite server`."""

@@ -22,10 +22,10 @@ from conftest import stop_process_tree
 from contract.stores import STORES, OpenStore, open_store
 from ingest_fixtures import FakeHashEmbedder
 
-from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
+from vllm_embed.errors import ManifestError, StoreBusyError, UnmanagedCollectionError
 from vllm_embed.ingest import Document, ingest, search
 from vllm_embed.ingest.verify import verify_collection
-from vllm_embed.sinks import Manifest, ManifestMismatchError
+from vllm_embed.sinks import CollectionNotFoundError, Manifest, ManifestMismatchError
 from vllm_embed.sinks.base import BaseSink
 
 
@@ -99,10 +99,27 @@ def test_hybrid_ranks_a_term_only_bm25_knows_and_the_choice_sticks(store: OpenSt
         fused = sink.hybrid_search("checksum zlib", fake.embed_query("checksum zlib"), 3)
         assert fused[0].doc_id == "crc" and "sparse" in fused[0].found_by
         assert doc_ids(sink.sparse_search("fox", 3, filter={"lang": "py"})) in ([], ["crc"])
+        # the filter applies to both searches: BM25's only match is lang=py
+        hits = search("zlib.crc32", embedder=fake, sink=sink, top_k=5, filter={"lang": "en"}, mode="hybrid")
+        assert doc_ids(hits) == ["fox"] and all(h.found_by == ("dense",) for h in hits)
+        # a shrunk document leaves no stale BM25 terms
+        run(sink, [Document("now about adler32 only", id="long", metadata=DOCS[2].metadata)], fake)
+        assert doc_ids(sink.sparse_search("word7 word8", 5)) == []
+        # a rewritten manifest keeps the collection's sparse settings
+        stored = sink.read_manifest()
+        sink.write_manifest(Manifest.from_description(fake.describe()))
+        assert sink.read_manifest().sparse_vector == stored.sparse_vector
     with store.sink(hybrid=False) as sink, pytest.raises(ManifestMismatchError, match="is hybrid"):
         run(sink)
     with store.sink() as sink:  # hybrid left out follows the collection
-        assert run(sink).skipped == sink.count()
+        assert [h.doc_id for h in sink.sparse_search("zlib.crc32", 1)] == ["crc"]
+    with store.sink(collection=store.collection + "_dense") as sink:
+        run(sink)
+    with (
+        store.sink(collection=store.collection + "_dense", hybrid=True) as sink,
+        pytest.raises(ManifestMismatchError, match=r"dense-only.*new collection"),
+    ):
+        run(sink)
 
 
 def test_a_differing_storage_setting_is_refused_before_anything_is_written(store: OpenStore) -> None:
@@ -147,7 +164,7 @@ def test_a_collection_without_manifest_is_adopted_when_it_fits_and_refused_other
 ) -> None:
     with store.sink() as sink:
         chunks = run(sink).chunks
-        store.store.drop_manifest(sink)
+        store.store.put_manifest(sink, None)
     with store.sink() as sink:
         assert sink.state().unmanaged
         with pytest.raises(UnmanagedCollectionError, match=r"--adopt \(adopt=True\)"):
@@ -284,14 +301,15 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(store: OpenSt
         np.testing.assert_allclose(resumed[point_id][1], vector, atol=1e-6)
 
 
-def test_the_manifest_survives_reopening_and_another_model_is_refused(store: OpenStore) -> None:
-    manifest = Manifest.from_description(FakeHashEmbedder().describe())
-    with store.sink() as sink:
+def test_the_manifest_survives_reopening_and_another_model_or_layout_is_refused(store: OpenStore) -> None:
+    manifest = Manifest.from_description(FakeHashEmbedder().describe(), layout="langchain")
+    with store.sink(layout="langchain") as sink:
         assert sink.state().missing and sink.read_manifest() is None
         sink.prepare(manifest)
         sink.prepare(manifest)  # an existing collection with the same manifest is reused
     with store.sink() as sink:
         assert sink.read_manifest().model_copy(update={"storage": None}) == manifest
+        assert sink.layout.name == "langchain"  # no layout asked for: the collection's is used
         with pytest.raises(ManifestMismatchError, match="'other'"):
             sink.prepare(manifest.model_copy(update={"model": "other"}))
         sibling = sink.for_collection(store.collection + "_2")
@@ -299,3 +317,71 @@ def test_the_manifest_survives_reopening_and_another_model_is_refused(store: Ope
             assert sibling.state().missing and sibling.spec().shared == sink.spec().shared
         finally:
             sibling.close()
+    with (
+        store.sink(layout="llama-index") as sink,
+        pytest.raises(ManifestMismatchError, match="layout: collection has 'langchain'"),
+    ):
+        sink.prepare(manifest.model_copy(update={"layout": "llama-index"}))
+
+
+GOOD = Manifest.from_description(FakeHashEmbedder().describe()).model_dump()
+
+
+@pytest.mark.parametrize(
+    ("stored", "problem"),
+    [
+        ({**GOOD, "dimensions": "abc"}, "dimensions: Input should be a valid integer"),
+        ("{not json", "Expecting"),
+    ],
+    ids=["mistyped", "not-json"],
+)
+def test_a_damaged_manifest_says_so_and_write_manifest_repairs_it(store: OpenStore, stored, problem) -> None:
+    fake = FakeHashEmbedder()
+    with store.sink() as sink:
+        run(sink, DOCS[:2], fake)
+        store.store.put_manifest(sink, stored)
+    with store.sink() as sink:
+        for attempt in (
+            sink.read_manifest,
+            lambda: search("q", embedder=fake, sink=sink),
+            lambda: run(sink, DOCS, fake),
+        ):
+            with pytest.raises(ManifestError) as failure:
+                attempt()
+            message = str(failure.value)
+            assert f"manifest of collection {store.collection!r} is damaged" in message and problem in message
+            assert ".write_manifest(Manifest.from_description(embedder.describe()" in message
+        assert len(fake.calls) == 1
+        # The repair the message names: the manifest is checked against the stored vectors first.
+        with pytest.raises(ManifestMismatchError, match="holds 8-dimensional vectors, the manifest says 16"):
+            sink.write_manifest(Manifest.from_description(FakeHashEmbedder(dimension=16).describe()))
+        sink.write_manifest(Manifest.from_description(fake.describe()))
+        assert sink.read_manifest() == Manifest.from_description(fake.describe())
+        # A manifest written without chunking settings counts as fixed token windows (older versions).
+        report = ingest(DOCS, embedder=fake, sink=sink, progress=False, splitter="tokens")
+        assert (report.skipped, report.embedded) == (2, report.chunks - 2)
+    with store.sink(collection=store.collection + "_none") as sink, pytest.raises(CollectionNotFoundError):
+        sink.write_manifest(Manifest.from_description(fake.describe()))
+
+
+UNCLOSED = """
+import base64, gc, pickle, sys
+from ingest_fixtures import FakeHashEmbedder
+from vllm_embed.ingest import ingest
+
+gc.disable()
+class App:  # an application object in a reference cycle holds the sink until the interpreter's exit
+    pass
+app = App()
+app.itself, app.sink = app, pickle.loads(base64.b64decode(sys.argv[1])).open()
+ingest(["one", "two"], embedder=FakeHashEmbedder(), sink=app.sink, progress=False)
+print(app.sink.count())
+"""  # the sink is never closed: the exit must release it, before the modules it needs are torn down
+
+
+def test_an_unclosed_sink_releases_its_store_at_exit_without_a_traceback(store: OpenStore) -> None:
+    process = python(UNCLOSED, spec_argument(store), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stdout.strip(), stderr) == (0, "2", "")
+    with store.sink() as sink:  # the store was released: this process can open it
+        assert sink.count() == 2
