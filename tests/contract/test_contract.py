@@ -248,7 +248,8 @@ def test_an_embedded_store_open_in_another_process_is_busy_and_names_it(store: O
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with pytest.raises(StoreBusyError) as failure:
             store.sink().count()
-        assert "is open elsewhere" in str(failure.value) and f"PID {holder.pid}: " in str(failure.value)
+        message = str(failure.value)
+        assert "is open elsewhere" in message and f"PID {holder.pid}: " in message and "-c" in message
     finally:
         stop_process_tree(holder.pid)
     with store.sink() as sink:  # free again once the other process is gone

@@ -40,7 +40,7 @@ from vllm_embed.sinks.protocol import Sink as Sink
 from vllm_embed.sinks.protocol import StoredVectors as StoredVectors
 from vllm_embed.sinks.protocol import VerifiableSink as VerifiableSink
 from vllm_embed.sinks.protocol import check_filter as check_filter
-from vllm_embed.sinks.spec import SinkSpec
+from vllm_embed.sinks.spec import COLLECTION_CHOICES, SinkSpec
 from vllm_embed.sinks.storage import IndexField, storage_mismatches
 from vllm_embed.sinks.storage import index_fields as index_fields_of
 
@@ -468,7 +468,7 @@ class BaseSink(VerifiableSink, HybridSink):
         sibling = type(self)(name, **self._sibling_options())
         # It reopens (`spec()`) as this sink does, on its own collection, following that collection's choices.
         _args, kwargs = self.construction
-        followed = ("collection", "layout", "hybrid", "index_fields", "adopt")
+        followed = ("collection", *COLLECTION_CHOICES)
         sibling.construction = ((name,), {k: v for k, v in kwargs.items() if k not in followed})
         return sibling
 

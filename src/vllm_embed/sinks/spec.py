@@ -10,6 +10,10 @@ if TYPE_CHECKING:
     from vllm_embed.sinks.base import BaseSink
 
 
+COLLECTION_CHOICES = ("layout", "hybrid", "index_fields", "adopt")
+"""Constructor options that belong to one collection: a sink on another collection follows that one's."""
+
+
 @dataclass(frozen=True)
 class SinkSpec:
     """How to open a sink's collection again (`spec.open()`), e.g. in a Ray worker.
@@ -46,5 +50,10 @@ class SinkSpec:
         return cls(self.collection, **self.options)
 
     def for_collection(self, name: str) -> SinkSpec:
-        """The same store and settings on collection `name`."""
-        return SinkSpec(self.sink, name, self.options, self.shared, self.reopenable)
+        """The same store and storage/search settings on collection `name`, which keeps its own choices.
+
+        As `BaseSink.for_collection`: the layout, hybrid choice, index fields and adoption are that
+        collection's (`COLLECTION_CHOICES` are left out).
+        """
+        options = {k: v for k, v in self.options.items() if k not in COLLECTION_CHOICES}
+        return SinkSpec(self.sink, name, options, self.shared, self.reopenable)
