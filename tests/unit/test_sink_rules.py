@@ -18,7 +18,7 @@ from ingest_fixtures import FakeHashEmbedder
 
 from vllm_embed.errors import ManifestError, VllmEmbedError
 from vllm_embed.ingest import ingest
-from vllm_embed.sinks import MilvusSink, QdrantEdgeSink, QdrantSink
+from vllm_embed.sinks import BaseSink, MilvusSink, QdrantEdgeSink, QdrantSink
 from vllm_embed.sinks.names import CollectionNameError, StorePathError
 from vllm_embed.sinks.qdrant_edge import MANIFEST_FILE
 
@@ -153,3 +153,31 @@ def test_for_collection_has_one_meaning_on_every_store(tmp_path: Path) -> None:
                     assert other.client is sink.client  # type: ignore[attr-defined]
             finally:
                 other.close()
+
+
+@pytest.mark.parametrize("kind", ["edge", "qdrant", "milvus"])
+def test_reading_a_local_store_that_does_not_exist_creates_nothing(kind: str, tmp_path: Path) -> None:
+    from vllm_embed.ingest import search
+    from vllm_embed.sinks import CollectionNotFoundError
+
+    store = tmp_path / "nested" / "store"
+
+    def open_sink() -> BaseSink:
+        if kind == "edge":
+            return QdrantEdgeSink("docs", path=store)
+        if kind == "qdrant":
+            return QdrantSink("docs", path=str(store))
+        return MilvusSink("docs", uri=str(store / "milvus.db"))
+
+    fake = FakeHashEmbedder()
+    with open_sink() as sink:
+        assert sink.read_manifest() is None and sink.collection_names() == []
+        with pytest.raises(CollectionNotFoundError, match=f"does not exist in .*{store}"):
+            search("q", embedder=fake, sink=sink)
+        with pytest.raises(CollectionNotFoundError):
+            sink.info()
+    assert not (tmp_path / "nested").exists()
+    with open_sink() as sink:  # the first write creates it
+        ingest(["one"], embedder=fake, sink=sink, progress=False)
+    with open_sink() as sink:
+        assert sink.count() == 1

@@ -170,6 +170,7 @@ def test_a_qdrant_local_store_open_twice_in_this_process_is_busy(tmp_path: Path)
     from vllm_embed.errors import StoreBusyError
 
     busy = r"open elsewhere \(PID \d+: this process\).*close the other"
+    (tmp_path / "q").mkdir()  # an existing store is locked when opened (a missing one on its first write)
     with QdrantSink("docs", path=str(tmp_path / "q")), pytest.raises(StoreBusyError, match=busy):
         QdrantSink("docs", path=str(tmp_path / "q"))
     with QdrantSink("docs", path=str(tmp_path / "q")) as sink:  # closed: free again

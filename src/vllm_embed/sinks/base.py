@@ -13,11 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
-import numpy as np
-from numpy.typing import NDArray
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from vllm_embed._utils import one_line
@@ -125,6 +124,28 @@ class BaseSink(VerifiableSink, HybridSink):
         self.index_fields: tuple[IndexField, ...] = index_fields_of(index_fields)
         self.adopt = adopt
         self._sparse: Any = UNKNOWN
+        self._absent: Path | None = None
+
+    def _lazy_client(self, client: Any, connect: Callable[[], Any], path: Path | None) -> None:
+        """Keeps `client`, else connects now, or on first use if the local store `path` does not exist yet.
+
+        A store opened to read (to search or list it) must not create it.
+        """
+        self._connect, self._client = connect, client
+        self._absent = path if client is None and path is not None and not path.exists() else None
+        if client is None and self._absent is None:
+            self._client = connect()
+
+    def _connected(self) -> Any:
+        """The client, connected now if it was left for first use."""
+        if self._client is None:
+            self._client = self._connect()
+            self._absent = None
+        return self._client
+
+    def _store_absent(self) -> bool:
+        """Whether the local store does not exist (it is created by the first write)."""
+        return self._absent is not None and not self._absent.exists()
 
     def _close_at_exit(self, close: Callable[[], object]) -> None:
         """Registers `close` (of a client this sink created) to run once: on `close()`, collection or exit."""
@@ -586,47 +607,6 @@ class BaseSink(VerifiableSink, HybridSink):
         """Releases the client if this sink created it (a client passed in is left open)."""
         if self._finalizer is not None:
             self._finalizer()
-
-    # The point operations (`fetch_texts`, `upsert`, `delete_chunks_from`, `search`, `sparse_search`,
-    # `hybrid_search`, `count`, `iter_vectors`, `replace_vectors`) are each store's own.
-
-    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:  # noqa: D102 - see `Sink`
-        raise NotImplementedError
-
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:  # noqa: D102
-        raise NotImplementedError
-
-    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:  # noqa: D102
-        raise NotImplementedError
-
-    def search(  # noqa: D102
-        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
-    ) -> list[Hit]:
-        raise NotImplementedError
-
-    def sparse_search(  # noqa: D102
-        self, query: str, top_k: int, filter: MetadataFilter | None = None
-    ) -> list[Hit]:
-        raise NotImplementedError
-
-    def hybrid_search(  # noqa: D102
-        self,
-        query: str,
-        vector: NDArray[np.float32],
-        top_k: int,
-        filter: MetadataFilter | None = None,
-        candidates: int | None = None,
-    ) -> list[Hit]:
-        raise NotImplementedError
-
-    def count(self) -> int:  # noqa: D102
-        raise NotImplementedError
-
-    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:  # noqa: D102
-        raise NotImplementedError
-
-    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:  # noqa: D102
-        raise NotImplementedError
 
 
 def _recorded_fields(stored: Manifest) -> tuple[IndexField, ...]:

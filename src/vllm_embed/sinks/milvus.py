@@ -196,7 +196,8 @@ class MilvusSink(BaseSink):
         if lite:
             self._lite = True  # a server's kind is asked when the collection is prepared
             self._check_index(self.index_settings.index, None)
-        if client is None:
+
+        def connect() -> MilvusClient:
             if lite:
                 self._refuse_busy_lite_file()
                 Path(str(uri)).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite does not create it
@@ -205,13 +206,25 @@ class MilvusSink(BaseSink):
             if token is not None:
                 client_kwargs["token"] = token
             try:
-                client = pymilvus.MilvusClient(uri=uri, **client_kwargs)
+                created: MilvusClient = pymilvus.MilvusClient(uri=uri, **client_kwargs)
             except pymilvus.exceptions.ConnectionConfigException:
                 if lite:
                     self._refuse_busy_lite_file(retried=True)
                 raise
-            self._close_at_exit(client.close)
-        self.client: MilvusClient = client
+            self._close_at_exit(created.close)
+            return created
+
+        self._lazy_client(client, connect, Path(str(uri)) if lite else None)
+
+    @property
+    def client(self) -> MilvusClient:
+        """The pymilvus `MilvusClient` (connected, and a missing Milvus Lite file created, on first use)."""
+        client: MilvusClient = self._connected()
+        return client
+
+    @client.setter
+    def client(self, client: MilvusClient) -> None:
+        self._client = client
 
     def _lite_lock_files(self) -> list[Path]:
         """Lock files of a Milvus Lite store: `LOCK` in its directory (3.x), `.<name>.lock` beside a file."""
@@ -251,12 +264,16 @@ class MilvusSink(BaseSink):
         return f"Milvus collection property {_MANIFEST_PROPERTY!r}"
 
     def _read_stored(self) -> tuple[bool, object]:
+        if self._store_absent():
+            return False, None
         if not self._call("collection lookup", self.client.has_collection, self.collection):
             return False, None
         info = self._call("collection lookup", self.client.describe_collection, self.collection)
         return True, (info.get("properties") or {}).get(_MANIFEST_PROPERTY)
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
+        if self._store_absent():
+            return None
         if not self._call("collection lookup", self.client.has_collection, self.collection):
             return None
         info = self._call("collection lookup", self.client.describe_collection, self.collection)
@@ -654,6 +671,8 @@ class MilvusSink(BaseSink):
 
     def collection_names(self) -> list[str]:
         """Returns the names of every collection in the store (the client's database)."""
+        if self._store_absent():
+            return []
         return sorted(str(name) for name in self._call("collection list", self.client.list_collections))
 
     def _sibling_options(self) -> dict[str, Any]:

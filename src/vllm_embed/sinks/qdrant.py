@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -17,17 +17,14 @@ from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
     Chunk,
     CollectionInfo,
-    Hit,
     Layout,
     Manifest,
     ManifestMismatchError,
-    MetadataFilter,
-    StoredVectors,
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
-from vllm_embed.sinks.qdrant_common import QdrantBaseSink, filter_conditions, payload_index_keys
+from vllm_embed.sinks.qdrant_common import Condition, QdrantBaseSink, Query, payload_index_keys
 from vllm_embed.sinks.storage import (
     IndexField,
     QdrantCollectionSettings,
@@ -205,9 +202,11 @@ class QdrantSink(QdrantBaseSink):
         self._target = path or location or url or "client"
         self._target_argument = "client=client" if client is not None else f"{given[0]}={self._target!r}"
         qdrant_client = require("qdrant_client", "QdrantSink")
-        if client is None:
+        self._models = require("qdrant_client.http.models", "QdrantSink")
+
+        def connect() -> QdrantClient:
             try:
-                client = qdrant_client.QdrantClient(
+                created: QdrantClient = qdrant_client.QdrantClient(
                     path=path, location=location, url=url, api_key=api_key, **client_kwargs
                 )
             except RuntimeError as exc:
@@ -219,12 +218,23 @@ class QdrantSink(QdrantBaseSink):
                     "a local store allows one client at a time: close the other client (or stop that "
                     "process), or run a Qdrant server and pass url="
                 ) from None
-            self._close_at_exit(client.close)
-        self.client: QdrantClient = client
-        self._models = require("qdrant_client.http.models", "QdrantSink")
-        self._local = _is_local(client)
+            self._close_at_exit(created.close)
+            return created
+
+        self._lazy_client(client, connect, Path(path) if path is not None else None)
+        self._local = self._absent is not None or _is_local(self.client)
         if self._local:
             self._refuse_local_creation_settings()
+
+    @property
+    def client(self) -> QdrantClient:
+        """The qdrant-client `QdrantClient` (connected, and a missing local store created, on first use)."""
+        client: QdrantClient = self._connected()
+        return client
+
+    @client.setter
+    def client(self, client: QdrantClient) -> None:
+        self._client = client
 
     def _refuse_local_creation_settings(self) -> None:
         changed = {
@@ -275,12 +285,16 @@ class QdrantSink(QdrantBaseSink):
         return info
 
     def _read_stored(self) -> tuple[bool, object]:
+        if self._store_absent():
+            return False, None
         info = self._collection_info()
         if info is None:
             return False, None
         return True, (info.config.metadata or {}).get(_MANIFEST_KEY)
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
+        if self._store_absent():
+            return None
         info = self._collection_info()
         params = None if info is None else self._dense_params(info, layout)
         return None if params is None else int(params.size)
@@ -580,126 +594,53 @@ class QdrantSink(QdrantBaseSink):
         )
         self._call("delete", self.client.delete, self.collection, points_selector=selector, wait=True)
 
-    def search(
-        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
-    ) -> list[Hit]:
-        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
-        response = self._call(
-            "search",
-            self.client.query_points,
-            self.collection,
-            query=np.asarray(vector, dtype=np.float32).tolist(),
-            using=self.layout.qdrant_vector or None,
-            limit=top_k,
-            query_filter=self._filter(filter),
-            search_params=self._search_params(),
-            with_payload=True,
-        )
-        return self._hits(response.points, {"dense": None})
+    # -- the searches' driver (`QdrantBaseSink` runs them) ------------------------------------------------
 
-    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Returns the `top_k` points with the highest BM25 score for the text `query`.
+    def _dense_query(self, vector: NDArray[np.float32]) -> tuple[Any, str | None]:
+        return np.asarray(vector, dtype=np.float32).reshape(-1).tolist(), self.layout.qdrant_vector or None
 
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        name, encoder = self._require_sparse()
-        response = self._call(
-            "search",
-            self.client.query_points,
-            self.collection,
-            query=self._sparse_query(encoder, query),
-            using=name,
-            limit=top_k,
-            query_filter=self._filter(filter),
-            with_payload=True,
-        )
-        return self._hits(response.points, {"sparse": None})
-
-    def hybrid_search(
-        self,
-        query: str,
-        vector: NDArray[np.float32],
-        top_k: int,
-        filter: MetadataFilter | None = None,
-        candidates: int | None = None,
-    ) -> list[Hit]:
-        """Returns the `top_k` points of Qdrant's reciprocal-rank fusion of a dense and a BM25 search.
-
-        One batch of three queries: the fusion (Query API `prefetch` + `FusionQuery(RRF)`) and, to tell
-        which search found each hit, the ids of each prefetch alone.
-
-        Args:
-            query: The search text (its BM25 query vector).
-            vector: The embedded query.
-            top_k: Number of hits.
-            filter: Metadata fields the hits must equal (applied in both searches).
-            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        name, encoder = self._require_sparse()
-        models = self._models
-        limit = candidates or 4 * top_k
-        query_filter = self._filter(filter)
-        branches = {
-            "dense": models.Prefetch(
-                query=np.asarray(vector, dtype=np.float32).tolist(),
-                using=self.layout.qdrant_vector or None,
-                filter=query_filter,
-                params=self._search_params(),
-                limit=limit,
-            ),
-            "sparse": models.Prefetch(
-                query=self._sparse_query(encoder, query), using=name, filter=query_filter, limit=limit
-            ),
-        }
-        requests = [
-            models.QueryRequest(
-                prefetch=list(branches.values()),
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
-                filter=query_filter,
-                limit=top_k,
-                with_payload=True,
-            ),
-            *(
-                models.QueryRequest(
-                    query=p.query,
-                    using=p.using,
-                    filter=query_filter,
-                    params=p.params,
-                    limit=limit,
-                    with_payload=False,
-                )
-                for p in branches.values()
-            ),
-        ]
-        fused, *alone = self._call(
-            "search", self.client.query_batch_points, self.collection, requests=requests
-        )
-        found = {branch: {str(p.id) for p in r.points} for branch, r in zip(branches, alone, strict=True)}
-        return self._hits(fused.points, found)
-
-    def _sparse_query(self, encoder: BM25Encoder, query: str) -> models.SparseVector:
+    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> tuple[Any, str | None]:
         vector = encoder.embed_query(query)
-        sparse: models.SparseVector = self._models.SparseVector(indices=vector.indices, values=vector.values)
-        return sparse
+        return self._models.SparseVector(indices=vector.indices, values=vector.values), name
 
-    def _filter(self, filter: MetadataFilter | None) -> models.Filter | None:
-        conditions = filter_conditions(self.layout, filter)
-        if not conditions:
-            return None
+    def _condition(self, c: Condition) -> Any:
         qm = self._models
-        query_filter: models.Filter = qm.Filter(
-            must=[
-                qm.FieldCondition(key=c.key, range=qm.Range(gte=c.value, lte=c.value))
-                if c.is_range
-                else qm.FieldCondition(key=c.key, match=qm.MatchValue(value=c.value))
-                for c in conditions
+        if c.is_range:
+            return qm.FieldCondition(key=c.key, range=qm.Range(gte=c.value, lte=c.value))
+        return qm.FieldCondition(key=c.key, match=qm.MatchValue(value=c.value))
+
+    def _must(self, conditions: list[Any]) -> Any:
+        return self._models.Filter(must=conditions)
+
+    def _request(self, query: Query) -> models.QueryRequest:
+        qm, f = self._models, query.filter
+        if query.fuse:
+            prefetch = [
+                qm.Prefetch(query=q, using=name, filter=f, params=p, limit=n)
+                for (q, name), p, n in query.fuse
             ]
-        )
-        return query_filter
+            fused: models.QueryRequest = qm.QueryRequest(
+                prefetch=prefetch, query=qm.FusionQuery(fusion=qm.Fusion.RRF), filter=f, limit=query.limit,
+                with_payload=query.with_payload,
+            )  # fmt: skip
+            return fused
+        vector, using = query.query
+        request: models.QueryRequest = qm.QueryRequest(
+            query=vector, using=using, filter=f, params=query.params, limit=query.limit,
+            with_payload=query.with_payload,
+        )  # fmt: skip
+        return request
+
+    def _run(self, requests: Sequence[models.QueryRequest]) -> list[Sequence[Any]]:
+        if len(requests) == 1:
+            (r,) = requests
+            response = self._call(
+                "search", self.client.query_points, self.collection, query=r.query, using=r.using,
+                query_filter=r.filter, search_params=r.params, limit=r.limit, with_payload=r.with_payload,
+            )  # fmt: skip
+            return [response.points]
+        responses = self._call("search", self.client.query_batch_points, self.collection, requests=requests)
+        return [response.points for response in responses]
 
     def count(self) -> int:
         """Returns the number of points in the collection."""
@@ -719,6 +660,8 @@ class QdrantSink(QdrantBaseSink):
             CollectionNotFoundError: If the collection does not exist.
             ManifestError: If its manifest is damaged.
         """
+        if self._store_absent():
+            raise self._not_found()
         info = self._existing_info()
         manifest = self._known_manifest()
         layout = self._described_layout(manifest)
@@ -744,41 +687,22 @@ class QdrantSink(QdrantBaseSink):
 
     def collection_names(self) -> list[str]:
         """Returns the names of every collection in this store (server or local directory), sorted."""
+        if self._store_absent():
+            return []
         response = self._call("collection listing", self.client.get_collections)
         return sorted(c.name for c in response.collections)
 
-    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
-        """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
-        vector_name = self.layout.qdrant_vector
-        offset = None
-        while True:
-            records, offset = self._call(
-                "scroll",
-                self.client.scroll,
-                self.collection,
-                limit=batch_size,
-                offset=offset,
-                with_payload=False,
-                with_vectors=[vector_name] if vector_name else True,
-            )
-            batch: StoredVectors = []
-            for record in records:
-                vector = record.vector.get(vector_name) if isinstance(record.vector, dict) else record.vector
-                batch.append((str(record.id), None if vector is None else np.asarray(vector, np.float32)))
-            if batch:
-                yield batch
-            if offset is None:
-                return
+    def _scroll(self, offset: Any, limit: int) -> tuple[Sequence[Any], Any]:
+        name = self.layout.qdrant_vector
+        scrolled: tuple[Sequence[Any], Any] = self._call(
+            "scroll", self.client.scroll, self.collection, limit=limit, offset=offset, with_payload=False,
+            with_vectors=[name] if name else True,
+        )  # fmt: skip
+        return scrolled
 
-    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        """Replaces the vectors of existing points, leaving their payloads as they are."""
-        if not ids:
-            return
-        vector_name = self.layout.qdrant_vector
-        points = [
-            self._models.PointVectors(id=point_id, vector={vector_name: row} if vector_name else row)
-            for point_id, row in zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)
-        ]
+    def _update_vectors(self, vectors: Sequence[tuple[str, list[float]]]) -> None:
+        name = self.layout.qdrant_vector
+        points = [self._models.PointVectors(id=i, vector={name: row} if name else row) for i, row in vectors]
         self._call("vector update", self.client.update_vectors, self.collection, points=points, wait=True)
 
     def close(self) -> None:

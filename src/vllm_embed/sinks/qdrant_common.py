@@ -8,12 +8,23 @@ type, how a metadata filter becomes conditions, what the manifest records) are m
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from vllm_embed.errors import StorageSettingsError as StorageSettingsError
-from vllm_embed.sinks.base import BaseSink, Hit, Manifest, MetadataFilter, MetadataValue, check_filter
+from vllm_embed.sinks.base import (
+    BaseSink,
+    Hit,
+    Manifest,
+    MetadataFilter,
+    MetadataValue,
+    StoredVectors,
+    check_filter,
+)
 from vllm_embed.sinks.layouts import Layout
 from vllm_embed.sinks.names import qdrant_name_problem
 from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings, validated
@@ -57,6 +68,20 @@ class Condition:
     def is_range(self) -> bool:
         """Whether the condition is a range (a float value) rather than a match."""
         return isinstance(self.value, float)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query of a search, in the driver's terms: `_request` turns it into the client's request."""
+
+    query: Any
+    """The driver's dense or sparse query (`None` for a fusion)."""
+    limit: int
+    filter: Any
+    params: Any = None
+    with_payload: bool = True
+    fuse: tuple[tuple[Any, Any, int], ...] = ()
+    """For a fusion: the (query, params, limit) prefetches fused by RRF."""
 
 
 def filter_conditions(layout: Layout, filter: MetadataFilter | None) -> list[Condition]:
@@ -114,3 +139,127 @@ class QdrantBaseSink(BaseSink):
             by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
             hits.append(dataclasses.replace(hit, found_by=by))
         return hits
+
+    # -- searches, written once over the driver's requests ----------------------------------------------
+    # A driver (`QdrantSink`, `QdrantEdgeSink`) builds its client's request objects (`_request`), runs a
+    # batch of them (`_run`), and makes the dense and BM25 queries and the filter.
+
+    def _dense_query(self, vector: NDArray[np.float32]) -> Any:
+        """Driver: the nearest-neighbour query of the dense vector."""
+        raise NotImplementedError
+
+    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
+        """Driver: the BM25 query of `query`'s text on the sparse vector `name`."""
+        raise NotImplementedError
+
+    def _condition(self, condition: Condition) -> Any:
+        """Driver: the client's field condition of one `Condition`."""
+        raise NotImplementedError
+
+    def _must(self, conditions: list[Any]) -> Any:
+        """Driver: the client's filter requiring all of `conditions`."""
+        raise NotImplementedError
+
+    def _filter(self, filter: MetadataFilter | None) -> Any:
+        """The client's filter of a metadata filter (`None` for no filter)."""
+        conditions = filter_conditions(self.layout, filter)
+        return self._must([self._condition(c) for c in conditions]) if conditions else None
+
+    def _search_params(self) -> Any:
+        """Driver: the search parameters of a dense search (`None`: the engine's defaults)."""
+        raise NotImplementedError
+
+    def _request(self, query: Query) -> Any:
+        """Driver: the client's request object of `query`."""
+        raise NotImplementedError
+
+    def _run(self, requests: Sequence[Any]) -> list[Sequence[Any]]:
+        """Driver: the points each request found (one call for the whole batch)."""
+        raise NotImplementedError
+
+    def search(
+        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
+        query = Query(self._dense_query(vector), top_k, self._filter(filter), self._search_params())
+        return self._hits(self._run([self._request(query)])[0], {"dense": None})
+
+    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
+        """Returns the `top_k` points with the highest BM25 score for the text `query`.
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        name, encoder = self._require_sparse()
+        sparse = Query(self._sparse_query(encoder, name, query), top_k, self._filter(filter))
+        return self._hits(self._run([self._request(sparse)])[0], {"sparse": None})
+
+    def hybrid_search(
+        self,
+        query: str,
+        vector: NDArray[np.float32],
+        top_k: int,
+        filter: MetadataFilter | None = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """Returns the `top_k` points of the engine's reciprocal-rank fusion of a dense and a BM25 search.
+
+        One batch of three queries: the fusion (two prefetches fused by RRF) and, to tell which search found
+        each hit, each prefetch alone.
+
+        Args:
+            query: The search text (its BM25 query vector).
+            vector: The embedded query.
+            top_k: Number of hits.
+            filter: Metadata fields the hits must equal (applied in both searches).
+            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        name, encoder = self._require_sparse()
+        limit = candidates or 4 * top_k
+        query_filter = self._filter(filter)
+        branches = {
+            "dense": (self._dense_query(vector), self._search_params()),
+            "sparse": (self._sparse_query(encoder, name, query), None),
+        }
+        fuse = tuple((q, p, limit) for q, p in branches.values())
+        fused, *alone = self._run(
+            [
+                self._request(Query(None, top_k, query_filter, fuse=fuse)),
+                *(self._request(Query(q, limit, query_filter, p, False)) for q, p in branches.values()),
+            ]
+        )
+        found = {branch: {str(p.id) for p in points} for branch, points in zip(branches, alone, strict=True)}
+        return self._hits(fused, found)
+
+    # -- stored vectors (verify), over the driver's scroll and vector update -------------------------------
+
+    def _scroll(self, offset: Any, limit: int) -> tuple[Sequence[Any], Any]:
+        """Driver: up to `limit` records (id and dense vector) from `offset`, and the next offset."""
+        raise NotImplementedError
+
+    def _update_vectors(self, vectors: Sequence[tuple[str, list[float]]]) -> None:
+        """Driver: replaces the dense vector of each (point id, vector)."""
+        raise NotImplementedError
+
+    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
+        """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
+        name = self.layout.qdrant_vector
+        offset = None
+        while True:
+            records, offset = self._scroll(offset, batch_size)
+            batch: StoredVectors = []
+            for record in records:
+                vector = record.vector.get(name) if isinstance(record.vector, dict) else record.vector
+                batch.append((str(record.id), None if vector is None else np.asarray(vector, np.float32)))
+            if batch:
+                yield batch
+            if offset is None:
+                return
+
+    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        """Replaces the vectors of existing points, leaving their payloads as they are."""
+        if ids:
+            self._update_vectors(list(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)))

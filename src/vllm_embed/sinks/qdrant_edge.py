@@ -25,7 +25,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,21 +39,19 @@ from vllm_embed.sinks.base import (
     Chunk,
     CollectionInfo,
     CollectionNotFoundError,
-    Hit,
     Layout,
     Manifest,
     ManifestMismatchError,
-    MetadataFilter,
-    StoredVectors,
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
 from vllm_embed.sinks.names import EDGE_MAX_BYTES, StorePathError, qdrant_name_problem
 from vllm_embed.sinks.qdrant_common import (
+    Condition,
     QdrantBaseSink,
+    Query,
     StorageSettingsError,
     collection_settings,
-    filter_conditions,
     payload_index_keys,
     search_settings,
 )
@@ -519,21 +517,6 @@ class QdrantEdgeSink(QdrantBaseSink):
         )
         self._update("delete", qe.UpdateOperation.delete_points_by_filter(selector))
 
-    def _filter(self, filter: MetadataFilter | None) -> qdrant_edge.Filter | None:
-        conditions = filter_conditions(self.layout, filter)
-        if not conditions:
-            return None
-        qe = self._qe
-        query_filter: qdrant_edge.Filter = qe.Filter(
-            must=[
-                qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.value))
-                if c.is_range
-                else qe.FieldCondition(key=c.key, match=qe.MatchValue(_match_value(c.value)))
-                for c in conditions
-            ]
-        )
-        return query_filter
-
     def _collection_quantization(self) -> str | None:
         if self._quantization is _UNKNOWN:
             self._quantization = self._engine_storage(self.layout)["quantization"]
@@ -553,126 +536,61 @@ class QdrantEdgeSink(QdrantBaseSink):
         params: qdrant_edge.SearchParams = qe.SearchParams(hnsw_ef=settings.ef, quantization=quantized)
         return params
 
+    # -- the searches' driver (`QdrantBaseSink` runs them) ------------------------------------------------
+
     def _dense_query(self, vector: NDArray[np.float32]) -> Any:
         rows = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
         return self._qe.Query.Nearest(rows, using=self.layout.qdrant_vector)
-
-    def search(
-        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
-    ) -> list[Hit]:
-        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
-        request = self._qe.QueryRequest(
-            limit=top_k,
-            query=self._dense_query(vector),
-            filter=self._filter(filter),
-            params=self._search_params(),
-            with_payload=True,
-        )
-        return self._hits(self._call("search", self._shard().query, request), {"dense": None})
 
     def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
         vector = encoder.embed_query(query)
         return self._qe.Query.Nearest(self._qe.SparseVector(vector.indices, vector.values), using=name)
 
-    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Returns the `top_k` points with the highest BM25 score for the text `query`.
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        name, encoder = self._require_sparse()
-        request = self._qe.QueryRequest(
-            limit=top_k,
-            query=self._sparse_query(encoder, name, query),
-            filter=self._filter(filter),
-            with_payload=True,
-        )
-        return self._hits(self._call("search", self._shard().query, request), {"sparse": None})
-
-    def hybrid_search(
-        self,
-        query: str,
-        vector: NDArray[np.float32],
-        top_k: int,
-        filter: MetadataFilter | None = None,
-        candidates: int | None = None,
-    ) -> list[Hit]:
-        """Returns the `top_k` points of the engine's reciprocal-rank fusion of a dense and a BM25 search.
-
-        One batch of three queries: the fusion (two prefetches fused by RRF) and, to tell which search found
-        each hit, each prefetch alone.
-
-        Args:
-            query: The search text (its BM25 query vector).
-            vector: The embedded query.
-            top_k: Number of hits.
-            filter: Metadata fields the hits must equal (applied in both searches).
-            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        name, encoder = self._require_sparse()
+    def _condition(self, c: Condition) -> Any:
         qe = self._qe
-        limit = candidates or 4 * top_k
-        query_filter = self._filter(filter)
-        params = self._search_params()
-        branches = {
-            "dense": (self._dense_query(vector), params),
-            "sparse": (self._sparse_query(encoder, name, query), None),
-        }
-        requests = [
-            qe.QueryRequest(
-                limit=top_k,
-                prefetches=[
-                    qe.Prefetch(limit=limit, query=q, params=p, filter=query_filter)
-                    for q, p in branches.values()
-                ],
-                query=qe.Fusion.Rrf(k=_RRF_K),
-                filter=query_filter,
-                with_payload=True,
-            ),
-            *(
-                qe.QueryRequest(limit=limit, query=q, params=p, filter=query_filter, with_payload=False)
-                for q, p in branches.values()
-            ),
-        ]
-        fused, *alone = self._call("search", self._shard().query_batch, qe.QueryBatchRequest(requests))
-        found = {branch: {str(p.id) for p in points} for branch, points in zip(branches, alone, strict=True)}
-        return self._hits(fused, found)
+        if c.is_range:
+            return qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.value))
+        return qe.FieldCondition(key=c.key, match=qe.MatchValue(_match_value(c.value)))
+
+    def _must(self, conditions: list[Any]) -> Any:
+        return self._qe.Filter(must=conditions)
+
+    def _request(self, query: Query) -> Any:
+        qe, f = self._qe, query.filter
+        if query.fuse:
+            prefetches = [qe.Prefetch(limit=n, query=q, params=p, filter=f) for q, p, n in query.fuse]
+            return qe.QueryRequest(
+                limit=query.limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=_RRF_K), filter=f,
+                with_payload=query.with_payload,
+            )  # fmt: skip
+        return qe.QueryRequest(
+            limit=query.limit,
+            query=query.query,
+            filter=f,
+            params=query.params,
+            with_payload=query.with_payload,
+        )
+
+    def _run(self, requests: Sequence[Any]) -> list[Sequence[Any]]:
+        if len(requests) == 1:
+            return [self._call("search", self._shard().query, requests[0])]
+        batch = self._qe.QueryBatchRequest(list(requests))
+        return list(self._call("search", self._shard().query_batch, batch))
 
     def count(self) -> int:
         """Returns the number of points in the collection."""
         return int(self._call("count", self._shard().count, self._qe.CountRequest(exact=True)))
 
-    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
-        """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
-        qe, name = self._qe, self.layout.qdrant_vector
-        offset = None
-        while True:
-            request = qe.ScrollRequest(
-                offset=offset, limit=batch_size, with_payload=False, with_vector=[name]
-            )
-            records, offset = self._call("scroll", self._shard().scroll, request)
-            batch: StoredVectors = []
-            for record in records:
-                vector = record.vector.get(name) if isinstance(record.vector, dict) else record.vector
-                batch.append((str(record.id), None if vector is None else np.asarray(vector, np.float32)))
-            if batch:
-                yield batch
-            if offset is None:
-                return
+    def _scroll(self, offset: Any, limit: int) -> tuple[Sequence[Any], Any]:
+        name = self.layout.qdrant_vector
+        request = self._qe.ScrollRequest(offset=offset, limit=limit, with_payload=False, with_vector=[name])
+        scrolled: tuple[Sequence[Any], Any] = self._call("scroll", self._shard().scroll, request)
+        return scrolled
 
-    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        """Replaces the vectors of existing points, leaving their payloads as they are."""
-        if not ids:
-            return
-        qe, name = self._qe, self.layout.qdrant_vector
-        points = [
-            qe.PointVectors(point_id, {name: row})
-            for point_id, row in zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)
-        ]
-        self._update("vector update", qe.UpdateOperation.update_vectors(points))
+    def _update_vectors(self, vectors: Sequence[tuple[str, list[float]]]) -> None:
+        name = self.layout.qdrant_vector
+        points = [self._qe.PointVectors(point_id, {name: row}) for point_id, row in vectors]
+        self._update("vector update", self._qe.UpdateOperation.update_vectors(points))
 
     # -- the collection --------------------------------------------------------------------------------
 
