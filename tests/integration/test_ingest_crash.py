@@ -44,17 +44,15 @@ def shared_memory_of(pid: int) -> set[Path]:
 
 def written_points(kind: str, root: Path) -> int:
     """Points the killed process has committed so far, read without taking the store's lock."""
-    if kind == "qdrant":
-        storage = root / "qdrant" / "collection" / "docs" / "storage.sqlite"
-        if not storage.exists():
-            return 0
-        try:
-            with sqlite3.connect(f"file:{storage}?mode=ro", uri=True) as db:
-                return int(db.execute("select count(*) from points").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-    wal = root / "milvus.db" / "collections" / "docs" / "wal"
-    return sum(1 for f in wal.glob("wal_data_*") if f.stat().st_size > 0) if wal.exists() else 0
+    assert kind == "qdrant"
+    storage = root / "qdrant" / "collection" / "docs" / "storage.sqlite"
+    if not storage.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{storage}?mode=ro", uri=True) as db:
+            return int(db.execute("select count(*) from points").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +69,7 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(
 ) -> None:
     crashed, reference = tmp_path / "crashed", tmp_path / "reference"
     crashed.mkdir()
-    target = (
-        ["--qdrant", str(crashed / "qdrant")]
-        if kind == "qdrant"
-        else ["--milvus", str(crashed / "milvus.db")]
-    )
+    target = ["--qdrant", str(crashed / "qdrant")]
     command = [sys.executable, "-m", "vllm_embed.cli", "ingest", str(corpus_file), "--model", minilm_path]
     command += [
         "--dtype",

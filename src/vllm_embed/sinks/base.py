@@ -1,5 +1,7 @@
 """The collection lifecycle, written once for every store: `BaseSink` over a small set of store hooks.
 
+(Over ~500 lines: the lifecycle and the declaration of every store hook, documented, live together.)
+
 `BaseSink` owns what every store does alike: reading the collection's state (missing, unmanaged or managed:
 `CollectionState`), creating or adopting it, the run checks (model, chunking, hybrid, storage, index
 fields, all before anything is written), indexing the metadata fields a collection lacks, retries with
@@ -334,15 +336,12 @@ class BaseSink(VerifiableSink, HybridSink):
         """The manifest a new collection gets: `manifest` with storage settings, and sparse ones if hybrid."""
         storage = {**self._storage_requested(), "index_fields": [f.to_spec() for f in self.index_fields]}
         manifest = manifest.model_copy(update={"storage": storage})
-        if not self._hybrid:
-            return manifest
-        return manifest.model_copy(
-            update={
-                "sparse": "bm25",
-                "sparse_vector": self._sparse_name(self.layout),
-                "sparse_analyzer": self._sparse_analyzer(),
-            }
-        )
+        return self._with_sparse(manifest) if self._hybrid else manifest
+
+    def _with_sparse(self, manifest: Manifest) -> Manifest:
+        """`manifest` recording the BM25 sparse vectors of the sink's layout in this store."""
+        sparse = {"sparse_vector": self._sparse_name(self.layout), "sparse_analyzer": self._sparse_analyzer()}
+        return manifest.model_copy(update={"sparse": "bm25", **sparse})
 
     def check_hybrid(self, stored: Manifest) -> None:
         """Refuses `hybrid=True` on a dense-only collection (`stored`) and `hybrid=False` on a hybrid one.
@@ -587,13 +586,7 @@ class BaseSink(VerifiableSink, HybridSink):
         if not has_sparse:
             return manifest
         self._hybrid, self._layout, self._sparse = True, get_layout(manifest.layout), UNKNOWN
-        return manifest.model_copy(
-            update={
-                "sparse": "bm25",
-                "sparse_vector": self._sparse_name(self._layout),
-                "sparse_analyzer": self._sparse_analyzer(),
-            }
-        )
+        return self._with_sparse(manifest)
 
     def _repair_hint(self, constructor: str) -> str:
         """How to rewrite this collection's manifest, for `ManifestError` messages."""
