@@ -24,7 +24,6 @@ from vllm_embed.sinks.base import (
     CollectionInfo,
     Layout,
     Manifest,
-    ManifestMismatchError,
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import holders_text
@@ -404,37 +403,19 @@ class QdrantSink(QdrantBaseSink):
                 wait=True,
             )
 
-    def _adopt(self, manifest: Manifest) -> Manifest:
+    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
         info = self._existing_info()
-        layout = self.layout
         params = self._dense_params(info, layout)
-        self.check_adoptable(
-            None if params is None else int(params.size),
-            None if params is None else str(params.distance.value).lower(),
-            manifest,
-        )
-        if self._hybrid:
-            name = self._sparse_name(layout)
-            sparse = (info.config.params.sparse_vectors or {}).get(name)
-            if sparse is None or sparse.modifier != self._models.Modifier.IDF:
-                raise ManifestMismatchError(
-                    f"collection {self.collection!r} cannot be adopted as hybrid: it has no sparse vector "
-                    f"{name!r} with the IDF modifier, which the {layout.name} layout keeps BM25 vectors in; "
-                    "adopt it without --hybrid (dense only), or ingest into a new collection"
-                )
-        adopted = self._new_manifest(manifest).model_copy(
-            update={
-                "adopted": True,
-                "storage": {
-                    **self._storage_of(info, layout),
-                    "index_fields": [f.to_spec() for f in self.index_fields],
-                },
-            }
-        )
-        self.check_storage(adopted)
-        self._create_payload_indexes(info.payload_schema or {}, payload_index_keys(layout, self.index_fields))
-        self._store_manifest(adopted)
-        return adopted
+        sparse = {
+            name: None if p.modifier is None else str(p.modifier.value).lower()
+            for name, p in (info.config.params.sparse_vectors or {}).items()
+        }
+        if params is None:
+            return None, None, sparse
+        return int(params.size), str(params.distance.value).lower(), sparse
+
+    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
+        return self._storage_of(self._existing_info(), layout)
 
     def _spec_options(self) -> tuple[dict[str, Any], bool]:
         return {}, not self._local

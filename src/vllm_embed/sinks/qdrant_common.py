@@ -26,6 +26,7 @@ from vllm_embed.sinks.base import (
     check_filter,
 )
 from vllm_embed.sinks.layouts import Layout
+from vllm_embed.sinks.manifest import ManifestMismatchError
 from vllm_embed.sinks.names import qdrant_name_problem
 from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings, validated
 from vllm_embed.sparse import BM25Encoder
@@ -139,6 +140,41 @@ class QdrantBaseSink(BaseSink):
             by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
             hits.append(dataclasses.replace(hit, found_by=by))
         return hits
+
+    # -- adopting a collection vllm-embed did not create ----------------------------------------------
+
+    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
+        """Driver: the dense vector's size and distance where `layout` keeps it, each sparse one's modifier.
+
+        Size and distance are `None` when there is no vector there; modifiers are lower case (`"idf"`).
+        """
+        raise NotImplementedError
+
+    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
+        """Driver: the collection's creation settings as the engine reports them."""
+        raise NotImplementedError
+
+    def _adopt(self, manifest: Manifest) -> Manifest:
+        layout = self.layout
+        dimensions, distance, sparse = self._stored_vectors(layout)
+        self.check_adoptable(dimensions, distance, manifest)
+        name = layout.qdrant_sparse_vector
+        has_sparse = bool(name) and sparse.get(name) == "idf"
+        if self._hybrid and not has_sparse:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} cannot be adopted as hybrid: it has no sparse vector "
+                f"{self._sparse_name(layout)!r} with the IDF modifier, which the {layout.name} layout keeps "
+                "BM25 vectors in; adopt it without --hybrid (dense only), or ingest into a new collection"
+            )
+        if has_sparse and self._hybrid is None:
+            self._hybrid = True  # hybrid left out follows the collection
+        payload_index_keys(layout, self.index_fields)  # a bad key fails before writing
+        storage = {**self._stored_storage(layout), "index_fields": [f.to_spec() for f in self.index_fields]}
+        adopted = self._new_manifest(manifest).model_copy(update={"adopted": True, "storage": storage})
+        self.check_storage(adopted)
+        self._ensure_indexes(adopted, self.index_fields)
+        self._store_manifest(adopted)
+        return adopted
 
     # -- searches, written once over the driver's requests ----------------------------------------------
     # A driver (`QdrantSink`, `QdrantEdgeSink`) builds its client's request objects (`_request`), runs a

@@ -389,27 +389,18 @@ class QdrantEdgeSink(QdrantBaseSink):
             "hnsw_ef_construct": hnsw.get("ef_construct"),
         }
 
-    def _adopt(self, manifest: Manifest) -> Manifest:
-        layout = get_layout(manifest.layout)
+    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
         dense = self._dense_config(layout)
-        dimensions = None if dense is None else int(dense["size"])
-        distance = None if dense is None else str(dense.get("distance", "")).lower()
-        self.check_adoptable(dimensions, distance, manifest)
-        sparse_vectors = self._engine_config().get("sparse_vectors") or {}
-        has_sparse = bool(layout.qdrant_sparse_vector) and layout.qdrant_sparse_vector in sparse_vectors
-        if self._hybrid and not has_sparse:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} cannot be adopted as hybrid: it has no sparse vector "
-                f"{layout.qdrant_sparse_vector or '(none in this layout)'!r}; leave out --hybrid"
-            )
-        if has_sparse and self._hybrid is None:
-            self._hybrid = True
-        storage = {**self._engine_storage(layout), "index_fields": []}
-        adopted = self._new_manifest(manifest).model_copy(update={"adopted": True, "storage": storage})
-        self.check_storage(adopted)
-        payload_index_keys(layout, self.index_fields)  # a bad key fails before writing
-        self._write_manifest_file(self._dir, adopted)
-        return self._add_index_fields(adopted)
+        sparse = {
+            name: None if params.get("modifier") is None else str(params["modifier"]).lower()
+            for name, params in (self._engine_config().get("sparse_vectors") or {}).items()
+        }
+        if dense is None:
+            return None, None, sparse
+        return int(dense["size"]), str(dense.get("distance", "")).lower(), sparse
+
+    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
+        return self._engine_storage(layout)
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
         if not self._is_shard(self._dir):
