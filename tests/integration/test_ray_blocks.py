@@ -7,6 +7,7 @@ A Fake embedder stands in for the replicas; the blocks go through the functions 
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,6 @@ from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest import IngestReport, ingest
 from vllm_embed.ingest.chunk_settings import chunking_fields, make_chunker
 from vllm_embed.ingest.splitters import DEFAULT_CHUNK_TOKENS
-from vllm_embed.ray_data.api import _recipe
 from vllm_embed.ray_data.blocks import (
     DocumentPlan,
     PlannedEngine,
@@ -120,9 +120,12 @@ def test_document_ids_match_the_pipeline_ids(plan: DocumentPlan) -> None:
 def test_workers_reopen_only_store_servers() -> None:
     server = QdrantSink("docs", url="http://127.0.0.1:1", check_compatibility=False)
     memory = QdrantSink("docs", location=":memory:")
-    recipe = _recipe(server)
-    assert recipe is not None and recipe[0] is QdrantSink and recipe[2]["url"].endswith(":1")
-    assert _recipe(memory) is None
+    spec = pickle.loads(pickle.dumps(server.spec()))
+    assert spec.shared and spec.options["url"].endswith(":1")
+    reopened = spec.open()
+    assert isinstance(reopened, QdrantSink) and reopened.collection == "docs"
+    reopened.close()
+    assert not memory.spec().shared
     server.close()
     memory.close()
 

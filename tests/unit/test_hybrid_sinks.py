@@ -14,7 +14,7 @@ import pytest
 from ingest_fixtures import STORES, FakeHashEmbedder, dump_store, open_sink
 
 from vllm_embed.ingest import Document, ingest, search
-from vllm_embed.sinks import Manifest, ManifestMismatchError
+from vllm_embed.sinks import Manifest
 from vllm_embed.sinks.base import BaseSink
 
 DOCS = [
@@ -68,60 +68,6 @@ def test_the_manifest_records_the_sparse_vectors_and_the_dense_layout_is_unchang
     assert sorted(p["doc_id"] for p, _ in points.values()) == sorted(d.id for d in DOCS)
 
 
-def test_a_term_only_bm25_knows_ranks_first_in_hybrid_and_sparse_mode(hybrid_sink) -> None:
-    fake = FakeHashEmbedder()
-    hybrid = search("zlib.crc32", embedder=fake, sink=hybrid_sink, top_k=3)  # hybrid: the default
-    assert hybrid[0].doc_id == "crc"
-    assert set(hybrid[0].found_by) == {"dense", "sparse"}
-    assert all("dense" in h.found_by for h in hybrid[1:])  # only one point holds the term
-
-    sparse = search("zlib.crc32", embedder=fake, sink=hybrid_sink, top_k=3, mode="sparse")
-    assert [h.doc_id for h in sparse] == ["crc"]
-    assert sparse[0].found_by == ("sparse",) and sparse[0].score > 0  # a BM25 score
-
-    dense = search("zlib.crc32", embedder=fake, sink=hybrid_sink, top_k=3, mode="dense")
-    assert len(dense) == 3 and all(h.found_by == ("dense",) for h in dense)
-
-    if hybrid_sink.__class__.__name__ == "QdrantSink":  # Milvus Lite does not stem (a server does)
-        stemmed = search("run", embedder=fake, sink=hybrid_sink, top_k=2, mode="sparse")
-        assert [h.doc_id for h in stemmed] == ["dogs"]  # "running" is stemmed to "run"
-    fused = search("json", embedder=fake, sink=hybrid_sink, top_k=5, mode="hybrid", candidates=5)
-    assert fused[0].doc_id == "json" and fused == sorted(fused, key=lambda h: -h.score)
-
-
-def test_filters_apply_to_both_searches(hybrid_sink) -> None:
-    fake = FakeHashEmbedder()
-    hits = search("zlib.crc32 json", embedder=fake, sink=hybrid_sink, top_k=5, filter={"lang": "en"})
-    assert {h.doc_id for h in hits} == {"fox", "dogs"}
-    assert all(h.found_by == ("dense",) for h in hits)  # BM25 matches are all lang=py
-    hits = search("zlib.crc32 json", embedder=fake, sink=hybrid_sink, top_k=5, mode="sparse", filter={"n": 4})
-    assert [h.doc_id for h in hits] == ["json"]
-
-
-def test_reruns_resume_and_a_shrunk_document_leaves_no_stale_bm25_terms(hybrid_sink) -> None:
-    fake = FakeHashEmbedder()
-    report = ingest(DOCS, embedder=fake, sink=hybrid_sink, progress=False)
-    assert (report.embedded, report.skipped, fake.embedded) == (0, 5, [])
-    before = dump_store(hybrid_sink)
-
-    ingest(
-        [Document("zlib.crc32 " + "padding words " * 40, id="long")],
-        embedder=fake,
-        sink=hybrid_sink,
-        chunk_tokens=40,
-        rechunk=True,
-        progress=False,
-    )
-    assert hybrid_sink.count() > 6
-    shrunk = Document("now about adler32 only", id="long")
-    ingest([shrunk], embedder=fake, sink=hybrid_sink, chunk_tokens=40, progress=False)
-    assert hybrid_sink.count() == 6
-    sparse = search("zlib.crc32 padding", embedder=fake, sink=hybrid_sink, top_k=5, mode="sparse")
-    assert [h.doc_id for h in sparse] == ["crc"]
-    hybrid_sink.delete_chunks_from("long", 0)
-    assert dump_store(hybrid_sink).keys() == before.keys()
-
-
 def test_search_modes_are_checked_against_the_collection(tmp_path: Path) -> None:
     fake = FakeHashEmbedder()
     with open_sink("qdrant", tmp_path) as dense_sink:
@@ -136,27 +82,6 @@ def test_search_modes_are_checked_against_the_collection(tmp_path: Path) -> None
             search("fox", embedder=fake, sink=dense_sink, top_k=3, candidates=2)
         with pytest.raises(ValueError, match="dense-only"):
             dense_sink.sparse_search("fox", 3)  # type: ignore[attr-defined]
-
-
-def test_hybrid_must_match_the_existing_collection(tmp_path: Path) -> None:
-    fake = FakeHashEmbedder()
-    with open_sink("qdrant", tmp_path, collection="dense") as sink:
-        ingest(DOCS[:1], embedder=fake, sink=sink, progress=False)
-    with (
-        open_sink("qdrant", tmp_path, collection="dense", hybrid=True) as sink,
-        pytest.raises(ManifestMismatchError, match=r"dense-only.*new collection"),
-    ):
-        ingest(DOCS[:1], embedder=fake, sink=sink, progress=False)
-    with open_sink("qdrant", tmp_path, collection="hybrid", hybrid=True) as sink:
-        ingest(DOCS[:1], embedder=fake, sink=sink, progress=False)
-    with (
-        open_sink("qdrant", tmp_path, collection="hybrid", hybrid=False) as sink,
-        pytest.raises(ManifestMismatchError, match="is hybrid"),
-    ):
-        ingest(DOCS[1:2], embedder=fake, sink=sink, progress=False)
-    with open_sink("qdrant", tmp_path, collection="hybrid") as sink:  # hybrid=None follows the collection
-        ingest(DOCS[1:2], embedder=fake, sink=sink, progress=False)
-        assert [h.doc_id for h in search("fox", embedder=fake, sink=sink, mode="sparse")] == ["fox"]
 
 
 @pytest.mark.parametrize(
@@ -183,14 +108,3 @@ def test_milvus_vectors_can_be_replaced_in_a_hybrid_collection(tmp_path: Path) -
         sink.replace_vectors([point_id], -vector[None, :])  # type: ignore[attr-defined]
         assert dump_store(sink)[point_id][1][0] == pytest.approx(-vector[0])
         assert sink.sparse_search("zlib.crc32", 2)[0].doc_id == "crc"  # type: ignore[attr-defined]
-
-
-def test_a_rewritten_manifest_keeps_the_collections_sparse_settings(hybrid_sink) -> None:
-    stored = hybrid_sink.read_manifest()
-    hybrid_sink.write_manifest(Manifest.from_description(FakeHashEmbedder().describe()))
-    unchunked = stored.model_copy(
-        update=dict.fromkeys(("splitter", "chunk_tokens", "chunk_overlap", "storage"))
-    )
-    assert hybrid_sink.read_manifest() == unchunked  # the repair records no chunking nor storage settings
-    hits = search("zlib.crc32", embedder=FakeHashEmbedder(), sink=hybrid_sink, top_k=1, mode="sparse")
-    assert [h.doc_id for h in hits] == ["crc"]

@@ -7,7 +7,6 @@ and quantized vectors for them too (by default it only indexes segments above 10
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,8 @@ import pytest
 import qdrant_edge as qe
 from ingest_fixtures import FakeHashEmbedder, open_sink
 
-from vllm_embed.errors import ManifestError, StorageSettingsError, StoreBusyError, UnmanagedCollectionError
+from vllm_embed.errors import StorageSettingsError, StoreBusyError, UnmanagedCollectionError
 from vllm_embed.ingest import ingest
-from vllm_embed.ingest.verify import verify_collection
 from vllm_embed.sinks import (
     Chunk,
     HybridSink,
@@ -191,7 +189,7 @@ def test_storage_settings_are_checked_before_anything_is_written(tmp_path: Path)
         QdrantEdgeSink("c", path=tmp_path, quantization="int4")
     with pytest.raises(StorageSettingsError, match="oversampling"):
         QdrantEdgeSink("c", path=tmp_path, oversampling=0.5)
-    with pytest.raises(ValueError, match="plain directory name"):
+    with pytest.raises(ValueError, match="must not start with"):
         QdrantEdgeSink("../c", path=tmp_path)
     with (
         open_sink("qdrant-edge", tmp_path, index_fields=['a"b']) as sink,
@@ -215,25 +213,6 @@ def test_storage_settings_are_checked_before_anything_is_written(tmp_path: Path)
         stored = sink.read_manifest()
         assert stored is not None and stored.storage is not None
         assert (stored.storage["quantization"], stored.storage["index_fields"]) == ("int8", ["lang:keyword"])
-
-
-def test_hybrid_search_fuses_dense_and_bm25_in_the_engine(tmp_path: Path) -> None:
-    fake = FakeHashEmbedder()
-    with open_sink("qdrant-edge", tmp_path, hybrid=True) as sink:
-        ingest(documents(), embedder=fake, sink=sink, progress=False)
-        sparse = sink.sparse_search("zebra", 3)
-        assert [h.doc_id for h in sparse] == ["doc-3"] and sparse[0].found_by == ("sparse",)
-        assert sink.sparse_search("zebra", 3, filter={"lang": "de"}) == []
-        hits = sink.hybrid_search("zebra", fake.embed_query("note 3: the zebra runs across field 3"), 4)
-        assert hits[0].doc_id == "doc-3" and hits[0].found_by == ("dense", "sparse")
-        assert all(h.found_by for h in hits) and len(hits) == 4
-        stored = sink.read_manifest()
-        assert stored is not None and (stored.sparse, stored.sparse_vector) == ("bm25", "bm25")
-        assert sink.info().storage["sparse_vectors"] == {"bm25": {"modifier": "idf"}}
-    with open_sink("qdrant-edge", tmp_path, collection="dense") as sink:
-        ingest(["one"], embedder=fake, sink=sink, progress=False)
-        with pytest.raises(ValueError, match="dense-only"):
-            sink.sparse_search("one", 1)
 
 
 def raw_shard(directory: Path, dimensions: int, name: str = "") -> None:
@@ -289,27 +268,3 @@ def test_one_sink_at_a_time_per_collection(tmp_path: Path) -> None:
             assert other.count() == 2 and sink.collection_names() == ["docs", "other"]
     with open_sink("qdrant-edge", tmp_path) as sink:
         assert sink.count() == 1
-
-
-def test_verify_repairs_vectors_and_a_damaged_manifest_is_rewritten(tmp_path: Path) -> None:
-    fake = FakeHashEmbedder()
-    texts = [f"text number {i}" for i in range(5)]
-    with open_sink("qdrant-edge", tmp_path) as sink:
-        ingest(texts, embedder=fake, sink=sink, progress=False)
-        ids = sorted(i for batch in sink.iter_vectors(2) for i, _v in batch)
-        sink.replace_vectors(ids[:2], np.zeros((2, 8), np.float32))
-        report = verify_collection(sink, FakeHashEmbedder(), repair=True, batch_size=2)
-        assert (report.checked, report.invalid, report.repaired) == (5, 2, 2)
-        assert verify_collection(sink).invalid == 0
-        good = sink.read_manifest()
-    (tmp_path / "qdrant-edge" / "docs" / MANIFEST_FILE).write_text("{not json")
-    with open_sink("qdrant-edge", tmp_path) as sink:
-        with pytest.raises(ManifestError, match="write_manifest"):
-            sink.read_manifest()
-        assert good is not None
-        sink.write_manifest(good)
-        assert (
-            json.loads((tmp_path / "qdrant-edge" / "docs" / MANIFEST_FILE).read_text())["model"]
-            == "fake-model"
-        )
-        assert ingest(texts, embedder=fake, sink=sink, progress=False).skipped == 5

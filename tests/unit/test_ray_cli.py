@@ -29,10 +29,12 @@ def test_ray_ingest_refuses_other_chunking_before_ray_starts(tmp_path: Path, mon
 
 def test_ray_workers_reopen_a_hybrid_sink_as_hybrid() -> None:
     from vllm_embed.cli.commands import _open_sink
-    from vllm_embed.ray_data.api import _recipe
     from vllm_embed.sinks import QdrantSink
 
     sink = _open_sink("http://127.0.0.1:1", None, "docs", None, None, True)
-    recipe = _recipe(sink)
-    assert recipe is not None and recipe[0] is QdrantSink and recipe[2]["hybrid"] is True
+    spec = sink.spec()
+    assert spec.shared and spec.sink.endswith(":QdrantSink") and spec.options["hybrid"] is True
+    reopened = spec.open()
+    assert isinstance(reopened, QdrantSink) and reopened._hybrid is True
+    reopened.close()
     sink.close()

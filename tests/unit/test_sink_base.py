@@ -1,4 +1,4 @@
-"""What all sinks share: error classes, the transient-error check, the base class name, `Hit.to_dict`."""
+"""What all sinks share: error classes, the transient-error check, the base class, `Hit.to_dict`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from vllm_embed.sinks import (
     BaseSink,
     CollectionNotFoundError,
     Hit,
+    HybridSink,
     ManifestMismatchError,
     MilvusSink,
     QdrantSink,
+    Sink,
     SinkError,
+    VerifiableSink,
 )
-from vllm_embed.sinks.base import RetryingSink, is_transient_grpc_error
+from vllm_embed.sinks.base import is_transient_grpc_error
 
 
 class FakeRpcError(grpc.RpcError):
@@ -34,9 +37,9 @@ def test_sink_errors_are_vllm_embed_errors_and_keep_their_builtin_base() -> None
         assert issubclass(error, VllmEmbedError) and issubclass(error, builtin)
 
 
-def test_every_sink_is_a_base_sink_and_the_old_name_still_works() -> None:
-    assert RetryingSink is BaseSink
+def test_every_sink_is_a_base_sink_and_a_base_sink_is_a_sink() -> None:
     assert issubclass(QdrantSink, BaseSink) and issubclass(MilvusSink, BaseSink)
+    assert {Sink, HybridSink, VerifiableSink} <= set(BaseSink.__mro__)
 
 
 def test_transient_grpc_errors_are_recognised_by_code() -> None:

@@ -50,13 +50,13 @@ from vllm_embed.ray_data.blocks import (
 )
 from vllm_embed.ray_data.replica import DatasetReplica, IngestReplica, Kind, replica_resources
 from vllm_embed.ray_data.session import check_ray_address, ray_session
-from vllm_embed.sinks.base import BaseSink, Manifest, Sink
+from vllm_embed.sinks.base import Manifest, Sink
+from vllm_embed.sinks.spec import SinkSpec
 
 if TYPE_CHECKING:
     from ray.data import Dataset
     from ray.data.datasource import Datasink
 
-_SinkRecipe = tuple[type[BaseSink], tuple[Any, ...], dict[str, Any]]
 _Prepared = tuple[DocumentPlan, dict[str, Any], EmbedderConfig]
 _LAST_VERSIONS_PER_BLOCK = 1024  # the last versions of repeated ids re-enter the run in blocks of this size
 _WORKER_SINKS: dict[bytes, Sink] = {}
@@ -169,33 +169,19 @@ def _plan_engine(config: EmbedderConfig) -> tuple[dict[str, Any], int | None]:
     return description, PlannedEngine.load(config).max_input_tokens
 
 
-def _recipe(sink: Sink) -> _SinkRecipe | None:
-    """How a worker opens `sink`'s collection; `None` for a store only this process can open."""
-    if not isinstance(sink, BaseSink):
-        return None
-    args, kwargs = sink.construction
-    if kwargs.get("client") is not None:
-        return None
-    target = kwargs.get("url") or kwargs.get("location") or kwargs.get("uri") or ""
-    if "://" not in str(target):
-        return None
-    return type(sink), args, kwargs
-
-
-def _worker_sink(recipe: _SinkRecipe) -> Sink:
+def _worker_sink(spec: SinkSpec) -> Sink:
     """One sink per worker process and collection, opened on first use."""
-    key = pickle.dumps(recipe)
+    key = pickle.dumps(spec)
     if key not in _WORKER_SINKS:
-        cls, args, kwargs = recipe
-        _WORKER_SINKS[key] = cls(*args, **kwargs)  # type: ignore[assignment]
+        _WORKER_SINKS[key] = spec.open()
     return _WORKER_SINKS[key]
 
 
-def _select_task(table: pa.Table, recipe: _SinkRecipe) -> pa.Table:
-    return select_block(_worker_sink(recipe), table)
+def _select_task(table: pa.Table, spec: SinkSpec) -> pa.Table:
+    return select_block(_worker_sink(spec), table)
 
 
-def _store_datasink(recipe: _SinkRecipe) -> Datasink[WriteCounts]:
+def _store_datasink(spec: SinkSpec) -> Datasink[WriteCounts]:
     from ray.data.datasource import Datasink
 
     class StoreDatasink(Datasink[WriteCounts]):
@@ -205,7 +191,7 @@ def _store_datasink(recipe: _SinkRecipe) -> Datasink[WriteCounts]:
             self.counts = WriteCounts()
 
         def write(self, blocks: Iterable[Any], ctx: Any) -> WriteCounts:
-            sink = _worker_sink(recipe)
+            sink = _worker_sink(spec)
             counts = WriteCounts()
             for block in blocks:
                 counts.add(write_block(sink, pa.table(block) if not isinstance(block, pa.Table) else block))
@@ -662,10 +648,10 @@ def _run(
     plan, expected, config = prepared
     ray.data.DataContext.get_current().enable_progress_bars = progress
     chunked = ds.map_batches(chunk_block, fn_kwargs={"plan": plan}, batch_format="pyarrow")
-    recipe = _recipe(sink)
-    if recipe is not None:
-        selected = chunked.map_batches(_select_task, fn_kwargs={"recipe": recipe}, batch_format="pyarrow")
-        datasink = _store_datasink(recipe)
+    spec = sink.spec()
+    if spec.shared:
+        selected = chunked.map_batches(_select_task, fn_kwargs={"spec": spec}, batch_format="pyarrow")
+        datasink = _store_datasink(spec)
         _embedded(selected, config, expected, replicas, batch_size).write_datasink(
             datasink, concurrency=writers
         )

@@ -1,31 +1,47 @@
-"""The `Sink` protocol, the collection manifest, and the behaviour the sinks share.
+"""The collection lifecycle, written once for every store: `BaseSink` over a small set of store hooks.
 
-What a point stores next to its vector is a `Layout` (see `vllm_embed.sinks.layouts`).
+(Over ~500 lines: the lifecycle and the declaration of every store hook, documented, live together.)
+
+`BaseSink` owns what every store does alike: reading the collection's state (missing, unmanaged or managed:
+`CollectionState`), creating or adopting it, the run checks (model, chunking, hybrid, storage, index
+fields, all before anything is written), indexing the metadata fields a collection lacks, retries with
+backoff under one lock, the sparse state, the spec that reopens it elsewhere, and closing the client.
+A store (`QdrantSink`, `QdrantEdgeSink`, `MilvusSink`) only says how to do each step on its client: the
+hooks below marked "store hook". What a point stores next to its vector is a `Layout` (`sinks.layouts`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import math
 import threading
 import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
+from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar
 
-import numpy as np
-from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from vllm_embed._utils import one_line
-from vllm_embed.errors import ManifestError, UnmanagedCollectionError, VllmEmbedError
+from vllm_embed.errors import ManifestError, UnmanagedCollectionError
 from vllm_embed.sinks.chunks import Chunk as Chunk
 from vllm_embed.sinks.chunks import Hit as Hit
 from vllm_embed.sinks.layouts import Layout as Layout
 from vllm_embed.sinks.layouts import get_layout
+from vllm_embed.sinks.manifest import MISSING, UNMANAGED, CollectionState
+from vllm_embed.sinks.manifest import CollectionInfo as CollectionInfo
+from vllm_embed.sinks.manifest import CollectionNotFoundError as CollectionNotFoundError
+from vllm_embed.sinks.manifest import Manifest as Manifest
+from vllm_embed.sinks.manifest import ManifestMismatchError as ManifestMismatchError
+from vllm_embed.sinks.manifest import SinkError as SinkError
+from vllm_embed.sinks.names import check_name
+from vllm_embed.sinks.protocol import HybridSink as HybridSink
+from vllm_embed.sinks.protocol import MetadataFilter as MetadataFilter
+from vllm_embed.sinks.protocol import MetadataValue as MetadataValue
+from vllm_embed.sinks.protocol import Sink as Sink
+from vllm_embed.sinks.protocol import StoredVectors as StoredVectors
+from vllm_embed.sinks.protocol import VerifiableSink as VerifiableSink
+from vllm_embed.sinks.protocol import check_filter as check_filter
+from vllm_embed.sinks.spec import COLLECTION_CHOICES, SinkSpec
 from vllm_embed.sinks.storage import IndexField, storage_mismatches
 from vllm_embed.sinks.storage import index_fields as index_fields_of
 
@@ -33,280 +49,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MetadataValue = str | int | float | bool
-"""A value a metadata filter can match by equality."""
-
-MetadataFilter = Mapping[str, MetadataValue]
-"""`{"field": value, ...}`: every metadata field must equal its value."""
-
-
-class SinkError(VllmEmbedError, RuntimeError):
-    """A store operation failed for good (a permanent error, or a transient one that outlived its retries)."""
-
-
-class ManifestMismatchError(VllmEmbedError, ValueError):
-    """The collection was embedded differently (another model, size or layout) from this run."""
-
-
-class CollectionNotFoundError(VllmEmbedError, LookupError):
-    """The collection does not exist (or was not created by vllm-embed)."""
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """What a store reports about one collection (`vllm-embed collections info`).
-
-    The vector, storage and payload-index settings are read back from the store, not from the manifest.
-    """
-
-    name: str
-    """Collection name."""
-    store: str
-    """The sink that read it, e.g. `QdrantEdgeSink(path='./qdrant')`."""
-    manifest: Manifest | None
-    """The vllm-embed manifest, or `None` for a collection vllm-embed did not create (adoptable)."""
-    points: int
-    """Number of points (rows)."""
-    dimensions: int | None
-    """Size of the dense vector (`None` when the store has no dense vector under the layout's name)."""
-    distance: str | None
-    """Similarity of the dense vector, lower case (`cosine`, `dot`, `euclid`, `l2`, `ip`, …)."""
-    storage: dict[str, Any] = field(default_factory=dict)
-    """Vector storage as the store reports it: quantization, HNSW settings, on-disk (Qdrant), index type
-    and parameters (Milvus)."""
-    payload_indexes: dict[str, str] = field(default_factory=dict)
-    """Indexed payload fields and their index type, as the store reports them."""
-    disk_bytes: int | None = None
-    """Size on disk when the store reports it (local directories and files)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The info as JSON-ready data."""
-        data = dataclasses.asdict(self)
-        data["manifest"] = None if self.manifest is None else self.manifest.model_dump()
-        return data
-
-
-class Manifest(BaseModel):
-    """How a collection was embedded, stored with the collection itself."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    model: str
-    """Model id or path the vectors come from."""
-    profile: str | None = None
-    """Model family (`ModelProfile.family`)."""
-    dimensions: int
-    """Vector size."""
-    normalized: bool = True
-    """Whether vectors are L2-normalised."""
-    pooling: str | None = None
-    """Pooling of the model (`mean`, `last`, `cls`)."""
-    # -- chunking (vllm_embed.ingest.splitters); `None` in collections made before it was recorded --
-    splitter: str | None = None
-    """How documents were split: `text`, `markdown`, `tokens`, or a callable's qualified name."""
-    chunk_tokens: int | None = None
-    """Longest chunk in tokens of the model's input (document prompt and special tokens included)."""
-    chunk_overlap: int | None = None
-    """Tokens shared by consecutive chunks."""
-
-    _CHUNKING: ClassVar[tuple[str, ...]] = ("splitter", "chunk_tokens", "chunk_overlap")
-
-    def chunking_mismatches(self, other: Manifest) -> list[str]:
-        """Describes each chunking setting that differs from `other` (this one is the stored one).
-
-        A collection from before chunking was recorded counts as `tokens` (fixed token windows, the only
-        splitter then) of any size.
-        """
-        if self.splitter is None:
-            splitter = other.splitter or "tokens"
-            if splitter == "tokens":
-                return []
-            return [
-                "splitter: collection has 'tokens' (fixed token windows: its manifest, from an older "
-                f"version or written without chunking settings, records none), this run has {splitter!r}"
-            ]
-        return [
-            f"{name}: collection has {getattr(self, name)!r}, this run has {getattr(other, name)!r}"
-            for name in self._CHUNKING
-            if getattr(other, name) is not None and getattr(self, name) != getattr(other, name)
-        ]
-
-    # -- end of chunking --
-    layout: str = "vllm-embed"
-    """Payload layout (see `Layout`)."""
-    distance: str = "cosine"
-    """Similarity metric of the collection."""
-    vllm_embed_version: str = ""
-    """vllm-embed version that created the collection."""
-    sparse: str | None = None
-    """Sparse representation stored beside the dense vector (`"bm25"` in a hybrid collection), or `None`."""
-    sparse_vector: str | None = None
-    """Name of the sparse vector (Qdrant) or sparse field (Milvus) of a hybrid collection."""
-    sparse_analyzer: dict[str, Any] | None = None
-    """How the sparse vectors are made: the encoder package, version and settings (Qdrant, computed
-    client-side), or the text field's analyzer parameters (Milvus, computed by the server)."""
-    storage: dict[str, Any] | None = None
-    """Creation settings of the collection (`vllm_embed.sinks.storage`): quantization, HNSW and on-disk
-    (Qdrant) or index type and parameters (Milvus), and `index_fields` (the payload-indexed metadata fields
-    as `NAME:TYPE`); `None` in collections made before they were recorded (the store's defaults)."""
-    adopted: bool = False
-    """Whether vllm-embed adopted a collection someone else created (`adopt=True`, `--adopt`)."""
-
-    _COMPARED: ClassVar[tuple[str, ...]] = ("model", "dimensions", "normalized", "layout", "distance")
-
-    @classmethod
-    def from_description(cls, description: Mapping[str, Any], layout: str = "vllm-embed") -> Manifest:
-        """Builds the manifest of an embedder from its `describe()` output (other keys are ignored)."""
-        return cls.model_validate({**description, "layout": layout})
-
-    @classmethod
-    def from_stored(cls, stored: object, *, collection: str, location: str, repair: str) -> Manifest:
-        """Reads a manifest as a store kept it: a dict, or its JSON text.
-
-        Args:
-            stored: What the store returned.
-            collection: Collection name, for the message.
-            location: Where the store keeps the manifest (e.g. "Qdrant collection metadata key 'vllm_embed'").
-            repair: How to rewrite it, for the message.
-
-        Raises:
-            ManifestError: Saying the manifest is damaged, what is wrong and how to repair it.
-        """
-        try:
-            fields = json.loads(stored) if isinstance(stored, str | bytes) else stored
-            if not isinstance(fields, dict):
-                raise ValueError(f"expected a JSON object, got {type(fields).__name__}")
-            return cls.model_validate(fields)
-        except (ValueError, ValidationError) as exc:
-            problem = one_line(exc)
-        raise ManifestError(
-            f"the vllm-embed manifest of collection {collection!r} is damaged ({location}: {problem}); "
-            f"{repair}"
-        )
-
-    def mismatches(self, other: Manifest) -> list[str]:
-        """Returns a description of each setting that differs from `other` (this one is the stored one)."""
-        return [
-            f"{name}: collection has {getattr(self, name)!r}, this run has {getattr(other, name)!r}"
-            for name in self._COMPARED
-            if getattr(self, name) != getattr(other, name)
-        ]
-
-    def require_compatible(self, other: Manifest, collection: str) -> None:
-        """Refuses a run whose embedding settings differ from the collection's.
-
-        Raises:
-            ManifestMismatchError: Naming every differing setting.
-        """
-        differences = self.mismatches(other)
-        if differences:
-            raise ManifestMismatchError(
-                f"collection {collection!r} was embedded differently ({'; '.join(differences)}): "
-                "use the collection's model and dimensions, or another collection"
-            )
-
-
-@runtime_checkable
-class Sink(Protocol):
-    """A vector store collection that the ingest pipeline writes to and `search` reads from.
-
-    Implementations must be safe to call from two threads (the pipeline checks existing points while its
-    writer thread upserts).
-    """
-
-    collection: str
-
-    @property
-    def layout(self) -> Layout:
-        """The payload layout of the collection."""
-        ...
-
-    def read_manifest(self) -> Manifest | None:
-        """Returns the collection's manifest, or `None` when the collection does not exist."""
-        ...
-
-    def prepare(self, manifest: Manifest) -> None:
-        """Creates the collection (with `manifest`) when missing, or checks the stored manifest matches."""
-        ...
-
-    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
-        """Returns the stored text of each of `ids` that exists."""
-        ...
-
-    def stored_text(self, text: str) -> str:
-        """Returns what the store keeps of `text` (some stores limit its length)."""
-        ...
-
-    def check_document_id(self, doc_id: str) -> None:
-        """Raises `ValueError` naming the limit when the store cannot keep `doc_id` (length, characters)."""
-        ...
-
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Inserts or replaces the points of `chunks`."""
-        ...
-
-    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
-        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
-        ...
-
-    def search(
-        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
-    ) -> list[Hit]:
-        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
-        ...
-
-    def count(self) -> int:
-        """Returns the number of points in the collection."""
-        ...
-
-    def close(self) -> None:
-        """Releases the client (and a local store's lock)."""
-        ...
-
-
-@runtime_checkable
-class HybridSink(Sink, Protocol):
-    """A sink that can also store BM25 sparse vectors and search them alone or fused with the dense ones."""
-
-    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Returns the `top_k` points with the highest BM25 score for the text `query`."""
-        ...
-
-    def hybrid_search(
-        self,
-        query: str,
-        vector: NDArray[np.float32],
-        top_k: int,
-        filter: MetadataFilter | None = None,
-        candidates: int | None = None,
-    ) -> list[Hit]:
-        """Returns the `top_k` points of the reciprocal-rank fusion of a dense and a BM25 search.
-
-        Each search keeps its best `candidates` points (4 × `top_k` when `None`).
-        """
-        ...
-
-
-def check_filter(filter: MetadataFilter | None) -> dict[str, MetadataValue]:
-    """Validates a metadata filter and returns it as a dict.
-
-    Raises:
-        ValueError: If a key is empty or a value is not a string, number or boolean.
-    """
-    if not filter:
-        return {}
-    checked: dict[str, MetadataValue] = {}
-    for key, value in filter.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"filter keys must be non-empty strings, got {key!r}")
-        if not isinstance(value, str | int | float | bool):
-            raise ValueError(
-                f"filter value for {key!r} must be a string, number or boolean, got {type(value).__name__}"
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"filter value for {key!r} must be finite, got {value!r}")
-        checked[key] = value
-    return checked
+UNKNOWN: Any = object()
+"""Stands for a collection state not read from the store yet."""
 
 
 def is_transient_grpc_error(exc: BaseException, codes: Collection[str]) -> bool:
@@ -321,35 +65,14 @@ def is_transient_grpc_error(exc: BaseException, codes: Collection[str]) -> bool:
     return getattr(code, "name", None) in codes
 
 
-StoredVectors = list[tuple[str, NDArray[np.float32] | None]]
-"""A batch of stored points: (point id, vector as stored, or `None` when the point has none)."""
-
-
-@runtime_checkable
-class VerifiableSink(Sink, Protocol):
-    """A sink that can list its stored vectors and replace some of them (what `verify_collection` needs)."""
-
-    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
-        """Yields every stored point's id and vector, `batch_size` points at a time."""
-        ...
-
-    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        """Replaces the vectors of existing points, leaving their payloads as they are."""
-        ...
-
-    def write_manifest(self, manifest: Manifest) -> None:
-        """Replaces the stored manifest of an existing collection."""
-        ...
-
-
-class BaseSink:
-    """Shared behaviour of the sinks: one lock around the client, retries with backoff, clear errors.
+class BaseSink(VerifiableSink, HybridSink):
+    """The collection lifecycle every sink shares: state, create / adopt / checks, retries, one lock.
 
     A client the sink created is closed by `close()`, when the sink is garbage-collected, or at interpreter
     exit, whichever comes first (so an unclosed local store still releases its lock cleanly).
 
     Args:
-        collection: Collection name.
+        collection: Collection name (checked against the store's naming rules here, before any I/O).
         layout: Payload layout name (`"vllm-embed"`, `"langchain"`, `"llama-index"`), or `None` for the
             existing collection's layout (`"vllm-embed"` for a new one).
         max_attempts: Attempts per operation when the store reports a transient error.
@@ -358,13 +81,19 @@ class BaseSink:
             existing collection's choice (dense only for a new one).
         index_fields: Metadata fields to index for filtering, as `NAME` (keyword) or `NAME:TYPE`
             (`vllm_embed.sinks.storage.IndexField`); `doc_id` is always indexed. Fields missing from an
-            existing collection are indexed on `prepare`.
+            existing collection are indexed on `prepare`; a field it indexes with another type is refused.
         adopt: Take over an existing collection that vllm-embed did not create (it has no manifest) when
             its dense vector's size and distance fit the run: `prepare` checks them and writes the manifest.
+
+    Raises:
+        CollectionNameError: If the store would refuse the collection name (one line naming the rule).
     """
 
     construction: tuple[tuple[Any, ...], dict[str, Any]]
-    """The constructor's arguments: another process (a Ray worker) opens the same collection with them."""
+    """The constructor's arguments: what `spec()` reopens the collection with."""
+
+    store_label: ClassVar[str] = "store"
+    """How messages name the store's collections, e.g. `"Qdrant collection"`."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:  # noqa: D102 - records `construction`
         sink = super().__new__(cls)
@@ -382,8 +111,7 @@ class BaseSink:
         index_fields: Iterable[str | IndexField] = (),
         adopt: bool = False,
     ) -> None:
-        if not collection:
-            raise ValueError("collection must be a non-empty name")
+        check_name(collection, self._name_problem(collection), type(self).__name__)
         if max_attempts < 1:
             raise ValueError(f"max_attempts={max_attempts} must be at least 1")
         self.collection = collection
@@ -397,10 +125,156 @@ class BaseSink:
             self._sparse_name(self._layout)
         self.index_fields: tuple[IndexField, ...] = index_fields_of(index_fields)
         self.adopt = adopt
+        self._sparse: Any = UNKNOWN
+        self._absent: Path | None = None
+
+    def _lazy_client(self, client: Any, connect: Callable[[], Any], path: Path | None) -> None:
+        """Keeps `client`, else connects now, or on first use if the local store `path` does not exist yet.
+
+        A store opened to read (to search or list it) must not create it.
+        """
+        self._connect, self._client = connect, client
+        self._absent = path if client is None and path is not None and not path.exists() else None
+        if client is None and self._absent is None:
+            self._client = connect()
+
+    def _connected(self) -> Any:
+        """The client, connected now if it was left for first use."""
+        if self._client is None:
+            self._client = self._connect()
+            self._absent = None
+        return self._client
+
+    def _store_absent(self) -> bool:
+        """Whether the local store does not exist (it is created by the first write)."""
+        return self._absent is not None and not self._absent.exists()
 
     def _close_at_exit(self, close: Callable[[], object]) -> None:
         """Registers `close` (of a client this sink created) to run once: on `close()`, collection or exit."""
         self._finalizer = weakref.finalize(self, _close_quietly, close, repr(self))
+
+    # -- store hooks ---------------------------------------------------------------------------------------
+
+    def _name_problem(self, name: str) -> str | None:
+        """Store hook: what the store's naming rules find wrong with `name` (`None`: nothing)."""
+        return None if name else "must be a non-empty name"
+
+    def _read_stored(self) -> tuple[bool, object]:
+        """Store hook: whether the collection exists, and its stored manifest as kept (`None`: none)."""
+        raise NotImplementedError
+
+    def _manifest_location(self) -> str:
+        """Store hook: where the store keeps the manifest, for messages."""
+        raise NotImplementedError
+
+    def _create(self, manifest: Manifest) -> Manifest:
+        """Store hook: creates the collection with its payload indexes and `manifest`.
+
+        Returns the manifest the collection ended up with (another process's, when it came first).
+        """
+        raise NotImplementedError
+
+    def _adopt(self, manifest: Manifest) -> Manifest:
+        """Store hook: adopts a collection without manifest that fits `manifest`; returns what was written.
+
+        Checks it fits, writes the manifest (`adopted=True`) and indexes its fields.
+        """
+        raise NotImplementedError
+
+    def _ensure_indexes(self, stored: Manifest, fields: Sequence[IndexField]) -> None:
+        """Store hook: creates the payload indexes of `doc_id` and `fields` the collection lacks."""
+        raise NotImplementedError
+
+    def _prepared(self, stored: Manifest) -> None:
+        """Store hook: takes note of the collection's manifest once `prepare` has checked it."""
+
+    def _stored_dimensions(self, layout: Layout) -> int | None:
+        """Store hook: the size of `layout`'s vector in the collection (`None`: the collection is missing)."""
+        raise NotImplementedError
+
+    def _store_manifest(self, manifest: Manifest) -> None:
+        """Store hook: writes `manifest` over the existing collection's stored one."""
+        raise NotImplementedError
+
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        """Store hook: `manifest` with the sparse settings of a hybrid collection (`manifest` if dense)."""
+        return manifest
+
+    def _sparse_name(self, layout: Layout) -> str:
+        """Store hook: the layout's sparse vector name in this store.
+
+        Raises:
+            ValueError: If the layout stores no sparse vector here.
+        """
+        raise NotImplementedError
+
+    def _sparse_analyzer(self) -> dict[str, Any]:
+        """Store hook: what the manifest records of how sparse vectors are made in this store."""
+        raise NotImplementedError
+
+    def _sparse_of(self, manifest: Manifest | None) -> Any:
+        """Store hook: the sparse state searches use (`None` for a dense-only collection)."""
+        return None if manifest is None else manifest.sparse_vector
+
+    def _storage_requested(self) -> dict[str, Any]:
+        """Store hook: this sink's creation settings (as `Manifest.storage` records them), no index fields."""
+        return {}
+
+    def _storage_defaults(self) -> dict[str, Any]:
+        """Store hook: the creation settings a sink has when none are given."""
+        return {}
+
+    def _spec_options(self) -> tuple[dict[str, Any], bool]:
+        """Store hook: options `spec()` adds, and whether other processes may open the store meanwhile."""
+        return {}, False
+
+    def _constructor_text(self) -> str:
+        """How the sink was built, for messages (e.g. `QdrantSink('docs', url='http://…')`)."""
+        return f"{type(self).__name__}({self.collection!r})"
+
+    # -- the collection's state --------------------------------------------------------------------------
+
+    def state(self) -> CollectionState:
+        """Reads the collection's state once: missing, unmanaged (no manifest) or managed (its manifest).
+
+        Raises:
+            ManifestError: If its manifest is damaged (saying what is wrong and how to repair it).
+        """
+        exists, stored = self._read_stored()
+        if not exists:
+            return MISSING
+        if stored is None:
+            return UNMANAGED
+        manifest = Manifest.from_stored(
+            stored,
+            collection=self.collection,
+            location=self._manifest_location(),
+            repair=self._repair_hint(self._constructor_text()),
+        )
+        return CollectionState("managed", manifest)
+
+    def read_manifest(self) -> Manifest | None:
+        """Returns the collection's manifest, or `None` when the collection does not exist.
+
+        Raises:
+            UnmanagedCollectionError: If the collection has no vllm-embed manifest (it can be adopted).
+            ManifestError: If its manifest is damaged.
+        """
+        state = self.state()
+        if state.unmanaged:
+            raise self._unmanaged_error()
+        return state.manifest
+
+    def _unmanaged_error(self) -> UnmanagedCollectionError:
+        return UnmanagedCollectionError(
+            f"{self.store_label} {self.collection!r} exists but has no vllm-embed manifest (vllm-embed did "
+            "not create it): adopt it with --adopt (adopt=True) if its vectors fit this run, or ingest "
+            "into a new collection"
+        )
+
+    def _known_manifest(self) -> Manifest | None:
+        """The manifest when the collection has one (`None`: missing or unmanaged)."""
+        return self.state().manifest
 
     @property
     def layout(self) -> Layout:
@@ -412,42 +286,62 @@ class BaseSink:
             UnmanagedCollectionError: If the collection has no manifest and the sink does not adopt it.
         """
         if self._layout is None:
-            try:
-                manifest = self.read_manifest()
-            except UnmanagedCollectionError:
-                if not self.adopt:
-                    raise
-                manifest = None
-            self._layout = get_layout(manifest.layout if manifest is not None else Layout.name)
+            state = self.state()
+            if state.unmanaged and not self.adopt:
+                raise self._unmanaged_error()
+            self._layout = get_layout(state.manifest.layout if state.manifest is not None else Layout.name)
         return self._layout
 
-    def read_manifest(self) -> Manifest | None:
-        """Returns the collection's manifest, or `None` when the collection does not exist."""
-        raise NotImplementedError
+    def _described_layout(self, manifest: Manifest | None) -> Layout:
+        """The layout to describe a collection with: its manifest's, else the one asked for, else default."""
+        if manifest is not None:
+            return get_layout(manifest.layout)
+        return self._layout or get_layout(Layout.name)
 
-    def _sparse_name(self, layout: Layout) -> str:
-        """Returns the layout's sparse vector name in this store.
+    # -- prepare: create, adopt, or check --------------------------------------------------------------
+
+    def prepare(self, manifest: Manifest) -> None:
+        """Creates the collection with `manifest` when missing, checks it when it exists, adopts it if asked.
+
+        Everything is checked before anything is written. A new collection gets its creation settings, a
+        payload index on `doc_id` and one per `index_fields` entry; on an existing collection the
+        `index_fields` it lacks are indexed and added to its manifest. With `adopt=True`, a collection
+        without a manifest whose dense vector fits is adopted (its manifest written with `adopted=True`).
 
         Raises:
-            ValueError: If the layout stores no sparse vector here.
+            ManifestMismatchError: If the collection was embedded differently, `hybrid` or the creation
+                settings differ from it, an index field has another type in it, or (adopting) its vectors
+                do not fit.
+            UnmanagedCollectionError: If the collection has no manifest and `adopt` is not set.
+            SparseAnalyzerError: If the collection's BM25 analyzer is not the installed one.
         """
-        raise NotImplementedError
+        state = self.state()
+        if state.missing:
+            self.check_creation()
+            stored = self._create(self._new_manifest(manifest))
+        elif state.manifest is None:
+            if not self.adopt:
+                raise self._unmanaged_error()
+            stored = self._adopt(manifest)
+        else:
+            stored = state.manifest
+            stored.require_compatible(manifest, self.collection)
+            self.check_hybrid(stored)
+            self.check_storage(stored)
+            stored = self._add_index_fields(stored)
+        self._sparse = self._sparse_of(stored)
+        self._prepared(stored)
 
     def _new_manifest(self, manifest: Manifest) -> Manifest:
-        """Returns the manifest a new collection gets: `manifest`, with the sparse settings when hybrid."""
-        if not self._hybrid:
-            return manifest
-        return manifest.model_copy(
-            update={
-                "sparse": "bm25",
-                "sparse_vector": self._sparse_name(self.layout),
-                "sparse_analyzer": self._sparse_analyzer(),
-            }
-        )
+        """The manifest a new collection gets: `manifest` with storage settings, and sparse ones if hybrid."""
+        storage = {**self._storage_requested(), "index_fields": [f.to_spec() for f in self.index_fields]}
+        manifest = manifest.model_copy(update={"storage": storage})
+        return self._with_sparse(manifest) if self._hybrid else manifest
 
-    def _sparse_analyzer(self) -> dict[str, Any]:
-        """Returns what the manifest records of how sparse vectors are made in this store."""
-        raise NotImplementedError
+    def _with_sparse(self, manifest: Manifest) -> Manifest:
+        """`manifest` recording the BM25 sparse vectors of the sink's layout in this store."""
+        sparse = {"sparse_vector": self._sparse_name(self.layout), "sparse_analyzer": self._sparse_analyzer()}
+        return manifest.model_copy(update={"sparse": "bm25", **sparse})
 
     def check_hybrid(self, stored: Manifest) -> None:
         """Refuses `hybrid=True` on a dense-only collection (`stored`) and `hybrid=False` on a hybrid one.
@@ -466,18 +360,10 @@ class BaseSink:
                 "leave out --no-hybrid (hybrid=False) to keep filling them, or use another collection"
             )
 
-    def _storage_requested(self) -> dict[str, Any]:
-        """This sink's creation settings (what `Manifest.storage` records), `index_fields` left out."""
-        return {}
-
-    def _storage_defaults(self) -> dict[str, Any]:
-        """The creation settings a sink has when none are given."""
-        return {}
-
     def check_storage(self, stored: Manifest) -> None:
-        """Refuses creation settings that differ from the existing collection's (`stored`).
+        """Refuses creation settings or index-field types that differ from the existing collection's.
 
-        Settings left at their defaults follow the collection.
+        Settings left at their defaults follow the collection; index fields it lacks are added by `prepare`.
 
         Raises:
             ManifestMismatchError: Naming each differing setting, both sides, and the fix.
@@ -489,6 +375,27 @@ class BaseSink:
                 f"({'; '.join(differences)}): storage settings apply when a collection is created; leave "
                 "them out to use the collection's, or ingest into a new collection"
             )
+        self.check_index_fields(stored)
+
+    def check_index_fields(self, stored: Manifest) -> None:
+        """Refuses an index field the collection (`stored`) already indexes with another type.
+
+        Raises:
+            ManifestMismatchError: Naming each field, both types, and the fix.
+        """
+        by_name = {field.name: field for field in _recorded_fields(stored)}
+        conflicts = [
+            f"{field.name!r}: collection indexes it as {by_name[field.name].type}, this run asks for "
+            f"{field.type}"
+            for field in self.index_fields
+            if field.name in by_name and by_name[field.name] != field
+        ]
+        if conflicts:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} indexes a metadata field with another type "
+                f"({'; '.join(conflicts)}): give the collection's type (--index-field NAME:TYPE), or leave "
+                "the field out"
+            )
 
     def check_creation(self) -> None:
         """Refuses creation settings this store cannot apply to a new collection, before any model is known.
@@ -496,6 +403,19 @@ class BaseSink:
         Raises:
             StorageSettingsError: Naming the setting and the fix (none by default).
         """
+
+    def _add_index_fields(self, stored: Manifest) -> Manifest:
+        """Indexes `doc_id` and the `index_fields` the collection lacks; records new ones in its manifest."""
+        recorded = _recorded_fields(stored)
+        added = [field for field in self.index_fields if field not in recorded]
+        self._ensure_indexes(stored, (*recorded, *added))
+        if not added:
+            return stored
+        base = stored.storage if stored.storage is not None else self._storage_defaults()
+        specs = [field.to_spec() for field in (*recorded, *added)]
+        updated = stored.model_copy(update={"storage": {**base, "index_fields": specs}})
+        self._store_manifest(updated)
+        return updated
 
     def check_adoptable(self, dimensions: int | None, distance: str | None, manifest: Manifest) -> None:
         """Refuses to adopt a collection whose dense vector does not fit `manifest`.
@@ -521,6 +441,61 @@ class BaseSink:
                 "model and --dimensions the collection was made for, or into a new collection"
             )
 
+    # -- sparse state --------------------------------------------------------------------------------------
+
+    def _sparse_state(self) -> Any:
+        """The collection's sparse state (`_sparse_of` its manifest; `None` for a dense-only collection)."""
+        if self._sparse is UNKNOWN:
+            self._sparse = self._sparse_of(self.read_manifest())
+        return self._sparse
+
+    def _require_sparse(self) -> Any:
+        sparse = self._sparse_state()
+        if sparse is None:
+            raise ValueError(
+                f"collection {self.collection!r} is dense-only (no BM25 vectors): search it with "
+                "mode='dense', or ingest with --hybrid into a new collection"
+            )
+        return sparse
+
+    # -- the store ---------------------------------------------------------------------------------------
+
+    def spec(self) -> SinkSpec:
+        """A small picklable value that opens this collection again (`spec.open()`), in another process too.
+
+        `spec.shared` says whether other processes may open it while this sink has it open (a server), or
+        not (an embedded directory or file, or a sink built on a client object, which cannot travel).
+        """
+        options, shared = self._spec_options()
+        _args, kwargs = self.construction
+        reopenable = kwargs.get("client") is None
+        given = {k: v for k, v in kwargs.items() if k not in ("collection", "client")}
+        cls = type(self)
+        return SinkSpec(
+            sink=f"{cls.__module__}:{cls.__qualname__}",
+            collection=self.collection,
+            options={**given, **options},
+            shared=shared and reopenable,
+            reopenable=reopenable,
+        )
+
+    def for_collection(self, name: str) -> Self:
+        """Returns a sink on collection `name` of the same store, with this sink's storage/search settings.
+
+        The new sink shares this sink's client where the store has one (it then leaves it open on `close()`),
+        and follows that collection's layout, hybrid choice and index fields.
+        """
+        sibling = type(self)(name, **self._sibling_options())
+        # It reopens (`spec()`) as this sink does, on its own collection, following that collection's choices.
+        _args, kwargs = self.construction
+        followed = ("collection", *COLLECTION_CHOICES)
+        sibling.construction = ((name,), {k: v for k, v in kwargs.items() if k not in followed})
+        return sibling
+
+    def _sibling_options(self) -> dict[str, Any]:
+        """Store hook: the constructor options of a sink on another collection of the same store."""
+        raise NotImplementedError
+
     def info(self) -> CollectionInfo:
         """Reads back what the store reports about this collection.
 
@@ -533,9 +508,8 @@ class BaseSink:
         """Returns the names of every collection in this sink's store (database, directory or server)."""
         raise NotImplementedError
 
-    def for_collection(self, name: str) -> Self:
-        """Returns a sink on another collection of the same store, sharing this sink's client where it can."""
-        raise NotImplementedError
+    def _not_found(self) -> CollectionNotFoundError:
+        return CollectionNotFoundError(f"collection {self.collection!r} does not exist in {self!r}")
 
     def _is_transient(self, exc: BaseException) -> bool:
         """Whether `exc` may go away when the operation is retried."""
@@ -568,11 +542,15 @@ class BaseSink:
             raise SinkError(f"{self}: {action} failed: {one_line(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def __enter__(self) -> BaseSink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def stored_text(self, text: str) -> str:
+        """Returns what the store keeps of `text`: all of it, unless the store limits its length."""
+        return text
 
     def check_document_id(self, doc_id: str) -> None:
         """Raises `ValueError` naming the limit when the store cannot keep `doc_id`; any id by default."""
@@ -591,7 +569,7 @@ class BaseSink:
         """
         dimensions = self._stored_dimensions(get_layout(manifest.layout))
         if dimensions is None:
-            raise CollectionNotFoundError(f"collection {self.collection!r} does not exist in {self!r}")
+            raise self._not_found()
         if dimensions != manifest.dimensions:
             raise ManifestMismatchError(
                 f"collection {self.collection!r} holds {dimensions}-dimensional vectors, the manifest says "
@@ -601,18 +579,14 @@ class BaseSink:
             manifest = self._with_stored_sparse(manifest)
         self._store_manifest(manifest)
         self._layout = get_layout(manifest.layout)
+        self._sparse = UNKNOWN
 
-    def _stored_dimensions(self, layout: Layout) -> int | None:
-        """Returns the size of `layout`'s vector in the collection (`None` if the collection is missing)."""
-        raise NotImplementedError
-
-    def _store_manifest(self, manifest: Manifest) -> None:
-        """Writes `manifest` over the existing collection's stored one."""
-        raise NotImplementedError
-
-    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
-        """Returns `manifest` with the sparse settings of a hybrid collection (`manifest` if it is dense)."""
-        return manifest
+    def _hybrid_from_store(self, manifest: Manifest, has_sparse: bool) -> Manifest:
+        """`manifest` with the sparse settings when the collection stores a sparse vector (`has_sparse`)."""
+        if not has_sparse:
+            return manifest
+        self._hybrid, self._layout, self._sparse = True, get_layout(manifest.layout), UNKNOWN
+        return self._with_sparse(manifest)
 
     def _repair_hint(self, constructor: str) -> str:
         """How to rewrite this collection's manifest, for `ManifestError` messages."""
@@ -628,8 +602,16 @@ class BaseSink:
             self._finalizer()
 
 
-RetryingSink = BaseSink
-"""The former name of `BaseSink`."""
+def _recorded_fields(stored: Manifest) -> tuple[IndexField, ...]:
+    """The index fields a manifest records (none for a manifest from before they were recorded)."""
+    specs = (stored.storage or {}).get("index_fields") or ()
+    try:
+        return tuple(IndexField.parse(spec) for spec in specs)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(
+            f"the vllm-embed manifest of collection {stored.model!r} records an unreadable index field "
+            f"({one_line(exc)})"
+        ) from None
 
 
 def _close_quietly(close: Callable[[], object], owner: str) -> None:

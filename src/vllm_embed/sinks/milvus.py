@@ -1,4 +1,9 @@
-"""Milvus sink: a Milvus Lite file or a Milvus server, through the same client calls."""
+"""Milvus sink: a Milvus Lite file or a Milvus server, through the same client calls.
+
+Over ~500 lines because it is the whole Milvus driver of `BaseSink` (schema and index creation, adoption
+checks of a hand-made schema, JSON-path index targets, expressions, BM25 searches); the planned split is
+`milvus/` (driver, indexes, expressions), see the architecture notes.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +24,11 @@ from pydantic import ValidationError
 
 from vllm_embed._optional import require
 from vllm_embed._utils import one_line
-from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
+from vllm_embed.errors import StoreBusyError
 from vllm_embed.sinks.base import (
     BaseSink,
     Chunk,
     CollectionInfo,
-    CollectionNotFoundError,
     Hit,
     Layout,
     Manifest,
@@ -45,6 +49,7 @@ from vllm_embed.sinks.milvus_index import (
     build_params,
     check_supported,
 )
+from vllm_embed.sinks.names import milvus_name_problem
 from vllm_embed.sinks.storage import IndexField, MilvusIndexSettings
 
 if TYPE_CHECKING:
@@ -145,6 +150,8 @@ class MilvusSink(BaseSink):
         StoreBusyError: If the Milvus Lite file `uri` is open in another process.
     """
 
+    store_label = "Milvus collection"
+
     def __init__(
         self,
         collection: str,
@@ -180,7 +187,6 @@ class MilvusSink(BaseSink):
         except ValidationError as exc:
             raise MilvusIndexError(f"MilvusSink: invalid index settings ({one_line(exc)})") from None
         self._search_params: dict[str, Any] | None = None
-        self._sparse: str | None = _UNKNOWN
         if (uri is None) == (client is None):
             raise ValueError(
                 "MilvusSink needs exactly one of uri= (a Milvus Lite file or server URI) or client="
@@ -195,7 +201,8 @@ class MilvusSink(BaseSink):
         if lite:
             self._lite = True  # a server's kind is asked when the collection is prepared
             self._check_index(self.index_settings.index, None)
-        if client is None:
+
+        def connect() -> MilvusClient:
             if lite:
                 self._refuse_busy_lite_file()
                 Path(str(uri)).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite does not create it
@@ -204,13 +211,25 @@ class MilvusSink(BaseSink):
             if token is not None:
                 client_kwargs["token"] = token
             try:
-                client = pymilvus.MilvusClient(uri=uri, **client_kwargs)
+                created: MilvusClient = pymilvus.MilvusClient(uri=uri, **client_kwargs)
             except pymilvus.exceptions.ConnectionConfigException:
                 if lite:
                     self._refuse_busy_lite_file(retried=True)
                 raise
-            self._close_at_exit(client.close)
-        self.client: MilvusClient = client
+            self._close_at_exit(created.close)
+            return created
+
+        self._lazy_client(client, connect, Path(str(uri)) if lite else None)
+
+    @property
+    def client(self) -> MilvusClient:
+        """The pymilvus `MilvusClient` (connected, and a missing Milvus Lite file created, on first use)."""
+        client: MilvusClient = self._connected()
+        return client
+
+    @client.setter
+    def client(self, client: MilvusClient) -> None:
+        self._client = client
 
     def _lite_lock_files(self) -> list[Path]:
         """Lock files of a Milvus Lite store: `LOCK` in its directory (3.x), `.<name>.lock` beside a file."""
@@ -237,32 +256,29 @@ class MilvusSink(BaseSink):
             return True
         return is_transient_grpc_error(exc, _TRANSIENT_GRPC_CODES) or super()._is_transient(exc)
 
-    def read_manifest(self) -> Manifest | None:
-        """Returns the collection's manifest, or `None` when the collection does not exist.
+    # -- store hooks of the lifecycle (`BaseSink`) -----------------------------------------------------
 
-        Raises:
-            UnmanagedCollectionError: If the collection has no vllm-embed manifest (it can be adopted).
-            ManifestError: If its manifest is damaged.
-        """
-        if not self._call("collection lookup", self.client.has_collection, self.collection):
-            return None
-        info = self._call("collection lookup", self.client.describe_collection, self.collection)
-        stored = (info.get("properties") or {}).get(_MANIFEST_PROPERTY)
-        if stored is None:
-            raise UnmanagedCollectionError(
-                f"Milvus collection {self.collection!r} exists but vllm-embed did not create it (it has no "
-                "vllm-embed manifest): adopt it with --adopt (adopt=True) if its vector field fits the "
-                "model, or ingest into a new collection"
-            )
+    def _name_problem(self, name: str) -> str | None:
+        return milvus_name_problem(name)
+
+    def _constructor_text(self) -> str:
         argument = "client=client" if self._target == "client" else f"uri={self._target!r}"
-        return Manifest.from_stored(
-            stored,
-            collection=self.collection,
-            location=f"Milvus collection property {_MANIFEST_PROPERTY!r}",
-            repair=self._repair_hint(f"MilvusSink({self.collection!r}, {argument})"),
-        )
+        return f"MilvusSink({self.collection!r}, {argument})"
+
+    def _manifest_location(self) -> str:
+        return f"Milvus collection property {_MANIFEST_PROPERTY!r}"
+
+    def _read_stored(self) -> tuple[bool, object]:
+        if self._store_absent():
+            return False, None
+        if not self._call("collection lookup", self.client.has_collection, self.collection):
+            return False, None
+        info = self._call("collection lookup", self.client.describe_collection, self.collection)
+        return True, (info.get("properties") or {}).get(_MANIFEST_PROPERTY)
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
+        if self._store_absent():
+            return None
         if not self._call("collection lookup", self.client.has_collection, self.collection):
             return None
         info = self._call("collection lookup", self.client.describe_collection, self.collection)
@@ -312,10 +328,8 @@ class MilvusSink(BaseSink):
         layout = get_layout(manifest.layout)
         info = self._call("collection lookup", self.client.describe_collection, self.collection)
         outputs = {name for function in info.get("functions", []) for name in function["output_field_names"]}
-        if not layout.milvus_sparse or layout.milvus_sparse not in outputs:
-            return manifest
-        self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
-        return self._new_manifest(manifest)
+        stored = bool(layout.milvus_sparse) and layout.milvus_sparse in outputs
+        return self._hybrid_from_store(manifest, stored)
 
     def _sparse_name(self, layout: Layout) -> str:
         if not layout.milvus_sparse:
@@ -371,7 +385,7 @@ class MilvusSink(BaseSink):
             index = str(storage.get("index", DEFAULT_INDEX))
         if index in SERVER_INDEXES:  # a hand-made collection's type may be one this sink does not know
             self._check_index(index, self.index_settings.search_params)
-        self._index_targets(get_layout(stored.layout))
+        self._index_targets(get_layout(stored.layout), self.index_fields)
 
     def check_creation(self) -> None:
         """Refuses `index_fields` this store cannot index in a new collection of the sink's layout.
@@ -379,9 +393,11 @@ class MilvusSink(BaseSink):
         Raises:
             MilvusIndexError: Naming the field and the fix (Milvus Lite: metadata is kept in JSON).
         """
-        self._index_targets(self._layout or get_layout(Layout.name))
+        self._index_targets(self._layout or get_layout(Layout.name), self.index_fields)
 
-    def _index_targets(self, layout: Layout) -> dict[IndexField, tuple[str, str, dict[str, Any]]]:
+    def _index_targets(
+        self, layout: Layout, index_fields: Iterable[IndexField]
+    ) -> dict[IndexField, tuple[str, str, dict[str, Any]]]:
         """Where each of `index_fields` is indexed: (field name, index name, index params).
 
         Raises:
@@ -389,7 +405,7 @@ class MilvusSink(BaseSink):
         """
         fields = frozenset(name for name, _, _ in layout.milvus_fields(1, self.text_max_bytes))
         targets: dict[IndexField, tuple[str, str, dict[str, Any]]] = {}
-        for field in self.index_fields:
+        for field in index_fields:
             path = layout.metadata_path("milvus", field.name)
             if len(path) == 1 and path[0] in fields:
                 targets[field] = (path[0], path[0], {})
@@ -455,21 +471,6 @@ class MilvusSink(BaseSink):
             self._add_indexes([(DOC_ID, DOC_ID, {})])
         return present
 
-    def _missing_index_fields(self, stored: Manifest) -> Manifest:
-        """Indexes the `index_fields` the collection lacks; returns `stored` with them recorded."""
-        storage = dict(stored.storage or {})
-        recorded = list(storage.get("index_fields", []))
-        targets = self._index_targets(get_layout(stored.layout))
-        missing = {field: target for field, target in targets.items() if field.to_spec() not in recorded}
-        if not missing:
-            return stored
-        present = self._scalar_indexes()
-        self._add_indexes([target for target in missing.values() if target[1] not in present])
-        storage["index_fields"] = recorded + [field.to_spec() for field in missing]
-        updated = stored.model_copy(update={"storage": storage})
-        self._store_manifest(updated)
-        return updated
-
     def _use_search_params(self, stored: Manifest) -> None:
         recorded = (stored.storage or {}).get("search_params") or {}
         self._search_params = dict(self.index_settings.search_params or recorded)
@@ -478,53 +479,33 @@ class MilvusSink(BaseSink):
         """Search parameters of a dense search: the metric and the index's search parameters."""
         if self._search_params is None:
             self._search_params = dict(self.index_settings.search_params)
-            with contextlib.suppress(UnmanagedCollectionError):
-                stored = self.read_manifest()
-                if stored is not None:
-                    self._use_search_params(stored)
+            stored = self._known_manifest()
+            if stored is not None:
+                self._use_search_params(stored)
         if not self._search_params:
             return {"metric_type": "COSINE"}
         return {"metric_type": "COSINE", "params": dict(self._search_params)}
 
-    def prepare(self, manifest: Manifest) -> None:
-        """Creates the collection, its indexes and manifest when missing, or checks the stored one matches.
+    def _prepared(self, stored: Manifest) -> None:
+        self._use_search_params(stored)
 
-        On an existing collection, `index_fields` it lacks are indexed and added to its manifest. With
-        `adopt=True`, a collection vllm-embed did not create is checked and adopted.
+    def _ensure_indexes(self, stored: Manifest, fields: Sequence[IndexField]) -> None:
+        self._ensure_loaded()
+        present = self._ensure_doc_id_index() if stored.storage is None else self._scalar_indexes()
+        targets = self._index_targets(get_layout(stored.layout), fields)
+        self._add_indexes([target for target in targets.values() if target[1] not in present])
 
-        Raises:
-            ManifestMismatchError: If the collection was embedded differently, or `hybrid` or the index
-                settings differ from it, or (adopting) its fields do not fit.
-            UnmanagedCollectionError: If the collection has no manifest and `adopt` is not set.
-            MilvusIndexError: For an index type, parameter or index field this store cannot use.
-        """
-        try:
-            stored = self.read_manifest()
-        except UnmanagedCollectionError:
-            if not self.adopt:
-                raise
-            self._adopt(manifest)
-            return
-        if stored is not None:
-            stored.require_compatible(manifest, self.collection)
-            self.check_hybrid(stored)
-            self.check_storage(stored)
-            self._sparse = stored.sparse_vector
-            self._ensure_loaded()
-            if stored.storage is None:  # made before doc_id was indexed
-                self._ensure_doc_id_index()
-            self._use_search_params(self._missing_index_fields(stored))
-            return
+    def _create(self, manifest: Manifest) -> Manifest:
         from pymilvus import DataType, Function, FunctionType, MilvusClient
 
         layout = self.layout
         settings = self.index_settings
         self._check_index(settings.index, settings.search_params)
-        targets = self._index_targets(layout)
+        targets = self._index_targets(layout, self.index_fields)
         params = build_params(settings.index, settings.index_params, manifest.dimensions)
         storage = {**settings.model_dump(), "index_params": params}
         storage["index_fields"] = [field.to_spec() for field in targets]
-        stored = self._new_manifest(manifest).model_copy(update={"storage": storage})
+        stored = manifest.model_copy(update={"storage": storage})
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=layout.milvus_dynamic)
         for name, type_name, kwargs in layout.milvus_fields(manifest.dimensions, self.text_max_bytes):
             if stored.sparse_vector and name == layout.milvus_text:
@@ -561,19 +542,12 @@ class MilvusSink(BaseSink):
             consistency_level="Strong",
             properties={_MANIFEST_PROPERTY: stored.model_dump_json()},
         )
-        self._sparse = stored.sparse_vector
-        self._use_search_params(stored)
         self._loaded = True
+        return stored
 
     # -- adopting a collection vllm-embed did not create ------------------------------------------------
 
-    def _adopt(self, manifest: Manifest) -> None:
-        """Checks a collection without manifest against `manifest`, indexes `doc_id`, writes the manifest.
-
-        Raises:
-            ManifestMismatchError: If its vector, distance or the layout's fields do not fit (naming both
-                sides).
-        """
+    def _adopt(self, manifest: Manifest) -> Manifest:
         layout = self.layout
         info = self._call("collection lookup", self.client.describe_collection, self.collection)
         fields = {str(field["name"]): field for field in info.get("fields", [])}
@@ -599,15 +573,15 @@ class MilvusSink(BaseSink):
         adopted = adopted.model_copy(update={"storage": storage, "adopted": True})
         self.check_storage(adopted)
         present = self._ensure_doc_id_index()
-        targets = self._index_targets(layout)
+        targets = self._index_targets(layout, self.index_fields)
         self._add_indexes([target for target in targets.values() if target[1] not in present])
         storage = {**storage, "index_fields": [field.to_spec() for field in targets]}
         adopted = adopted.model_copy(update={"storage": storage})
         self._store_manifest(adopted)
-        self._layout, self._sparse = layout, adopted.sparse_vector
-        self._use_search_params(adopted)
+        self._layout = layout
         self._call("collection load", self.client.load_collection, self.collection)
         self._loaded = True
+        return adopted
 
     def _check_adopted_fields(
         self, layout: Layout, fields: Mapping[str, Mapping[str, Any]], dynamic: bool, dimensions: int
@@ -652,13 +626,11 @@ class MilvusSink(BaseSink):
         Raises:
             CollectionNotFoundError: If the collection does not exist.
         """
-        if not self._call("collection lookup", self.client.has_collection, self.collection):
-            raise CollectionNotFoundError(f"collection {self.collection!r} does not exist in {self!r}")
-        try:
-            manifest = self.read_manifest()
-        except UnmanagedCollectionError:
-            manifest = None
-        layout = self._layout or get_layout(manifest.layout if manifest is not None else "vllm-embed")
+        state = self.state()
+        if state.missing:
+            raise self._not_found()
+        manifest = state.manifest
+        layout = self._described_layout(manifest)
         described = self._call("collection lookup", self.client.describe_collection, self.collection)
         vectors = [
             f for f in described.get("fields", []) if getattr(f.get("type"), "name", "") == "FLOAT_VECTOR"
@@ -704,28 +676,33 @@ class MilvusSink(BaseSink):
 
     def collection_names(self) -> list[str]:
         """Returns the names of every collection in the store (the client's database)."""
+        if self._store_absent():
+            return []
         return sorted(str(name) for name in self._call("collection list", self.client.list_collections))
 
+    def _sibling_options(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "text_max_bytes": self.text_max_bytes,
+            "max_attempts": self._max_attempts,
+            "retry_wait": self._retry_wait,
+            **self.index_settings.model_dump(),
+        }
+
     def for_collection(self, name: str) -> Self:
-        """Returns a sink on collection `name` of the same store, sharing this sink's client."""
-        sink = type(self)(
-            name,
-            client=self.client,
-            text_max_bytes=self.text_max_bytes,
-            max_attempts=self._max_attempts,
-            retry_wait=self._retry_wait,
-        )
+        """Returns a sink on collection `name` of the same store, sharing this sink's client.
+
+        The new sink leaves the client open on `close()`, has this sink's index settings, and follows that
+        collection's layout, hybrid choice and index fields.
+        """
+        sink = super().for_collection(name)
         sink._target = self._target
         if "_lite" in self.__dict__:
             sink._lite = self._lite
         return sink
 
-    def _sparse_field(self) -> str | None:
-        """The collection's BM25 sparse field (`None` for a dense-only collection)."""
-        if self._sparse is _UNKNOWN:
-            manifest = self.read_manifest()
-            self._sparse = None if manifest is None else manifest.sparse_vector
-        return self._sparse
+    def _spec_options(self) -> tuple[dict[str, Any], bool]:
+        return {}, "://" in self._target
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
@@ -810,15 +787,6 @@ class MilvusSink(BaseSink):
             search_params=self._dense_params(),
         )
         return self._hits(results[0], {"dense": None})
-
-    def _require_sparse(self) -> str:
-        field = self._sparse_field()
-        if field is None:
-            raise ValueError(
-                f"collection {self.collection!r} is dense-only (no BM25 field): search it with "
-                "mode='dense', or ingest with --hybrid into a new collection"
-            )
-        return field
 
     def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
         """Returns the `top_k` points with the highest BM25 score for the text `query` (Milvus's BM25).
@@ -956,7 +924,7 @@ class MilvusSink(BaseSink):
             "point lookup", self.client.get, self.collection, ids=list(ids), output_fields=["*"]
         )
         replacement = dict(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True))
-        sparse = self._sparse_field()  # a function's output: the server computes it again
+        sparse = self._sparse_state()  # a function's output: the server computes it again
         updated = []
         for row in rows:
             point_id = str(row[layout.milvus_id])

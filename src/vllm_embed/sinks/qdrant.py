@@ -1,10 +1,15 @@
-"""Qdrant sink: local mode (a directory or `:memory:`) or a server, through the same client calls."""
+"""Qdrant sink: local mode (a directory or `:memory:`) or a server, through the same client calls.
+
+Over ~500 lines because it is the whole qdrant-client driver of `QdrantBaseSink` (creation, adoption and
+storage settings read back from a server's config, local mode's limits, requests); the planned split is
+`qdrant/` (requests, client driver, edge driver).
+"""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -12,24 +17,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vllm_embed._optional import require
-from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
+from vllm_embed.errors import StoreBusyError
+from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
     Chunk,
     CollectionInfo,
-    CollectionNotFoundError,
-    Hit,
     Layout,
     Manifest,
-    ManifestMismatchError,
-    MetadataFilter,
-    StoredVectors,
-    check_filter,
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
-from vllm_embed.sinks.qdrant_common import UNKNOWN as _UNKNOWN
-from vllm_embed.sinks.qdrant_common import QdrantBaseSink, payload_index_keys, recorded_storage
+from vllm_embed.sinks.qdrant_common import Condition, QdrantBaseSink, Query, payload_index_keys
 from vllm_embed.sinks.storage import (
     IndexField,
     QdrantCollectionSettings,
@@ -38,7 +37,6 @@ from vllm_embed.sinks.storage import (
     StorageSettingsError,
     validated,
 )
-from vllm_embed.sinks.storage import index_fields as index_fields_of
 from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
@@ -196,7 +194,6 @@ class QdrantSink(QdrantBaseSink):
             QdrantSearchSettings, "QdrantSink", ef=ef, rescore=rescore, oversampling=oversampling
         )
         """Settings applied to every search."""
-        self._sparse: tuple[str, BM25Encoder] | None = _UNKNOWN
         self._quantization: str | None = _UNKNOWN
         given = [name for name, value in (("path", path), ("location", location), ("url", url)) if value]
         if client is not None:
@@ -209,9 +206,11 @@ class QdrantSink(QdrantBaseSink):
         self._target = path or location or url or "client"
         self._target_argument = "client=client" if client is not None else f"{given[0]}={self._target!r}"
         qdrant_client = require("qdrant_client", "QdrantSink")
-        if client is None:
+        self._models = require("qdrant_client.http.models", "QdrantSink")
+
+        def connect() -> QdrantClient:
             try:
-                client = qdrant_client.QdrantClient(
+                created: QdrantClient = qdrant_client.QdrantClient(
                     path=path, location=location, url=url, api_key=api_key, **client_kwargs
                 )
             except RuntimeError as exc:
@@ -223,12 +222,23 @@ class QdrantSink(QdrantBaseSink):
                     "a local store allows one client at a time: close the other client (or stop that "
                     "process), or run a Qdrant server and pass url="
                 ) from None
-            self._close_at_exit(client.close)
-        self.client: QdrantClient = client
-        self._models = require("qdrant_client.http.models", "QdrantSink")
-        self._local = _is_local(client)
+            self._close_at_exit(created.close)
+            return created
+
+        self._lazy_client(client, connect, Path(path) if path is not None else None)
+        self._local = self._absent is not None or _is_local(self.client)
         if self._local:
             self._refuse_local_creation_settings()
+
+    @property
+    def client(self) -> QdrantClient:
+        """The qdrant-client `QdrantClient` (connected, and a missing local store created, on first use)."""
+        client: QdrantClient = self._connected()
+        return client
+
+    @client.setter
+    def client(self, client: QdrantClient) -> None:
+        self._client = client
 
     def _refuse_local_creation_settings(self) -> None:
         changed = {
@@ -255,18 +265,13 @@ class QdrantSink(QdrantBaseSink):
             return exc.status_code in _TRANSIENT_HTTP_STATUS
         return is_transient_grpc_error(exc, _TRANSIENT_GRPC_CODES) or super()._is_transient(exc)
 
-    def read_manifest(self) -> Manifest | None:
-        """Returns the collection's manifest, or `None` when the collection does not exist.
+    # -- store hooks of the lifecycle (`BaseSink`) -----------------------------------------------------
 
-        Raises:
-            UnmanagedCollectionError: If the collection has no vllm-embed manifest (vllm-embed did not
-                create it).
-            ManifestError: If its manifest is damaged.
-        """
-        info = self._collection_info()
-        if info is None:
-            return None
-        return self._manifest_of(info)
+    def _constructor_text(self) -> str:
+        return f"QdrantSink({self.collection!r}, {self._target_argument})"
+
+    def _manifest_location(self) -> str:
+        return f"Qdrant collection metadata key {_MANIFEST_KEY!r}"
 
     def _collection_info(self) -> models.CollectionInfo | None:
         """The collection as Qdrant reports it, or `None` when it does not exist."""
@@ -277,27 +282,25 @@ class QdrantSink(QdrantBaseSink):
         )
         return info
 
-    def _manifest_of(self, info: models.CollectionInfo) -> Manifest:
-        stored = (info.config.metadata or {}).get(_MANIFEST_KEY)
-        if stored is None:
-            raise UnmanagedCollectionError(
-                f"Qdrant collection {self.collection!r} exists but has no vllm-embed manifest (vllm-embed "
-                "did not create it): adopt it with --adopt (adopt=True) if its vectors fit this model, or "
-                "ingest into a new collection"
-            )
-        return Manifest.from_stored(
-            stored,
-            collection=self.collection,
-            location=f"Qdrant collection metadata key {_MANIFEST_KEY!r}",
-            repair=self._repair_hint(f"QdrantSink({self.collection!r}, {self._target_argument})"),
-        )
+    def _existing_info(self) -> models.CollectionInfo:
+        info = self._collection_info()
+        if info is None:
+            raise self._not_found()
+        return info
+
+    def _read_stored(self) -> tuple[bool, object]:
+        if self._store_absent():
+            return False, None
+        info = self._collection_info()
+        if info is None:
+            return False, None
+        return True, (info.config.metadata or {}).get(_MANIFEST_KEY)
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
-        if not self._call("collection lookup", self.client.collection_exists, self.collection):
+        if self._store_absent():
             return None
-        info = self._call("collection lookup", self.client.get_collection, self.collection)
-        vectors = info.config.params.vectors
-        params = vectors.get(layout.qdrant_vector) if isinstance(vectors, dict) else vectors
+        info = self._collection_info()
+        params = None if info is None else self._dense_params(info, layout)
         return None if params is None else int(params.size)
 
     def _store_manifest(self, manifest: Manifest) -> None:
@@ -311,11 +314,8 @@ class QdrantSink(QdrantBaseSink):
 
     def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
         layout = get_layout(manifest.layout)
-        info = self._call("collection lookup", self.client.get_collection, self.collection)
-        if layout.qdrant_sparse_vector not in (info.config.params.sparse_vectors or {}):
-            return manifest
-        self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
-        return self._new_manifest(manifest)
+        sparse = self._existing_info().config.params.sparse_vectors or {}
+        return self._hybrid_from_store(manifest, layout.qdrant_sparse_vector in sparse)
 
     def check_storage(self, stored: Manifest) -> None:
         """Refuses creation settings that differ from the existing collection's (`stored`).
@@ -331,54 +331,17 @@ class QdrantSink(QdrantBaseSink):
         ):
             info = self._collection_info()
             if info is not None:
-                storage = self._storage_of(info, self._layout or get_layout(stored.layout))
+                storage = self._storage_of(info, self._described_layout(stored))
                 stored = stored.model_copy(update={"storage": storage})
         super().check_storage(stored)
 
-    def prepare(self, manifest: Manifest) -> None:
-        """Creates the collection with `manifest` when missing, or checks the stored manifest matches.
-
-        A new collection gets the creation settings and a keyword payload index on `doc_id` plus one per
-        `index_fields` entry (on a server; local mode records them only). On an existing collection the
-        `index_fields` it lacks are indexed and added to its manifest. With `adopt=True`, a collection
-        without a manifest whose dense vector fits is adopted: its manifest is written (`adopted=True`, the
-        storage settings read back from Qdrant) and its missing payload indexes are created.
-
-        Raises:
-            ManifestMismatchError: If the collection was embedded differently, `hybrid` differs from it,
-                its creation settings differ from the ones given, an index field has another type in it,
-                or (adopting) its vectors do not fit.
-            UnmanagedCollectionError: If the collection has no manifest and `adopt` is not set.
-            SparseAnalyzerError: If the collection's BM25 analyzer is not the installed one.
-        """
-        info = self._collection_info()
-        if info is None:
-            stored = self._create(manifest)
-        else:
-            try:
-                stored = self._manifest_of(info)
-            except UnmanagedCollectionError:
-                if not self.adopt:
-                    raise
-                stored = self._adopt(manifest, info)
-            else:
-                stored.require_compatible(manifest, self.collection)
-                self.check_hybrid(stored)
-                self.check_storage(stored)
-                stored = self._add_index_fields(stored, info)
-        self._sparse = self._sparse_of(stored)
+    def _prepared(self, stored: Manifest) -> None:
+        info = self._collection_info() if stored.storage is None else None
         self._quantization = self._quantization_of(info, stored)
         _tune_local_storage(self.client, self.collection)
 
-    def _storage_record(self, fields: Iterable[IndexField]) -> dict[str, Any]:
-        """What `Manifest.storage` records: the creation settings and the indexed metadata fields."""
-        return recorded_storage(self._storage_requested(), fields)
-
     def _create(self, manifest: Manifest) -> Manifest:
-        stored = self._new_manifest(manifest).model_copy(
-            update={"storage": self._storage_record(self.index_fields)}
-        )
-        indexes = self._index_keys(self.index_fields)
+        indexes = payload_index_keys(self.layout, self.index_fields)  # a bad key fails before writing
         models = self._models
         settings = self.settings
         params = models.VectorParams(
@@ -388,8 +351,8 @@ class QdrantSink(QdrantBaseSink):
         )
         vector_name = self.layout.qdrant_vector
         sparse = (
-            {stored.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
-            if stored.sparse_vector
+            {manifest.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+            if manifest.sparse_vector
             else None
         )
         quantization: Any = None
@@ -412,18 +375,14 @@ class QdrantSink(QdrantBaseSink):
             replication_factor=settings.replication_factor,
             hnsw_config=hnsw,
             quantization_config=quantization,
-            metadata={_MANIFEST_KEY: stored.model_dump()},
+            metadata={_MANIFEST_KEY: manifest.model_dump()},
         )
         self._create_payload_indexes({}, indexes)
-        return stored
+        return manifest
 
-    def _index_keys(self, fields: Iterable[IndexField]) -> dict[str, str]:
-        """The payload indexes to have: payload key → index type, `doc_id` (keyword) first.
-
-        Raises:
-            ValueError: If a field name cannot be a Qdrant payload key.
-        """
-        return payload_index_keys(self.layout, fields)
+    def _ensure_indexes(self, stored: Manifest, fields: Sequence[IndexField]) -> None:
+        wanted = payload_index_keys(get_layout(stored.layout), fields)
+        self._create_payload_indexes(self._existing_info().payload_schema or {}, wanted)
 
     def _create_payload_indexes(self, existing: Mapping[str, Any], wanted: Mapping[str, str]) -> None:
         """Creates the payload indexes of `wanted` missing from `existing` (the collection's payload schema).
@@ -444,72 +403,43 @@ class QdrantSink(QdrantBaseSink):
                 wait=True,
             )
 
-    def _add_index_fields(self, stored: Manifest, info: models.CollectionInfo) -> Manifest:
-        """Indexes the `index_fields` (and `doc_id`) the existing collection lacks.
-
-        Returns:
-            Its manifest, with the fields added to `storage["index_fields"]` (written to the collection).
-
-        Raises:
-            ManifestMismatchError: If a field is indexed with another type in the collection.
-        """
-        recorded = index_fields_of((stored.storage or {}).get("index_fields") or ())
-        by_name = {field.name: field for field in recorded}
-        conflicts = [
-            f"{field.name!r}: collection indexes it as {by_name[field.name].type}, this run asks for "
-            f"{field.type}"
-            for field in self.index_fields
-            if field.name in by_name and by_name[field.name] != field
-        ]
-        if conflicts:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} indexes a metadata field with another type "
-                f"({'; '.join(conflicts)}): give the collection's type, or leave the field out"
-            )
-        added = [field for field in self.index_fields if field.name not in by_name]
-        self._create_payload_indexes(info.payload_schema or {}, self._index_keys((*recorded, *added)))
-        if not added:
-            return stored
-        specs = [field.to_spec() for field in (*recorded, *added)]
-        updated = stored.model_copy(update={"storage": {**(stored.storage or {}), "index_fields": specs}})
-        self._store_manifest(updated)
-        return updated
-
-    def _adopt(self, manifest: Manifest, info: models.CollectionInfo) -> Manifest:
-        """Checks that the collection without a manifest fits `manifest`, indexes it and writes the manifest.
-
-        Raises:
-            ManifestMismatchError: Naming both sides of each difference.
-        """
-        layout = self.layout
+    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
+        info = self._existing_info()
         params = self._dense_params(info, layout)
-        self.check_adoptable(
-            None if params is None else int(params.size),
-            None if params is None else str(params.distance.value).lower(),
-            manifest,
-        )
-        if self._hybrid:
-            name = self._sparse_name(layout)
-            sparse = (info.config.params.sparse_vectors or {}).get(name)
-            if sparse is None or sparse.modifier != self._models.Modifier.IDF:
-                raise ManifestMismatchError(
-                    f"collection {self.collection!r} cannot be adopted as hybrid: it has no sparse vector "
-                    f"{name!r} with the IDF modifier, which the {layout.name} layout keeps BM25 vectors in; "
-                    "adopt it without --hybrid (dense only), or ingest into a new collection"
-                )
-        adopted = self._new_manifest(manifest).model_copy(
-            update={
-                "adopted": True,
-                "storage": {
-                    **self._storage_of(info, layout),
-                    "index_fields": [f.to_spec() for f in self.index_fields],
-                },
-            }
-        )
-        self.check_storage(adopted)
-        self._create_payload_indexes(info.payload_schema or {}, self._index_keys(self.index_fields))
-        self._store_manifest(adopted)
-        return adopted
+        sparse = {
+            name: None if p.modifier is None else str(p.modifier.value).lower()
+            for name, p in (info.config.params.sparse_vectors or {}).items()
+        }
+        if params is None:
+            return None, None, sparse
+        return int(params.size), str(params.distance.value).lower(), sparse
+
+    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
+        return self._storage_of(self._existing_info(), layout)
+
+    def _spec_options(self) -> tuple[dict[str, Any], bool]:
+        return {}, not self._local
+
+    def _sibling_options(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "max_attempts": self._max_attempts,
+            "retry_wait": self._retry_wait,
+            **self.settings.model_dump(),
+            **self.search_settings.model_dump(),
+        }
+
+    def for_collection(self, name: str) -> Self:
+        """Returns a sink on collection `name` of the same store, sharing this sink's client.
+
+        The new sink leaves the client open on `close()`, has this sink's storage and search settings, and
+        follows that collection's layout, hybrid choice and index fields.
+        """
+        sink = super().for_collection(name)
+        sink._target, sink._target_argument = self._target, self._target_argument
+        return sink
+
+    # -- what Qdrant reports -------------------------------------------------------------------------------
 
     def _dense_params(self, info: models.CollectionInfo, layout: Layout) -> models.VectorParams | None:
         """The collection's dense vector where `layout` keeps it (`None` when it has none there)."""
@@ -577,11 +507,7 @@ class QdrantSink(QdrantBaseSink):
         if self._quantization is _UNKNOWN:
             info = self._collection_info()
             if info is not None:
-                try:
-                    manifest: Manifest | None = self._manifest_of(info)
-                except UnmanagedCollectionError:
-                    manifest = None
-                self._quantization = self._quantization_of(info, manifest)
+                self._quantization = self._quantization_of(info, self._known_manifest())
         quantization = None if self._quantization is _UNKNOWN else self._quantization
         settings = self.search_settings
         if settings.ef is None and quantization is None:
@@ -654,126 +580,53 @@ class QdrantSink(QdrantBaseSink):
         )
         self._call("delete", self.client.delete, self.collection, points_selector=selector, wait=True)
 
-    def search(
-        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
-    ) -> list[Hit]:
-        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
-        response = self._call(
-            "search",
-            self.client.query_points,
-            self.collection,
-            query=np.asarray(vector, dtype=np.float32).tolist(),
-            using=self.layout.qdrant_vector or None,
-            limit=top_k,
-            query_filter=self._filter(filter),
-            search_params=self._search_params(),
-            with_payload=True,
-        )
-        return self._hits(response.points, {"dense": None})
+    # -- the searches' driver (`QdrantBaseSink` runs them) ------------------------------------------------
 
-    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Returns the `top_k` points with the highest BM25 score for the text `query`.
+    def _dense_query(self, vector: NDArray[np.float32]) -> tuple[Any, str | None]:
+        return np.asarray(vector, dtype=np.float32).reshape(-1).tolist(), self.layout.qdrant_vector or None
 
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        name, encoder = self._require_sparse()
-        response = self._call(
-            "search",
-            self.client.query_points,
-            self.collection,
-            query=self._sparse_query(encoder, query),
-            using=name,
-            limit=top_k,
-            query_filter=self._filter(filter),
-            with_payload=True,
-        )
-        return self._hits(response.points, {"sparse": None})
-
-    def hybrid_search(
-        self,
-        query: str,
-        vector: NDArray[np.float32],
-        top_k: int,
-        filter: MetadataFilter | None = None,
-        candidates: int | None = None,
-    ) -> list[Hit]:
-        """Returns the `top_k` points of Qdrant's reciprocal-rank fusion of a dense and a BM25 search.
-
-        One batch of three queries: the fusion (Query API `prefetch` + `FusionQuery(RRF)`) and, to tell
-        which search found each hit, the ids of each prefetch alone.
-
-        Args:
-            query: The search text (its BM25 query vector).
-            vector: The embedded query.
-            top_k: Number of hits.
-            filter: Metadata fields the hits must equal (applied in both searches).
-            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        name, encoder = self._require_sparse()
-        models = self._models
-        limit = candidates or 4 * top_k
-        query_filter = self._filter(filter)
-        branches = {
-            "dense": models.Prefetch(
-                query=np.asarray(vector, dtype=np.float32).tolist(),
-                using=self.layout.qdrant_vector or None,
-                filter=query_filter,
-                params=self._search_params(),
-                limit=limit,
-            ),
-            "sparse": models.Prefetch(
-                query=self._sparse_query(encoder, query), using=name, filter=query_filter, limit=limit
-            ),
-        }
-        requests = [
-            models.QueryRequest(
-                prefetch=list(branches.values()),
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
-                filter=query_filter,
-                limit=top_k,
-                with_payload=True,
-            ),
-            *(
-                models.QueryRequest(
-                    query=p.query,
-                    using=p.using,
-                    filter=query_filter,
-                    params=p.params,
-                    limit=limit,
-                    with_payload=False,
-                )
-                for p in branches.values()
-            ),
-        ]
-        fused, *alone = self._call(
-            "search", self.client.query_batch_points, self.collection, requests=requests
-        )
-        found = {branch: {str(p.id) for p in r.points} for branch, r in zip(branches, alone, strict=True)}
-        return self._hits(fused.points, found)
-
-    def _sparse_query(self, encoder: BM25Encoder, query: str) -> models.SparseVector:
+    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> tuple[Any, str | None]:
         vector = encoder.embed_query(query)
-        sparse: models.SparseVector = self._models.SparseVector(indices=vector.indices, values=vector.values)
-        return sparse
+        return self._models.SparseVector(indices=vector.indices, values=vector.values), name
 
-    def _filter(self, filter: MetadataFilter | None) -> models.Filter | None:
-        checked = check_filter(filter)
-        if not checked:
-            return None
+    def _condition(self, c: Condition) -> Any:
         qm = self._models
-        conditions: list[Any] = []
-        for key, value in checked.items():
-            path = self.layout.qdrant_key(self.layout.metadata_path("qdrant", key))
-            if isinstance(value, float):
-                conditions.append(qm.FieldCondition(key=path, range=qm.Range(gte=value, lte=value)))
-            else:
-                conditions.append(qm.FieldCondition(key=path, match=qm.MatchValue(value=value)))
-        query_filter: models.Filter = qm.Filter(must=conditions)
-        return query_filter
+        if c.is_range:
+            return qm.FieldCondition(key=c.key, range=qm.Range(gte=c.value, lte=c.value))
+        return qm.FieldCondition(key=c.key, match=qm.MatchValue(value=c.value))
+
+    def _must(self, conditions: list[Any]) -> Any:
+        return self._models.Filter(must=conditions)
+
+    def _request(self, query: Query) -> models.QueryRequest:
+        qm, f = self._models, query.filter
+        if query.fuse:
+            prefetch = [
+                qm.Prefetch(query=q, using=name, filter=f, params=p, limit=n)
+                for (q, name), p, n in query.fuse
+            ]
+            fused: models.QueryRequest = qm.QueryRequest(
+                prefetch=prefetch, query=qm.FusionQuery(fusion=qm.Fusion.RRF), filter=f, limit=query.limit,
+                with_payload=query.with_payload,
+            )  # fmt: skip
+            return fused
+        vector, using = query.query
+        request: models.QueryRequest = qm.QueryRequest(
+            query=vector, using=using, filter=f, params=query.params, limit=query.limit,
+            with_payload=query.with_payload,
+        )  # fmt: skip
+        return request
+
+    def _run(self, requests: Sequence[models.QueryRequest]) -> list[Sequence[Any]]:
+        if len(requests) == 1:
+            (r,) = requests
+            response = self._call(
+                "search", self.client.query_points, self.collection, query=r.query, using=r.using,
+                query_filter=r.filter, search_params=r.params, limit=r.limit, with_payload=r.with_payload,
+            )  # fmt: skip
+            return [response.points]
+        responses = self._call("search", self.client.query_batch_points, self.collection, requests=requests)
+        return [response.points for response in responses]
 
     def count(self) -> int:
         """Returns the number of points in the collection."""
@@ -793,14 +646,11 @@ class QdrantSink(QdrantBaseSink):
             CollectionNotFoundError: If the collection does not exist.
             ManifestError: If its manifest is damaged.
         """
-        info = self._collection_info()
-        if info is None:
-            raise CollectionNotFoundError(f"collection {self.collection!r} does not exist in {self!r}")
-        try:
-            manifest: Manifest | None = self._manifest_of(info)
-        except UnmanagedCollectionError:
-            manifest = None
-        layout = self._layout or get_layout(manifest.layout if manifest is not None else Layout.name)
+        if self._store_absent():
+            raise self._not_found()
+        info = self._existing_info()
+        manifest = self._known_manifest()
+        layout = self._described_layout(manifest)
         params = self._dense_params(info, layout)
         points = info.points_count if info.points_count is not None else self.count()
         directory = _local_collection_dir(self.client, self.collection)
@@ -823,58 +673,22 @@ class QdrantSink(QdrantBaseSink):
 
     def collection_names(self) -> list[str]:
         """Returns the names of every collection in this store (server or local directory), sorted."""
+        if self._store_absent():
+            return []
         response = self._call("collection listing", self.client.get_collections)
         return sorted(c.name for c in response.collections)
 
-    def for_collection(self, name: str) -> Self:
-        """Returns a sink on collection `name` of the same store, sharing this sink's client.
+    def _scroll(self, offset: Any, limit: int) -> tuple[Sequence[Any], Any]:
+        name = self.layout.qdrant_vector
+        scrolled: tuple[Sequence[Any], Any] = self._call(
+            "scroll", self.client.scroll, self.collection, limit=limit, offset=offset, with_payload=False,
+            with_vectors=[name] if name else True,
+        )  # fmt: skip
+        return scrolled
 
-        The new sink leaves the client open on `close()`, has this sink's storage and search settings, and
-        follows that collection's layout and hybrid choice.
-        """
-        sink = type(self)(
-            name,
-            client=self.client,
-            max_attempts=self._max_attempts,
-            retry_wait=self._retry_wait,
-            **self.settings.model_dump(),
-            **self.search_settings.model_dump(),
-        )
-        sink._target, sink._target_argument = self._target, self._target_argument
-        return sink
-
-    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
-        """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
-        vector_name = self.layout.qdrant_vector
-        offset = None
-        while True:
-            records, offset = self._call(
-                "scroll",
-                self.client.scroll,
-                self.collection,
-                limit=batch_size,
-                offset=offset,
-                with_payload=False,
-                with_vectors=[vector_name] if vector_name else True,
-            )
-            batch: StoredVectors = []
-            for record in records:
-                vector = record.vector.get(vector_name) if isinstance(record.vector, dict) else record.vector
-                batch.append((str(record.id), None if vector is None else np.asarray(vector, np.float32)))
-            if batch:
-                yield batch
-            if offset is None:
-                return
-
-    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        """Replaces the vectors of existing points, leaving their payloads as they are."""
-        if not ids:
-            return
-        vector_name = self.layout.qdrant_vector
-        points = [
-            self._models.PointVectors(id=point_id, vector={vector_name: row} if vector_name else row)
-            for point_id, row in zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)
-        ]
+    def _update_vectors(self, vectors: Sequence[tuple[str, list[float]]]) -> None:
+        name = self.layout.qdrant_vector
+        points = [self._models.PointVectors(id=i, vector={name: row} if name else row) for i, row in vectors]
         self._call("vector update", self.client.update_vectors, self.collection, points=points, wait=True)
 
     def close(self) -> None:

@@ -8,18 +8,28 @@ type, how a metadata filter becomes conditions, what the manifest records) are m
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from vllm_embed.errors import StorageSettingsError as StorageSettingsError
-from vllm_embed.sinks.base import BaseSink, Hit, Manifest, MetadataFilter, MetadataValue, check_filter
+from vllm_embed.sinks.base import (
+    BaseSink,
+    Hit,
+    Manifest,
+    MetadataFilter,
+    MetadataValue,
+    StoredVectors,
+    check_filter,
+)
 from vllm_embed.sinks.layouts import Layout
+from vllm_embed.sinks.manifest import ManifestMismatchError
+from vllm_embed.sinks.names import qdrant_name_problem
 from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings, validated
 from vllm_embed.sparse import BM25Encoder
-
-UNKNOWN: Any = object()
-"""Stands for a collection state not read from the store yet."""
 
 
 def collection_settings(owner: str, **values: Any) -> QdrantCollectionSettings:
@@ -30,16 +40,6 @@ def collection_settings(owner: str, **values: Any) -> QdrantCollectionSettings:
 def search_settings(owner: str, **values: Any) -> QdrantSearchSettings:
     """`validated(QdrantSearchSettings, ...)`: the search settings of a Qdrant sink."""
     return validated(QdrantSearchSettings, owner, **values)
-
-
-def recorded_storage(settings: Mapping[str, Any], fields: Iterable[IndexField]) -> dict[str, Any]:
-    """What `Manifest.storage` records: the creation settings and the indexed metadata fields (NAME:TYPE)."""
-    return {**settings, "index_fields": [field.to_spec() for field in fields]}
-
-
-def recorded_index_fields(storage: Mapping[str, Any] | None) -> list[str]:
-    """The `NAME:TYPE` specs a manifest's storage records (none for a manifest from before they were)."""
-    return list((storage or {}).get("index_fields") or [])
 
 
 def payload_index_keys(layout: Layout, fields: Iterable[IndexField]) -> dict[str, str]:
@@ -71,6 +71,20 @@ class Condition:
         return isinstance(self.value, float)
 
 
+@dataclass(frozen=True)
+class Query:
+    """One query of a search, in the driver's terms: `_request` turns it into the client's request."""
+
+    query: Any
+    """The driver's dense or sparse query (`None` for a fusion)."""
+    limit: int
+    filter: Any
+    params: Any = None
+    with_payload: bool = True
+    fuse: tuple[tuple[Any, Any, int], ...] = ()
+    """For a fusion: the (query, params, limit) prefetches fused by RRF."""
+
+
 def filter_conditions(layout: Layout, filter: MetadataFilter | None) -> list[Condition]:
     """The conditions (all must hold) of a metadata filter, keyed where the layout stores metadata.
 
@@ -86,15 +100,14 @@ def filter_conditions(layout: Layout, filter: MetadataFilter | None) -> list[Con
 class QdrantBaseSink(BaseSink):
     """What `QdrantSink` and `QdrantEdgeSink` do alike: Qdrant payloads, BM25 sparse vectors, settings.
 
-    Subclasses set `settings` and `_sparse` (`UNKNOWN` until the manifest is read) in their constructor.
+    Subclasses set `settings` in their constructor. Collection names follow the Qdrant server's rules.
     """
 
     settings: QdrantCollectionSettings
-    _sparse: tuple[str, BM25Encoder] | None
+    store_label = "Qdrant collection"
 
-    def stored_text(self, text: str) -> str:
-        """Returns `text`: Qdrant keeps payloads whole."""
-        return text
+    def _name_problem(self, name: str) -> str | None:
+        return qdrant_name_problem(name)
 
     def _storage_requested(self) -> dict[str, Any]:
         return self.settings.model_dump()
@@ -119,21 +132,6 @@ class QdrantBaseSink(BaseSink):
         encoder = BM25Encoder.from_manifest(manifest.sparse_analyzer or {}, self.collection)
         return manifest.sparse_vector, encoder
 
-    def _sparse_state(self) -> tuple[str, BM25Encoder] | None:
-        """The collection's sparse vector name and encoder (`None` for a dense-only collection)."""
-        if self._sparse is UNKNOWN:
-            self._sparse = self._sparse_of(self.read_manifest())
-        return self._sparse
-
-    def _require_sparse(self) -> tuple[str, BM25Encoder]:
-        sparse = self._sparse_state()
-        if sparse is None:
-            raise ValueError(
-                f"collection {self.collection!r} is dense-only (no BM25 vectors): search it with "
-                "mode='dense', or ingest with --hybrid into a new collection"
-            )
-        return sparse
-
     def _hits(self, points: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
         """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
         hits = []
@@ -142,3 +140,162 @@ class QdrantBaseSink(BaseSink):
             by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
             hits.append(dataclasses.replace(hit, found_by=by))
         return hits
+
+    # -- adopting a collection vllm-embed did not create ----------------------------------------------
+
+    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
+        """Driver: the dense vector's size and distance where `layout` keeps it, each sparse one's modifier.
+
+        Size and distance are `None` when there is no vector there; modifiers are lower case (`"idf"`).
+        """
+        raise NotImplementedError
+
+    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
+        """Driver: the collection's creation settings as the engine reports them."""
+        raise NotImplementedError
+
+    def _adopt(self, manifest: Manifest) -> Manifest:
+        layout = self.layout
+        dimensions, distance, sparse = self._stored_vectors(layout)
+        self.check_adoptable(dimensions, distance, manifest)
+        name = layout.qdrant_sparse_vector
+        has_sparse = bool(name) and sparse.get(name) == "idf"
+        if self._hybrid and not has_sparse:
+            raise ManifestMismatchError(
+                f"collection {self.collection!r} cannot be adopted as hybrid: it has no sparse vector "
+                f"{self._sparse_name(layout)!r} with the IDF modifier, which the {layout.name} layout keeps "
+                "BM25 vectors in; adopt it without --hybrid (dense only), or ingest into a new collection"
+            )
+        if has_sparse and self._hybrid is None:
+            self._hybrid = True  # hybrid left out follows the collection
+        payload_index_keys(layout, self.index_fields)  # a bad key fails before writing
+        storage = {**self._stored_storage(layout), "index_fields": [f.to_spec() for f in self.index_fields]}
+        adopted = self._new_manifest(manifest).model_copy(update={"adopted": True, "storage": storage})
+        self.check_storage(adopted)
+        self._ensure_indexes(adopted, self.index_fields)
+        self._store_manifest(adopted)
+        return adopted
+
+    # -- searches, written once over the driver's requests ----------------------------------------------
+    # A driver (`QdrantSink`, `QdrantEdgeSink`) builds its client's request objects (`_request`), runs a
+    # batch of them (`_run`), and makes the dense and BM25 queries and the filter.
+
+    def _dense_query(self, vector: NDArray[np.float32]) -> Any:
+        """Driver: the nearest-neighbour query of the dense vector."""
+        raise NotImplementedError
+
+    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
+        """Driver: the BM25 query of `query`'s text on the sparse vector `name`."""
+        raise NotImplementedError
+
+    def _condition(self, condition: Condition) -> Any:
+        """Driver: the client's field condition of one `Condition`."""
+        raise NotImplementedError
+
+    def _must(self, conditions: list[Any]) -> Any:
+        """Driver: the client's filter requiring all of `conditions`."""
+        raise NotImplementedError
+
+    def _filter(self, filter: MetadataFilter | None) -> Any:
+        """The client's filter of a metadata filter (`None` for no filter)."""
+        conditions = filter_conditions(self.layout, filter)
+        return self._must([self._condition(c) for c in conditions]) if conditions else None
+
+    def _search_params(self) -> Any:
+        """Driver: the search parameters of a dense search (`None`: the engine's defaults)."""
+        raise NotImplementedError
+
+    def _request(self, query: Query) -> Any:
+        """Driver: the client's request object of `query`."""
+        raise NotImplementedError
+
+    def _run(self, requests: Sequence[Any]) -> list[Sequence[Any]]:
+        """Driver: the points each request found (one call for the whole batch)."""
+        raise NotImplementedError
+
+    def search(
+        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
+        query = Query(self._dense_query(vector), top_k, self._filter(filter), self._search_params())
+        return self._hits(self._run([self._request(query)])[0], {"dense": None})
+
+    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
+        """Returns the `top_k` points with the highest BM25 score for the text `query`.
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        name, encoder = self._require_sparse()
+        sparse = Query(self._sparse_query(encoder, name, query), top_k, self._filter(filter))
+        return self._hits(self._run([self._request(sparse)])[0], {"sparse": None})
+
+    def hybrid_search(
+        self,
+        query: str,
+        vector: NDArray[np.float32],
+        top_k: int,
+        filter: MetadataFilter | None = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """Returns the `top_k` points of the engine's reciprocal-rank fusion of a dense and a BM25 search.
+
+        One batch of three queries: the fusion (two prefetches fused by RRF) and, to tell which search found
+        each hit, each prefetch alone.
+
+        Args:
+            query: The search text (its BM25 query vector).
+            vector: The embedded query.
+            top_k: Number of hits.
+            filter: Metadata fields the hits must equal (applied in both searches).
+            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        name, encoder = self._require_sparse()
+        limit = candidates or 4 * top_k
+        query_filter = self._filter(filter)
+        branches = {
+            "dense": (self._dense_query(vector), self._search_params()),
+            "sparse": (self._sparse_query(encoder, name, query), None),
+        }
+        fuse = tuple((q, p, limit) for q, p in branches.values())
+        fused, *alone = self._run(
+            [
+                self._request(Query(None, top_k, query_filter, fuse=fuse)),
+                *(self._request(Query(q, limit, query_filter, p, False)) for q, p in branches.values()),
+            ]
+        )
+        found = {branch: {str(p.id) for p in points} for branch, points in zip(branches, alone, strict=True)}
+        return self._hits(fused, found)
+
+    # -- stored vectors (verify), over the driver's scroll and vector update -------------------------------
+
+    def _scroll(self, offset: Any, limit: int) -> tuple[Sequence[Any], Any]:
+        """Driver: up to `limit` records (id and dense vector) from `offset`, and the next offset."""
+        raise NotImplementedError
+
+    def _update_vectors(self, vectors: Sequence[tuple[str, list[float]]]) -> None:
+        """Driver: replaces the dense vector of each (point id, vector)."""
+        raise NotImplementedError
+
+    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
+        """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
+        name = self.layout.qdrant_vector
+        offset = None
+        while True:
+            records, offset = self._scroll(offset, batch_size)
+            batch: StoredVectors = []
+            for record in records:
+                vector = record.vector.get(name) if isinstance(record.vector, dict) else record.vector
+                batch.append((str(record.id), None if vector is None else np.asarray(vector, np.float32)))
+            if batch:
+                yield batch
+            if offset is None:
+                return
+
+    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        """Replaces the vectors of existing points, leaving their payloads as they are."""
+        if ids:
+            self._update_vectors(list(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)))

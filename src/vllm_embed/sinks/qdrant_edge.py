@@ -1,5 +1,8 @@
 """Qdrant's own engine in-process (qdrant-edge-py): HNSW, quantization with rescoring, payload indexes, WAL.
 
+(Over ~500 lines: the edge engine's driver of `QdrantBaseSink` plus its on-disk shard handling — atomic
+creation, manifest file, segments read back, optimize; the planned split is `qdrant/` per driver.)
+
 qdrant-client's local mode (`QdrantSink(path=...)`) is a pure-Python emulation that searches by brute
 force and ignores quantization, HNSW settings and payload indexes. `QdrantEdgeSink` runs the Rust engine
 of the Qdrant server inside the process instead, with no server to run.
@@ -25,37 +28,34 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from vllm_embed._optional import require
-from vllm_embed.errors import StoreBusyError, UnmanagedCollectionError
+from vllm_embed.errors import ManifestError, StoreBusyError, UnmanagedCollectionError
+from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
     Chunk,
     CollectionInfo,
     CollectionNotFoundError,
-    Hit,
     Layout,
     Manifest,
     ManifestMismatchError,
-    MetadataFilter,
-    StoredVectors,
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
-from vllm_embed.sinks.qdrant_common import UNKNOWN as _UNKNOWN
+from vllm_embed.sinks.names import EDGE_MAX_BYTES, StorePathError, qdrant_name_problem
 from vllm_embed.sinks.qdrant_common import (
+    Condition,
     QdrantBaseSink,
+    Query,
     StorageSettingsError,
     collection_settings,
-    filter_conditions,
     payload_index_keys,
-    recorded_index_fields,
-    recorded_storage,
     search_settings,
 )
 from vllm_embed.sinks.storage import IndexField
@@ -72,6 +72,7 @@ MANIFEST_FILE = "vllm_embed.json"
 _ENGINE_CONFIG = "edge_config.json"  # written by the engine: marks a directory as an edge shard
 _WAL_DIR = "wal"  # the engine holds an exclusive flock on it while the shard is open
 _CREATING = ".creating-"
+_OPTIMIZE_PENDING = ".vllm_embed.optimize-pending"  # written before the first write, removed by optimize()
 _RRF_K = 2  # Qdrant's default RRF constant (server and qdrant-client), so fused scores match QdrantSink's
 _SCHEMA_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
 
@@ -165,16 +166,6 @@ class QdrantEdgeSink(QdrantBaseSink):
             index_fields=index_fields,
             adopt=adopt,
         )
-        if (
-            collection in {".", ".."}
-            or collection.startswith(".")
-            or os.sep in collection
-            or "/" in collection
-        ):
-            raise ValueError(
-                f"collection {collection!r} must be a plain directory name (no '/', not starting with '.'): "
-                "it is the shard's directory under path"
-            )
         owner = type(self).__name__
         self.settings = collection_settings(
             owner,
@@ -198,10 +189,14 @@ class QdrantEdgeSink(QdrantBaseSink):
         self.indexing_threshold_kb = indexing_threshold_kb
         self._qe = require("qdrant_edge", owner)
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise StorePathError(
+                f"{owner} path {str(self.path)!r} is a file, not a directory of collections: give a "
+                "directory (created when missing)"
+            )
         self._dir = self.path / collection
         self._open = _OpenShard()
         self._close_at_exit(self._open.close)
-        self._sparse: tuple[str, BM25Encoder] | None = _UNKNOWN
         self._quantization: str | None = _UNKNOWN
         self._dirty = False
         if self._is_shard(self._dir):
@@ -269,66 +264,170 @@ class QdrantEdgeSink(QdrantBaseSink):
         os.replace(temporary, target)
         _fsync_directory(directory)
 
-    # -- manifest and creation -------------------------------------------------------------------------
+    # -- store hooks of the lifecycle (`BaseSink`) -----------------------------------------------------
 
-    def read_manifest(self) -> Manifest | None:
-        """Returns the collection's manifest, or `None` when the collection does not exist.
+    def _name_problem(self, name: str) -> str | None:
+        return qdrant_name_problem(name, max_bytes=EDGE_MAX_BYTES)
 
-        Raises:
-            UnmanagedCollectionError: If the shard exists without a vllm-embed manifest.
-            ManifestError: If the manifest is damaged.
-        """
+    def _constructor_text(self) -> str:
+        return f"QdrantEdgeSink({self.collection!r}, path={str(self.path)!r})"
+
+    def _manifest_location(self) -> str:
+        return f"file {str(self._dir / MANIFEST_FILE)!r}"
+
+    def _unmanaged_error(self) -> UnmanagedCollectionError:
+        return UnmanagedCollectionError(
+            f"the Qdrant edge collection {str(self._dir)!r} exists but has no vllm-embed manifest "
+            f"({MANIFEST_FILE}): adopt it with --adopt (adopt=True) if its vectors fit this run, or "
+            "ingest into a new collection"
+        )
+
+    def _read_stored(self) -> tuple[bool, object]:
         if not self._is_shard(self._dir):
-            return None
+            return False, None
         file = self._dir / MANIFEST_FILE
         try:
-            stored = file.read_text(encoding="utf-8")
+            return True, file.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise UnmanagedCollectionError(
-                f"the Qdrant edge collection {str(self._dir)!r} exists but has no vllm-embed manifest "
-                f"({MANIFEST_FILE}): adopt it with --adopt (adopt=True) if its vectors fit this run, or "
-                "ingest into a new collection"
+            return True, None
+        except IsADirectoryError:
+            raise ManifestError(
+                f"the vllm-embed manifest {str(file)!r} is a directory, not a file: move that directory "
+                f"away, then rewrite the manifest with {self._constructor_text()}.write_manifest(...) "
+                "(vllm_embed.sinks), or delete the collection and ingest again"
             ) from None
-        return Manifest.from_stored(
-            stored,
-            collection=self.collection,
-            location=f"file {str(file)!r}",
-            repair=self._repair_hint(f"QdrantEdgeSink({self.collection!r}, path={str(self.path)!r})"),
-        )
 
     def prepare(self, manifest: Manifest) -> None:
         """Creates the collection with `manifest` when missing, checks it when it exists, adopts it if asked.
 
-        Everything is checked before anything is written. Payload indexes for `index_fields` the collection
-        lacks are created and recorded in its manifest.
+        See `BaseSink.prepare`. A directory under the collection's name that is not an edge collection is
+        refused; an optimization a killed run left unfinished is resumed by `close()`.
 
         Raises:
             ManifestMismatchError: If the collection was embedded differently, `hybrid` or the creation
-                settings differ from it, or a shard to adopt does not fit.
+                settings differ from it, an index field has another type in it, a shard to adopt does not
+                fit, or the collection's directory holds something else.
             UnmanagedCollectionError: If the shard has no manifest and `adopt` is not set.
-            SparseAnalyzerError: If the collection's BM25 analyzer is not the installed one.
             StoreBusyError: If another process created the collection and holds it.
         """
+        occupied = self._dir.exists() and (not self._dir.is_dir() or any(self._dir.iterdir()))
+        if occupied and not self._is_shard(self._dir):
+            raise ManifestMismatchError(
+                f"{str(self._dir)!r} exists and is not a Qdrant edge collection: choose another "
+                "collection name, or move it away"
+            )
+        super().prepare(manifest)
+
+    def _prepared(self, stored: Manifest) -> None:
+        if (self._dir / _OPTIMIZE_PENDING).exists():
+            self._dirty = True  # a run was killed before its optimize finished: close() runs it
+
+    def _create(self, manifest: Manifest) -> Manifest:
+        """Builds the shard, its payload indexes and manifest beside the target, then renames it in place."""
+        config = self._edge_config(manifest.dimensions, manifest.sparse_vector)
+        index_keys = payload_index_keys(self.layout, self.index_fields)  # a bad key fails before writing
+        self.path.mkdir(parents=True, exist_ok=True)
+        building = self.path / f".{self.collection}{_CREATING}{uuid.uuid4().hex[:12]}"
         try:
-            stored = self.read_manifest()
-        except UnmanagedCollectionError:
-            if not self.adopt:
-                raise
-            stored = self._adopt(manifest)
-        else:
-            if stored is None and self._dir.exists() and any(self._dir.iterdir()):
-                raise ManifestMismatchError(
-                    f"{str(self._dir)!r} exists and is not a Qdrant edge collection: choose another "
-                    "collection name, or move that directory away"
-                )
-            if stored is None:
-                stored = self._create(manifest)
-            else:
-                stored.require_compatible(manifest, self.collection)
-                self.check_hybrid(stored)
-                self.check_storage(stored)
-                stored = self._index_missing_fields(stored)
-        self._sparse = self._sparse_of(stored)
+            shard = self._call("collection creation", self._qe.EdgeShard.create, str(building), config)
+            try:
+                for key, kind in index_keys.items():
+                    self._create_index(shard, key, kind)
+                self._write_manifest_file(building, manifest)
+            finally:
+                shard.flush()
+                shard.close()
+            try:
+                os.rename(building, self._dir)
+            except OSError:
+                if not self._is_shard(self._dir):
+                    raise
+                # Another process created the collection first: use (and check) that one.
+                shutil.rmtree(building, ignore_errors=True)
+                self._load()
+                existing = self.read_manifest()
+                assert existing is not None
+                existing.require_compatible(manifest, self.collection)
+                self.check_hybrid(existing)
+                self.check_storage(existing)
+                return self._add_index_fields(existing)
+            _fsync_directory(self.path)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        self._load()
+        return manifest
+
+    def _create_index(self, shard: qdrant_edge.EdgeShard, key: str, kind: str) -> None:
+        schema = getattr(self._qe.PayloadSchemaType, _SCHEMA_TYPES[kind])
+        self._call(
+            "payload index creation", shard.update, self._qe.UpdateOperation.create_field_index(key, schema)
+        )
+
+    def _ensure_indexes(self, stored: Manifest, fields: Sequence[IndexField]) -> None:
+        existing = self._payload_schema()
+        for key, kind in payload_index_keys(get_layout(stored.layout), fields).items():
+            if key not in existing:
+                self._create_index(self._shard(), key, kind)
+
+    def _payload_schema(self) -> dict[str, str]:
+        """Indexed payload keys and their type, as the engine reports them (`keyword`, `integer`, …)."""
+        info = self._call("shard info", self._shard().info)
+        return {key: _enum_name(index.data_type).lower() for key, index in info.payload_schema.items()}
+
+    def _engine_storage(self, layout: Layout) -> dict[str, Any]:
+        """The dense vector's creation settings as the engine keeps them (`QdrantCollectionSettings`)."""
+        config = self._engine_config()
+        dense = self._dense_config(layout) or {}
+        quantization = dense.get("quantization_config") or config.get("quantization_config")
+        hnsw = dense.get("hnsw_config") or config.get("hnsw_config") or {}
+        return {
+            **self._storage_defaults(),
+            "quantization": _quantization_name(quantization),
+            "on_disk": bool(dense.get("on_disk")) or dense.get("memory") == "cold",
+            "hnsw_m": hnsw.get("m"),
+            "hnsw_ef_construct": hnsw.get("ef_construct"),
+        }
+
+    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
+        dense = self._dense_config(layout)
+        sparse = {
+            name: None if params.get("modifier") is None else str(params["modifier"]).lower()
+            for name, params in (self._engine_config().get("sparse_vectors") or {}).items()
+        }
+        if dense is None:
+            return None, None, sparse
+        return int(dense["size"]), str(dense.get("distance", "")).lower(), sparse
+
+    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
+        return self._engine_storage(layout)
+
+    def _stored_dimensions(self, layout: Layout) -> int | None:
+        if not self._is_shard(self._dir):
+            return None
+        dense = self._dense_config(layout)
+        return None if dense is None else int(dense["size"])
+
+    def _store_manifest(self, manifest: Manifest) -> None:
+        self._call("manifest update", self._write_manifest_file, self._dir, manifest)
+
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        layout = get_layout(manifest.layout)
+        sparse = self._engine_config().get("sparse_vectors") or {}
+        return self._hybrid_from_store(manifest, layout.qdrant_sparse_vector in sparse)
+
+    def _sibling_options(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "max_attempts": self._max_attempts,
+            "retry_wait": self._retry_wait,
+            "indexing_threshold_kb": self.indexing_threshold_kb,
+            **self.settings.model_dump(exclude={"shard_number", "replication_factor"}),
+            **self.search_settings.model_dump(),
+        }
+
+    def _spec_options(self) -> tuple[dict[str, Any], bool]:
+        return {"path": str(self.path)}, False
 
     def _edge_config(self, dimensions: int, sparse_vector: str | None) -> qdrant_edge.EdgeConfig:
         qe, settings = self._qe, self.settings
@@ -364,126 +463,6 @@ class QdrantEdgeSink(QdrantBaseSink):
         )
         return config
 
-    def _create(self, manifest: Manifest) -> Manifest:
-        """Builds the shard, its payload indexes and manifest beside the target, then renames it in place."""
-        stored = self._new_manifest(manifest).model_copy(
-            update={"storage": recorded_storage(self._storage_requested(), self.index_fields)}
-        )
-        config = self._edge_config(manifest.dimensions, stored.sparse_vector)
-        index_keys = payload_index_keys(self.layout, self.index_fields)  # a bad key fails before writing
-        self.path.mkdir(parents=True, exist_ok=True)
-        building = self.path / f".{self.collection}{_CREATING}{uuid.uuid4().hex[:12]}"
-        try:
-            shard = self._call("collection creation", self._qe.EdgeShard.create, str(building), config)
-            try:
-                for key, kind in index_keys.items():
-                    self._create_index(shard, key, kind)
-                self._write_manifest_file(building, stored)
-            finally:
-                shard.flush()
-                shard.close()
-            try:
-                os.rename(building, self._dir)
-            except OSError:
-                if not self._is_shard(self._dir):
-                    raise
-                # Another process created the collection first: use (and check) that one.
-                shutil.rmtree(building, ignore_errors=True)
-                self._load()
-                self.prepare(manifest)
-                existing = self.read_manifest()
-                assert existing is not None
-                return existing
-            _fsync_directory(self.path)
-        except BaseException:
-            shutil.rmtree(building, ignore_errors=True)
-            raise
-        self._load()
-        return stored
-
-    def _create_index(self, shard: qdrant_edge.EdgeShard, key: str, kind: str) -> None:
-        schema = getattr(self._qe.PayloadSchemaType, _SCHEMA_TYPES[kind])
-        self._call(
-            "payload index creation", shard.update, self._qe.UpdateOperation.create_field_index(key, schema)
-        )
-
-    def _payload_schema(self) -> dict[str, str]:
-        """Indexed payload keys and their type, as the engine reports them (`keyword`, `integer`, …)."""
-        info = self._call("shard info", self._shard().info)
-        return {key: _enum_name(index.data_type).lower() for key, index in info.payload_schema.items()}
-
-    def _index_missing_fields(self, stored: Manifest) -> Manifest:
-        """Creates the payload indexes the collection lacks and records the new fields in its manifest."""
-        existing = self._payload_schema()
-        wanted = payload_index_keys(get_layout(stored.layout), self.index_fields)
-        for key, kind in wanted.items():
-            if key not in existing:
-                self._create_index(self._shard(), key, kind)
-        recorded = recorded_index_fields(stored.storage)
-        new = [field.to_spec() for field in self.index_fields if field.to_spec() not in recorded]
-        if not new:
-            return stored
-        base = stored.storage if stored.storage is not None else self._storage_defaults()
-        updated = stored.model_copy(update={"storage": {**base, "index_fields": [*recorded, *new]}})
-        self._store_manifest(updated)
-        return updated
-
-    def _engine_storage(self, layout: Layout) -> dict[str, Any]:
-        """The dense vector's creation settings as the engine keeps them (`QdrantCollectionSettings`)."""
-        config = self._engine_config()
-        dense = self._dense_config(layout) or {}
-        quantization = dense.get("quantization_config") or config.get("quantization_config")
-        hnsw = dense.get("hnsw_config") or config.get("hnsw_config") or {}
-        return {
-            **self._storage_defaults(),
-            "quantization": _quantization_name(quantization),
-            "on_disk": bool(dense.get("on_disk")) or dense.get("memory") == "cold",
-            "hnsw_m": hnsw.get("m"),
-            "hnsw_ef_construct": hnsw.get("ef_construct"),
-        }
-
-    def _adopt(self, manifest: Manifest) -> Manifest:
-        """Checks a shard without a manifest fits the run, then writes the manifest (`adopted=True`)."""
-        layout = get_layout(manifest.layout)
-        dense = self._dense_config(layout)
-        dimensions = None if dense is None else int(dense["size"])
-        distance = None if dense is None else str(dense.get("distance", "")).lower()
-        self.check_adoptable(dimensions, distance, manifest)
-        sparse_vectors = self._engine_config().get("sparse_vectors") or {}
-        has_sparse = bool(layout.qdrant_sparse_vector) and layout.qdrant_sparse_vector in sparse_vectors
-        if self._hybrid and not has_sparse:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} cannot be adopted as hybrid: it has no sparse vector "
-                f"{layout.qdrant_sparse_vector or '(none in this layout)'!r}; leave out --hybrid"
-            )
-        if has_sparse and self._hybrid is None:
-            self._hybrid = True
-        storage = self._engine_storage(layout)
-        adopted = self._new_manifest(manifest).model_copy(update={"adopted": True})
-        adopted = adopted.model_copy(update={"storage": recorded_storage(storage, ())})
-        self.check_storage(adopted)
-        payload_index_keys(layout, self.index_fields)  # a bad key fails before writing
-        self._write_manifest_file(self._dir, adopted)
-        return self._index_missing_fields(adopted)
-
-    # -- VerifiableSink hooks ---------------------------------------------------------------------------
-
-    def _stored_dimensions(self, layout: Layout) -> int | None:
-        if not self._is_shard(self._dir):
-            return None
-        dense = self._dense_config(layout)
-        return None if dense is None else int(dense["size"])
-
-    def _store_manifest(self, manifest: Manifest) -> None:
-        self._call("manifest update", self._write_manifest_file, self._dir, manifest)
-
-    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
-        layout = get_layout(manifest.layout)
-        if layout.qdrant_sparse_vector not in (self._engine_config().get("sparse_vectors") or {}):
-            return manifest
-        self._hybrid, self._layout, self._sparse = True, layout, _UNKNOWN
-        return self._new_manifest(manifest)
-
     # -- points ----------------------------------------------------------------------------------------
 
     def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
@@ -514,8 +493,7 @@ class QdrantEdgeSink(QdrantBaseSink):
         points = [
             qe.Point(c.id, vector, layout.qdrant_payload(c)) for c, vector in zip(chunks, named, strict=True)
         ]
-        self._call("upsert", self._shard().update, qe.UpdateOperation.upsert_points(points))
-        self._dirty = True
+        self._update("upsert", qe.UpdateOperation.upsert_points(points))
 
     def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
         """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
@@ -531,23 +509,7 @@ class QdrantEdgeSink(QdrantBaseSink):
                 ),
             ]
         )
-        self._call("delete", self._shard().update, qe.UpdateOperation.delete_points_by_filter(selector))
-        self._dirty = True
-
-    def _filter(self, filter: MetadataFilter | None) -> qdrant_edge.Filter | None:
-        conditions = filter_conditions(self.layout, filter)
-        if not conditions:
-            return None
-        qe = self._qe
-        query_filter: qdrant_edge.Filter = qe.Filter(
-            must=[
-                qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.value))
-                if c.is_range
-                else qe.FieldCondition(key=c.key, match=qe.MatchValue(_match_value(c.value)))
-                for c in conditions
-            ]
-        )
-        return query_filter
+        self._update("delete", qe.UpdateOperation.delete_points_by_filter(selector))
 
     def _collection_quantization(self) -> str | None:
         if self._quantization is _UNKNOWN:
@@ -568,127 +530,61 @@ class QdrantEdgeSink(QdrantBaseSink):
         params: qdrant_edge.SearchParams = qe.SearchParams(hnsw_ef=settings.ef, quantization=quantized)
         return params
 
+    # -- the searches' driver (`QdrantBaseSink` runs them) ------------------------------------------------
+
     def _dense_query(self, vector: NDArray[np.float32]) -> Any:
         rows = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
         return self._qe.Query.Nearest(rows, using=self.layout.qdrant_vector)
-
-    def search(
-        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
-    ) -> list[Hit]:
-        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
-        request = self._qe.QueryRequest(
-            limit=top_k,
-            query=self._dense_query(vector),
-            filter=self._filter(filter),
-            params=self._search_params(),
-            with_payload=True,
-        )
-        return self._hits(self._call("search", self._shard().query, request), {"dense": None})
 
     def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
         vector = encoder.embed_query(query)
         return self._qe.Query.Nearest(self._qe.SparseVector(vector.indices, vector.values), using=name)
 
-    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Returns the `top_k` points with the highest BM25 score for the text `query`.
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        name, encoder = self._require_sparse()
-        request = self._qe.QueryRequest(
-            limit=top_k,
-            query=self._sparse_query(encoder, name, query),
-            filter=self._filter(filter),
-            with_payload=True,
-        )
-        return self._hits(self._call("search", self._shard().query, request), {"sparse": None})
-
-    def hybrid_search(
-        self,
-        query: str,
-        vector: NDArray[np.float32],
-        top_k: int,
-        filter: MetadataFilter | None = None,
-        candidates: int | None = None,
-    ) -> list[Hit]:
-        """Returns the `top_k` points of the engine's reciprocal-rank fusion of a dense and a BM25 search.
-
-        One batch of three queries: the fusion (two prefetches fused by RRF) and, to tell which search found
-        each hit, each prefetch alone.
-
-        Args:
-            query: The search text (its BM25 query vector).
-            vector: The embedded query.
-            top_k: Number of hits.
-            filter: Metadata fields the hits must equal (applied in both searches).
-            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        name, encoder = self._require_sparse()
+    def _condition(self, c: Condition) -> Any:
         qe = self._qe
-        limit = candidates or 4 * top_k
-        query_filter = self._filter(filter)
-        params = self._search_params()
-        branches = {
-            "dense": (self._dense_query(vector), params),
-            "sparse": (self._sparse_query(encoder, name, query), None),
-        }
-        requests = [
-            qe.QueryRequest(
-                limit=top_k,
-                prefetches=[
-                    qe.Prefetch(limit=limit, query=q, params=p, filter=query_filter)
-                    for q, p in branches.values()
-                ],
-                query=qe.Fusion.Rrf(k=_RRF_K),
-                filter=query_filter,
-                with_payload=True,
-            ),
-            *(
-                qe.QueryRequest(limit=limit, query=q, params=p, filter=query_filter, with_payload=False)
-                for q, p in branches.values()
-            ),
-        ]
-        fused, *alone = self._call("search", self._shard().query_batch, qe.QueryBatchRequest(requests))
-        found = {branch: {str(p.id) for p in points} for branch, points in zip(branches, alone, strict=True)}
-        return self._hits(fused, found)
+        if c.is_range:
+            return qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.value))
+        return qe.FieldCondition(key=c.key, match=qe.MatchValue(_match_value(c.value)))
+
+    def _must(self, conditions: list[Any]) -> Any:
+        return self._qe.Filter(must=conditions)
+
+    def _request(self, query: Query) -> Any:
+        qe, f = self._qe, query.filter
+        if query.fuse:
+            prefetches = [qe.Prefetch(limit=n, query=q, params=p, filter=f) for q, p, n in query.fuse]
+            return qe.QueryRequest(
+                limit=query.limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=_RRF_K), filter=f,
+                with_payload=query.with_payload,
+            )  # fmt: skip
+        return qe.QueryRequest(
+            limit=query.limit,
+            query=query.query,
+            filter=f,
+            params=query.params,
+            with_payload=query.with_payload,
+        )
+
+    def _run(self, requests: Sequence[Any]) -> list[Sequence[Any]]:
+        if len(requests) == 1:
+            return [self._call("search", self._shard().query, requests[0])]
+        batch = self._qe.QueryBatchRequest(list(requests))
+        return list(self._call("search", self._shard().query_batch, batch))
 
     def count(self) -> int:
         """Returns the number of points in the collection."""
         return int(self._call("count", self._shard().count, self._qe.CountRequest(exact=True)))
 
-    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
-        """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
-        qe, name = self._qe, self.layout.qdrant_vector
-        offset = None
-        while True:
-            request = qe.ScrollRequest(
-                offset=offset, limit=batch_size, with_payload=False, with_vector=[name]
-            )
-            records, offset = self._call("scroll", self._shard().scroll, request)
-            batch: StoredVectors = []
-            for record in records:
-                vector = record.vector.get(name) if isinstance(record.vector, dict) else record.vector
-                batch.append((str(record.id), None if vector is None else np.asarray(vector, np.float32)))
-            if batch:
-                yield batch
-            if offset is None:
-                return
+    def _scroll(self, offset: Any, limit: int) -> tuple[Sequence[Any], Any]:
+        name = self.layout.qdrant_vector
+        request = self._qe.ScrollRequest(offset=offset, limit=limit, with_payload=False, with_vector=[name])
+        scrolled: tuple[Sequence[Any], Any] = self._call("scroll", self._shard().scroll, request)
+        return scrolled
 
-    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        """Replaces the vectors of existing points, leaving their payloads as they are."""
-        if not ids:
-            return
-        qe, name = self._qe, self.layout.qdrant_vector
-        points = [
-            qe.PointVectors(point_id, {name: row})
-            for point_id, row in zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)
-        ]
-        self._call("vector update", self._shard().update, qe.UpdateOperation.update_vectors(points))
-        self._dirty = True
+    def _update_vectors(self, vectors: Sequence[tuple[str, list[float]]]) -> None:
+        name = self.layout.qdrant_vector
+        points = [self._qe.PointVectors(point_id, {name: row}) for point_id, row in vectors]
+        self._update("vector update", self._qe.UpdateOperation.update_vectors(points))
 
     # -- the collection --------------------------------------------------------------------------------
 
@@ -705,7 +601,20 @@ class QdrantEdgeSink(QdrantBaseSink):
         """
         changed = bool(self._call("optimize", self._shard().optimize))
         self._dirty = False
+        (self._dir / _OPTIMIZE_PENDING).unlink(missing_ok=True)
         return changed
+
+    def _update(self, action: str, operation: Any) -> None:
+        """Applies a write; the first one of a session first records that an optimize is due.
+
+        The record (`_OPTIMIZE_PENDING` in the shard directory) is removed once `optimize()` finishes, so a
+        run killed before then leaves it, and the next `prepare` has `close()` optimize.
+        """
+        shard = self._shard()
+        if not self._dirty:
+            (self._dir / _OPTIMIZE_PENDING).touch()
+            self._dirty = True
+        self._call(action, shard.update, operation)
 
     def info(self) -> CollectionInfo:
         """Reads back what the engine reports: vector and storage settings, segments, payload indexes, size.
@@ -718,13 +627,9 @@ class QdrantEdgeSink(QdrantBaseSink):
             CollectionNotFoundError: If the collection does not exist.
         """
         shard = self._shard()
-        try:
-            manifest = self.read_manifest()
-        except UnmanagedCollectionError:
-            manifest = None
+        manifest = self._known_manifest()
         # An unmanaged shard is described under the layout given, else the default one (adopt or not).
-        name = manifest.layout if manifest is not None else None
-        layout = get_layout(name) if name else (self._layout or get_layout(Layout.name))
+        layout = self._described_layout(manifest)
         dense = self._dense_config(layout)
         config = self._engine_config()
         shard_info = self._call("shard info", shard.info)
@@ -777,12 +682,6 @@ class QdrantEdgeSink(QdrantBaseSink):
         if not self.path.is_dir():
             return []
         return sorted(d.name for d in self.path.iterdir() if not d.name.startswith(".") and self._is_shard(d))
-
-    def for_collection(self, name: str) -> Self:
-        """Returns a sink on collection `name` under the same `path`, with this sink's other settings."""
-        args, kwargs = self.construction
-        kwargs = {k: v for k, v in kwargs.items() if k != "collection"}
-        return type(self)(name, *args[1:], **kwargs)
 
     def close(self) -> None:
         """Optimizes the collection if this sink wrote to it, then flushes and releases the shard."""
