@@ -179,4 +179,4 @@ def test_rerank_rows_are_reported_without_a_verdict() -> None:
     assert len(rerank_lines) == 2
     assert "dense+rerank recall@5 0.100" in rerank_lines[0] and "vs dense 0.800" in rerank_lines[0]
     assert all("met" not in line and "missed" not in line for line in rerank_lines)
-    assert any(line.startswith("qdrant: hybrid recall@5 0.900 vs dense 0.800") for line in lines)
+    assert any(line.startswith("qdrant, all queries: hybrid recall@5 0.900 vs dense 0.800") for line in lines)
