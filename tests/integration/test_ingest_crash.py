@@ -86,7 +86,12 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(
         "--no-progress",
         *target,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
     stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err, start_new_session=True)
@@ -103,9 +108,10 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(
         process.wait()
         for segment in segments:  # a killed engine cannot unlink its shared-memory queues
             segment.unlink(missing_ok=True)
-    # stdout carries the CLI's results only (none before the report): vLLM logs on stderr.
+    # stdout carries the CLI's results only (none before the report): vLLM logs to its log file.
     assert stdout.read_text() == "", stdout.read_text()[:500]
-    assert "Initializing a V1 LLM engine" in stderr.read_text(errors="replace")
+    engine_log = "".join(p.read_text(errors="replace") for p in (tmp_path / "state").rglob("engine-*.log"))
+    assert "Initializing a V1 LLM engine" in engine_log
 
     with open_sink(kind, crashed) as sink:
         partial = sink.count()

@@ -11,21 +11,25 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 from rich.markup import escape
 from typer.exceptions import TyperException
 
+from vllm_embed._logging import LEVEL_VARIABLE
+from vllm_embed._signals import install_interrupt_handlers
 from vllm_embed._utils import one_line
 from vllm_embed._version import __version__
 from vllm_embed.cli.advise import advise
 from vllm_embed.cli.cache import cache_app
 from vllm_embed.cli.collections import collections_app
 from vllm_embed.cli.commands import ingest, search
+from vllm_embed.cli.engine_options import help_text
 from vllm_embed.cli.output import err, print_hits
 from vllm_embed.cli.verify import verify
-from vllm_embed.config import EmbedderConfig, RerankerConfig
+from vllm_embed.config import EmbedderConfig, LogLevel, RerankerConfig
 from vllm_embed.errors import VllmEmbedError
 
 if TYPE_CHECKING:
@@ -33,8 +37,6 @@ if TYPE_CHECKING:
     from vllm_embed.reranker import Reranker
 
 __all__ = ["app", "main", "make_embedder", "make_reranker", "print_hits"]
-
-LogLevel = Literal["debug", "info", "warning", "error"]
 
 app = typer.Typer(
     name="vllm-embed",
@@ -62,6 +64,7 @@ def make_embedder(config: EmbedderConfig) -> Embedder:
     """Builds the Embedder for a command (starts the engine). Tests replace this to reuse an engine."""
     from vllm_embed.embedder import Embedder
 
+    _say_engine_starts(config.model, config.backend)
     return Embedder(config=config)
 
 
@@ -69,7 +72,16 @@ def make_reranker(config: RerankerConfig) -> Reranker:
     """Builds the Reranker of `search --rerank` (starts its engine). Tests replace this to reuse one."""
     from vllm_embed.reranker import Reranker
 
+    _say_engine_starts(config.model, config.backend)
     return Reranker(config=config)
+
+
+def _say_engine_starts(model: str, backend: str) -> None:
+    """One progress line while vLLM starts (a minute or more on CPU; its own output goes to the log file)."""
+    context = click.get_current_context(silent=True)
+    quiet = bool(getattr(context.obj if context else None, "quiet", False))
+    if backend == "vllm" and not quiet:
+        err.print(f"[dim]starting the vLLM engine for {escape(model)}…[/]", highlight=False)
 
 
 class _StderrHandler(logging.Handler):
@@ -82,15 +94,14 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: LogLevel) -> None:
     """Sets the log level of vllm-embed and of vLLM, including vLLM's engine processes.
 
-    vLLM reads `VLLM_LOGGING_LEVEL` when it builds an engine, in this process and in each engine process
-    (which inherit the variable), so this must run before the engine starts.
+    The engine reads it from `VLLM_EMBED_LOG_LEVEL` when it starts (the Python API's `log_level`), so this
+    must run before the engine starts.
     """
     name = level.upper()
-    os.environ["VLLM_LOGGING_LEVEL"] = name
-    logging.getLogger("vllm").setLevel(name)  # in case vLLM is already imported (an embedding host)
+    os.environ[LEVEL_VARIABLE] = level
     ours = logging.getLogger("vllm_embed")
     ours.setLevel(name)
     if not any(isinstance(handler, _StderrHandler) for handler in ours.handlers):
@@ -122,7 +133,8 @@ def _global_options(
         LogLevel | None,
         typer.Option(
             "--log-level",
-            help="Log level of vllm-embed and vLLM \\[default: vLLM's own, info; warning with --quiet].",
+            envvar=LEVEL_VARIABLE,
+            help=help_text(EmbedderConfig.model_fields["log_level"].description),
             show_default=False,
         ),
     ] = None,
@@ -135,9 +147,7 @@ def _global_options(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `vllm-embed` script; usage errors are printed on one line."""
-    # vLLM logs on stdout by default, which would mix its start-up lines into `search --json` output; the
-    # engine's processes inherit this, and a user's own setting wins.
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    install_interrupt_handlers()
     try:
         code = app(
             args=argv if argv is not None else sys.argv[1:], prog_name="vllm-embed", standalone_mode=False
