@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_ingest_crash import shared_memory_of, written_points
+from process_helpers import shared_memory_of, written_points
 
 from vllm_embed.datasets import python_docstrings
 
@@ -73,11 +73,12 @@ def engine_log(root: Path) -> str:
 
 
 @pytest.mark.parametrize("moment", ["start-up", "mid-ingest"])
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupt_ends_the_cli_with_one_line_and_nothing_left_behind(
     signum: signal.Signals, moment: str, tmp_path: Path, corpus_file: Path, minilm_path: str
 ) -> None:
-    process = start_ingest(tmp_path, corpus_file, minilm_path)
+    model = minilm_path
+    process = start_ingest(tmp_path, corpus_file, model)
     try:
         if moment == "start-up":
             wait_until(process, tmp_path, lambda: engine_started(process.pid))
@@ -99,7 +100,10 @@ def test_an_interrupt_ends_the_cli_with_one_line_and_nothing_left_behind(
     assert code == 130, stderr[-2000:]
     assert stdout == ""
     expected = "interrupted; run the same command again to resume"
-    assert stderr.splitlines() == [f"error: {expected}"], stderr[-3000:]
+    # The CLI's own progress line, then the one line of the interrupt: no vLLM output, no traceback.
+    assert stderr.splitlines() == [f"starting the vLLM engine for {model}…", f"error: {expected}"], stderr[
+        -3000:
+    ]
     _, alive = psutil.wait_procs(started, timeout=5)
     assert not alive, [(p.pid, p.name()) for p in alive]
     assert not [s for s in segments if s.exists()]

@@ -7,54 +7,23 @@ engine in-process.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 from ingest_fixtures import assert_same_store, dump_store, open_sink
+from process_helpers import shared_memory_of, written_points
 
 from vllm_embed.datasets import python_docstrings
 from vllm_embed.ingest import ingest, load_path
 
 BATCH = 16
 STARTUP_LIMIT_SECONDS = 600  # a safety net for a wedged subprocess, not a timing assertion
-
-
-def shared_memory_of(pid: int) -> set[Path]:
-    """The /dev/shm segments that a process and its descendants have mapped."""
-    segments: set[Path] = set()
-    try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return segments
-    for member in tree:
-        with contextlib.suppress(psutil.Error):
-            segments.update(Path(m.path) for m in member.memory_maps() if m.path.startswith("/dev/shm/"))
-    return segments
-
-
-def written_points(kind: str, root: Path) -> int:
-    """Points the killed process has committed so far, read without taking the store's lock."""
-    if kind == "qdrant":
-        storage = root / "qdrant" / "collection" / "docs" / "storage.sqlite"
-        if not storage.exists():
-            return 0
-        try:
-            with sqlite3.connect(f"file:{storage}?mode=ro", uri=True) as db:
-                return int(db.execute("select count(*) from points").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-    wal = root / "milvus.db" / "collections" / "docs" / "wal"
-    return sum(1 for f in wal.glob("wal_data_*") if f.stat().st_size > 0) if wal.exists() else 0
 
 
 @pytest.fixture(scope="module")

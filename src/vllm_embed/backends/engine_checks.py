@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import psutil
@@ -106,8 +107,38 @@ def _is_main_test(test: ast.expr) -> bool:
     return bool(names and strings)
 
 
+def shared_memory_of(processes: Sequence[psutil.Process]) -> set[Path]:
+    """The POSIX shared-memory segments (`/dev/shm/…`) the processes have mapped."""
+    segments: set[Path] = set()
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            segments.update(Path(m.path) for m in process.memory_maps() if m.path.startswith("/dev/shm/"))
+    return segments
+
+
+def release_shared_memory(segments: set[Path]) -> None:
+    """Removes segments that ended processes left behind, and tells multiprocessing's tracker.
+
+    The engine's processes register their queues' segments with this process's resource tracker; one ended
+    before it unlinked them would otherwise be reported at exit as "leaked shared_memory objects".
+    """
+    from multiprocessing import resource_tracker
+
+    for segment in segments:
+        try:
+            segment.unlink()
+        except OSError:
+            continue  # gone already: its owner unlinked (and unregistered) it
+        with contextlib.suppress(Exception):
+            resource_tracker.unregister(f"/{segment.name}", "shared_memory")
+
+
 def stop_processes(processes: Sequence[psutil.Process], seconds: float = _STOP_SECONDS) -> None:
-    """Ends processes: SIGTERM (vLLM's own handler cleans up), then SIGKILL after `seconds`."""
+    """Ends processes: SIGTERM (vLLM's own handler cleans up), then SIGKILL after `seconds`.
+
+    The shared memory they leave behind is released.
+    """
+    segments = shared_memory_of(processes)
     for process in processes:
         with contextlib.suppress(psutil.Error):
             process.terminate()
@@ -116,3 +147,4 @@ def stop_processes(processes: Sequence[psutil.Process], seconds: float = _STOP_S
         with contextlib.suppress(psutil.Error):
             process.kill()
     psutil.wait_procs(lingering, timeout=seconds)
+    release_shared_memory(segments)

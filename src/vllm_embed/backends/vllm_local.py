@@ -33,7 +33,13 @@ from vllm_embed._optional import require
 from vllm_embed._signals import interrupted
 from vllm_embed._utils import one_line
 from vllm_embed.backends.base import EngineInput, PairTokens
-from vllm_embed.backends.engine_checks import check_spawn_guard, check_torch_companions, stop_processes
+from vllm_embed.backends.engine_checks import (
+    check_spawn_guard,
+    check_torch_companions,
+    release_shared_memory,
+    shared_memory_of,
+    stop_processes,
+)
 from vllm_embed.config import EmbedderConfig, EngineSettings, LogLevel, RerankerConfig
 from vllm_embed.errors import EngineStartError
 from vllm_embed.profiles import ModelProfile, read_model_file
@@ -183,6 +189,7 @@ def _use_every_cpu_core(arguments: dict[str, Any]) -> None:
 # behind (`/dev/shm`, reclaimed with a warning only when this process exits).
 _SHUTDOWN_TIMEOUT_SECONDS = 30.0
 _INTERRUPTED_SHUTDOWN_SECONDS = 3.0
+_START_POLL_SECONDS = 0.2
 
 
 def _is_multiprocessing_helper(process: psutil.Process) -> bool:
@@ -192,6 +199,30 @@ def _is_multiprocessing_helper(process: psutil.Process) -> bool:
     except psutil.Error:
         return False
     return "multiprocessing.resource_tracker" in command or "multiprocessing.forkserver" in command
+
+
+def _build_llm(arguments: dict[str, Any]) -> LLM:
+    """Builds a `vllm.LLM` in a helper thread while this thread waits in a way Ctrl-C and SIGTERM can end.
+
+    vLLM waits for its engine's handshake in one long pyzmq poll, which swallows the `KeyboardInterrupt` a
+    signal handler raises: Ctrl-C during start-up did nothing until the handshake timed out.
+    """
+    built: list[LLM] = []
+    failed: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            built.append(LLM(**arguments))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            failed.append(exc)
+
+    thread = threading.Thread(target=build, name="vllm-embed-engine-start", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(_START_POLL_SECONDS)
+    if failed:
+        raise failed[0]
+    return built[0]
 
 
 def _new_engine_processes(before: set[int]) -> list[psutil.Process]:
@@ -223,7 +254,7 @@ class _SharedEngine:
         log = None
         try:
             with engine_output(log_level) as log:
-                self.llm = LLM(**arguments)
+                self.llm = _build_llm(arguments)
         except Exception as exc:
             stop_processes(_new_engine_processes(before))
             raise EngineStartError(
@@ -231,6 +262,7 @@ class _SharedEngine:
                 f"(its output is in {log})"
             ) from exc
         except BaseException:  # Ctrl-C or SIGTERM during start-up: vLLM would wait for the handshake
+            mute_vllm_terminal()  # the abandoned start-up reports the processes ended under it
             stop_processes(_new_engine_processes(before))
             raise
         self._processes = _new_engine_processes(before)
@@ -325,6 +357,7 @@ class _SharedEngine:
         # After Ctrl-C or SIGTERM the user waits: a short grace period, no wait for a batch in flight (it
         # fails as the engine stops, and says so in vLLM's log only).
         fast = interrupted()
+        segments = shared_memory_of(self._processes)
         self._jobs.put(None)
         mute_vllm_terminal()  # its shutdown notices (slow workers, force kills) are for the log file only
         if not fast:
@@ -340,6 +373,7 @@ class _SharedEngine:
             self._processes, timeout=_INTERRUPTED_SHUTDOWN_SECONDS if fast else 10
         )
         stop_processes(lingering)
+        release_shared_memory(segments)
         drain_echo()
 
 

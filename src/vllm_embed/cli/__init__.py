@@ -7,11 +7,13 @@ derived from `EmbedderConfig` (`vllm_embed.cli.engine_options`).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import click
 import typer
@@ -19,7 +21,7 @@ from rich.markup import escape
 from typer.exceptions import TyperException
 
 from vllm_embed._logging import LEVEL_VARIABLE
-from vllm_embed._signals import install_interrupt_handlers
+from vllm_embed._signals import install_interrupt_handlers, interrupted
 from vllm_embed._utils import one_line
 from vllm_embed._version import __version__
 from vllm_embed.cli.advise import advise
@@ -146,8 +148,35 @@ def _global_options(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `vllm-embed` script; usage errors are printed on one line."""
-    install_interrupt_handlers()
+    """Entry point of the `vllm-embed` script; usage errors are printed on one line.
+
+    As the script (no `argv`), SIGTERM is handled like Ctrl-C, and after either the process ends as soon as
+    its clean-up is done.
+    """
+    if argv is None:
+        install_interrupt_handlers()
+    try:
+        _run(argv)
+    except SystemExit as exc:
+        if interrupted():
+            _exit_now(exc.code)
+        raise
+
+
+def _exit_now(code: object) -> NoReturn:
+    """Ends an interrupted process once its clean-up ran, skipping the interpreter's finalization.
+
+    That finalization would wait, often ten seconds or more, on the sockets of an engine start the interrupt
+    abandoned.
+    """
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code if isinstance(code, int) else 1)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         code = app(
             args=argv if argv is not None else sys.argv[1:], prog_name="vllm-embed", standalone_mode=False
