@@ -122,6 +122,39 @@ def test_ingest_into_a_collection_of_another_model_is_refused_before_the_engine(
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("./models/no-such-model", "model path ./models/no-such-model does not exist; check the path"),
+        ("{tmp}", "is not a model directory: it holds no config.json"),
+    ],
+)
+def test_a_wrong_model_path_is_named_as_such_even_against_an_existing_collection(
+    model: str, message: str, tmp_path, corpus_file, monkeypatch
+) -> None:
+    with open_sink("milvus", tmp_path) as sink:
+        ingest(["x"], embedder=FakeHashEmbedder(), sink=sink, progress=False)
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    target = ["-c", "docs", "--milvus", str(tmp_path / "milvus.db")]
+    for command in (["ingest", str(corpus_file)], ["search", "q"]):
+        code, _, err = run(*command, "-m", model.format(tmp=tmp_path), *target)
+        assert code == 1 and err.startswith("error: ") and message in err, err
+        assert len(err.strip().splitlines()) == 1 and "mismatch" not in err and "collection has" not in err
+
+
+def test_a_hub_id_offline_is_one_line_before_the_engine_starts(tmp_path, corpus_file, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    code, _, err = run(
+        "ingest", str(corpus_file), "-m", "org/absent", "-c", "docs", "--qdrant", str(tmp_path / "q")
+    )
+    assert code == 1
+    assert err.splitlines() == [
+        "error: org/absent is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: download it "
+        "once online (hf download org/absent), unset HF_HUB_OFFLINE, or pass a local directory"
+    ]
+
+
 def test_ingest_with_another_layout_than_the_collection_is_refused_before_the_engine(
     tmp_path, corpus_file, monkeypatch
 ) -> None:

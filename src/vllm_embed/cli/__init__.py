@@ -33,6 +33,7 @@ from vllm_embed.cli.output import err, print_hits
 from vllm_embed.cli.verify import verify
 from vllm_embed.config import EmbedderConfig, LogLevel, RerankerConfig
 from vllm_embed.errors import VllmEmbedError
+from vllm_embed.model_source import check_model_source
 
 if TYPE_CHECKING:
     from vllm_embed.embedder import Embedder
@@ -66,7 +67,7 @@ def make_embedder(config: EmbedderConfig) -> Embedder:
     """Builds the Embedder for a command (starts the engine). Tests replace this to reuse an engine."""
     from vllm_embed.embedder import Embedder
 
-    _say_engine_starts(config.model, config.backend)
+    _say_engine_starts(config.model, config.backend, config.revision)
     return Embedder(config=config)
 
 
@@ -74,15 +75,20 @@ def make_reranker(config: RerankerConfig) -> Reranker:
     """Builds the Reranker of `search --rerank` (starts its engine). Tests replace this to reuse one."""
     from vllm_embed.reranker import Reranker
 
-    _say_engine_starts(config.model, config.backend)
+    _say_engine_starts(config.model, config.backend, config.revision)
     return Reranker(config=config)
 
 
-def _say_engine_starts(model: str, backend: str) -> None:
-    """One progress line while vLLM starts (a minute or more on CPU; its own output goes to the log file)."""
+def _say_engine_starts(model: str, backend: str, revision: str | None) -> None:
+    """One progress line while vLLM starts (a minute or more on CPU; its own output goes to the log file).
+
+    A model that cannot load is refused first, so that its error is the only line.
+    """
+    if backend != "vllm":
+        return
+    check_model_source(model, revision)
     context = click.get_current_context(silent=True)
-    quiet = bool(getattr(context.obj if context else None, "quiet", False))
-    if backend == "vllm" and not quiet:
+    if not getattr(context.obj if context else None, "quiet", False):
         err.print(f"[dim]starting the vLLM engine for {escape(model)}…[/]", highlight=False)
 
 
@@ -135,7 +141,6 @@ def _global_options(
         LogLevel | None,
         typer.Option(
             "--log-level",
-            envvar=LEVEL_VARIABLE,
             help=help_text(EmbedderConfig.model_fields["log_level"].description),
             show_default=False,
         ),
