@@ -108,7 +108,9 @@ def test_the_python_quick_start_prints_only_its_result(tmp_path: Path, minilm_pa
     assert VLLM_START_LINE in engine_log(tmp_path)
 
 
-@pytest.mark.parametrize("flags", [[], ["--log-level", "info"]], ids=["default", "info"])
+@pytest.mark.parametrize(
+    "flags", [[], ["--quiet"], ["--log-level", "info"]], ids=["default", "quiet", "info"]
+)
 def test_a_cli_ingest_shows_its_own_progress_and_vllm_only_at_info(
     tmp_path: Path, minilm_path: str, flags: list[str]
 ) -> None:
@@ -129,7 +131,9 @@ def test_a_cli_ingest_shows_its_own_progress_and_vllm_only_at_info(
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["written"] == 5
     assert VLLM_START_LINE in engine_log(tmp_path)
-    if flags:
+    if flags == ["--log-level", "info"]:
         assert VLLM_START_LINE in done.stderr
+    elif flags == ["--quiet"]:
+        assert done.stderr == ""
     else:
         assert done.stderr.splitlines() == [f"starting the vLLM engine for {minilm_path}…"]
