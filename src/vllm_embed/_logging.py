@@ -80,8 +80,11 @@ def engine_output(setting: LogLevel | None = None) -> Iterator[Path]:
     level = resolve_level(setting)
     path = engine_log_path()
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    # The file gets vLLM's INFO lines even when the terminal gets only warnings.
-    os.environ["VLLM_LOGGING_LEVEL"] = "DEBUG" if level == "debug" else "INFO"
+    # The file gets vLLM's INFO lines even when the terminal gets only warnings (a user's own setting wins).
+    if level == "debug":
+        os.environ["VLLM_LOGGING_LEVEL"] = "DEBUG"
+    else:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
     with _lock:
         _flush_std_streams()
         target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

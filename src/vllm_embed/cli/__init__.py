@@ -134,7 +134,7 @@ def _global_options(
     quiet: Annotated[
         bool,
         typer.Option(
-            "--quiet", "-q", help="Only warnings and errors on stderr (vLLM's too), and no progress bar."
+            "--quiet", "-q", help="Only warnings and errors on stderr: no progress line or bar."
         ),
     ] = False,
     log_level: Annotated[
