@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import no_engine, run, write_corpus
+from cli_helpers import FakeClosableEmbedder, no_engine, run, write_corpus
 from ingest_fixtures import FakeHashEmbedder, open_sink
 
 from vllm_embed import cli
@@ -176,3 +176,27 @@ def test_ingest_with_another_layout_than_the_collection_is_refused_before_the_en
     )
     assert code == 1 and "layout: collection has 'llama-index', this run has 'langchain'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_cli_says_that_the_engine_starts_unless_quiet(
+    quiet, tmp_path, corpus_file, monkeypatch, minilm_path
+):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(
+        "vllm_embed.embedder.Embedder", lambda config: FakeClosableEmbedder(model=config.model)
+    )
+    flags = ["--quiet"] if quiet else []
+    code, _, err = run(
+        *flags,
+        "ingest",
+        str(corpus_file),
+        "-m",
+        minilm_path,
+        "-c",
+        "docs",
+        "--qdrant",
+        str(tmp_path / "q"),
+        "--no-progress",
+    )
+    assert code == 0, err
+    assert err.splitlines() == ([] if quiet else [f"starting the vLLM engine for {minilm_path}…"])

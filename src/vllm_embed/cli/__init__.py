@@ -15,7 +15,6 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import click
 import typer
 from rich.markup import escape
 from typer.exceptions import TyperException
@@ -63,6 +62,10 @@ class GlobalOptions:
     quiet: bool = False
 
 
+_options = GlobalOptions()
+"""The global options of the running command, for code that has no `ctx` (`make_embedder`)."""
+
+
 def make_embedder(config: EmbedderConfig) -> Embedder:
     """Builds the Embedder for a command (starts the engine). Tests replace this to reuse an engine."""
     from vllm_embed.embedder import Embedder
@@ -87,8 +90,7 @@ def _say_engine_starts(model: str, backend: str, revision: str | None) -> None:
     if backend != "vllm":
         return
     check_model_source(model, revision)
-    context = click.get_current_context(silent=True)
-    if not getattr(context.obj if context else None, "quiet", False):
+    if not _options.quiet:
         err.print(f"[dim]starting the vLLM engine for {escape(model)}…[/]", highlight=False)
 
 
@@ -133,9 +135,7 @@ def _global_options(
     ] = False,
     quiet: Annotated[
         bool,
-        typer.Option(
-            "--quiet", "-q", help="Only warnings and errors on stderr: no progress line or bar."
-        ),
+        typer.Option("--quiet", "-q", help="Only warnings and errors on stderr: no progress line or bar."),
     ] = False,
     log_level: Annotated[
         LogLevel | None,
@@ -149,7 +149,8 @@ def _global_options(
     """Embed corpora with vLLM into Qdrant or Milvus, and search them."""
     if log_level is not None or quiet:
         configure_logging(log_level or "warning")
-    ctx.obj = GlobalOptions(quiet=quiet)
+    global _options
+    ctx.obj = _options = GlobalOptions(quiet=quiet)
 
 
 def main(argv: list[str] | None = None) -> None:
