@@ -1,4 +1,4 @@
-"""What the in-process engine checks before vLLM is imported, and how it stops processes it must abandon.
+"""What the in-process engine checks before vLLM starts, and how it waits for, finds and stops its processes.
 
 Kept apart from `vllm_local` (which imports vLLM at its top) so that these run, and can be tested, without it.
 """
@@ -10,9 +10,11 @@ import contextlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import psutil
 
@@ -25,6 +27,9 @@ TORCH_COMPANIONS = ("torchvision", "torchaudio", "torchcodec")
 UNINSTALL_COMPANIONS = "pip uninstall -y " + " ".join(TORCH_COMPANIONS)
 
 _STOP_SECONDS = 3.0
+_WAIT_POLL_SECONDS = 0.2
+
+_T = TypeVar("_T")
 
 
 def check_torch_companions(names: Sequence[str] = TORCH_COMPANIONS) -> None:
@@ -148,3 +153,49 @@ def stop_processes(processes: Sequence[psutil.Process], seconds: float = _STOP_S
             process.kill()
     psutil.wait_procs(lingering, timeout=seconds)
     release_shared_memory(segments)
+
+
+def interruptible(build: Callable[[], _T]) -> _T:
+    """Runs `build` in a helper thread while this thread waits in a way Ctrl-C and SIGTERM can end.
+
+    vLLM waits for its engine's handshake in one long pyzmq poll, which swallows the `KeyboardInterrupt` a
+    signal handler raises: Ctrl-C during start-up did nothing until the handshake timed out.
+    """
+    built: list[_T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            built.append(build())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="vllm-embed-engine-start", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(_WAIT_POLL_SECONDS)
+    if failed:
+        raise failed[0]
+    return built[0]
+
+
+def new_engine_processes(before: set[int]) -> list[psutil.Process]:
+    """The processes an engine started: this process's descendants not in `before`.
+
+    Not the helpers `multiprocessing` starts on the first spawn: they serve the whole process and stay until
+    it exits (waiting for one cost every close 10 s, and killing it broke later spawns' bookkeeping).
+    """
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if child.pid not in before and not _is_multiprocessing_helper(child)
+    ]
+
+
+def _is_multiprocessing_helper(process: psutil.Process) -> bool:
+    """Whether `process` is multiprocessing's resource tracker or fork server."""
+    try:
+        command = " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+    return "multiprocessing.resource_tracker" in command or "multiprocessing.forkserver" in command

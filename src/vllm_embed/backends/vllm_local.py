@@ -36,6 +36,8 @@ from vllm_embed.backends.base import EngineInput, PairTokens
 from vllm_embed.backends.engine_checks import (
     check_spawn_guard,
     check_torch_companions,
+    interruptible,
+    new_engine_processes,
     release_shared_memory,
     shared_memory_of,
     stop_processes,
@@ -189,53 +191,6 @@ def _use_every_cpu_core(arguments: dict[str, Any]) -> None:
 # behind (`/dev/shm`, reclaimed with a warning only when this process exits).
 _SHUTDOWN_TIMEOUT_SECONDS = 30.0
 _INTERRUPTED_SHUTDOWN_SECONDS = 3.0
-_START_POLL_SECONDS = 0.2
-
-
-def _is_multiprocessing_helper(process: psutil.Process) -> bool:
-    """Whether `process` is multiprocessing's resource tracker or fork server."""
-    try:
-        command = " ".join(process.cmdline())
-    except psutil.Error:
-        return False
-    return "multiprocessing.resource_tracker" in command or "multiprocessing.forkserver" in command
-
-
-def _build_llm(arguments: dict[str, Any]) -> LLM:
-    """Builds a `vllm.LLM` in a helper thread while this thread waits in a way Ctrl-C and SIGTERM can end.
-
-    vLLM waits for its engine's handshake in one long pyzmq poll, which swallows the `KeyboardInterrupt` a
-    signal handler raises: Ctrl-C during start-up did nothing until the handshake timed out.
-    """
-    built: list[LLM] = []
-    failed: list[BaseException] = []
-
-    def build() -> None:
-        try:
-            built.append(LLM(**arguments))
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
-            failed.append(exc)
-
-    thread = threading.Thread(target=build, name="vllm-embed-engine-start", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(_START_POLL_SECONDS)
-    if failed:
-        raise failed[0]
-    return built[0]
-
-
-def _new_engine_processes(before: set[int]) -> list[psutil.Process]:
-    """The processes an engine started (children not in `before`).
-
-    Not the helpers `multiprocessing` starts on the first spawn: they serve the whole process and stay until
-    it exits (waiting for one cost every close 10 s, and killing it broke later spawns' bookkeeping).
-    """
-    return [
-        child
-        for child in psutil.Process().children(recursive=True)
-        if child.pid not in before and not _is_multiprocessing_helper(child)
-    ]
 
 
 class _SharedEngine:
@@ -254,18 +209,18 @@ class _SharedEngine:
         log = None
         try:
             with engine_output(log_level) as log:
-                self.llm = _build_llm(arguments)
+                self.llm = interruptible(lambda: LLM(**arguments))
         except Exception as exc:
-            stop_processes(_new_engine_processes(before))
+            stop_processes(new_engine_processes(before))
             raise EngineStartError(
                 f"the vLLM engine for {arguments['model']} did not start: {one_line(exc)[:400]} "
                 f"(its output is in {log})"
             ) from exc
         except BaseException:  # Ctrl-C or SIGTERM during start-up: vLLM would wait for the handshake
             mute_vllm_terminal()  # the abandoned start-up reports the processes ended under it
-            stop_processes(_new_engine_processes(before))
+            stop_processes(new_engine_processes(before))
             raise
-        self._processes = _new_engine_processes(before)
+        self._processes = new_engine_processes(before)
         model_config = self.llm.llm_engine.model_config
         self.max_model_len: int = int(model_config.max_model_len)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
