@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from vllm_embed.errors import SettingsError
 from vllm_embed.profiles import ModelProfile
 
 LongInputPolicy = Literal["chunk", "truncate", "error"]
 RerankLongInputPolicy = Literal["truncate", "error"]
 BackendName = Literal["vllm", "openai"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 API_KEY_VARIABLES = ("VLLM_EMBED_API_KEY", "OPENAI_API_KEY")
 """Environment variables read, in this order, for `api_key` when it is not given."""
@@ -84,6 +88,11 @@ class EngineSettings(BaseModel):
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments passed unchanged to the engine (`vllm.LLM`)."""
 
+    log_level: LogLevel | None = None
+    """How much of vLLM's output reaches stderr: `info` or `debug` show its start-up and shutdown logs,
+    `warning` (the default, unless `VLLM_EMBED_LOG_LEVEL` says otherwise) only warnings. All of it goes to a
+    log file, which an engine-start error names."""
+
     @model_validator(mode="before")
     @classmethod
     def _credentials_out_of_base_url(cls, data: Any) -> Any:
@@ -136,6 +145,25 @@ class EmbedderSettings(EngineSettings):
     """Size bound of the cache file; least-recently-used entries are evicted past it."""
 
 
+def check_setting_names(given: Iterable[str], known: Collection[str], owner: str) -> None:
+    """Refuses settings `owner` does not have, suggesting the closest name of each ("did you mean").
+
+    Raises:
+        SettingsError: If a name in `given` is not in `known`.
+    """
+    unknown = [name for name in given if name not in known]
+    if not unknown:
+        return
+    described = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        described.append(f"{name}= (did you mean {close[0]}=?)" if close else f"{name}=")
+    raise SettingsError(
+        f"{owner.removesuffix('Config')} has no setting {', '.join(described)}; "
+        f"its settings are listed in help({owner})"
+    )
+
+
 class EngineConfigChecks(BaseModel):
     """The model field and the checks of every frozen facade configuration.
 
@@ -149,6 +177,11 @@ class EngineConfigChecks(BaseModel):
 
     model: str = Field(min_length=1)
     """Hugging Face model id or local directory (for `backend="openai"`: the served model name)."""
+
+    def __init__(self, **data: Any) -> None:
+        # pydantic's own "Extra inputs are not permitted" does not say what was meant.
+        check_setting_names(data, type(self).model_fields, type(self).__name__)
+        super().__init__(**data)
 
     @field_validator("engine_kwargs", check_fields=False)
     @classmethod

@@ -20,7 +20,8 @@ from vllm_embed._version import __version__
 from vllm_embed.backends.base import Backend, EngineInput
 from vllm_embed.cache import CacheStats, EmbeddingCache, default_cache_path, model_fingerprint, namespace_key
 from vllm_embed.config import EmbedderConfig, RerankerConfig
-from vllm_embed.errors import InvalidVectorError
+from vllm_embed.errors import InvalidVectorError, SettingsError
+from vllm_embed.model_source import check_model_source
 from vllm_embed.profiles import ModelProfile, detect_profile
 
 if TYPE_CHECKING:
@@ -259,12 +260,14 @@ class Embedder:
     ) -> None:
         if config is not None:
             if model is not None or kwargs:
-                raise ValueError("pass either config=EmbedderConfig(...) or keyword settings, not both")
+                raise SettingsError("pass either config=EmbedderConfig(...) or keyword settings, not both")
         elif model is None:
-            raise ValueError("Embedder needs a model: Embedder(model='Qwen/Qwen3-Embedding-0.6B')")
+            raise SettingsError("Embedder needs a model: Embedder(model='Qwen/Qwen3-Embedding-0.6B')")
         else:
             config = EmbedderConfig(model=model, **kwargs)
         self.config: EmbedderConfig = config
+        if config.backend == "vllm":
+            check_model_source(config.model, config.revision)
         profile = detect_profile(config.model, config.revision, config.profile)
         requested = profile.check_dimensions(config.dimensions, config.model)
 

@@ -11,6 +11,22 @@ class VllmEmbedError(Exception):
     """Base class of every error vllm-embed raises on purpose; its message says what to do next."""
 
 
+class SettingsError(VllmEmbedError, ValueError):
+    """A setting is unknown (the message suggests the closest name) or has a value the model cannot honour."""
+
+
+class ModelNotFoundError(VllmEmbedError, ValueError):
+    """The model argument names no usable model.
+
+    A path that does not exist, a directory without a model config, or a hub id absent from the local cache
+    while offline.
+    """
+
+
+class EngineStartError(VllmEmbedError, RuntimeError):
+    """The vLLM engine did not start; the message names the log file holding its output."""
+
+
 class InvalidVectorError(VllmEmbedError, ValueError):
     """A backend returned a vector that is not finite, has the wrong length, or has zero norm.
 

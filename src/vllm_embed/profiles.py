@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from vllm_embed.errors import SettingsError
+
 Pooling = Literal["mean", "last", "cls"]
 
 QWEN3_DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
@@ -113,7 +115,7 @@ class ModelProfile:
             The output size (`None` only when it is not yet known, e.g. an unprobed remote model).
 
         Raises:
-            ValueError: If the size is outside what the model supports; the message names the valid range.
+            SettingsError: If the size is outside what the model supports; the message names the valid range.
         """
         if dimensions is None:
             return self.native_dimension
@@ -121,7 +123,7 @@ class ModelProfile:
         if not self.matryoshka:
             if native is None or dimensions == native:
                 return dimensions
-            raise ValueError(
+            raise SettingsError(
                 f"dimensions={dimensions} is not supported for {model}: the model is not trained for "
                 f"Matryoshka dimensions and its only size is {native}; pass dimensions=None, or "
                 "profile=... with matryoshka=True if the model is"
@@ -129,7 +131,7 @@ class ModelProfile:
         low = min(self.min_dimension, native) if native is not None else self.min_dimension
         if dimensions < low or (native is not None and dimensions > native):
             high = str(native) if native is not None else "native"
-            raise ValueError(f"dimensions={dimensions} is outside {low}..{high} for {model}")
+            raise SettingsError(f"dimensions={dimensions} is outside {low}..{high} for {model}")
         return dimensions
 
 
@@ -250,12 +252,12 @@ def detect_profile(
         The profile, with the native dimension and max length filled in where the files give them.
 
     Raises:
-        ValueError: If `override` names an unknown family.
+        SettingsError: If `override` names an unknown family.
     """
     if isinstance(override, ModelProfile):
         return override
     if override is not None and override not in NAMED_PROFILES:
-        raise ValueError(f"unknown profile {override!r}; choose one of {sorted(NAMED_PROFILES)}")
+        raise SettingsError(f"unknown profile {override!r}; choose one of {sorted(NAMED_PROFILES)}")
 
     config = read_model_file(model, "config.json", revision) or {}
     st_config = read_model_file(model, "config_sentence_transformers.json", revision) or {}

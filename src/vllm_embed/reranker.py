@@ -16,7 +16,8 @@ from vllm_embed._utils import batched
 from vllm_embed.backends.base import PairTokens, TextScorer, TokenScorer
 from vllm_embed.config import RerankerConfig
 from vllm_embed.embedder import _check_text, _load_tokenizer
-from vllm_embed.errors import InvalidVectorError
+from vllm_embed.errors import InvalidVectorError, SettingsError
+from vllm_embed.model_source import check_model_source
 from vllm_embed.rerank_profiles import (
     QWEN3_RERANKER_PREFIX,
     QWEN3_RERANKER_SUFFIX,
@@ -125,12 +126,14 @@ class Reranker:
     ) -> None:
         if config is not None:
             if model is not None or kwargs:
-                raise ValueError("pass either config=RerankerConfig(...) or keyword settings, not both")
+                raise SettingsError("pass either config=RerankerConfig(...) or keyword settings, not both")
         elif model is None:
-            raise ValueError("Reranker needs a model: Reranker(model='Qwen/Qwen3-Reranker-0.6B')")
+            raise SettingsError("Reranker needs a model: Reranker(model='Qwen/Qwen3-Reranker-0.6B')")
         else:
             config = RerankerConfig(model=model, **kwargs)
         self.config: RerankerConfig = config
+        if config.backend == "vllm":
+            check_model_source(config.model, config.revision)
         self.profile: RerankerProfile = detect_reranker_profile(config.model, config.revision, config.profile)
         if config.instruction is not None:
             self.profile.query_text("", config.instruction)  # a cross-encoder refuses it here, not on use

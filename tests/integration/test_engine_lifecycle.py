@@ -71,3 +71,17 @@ def test_closing_the_last_user_stops_the_engine_processes(minilm_path: str, tmp_
         for pid in report["engine_pids"]
         if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     ]
+
+
+def test_a_script_without_the_main_guard_gets_one_line_before_any_engine_process(
+    minilm_path: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"from vllm_embed import Embedder\n\nembedder = Embedder({minilm_path!r})\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines()[-1] == (
+        f"vllm_embed.errors.EngineStartError: {script}:3 starts the vLLM engine at the script's top level, "
+        'which vLLM runs again in each engine process: move it under  if __name__ == "__main__":'
+    )
+    assert "bootstrapping phase" not in done.stderr

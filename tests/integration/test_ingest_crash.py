@@ -7,52 +7,23 @@ engine in-process.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 from ingest_fixtures import assert_same_store, dump_store, open_sink
+from process_helpers import shared_memory_of, written_points
 
 from vllm_embed.datasets import python_docstrings
 from vllm_embed.ingest import ingest, load_path
 
 BATCH = 16
 STARTUP_LIMIT_SECONDS = 600  # a safety net for a wedged subprocess, not a timing assertion
-
-
-def shared_memory_of(pid: int) -> set[Path]:
-    """The /dev/shm segments that a process and its descendants have mapped."""
-    segments: set[Path] = set()
-    try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return segments
-    for member in tree:
-        with contextlib.suppress(psutil.Error):
-            segments.update(Path(m.path) for m in member.memory_maps() if m.path.startswith("/dev/shm/"))
-    return segments
-
-
-def written_points(kind: str, root: Path) -> int:
-    """Points the killed process has committed so far, read without taking the store's lock."""
-    assert kind == "qdrant"
-    storage = root / "qdrant" / "collection" / "docs" / "storage.sqlite"
-    if not storage.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{storage}?mode=ro", uri=True) as db:
-            return int(db.execute("select count(*) from points").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +52,12 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(
         "--no-progress",
         *target,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
     stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err, start_new_session=True)
@@ -98,9 +74,10 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(
         process.wait()
         for segment in segments:  # a killed engine cannot unlink its shared-memory queues
             segment.unlink(missing_ok=True)
-    # stdout carries the CLI's results only (none before the report): vLLM logs on stderr.
+    # stdout carries the CLI's results only (none before the report): vLLM logs to its log file.
     assert stdout.read_text() == "", stdout.read_text()[:500]
-    assert "Initializing a V1 LLM engine" in stderr.read_text(errors="replace")
+    engine_log = "".join(p.read_text(errors="replace") for p in (tmp_path / "state").rglob("engine-*.log"))
+    assert "Initializing a V1 LLM engine" in engine_log
 
     with open_sink(kind, crashed) as sink:
         partial = sink.count()

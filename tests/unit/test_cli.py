@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_helpers import no_engine, run, write_corpus
+from cli_helpers import FakeClosableEmbedder, no_engine, run, write_corpus
 from ingest_fixtures import FakeHashEmbedder, open_sink
 
 from vllm_embed import cli
@@ -123,6 +123,39 @@ def test_ingest_into_a_collection_of_another_model_is_refused_before_the_engine(
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("./models/no-such-model", "model path ./models/no-such-model does not exist; check the path"),
+        ("{tmp}", "is not a model directory: it holds no config.json"),
+    ],
+)
+def test_a_wrong_model_path_is_named_as_such_even_against_an_existing_collection(
+    model: str, message: str, tmp_path, corpus_file, monkeypatch
+) -> None:
+    with open_sink("milvus", tmp_path) as sink:
+        ingest(["x"], embedder=FakeHashEmbedder(), sink=sink, progress=False)
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    target = ["-c", "docs", "--milvus", str(tmp_path / "milvus.db")]
+    for command in (["ingest", str(corpus_file)], ["search", "q"]):
+        code, _, err = run(*command, "-m", model.format(tmp=tmp_path), *target)
+        assert code == 1 and err.startswith("error: ") and message in err, err
+        assert len(err.strip().splitlines()) == 1 and "mismatch" not in err and "collection has" not in err
+
+
+def test_a_hub_id_offline_is_one_line_before_the_engine_starts(tmp_path, corpus_file, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    code, _, err = run(
+        "ingest", str(corpus_file), "-m", "org/absent", "-c", "docs", "--qdrant", str(tmp_path / "q")
+    )
+    assert code == 1
+    assert err.splitlines() == [
+        "error: org/absent is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: download it "
+        "once online (hf download org/absent), unset HF_HUB_OFFLINE, or pass a local directory"
+    ]
+
+
 def test_ingest_with_another_layout_than_the_collection_is_refused_before_the_engine(
     tmp_path, corpus_file, monkeypatch
 ) -> None:
@@ -174,3 +207,27 @@ def test_a_filter_value_nested_thousands_deep_is_a_plain_string_not_a_recursion_
 
     deep = "[" * 100_000 + "]" * 100_000
     assert _parse_filters([f"k={deep}", "n=3"]) == {"k": deep, "n": 3}
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_cli_says_that_the_engine_starts_unless_quiet(
+    quiet, tmp_path, corpus_file, monkeypatch, minilm_path
+):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(
+        "vllm_embed.embedder.Embedder", lambda config: FakeClosableEmbedder(model=config.model)
+    )
+    flags = ["--quiet"] if quiet else []
+    code, _, err = run(
+        *flags,
+        "ingest",
+        str(corpus_file),
+        "-m",
+        minilm_path,
+        "-c",
+        "docs",
+        "--qdrant",
+        str(tmp_path / "q"),
+        "--no-progress",
+    )
+    assert code == 0, err
+    assert err.splitlines() == ([] if quiet else [f"starting the vLLM engine for {minilm_path}…"])

@@ -175,8 +175,8 @@ def test_version() -> None:
     assert module.returncode == 0 and module.stdout == out
 
 
-def test_log_level_reaches_vllm_and_vllm_embed(monkeypatch, tmp_path, capsys) -> None:
-    monkeypatch.delenv("VLLM_LOGGING_LEVEL", raising=False)
+def test_log_level_reaches_the_engine_and_vllm_embed(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.delenv("VLLM_EMBED_LOG_LEVEL", raising=False)  # restored after the test
     ours = logging.getLogger("vllm_embed")
     monkeypatch.setattr(ours, "level", ours.level)
     monkeypatch.setattr(ours, "handlers", list(ours.handlers))
@@ -184,10 +184,10 @@ def test_log_level_reaches_vllm_and_vllm_embed(monkeypatch, tmp_path, capsys) ->
     monkeypatch.setattr(vllm_logger, "level", vllm_logger.level)
     code, _, err = run("--log-level", "debug", "cache", "info", "--path", str(tmp_path / "c.sqlite"))
     assert code == 0, err
-    assert os.environ["VLLM_LOGGING_LEVEL"] == "DEBUG" and ours.level == logging.DEBUG
+    assert os.environ["VLLM_EMBED_LOG_LEVEL"] == "debug" and ours.level == logging.DEBUG
 
     code, _, err = run("--quiet", "cache", "info", "--path", str(tmp_path / "c.sqlite"))
-    assert code == 0 and os.environ["VLLM_LOGGING_LEVEL"] == "WARNING" and ours.level == logging.WARNING
+    assert code == 0 and os.environ["VLLM_EMBED_LOG_LEVEL"] == "warning" and ours.level == logging.WARNING
 
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--log-level", "loud", "cache", "info"])

@@ -16,6 +16,7 @@ from vllm_embed.backends.base import PairTokens
 from vllm_embed.backends.openai.errors import RemoteEmbeddingError
 from vllm_embed.backends.openai.rerank import decode_rerank
 from vllm_embed.config import EngineSettings
+from vllm_embed.errors import SettingsError
 from vllm_embed.ingest.search import rerank_hits
 from vllm_embed.rerank_profiles import QWEN3_RERANKER_OVERRIDES, detect_reranker_profile
 from vllm_embed.sinks.base import Hit
@@ -58,7 +59,7 @@ def test_reranker_config_shares_engine_settings_with_embedder_config() -> None:
     for name in shared:
         assert RerankerConfig.model_fields[name].description == EmbedderConfig.model_fields[name].description
     assert all(field.description for field in RerankerConfig.model_fields.values())
-    with pytest.raises(ValidationError, match="extra"):
+    with pytest.raises(SettingsError, match=r"Reranker has no setting dimensions="):
         RerankerConfig(model="m", dimensions=3)  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="runner"):
         RerankerConfig(model="m", engine_kwargs={"runner": "generate"})

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import contextlib
 import json
 import logging
 import os
@@ -29,17 +28,32 @@ import numpy as np
 import numpy.typing as npt
 import psutil
 
+from vllm_embed._logging import drain_echo, engine_output, mute_vllm_terminal
 from vllm_embed._optional import require
+from vllm_embed._signals import interrupted
+from vllm_embed._utils import one_line
 from vllm_embed.backends.base import EngineInput, PairTokens
-from vllm_embed.config import EmbedderConfig, EngineSettings, RerankerConfig
+from vllm_embed.backends.engine_checks import (
+    check_spawn_guard,
+    check_torch_companions,
+    interruptible,
+    new_engine_processes,
+    release_shared_memory,
+    shared_memory_of,
+    stop_processes,
+)
+from vllm_embed.config import EmbedderConfig, EngineSettings, LogLevel, RerankerConfig
+from vllm_embed.errors import EngineStartError
 from vllm_embed.profiles import ModelProfile, read_model_file
 from vllm_embed.rerank_profiles import RerankerProfile
 
 require("vllm", "The in-process vLLM backend")
 
-import torch  # noqa: E402 - vLLM brings torch; import it only once vLLM is known to be there
-from vllm import LLM, PoolingParams  # noqa: E402
-from vllm.tasks import PoolingTask  # noqa: E402
+with engine_output():  # vLLM's import-time notices go to the engine log
+    check_torch_companions()
+    import torch  # vLLM brings torch; import it only once vLLM is known to be there
+    from vllm import LLM, PoolingParams
+    from vllm.tasks import PoolingTask
 
 logger = logging.getLogger(__name__)
 
@@ -176,33 +190,37 @@ def _use_every_cpu_core(arguments: dict[str, Any]) -> None:
 # little longer (its worker takes about 4.5 s to exit), and a killed core leaves its shared-memory queues
 # behind (`/dev/shm`, reclaimed with a warning only when this process exits).
 _SHUTDOWN_TIMEOUT_SECONDS = 30.0
-
-
-def _is_multiprocessing_helper(process: psutil.Process) -> bool:
-    """Whether `process` is multiprocessing's resource tracker or fork server."""
-    try:
-        command = " ".join(process.cmdline())
-    except psutil.Error:
-        return False
-    return "multiprocessing.resource_tracker" in command or "multiprocessing.forkserver" in command
+_INTERRUPTED_SHUTDOWN_SECONDS = 3.0
 
 
 class _SharedEngine:
     """One `vllm.LLM`, the worker thread that drives it, and how many backends use it."""
 
-    def __init__(self, key: str, arguments: dict[str, Any], task: PoolingTask = "embed") -> None:
+    def __init__(
+        self,
+        key: str,
+        arguments: dict[str, Any],
+        task: PoolingTask = "embed",
+        log_level: LogLevel | None = None,
+    ) -> None:
         self.key = key
         self.users = 0
         before = {child.pid for child in psutil.Process().children(recursive=True)}
-        self.llm = LLM(**arguments)
-        # The engine's own processes, so that shutdown can wait for them (and end any that linger). Not the
-        # helpers `multiprocessing` starts on the first spawn: they serve the whole process and stay until it
-        # exits (waiting for one cost every close 10 s, and killing it broke later spawns' bookkeeping).
-        self._processes = [
-            child
-            for child in psutil.Process().children(recursive=True)
-            if child.pid not in before and not _is_multiprocessing_helper(child)
-        ]
+        log = None
+        try:
+            with engine_output(log_level) as log:
+                self.llm = interruptible(lambda: LLM(**arguments))
+        except Exception as exc:
+            stop_processes(new_engine_processes(before))
+            raise EngineStartError(
+                f"the vLLM engine for {arguments['model']} did not start: {one_line(exc)[:400]} "
+                f"(its output is in {log})"
+            ) from exc
+        except BaseException:  # Ctrl-C or SIGTERM during start-up: vLLM would wait for the handshake
+            mute_vllm_terminal()  # the abandoned start-up reports the processes ended under it
+            stop_processes(new_engine_processes(before))
+            raise
+        self._processes = new_engine_processes(before)
         model_config = self.llm.llm_engine.model_config
         self.max_model_len: int = int(model_config.max_model_len)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -291,31 +309,43 @@ class _SharedEngine:
                 job.future.set_result(matrix)
 
     def shutdown(self) -> None:
+        # After Ctrl-C or SIGTERM the user waits: a short grace period, no wait for a batch in flight (it
+        # fails as the engine stops, and says so in vLLM's log only).
+        fast = interrupted()
+        segments = shared_memory_of(self._processes)
         self._jobs.put(None)
-        self._thread.join()
+        mute_vllm_terminal()  # its shutdown notices (slow workers, force kills) are for the log file only
+        if not fast:
+            self._thread.join()
         try:
-            self.llm.llm_engine.engine_core.shutdown(timeout=_SHUTDOWN_TIMEOUT_SECONDS)
+            self.llm.llm_engine.engine_core.shutdown(
+                timeout=_INTERRUPTED_SHUTDOWN_SECONDS if fast else _SHUTDOWN_TIMEOUT_SECONDS
+            )
         except Exception:
             logger.debug("vLLM engine shutdown raised", exc_info=True)
         del self.llm
-        _, lingering = psutil.wait_procs(self._processes, timeout=10)
-        for process in lingering:
-            with contextlib.suppress(psutil.Error):
-                process.kill()
-        psutil.wait_procs(lingering, timeout=5)
+        _, lingering = psutil.wait_procs(
+            self._processes, timeout=_INTERRUPTED_SHUTDOWN_SECONDS if fast else 10
+        )
+        stop_processes(lingering)
+        release_shared_memory(segments)
+        drain_echo()
 
 
 _ENGINES: dict[str, _SharedEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def _acquire(arguments: dict[str, Any], task: PoolingTask = "embed") -> _SharedEngine:
+def _acquire(
+    arguments: dict[str, Any], task: PoolingTask = "embed", log_level: LogLevel | None = None
+) -> _SharedEngine:
     key = json.dumps({"task": task, **arguments}, sort_keys=True, default=repr)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
+            check_spawn_guard()
             _use_every_cpu_core(arguments)
-            engine = _SharedEngine(key, arguments, task)
+            engine = _SharedEngine(key, arguments, task, log_level)
             _ENGINES[key] = engine
         engine.users += 1
         return engine
@@ -356,7 +386,9 @@ class VLLMLocalBackend:
     accepts_token_ids = True
 
     def __init__(self, config: EmbedderConfig, profile: ModelProfile) -> None:
-        self._engine: _SharedEngine | None = _acquire(_engine_arguments(config, profile))
+        self._engine: _SharedEngine | None = _acquire(
+            _engine_arguments(config, profile), log_level=config.log_level
+        )
         self.native_dimension: int | None = self._engine.native_dimension
         self.max_model_len: int | None = self._engine.max_model_len
 
@@ -391,7 +423,9 @@ class VLLMLocalScorer:
     accepts_token_ids = True
 
     def __init__(self, config: RerankerConfig, profile: RerankerProfile) -> None:
-        self._engine: _SharedEngine | None = _acquire(_scoring_engine_arguments(config, profile), "classify")
+        self._engine: _SharedEngine | None = _acquire(
+            _scoring_engine_arguments(config, profile), "classify", config.log_level
+        )
         self.max_model_len: int | None = self._engine.max_model_len
 
     def _live_engine(self) -> _SharedEngine:

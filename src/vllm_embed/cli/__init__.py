@@ -7,34 +7,38 @@ derived from `EmbedderConfig` (`vllm_embed.cli.engine_options`).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.markup import escape
 from typer.exceptions import TyperException
 
+from vllm_embed._logging import LEVEL_VARIABLE
+from vllm_embed._signals import install_interrupt_handlers, interrupted
 from vllm_embed._utils import one_line
 from vllm_embed._version import __version__
 from vllm_embed.cli.advise import advise
 from vllm_embed.cli.cache import cache_app
 from vllm_embed.cli.collections import collections_app
 from vllm_embed.cli.commands import ingest, search
+from vllm_embed.cli.engine_options import help_text
 from vllm_embed.cli.output import err, print_hits
 from vllm_embed.cli.verify import verify
-from vllm_embed.config import EmbedderConfig, RerankerConfig
+from vllm_embed.config import EmbedderConfig, LogLevel, RerankerConfig
 from vllm_embed.errors import VllmEmbedError
+from vllm_embed.model_source import check_model_source
 
 if TYPE_CHECKING:
     from vllm_embed.embedder import Embedder
     from vllm_embed.reranker import Reranker
 
 __all__ = ["app", "main", "make_embedder", "make_reranker", "print_hits"]
-
-LogLevel = Literal["debug", "info", "warning", "error"]
 
 app = typer.Typer(
     name="vllm-embed",
@@ -58,10 +62,15 @@ class GlobalOptions:
     quiet: bool = False
 
 
+_options = GlobalOptions()
+"""The global options of the running command, for code that has no `ctx` (`make_embedder`)."""
+
+
 def make_embedder(config: EmbedderConfig) -> Embedder:
     """Builds the Embedder for a command (starts the engine). Tests replace this to reuse an engine."""
     from vllm_embed.embedder import Embedder
 
+    _say_engine_starts(config.model, config.backend, config.revision)
     return Embedder(config=config)
 
 
@@ -69,7 +78,20 @@ def make_reranker(config: RerankerConfig) -> Reranker:
     """Builds the Reranker of `search --rerank` (starts its engine). Tests replace this to reuse one."""
     from vllm_embed.reranker import Reranker
 
+    _say_engine_starts(config.model, config.backend, config.revision)
     return Reranker(config=config)
+
+
+def _say_engine_starts(model: str, backend: str, revision: str | None) -> None:
+    """One progress line while vLLM starts (a minute or more on CPU; its own output goes to the log file).
+
+    A model that cannot load is refused first, so that its error is the only line.
+    """
+    if backend != "vllm":
+        return
+    check_model_source(model, revision)
+    if not _options.quiet:
+        err.print(f"[dim]starting the vLLM engine for {escape(model)}…[/]", highlight=False)
 
 
 class _StderrHandler(logging.Handler):
@@ -82,15 +104,14 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: LogLevel) -> None:
     """Sets the log level of vllm-embed and of vLLM, including vLLM's engine processes.
 
-    vLLM reads `VLLM_LOGGING_LEVEL` when it builds an engine, in this process and in each engine process
-    (which inherit the variable), so this must run before the engine starts.
+    The engine reads it from `VLLM_EMBED_LOG_LEVEL` when it starts (the Python API's `log_level`), so this
+    must run before the engine starts.
     """
     name = level.upper()
-    os.environ["VLLM_LOGGING_LEVEL"] = name
-    logging.getLogger("vllm").setLevel(name)  # in case vLLM is already imported (an embedding host)
+    os.environ[LEVEL_VARIABLE] = level
     ours = logging.getLogger("vllm_embed")
     ours.setLevel(name)
     if not any(isinstance(handler, _StderrHandler) for handler in ours.handlers):
@@ -114,15 +135,13 @@ def _global_options(
     ] = False,
     quiet: Annotated[
         bool,
-        typer.Option(
-            "--quiet", "-q", help="Only warnings and errors on stderr (vLLM's too), and no progress bar."
-        ),
+        typer.Option("--quiet", "-q", help="Only warnings and errors on stderr: no progress line or bar."),
     ] = False,
     log_level: Annotated[
         LogLevel | None,
         typer.Option(
             "--log-level",
-            help="Log level of vllm-embed and vLLM \\[default: vLLM's own, info; warning with --quiet].",
+            help=help_text(EmbedderConfig.model_fields["log_level"].description),
             show_default=False,
         ),
     ] = None,
@@ -130,14 +149,40 @@ def _global_options(
     """Embed corpora with vLLM into Qdrant or Milvus, and search them."""
     if log_level is not None or quiet:
         configure_logging(log_level or "warning")
-    ctx.obj = GlobalOptions(quiet=quiet)
+    global _options
+    ctx.obj = _options = GlobalOptions(quiet=quiet)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `vllm-embed` script; usage errors are printed on one line."""
-    # vLLM logs on stdout by default, which would mix its start-up lines into `search --json` output; the
-    # engine's processes inherit this, and a user's own setting wins.
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    """Entry point of the `vllm-embed` script; usage errors are printed on one line.
+
+    As the script (no `argv`), SIGTERM is handled like Ctrl-C, and after either the process ends as soon as
+    its clean-up is done.
+    """
+    if argv is None:
+        install_interrupt_handlers()
+    try:
+        _run(argv)
+    except SystemExit as exc:
+        if interrupted():
+            _exit_now(exc.code)
+        raise
+
+
+def _exit_now(code: object) -> NoReturn:
+    """Ends an interrupted process once its clean-up ran, skipping the interpreter's finalization.
+
+    That finalization would wait, often ten seconds or more, on the sockets of an engine start the interrupt
+    abandoned.
+    """
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code if isinstance(code, int) else 1)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         code = app(
             args=argv if argv is not None else sys.argv[1:], prog_name="vllm-embed", standalone_mode=False

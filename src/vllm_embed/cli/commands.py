@@ -35,6 +35,7 @@ from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYT
 from vllm_embed.ingest.pipeline import ingest as run_ingest
 from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
+from vllm_embed.model_source import check_model_path
 from vllm_embed.ray_data.api import ingest_paths
 from vllm_embed.ray_data.session import RAY_ADDRESS_HELP
 from vllm_embed.sinks.base import BaseSink, MetadataValue, Sink
@@ -169,6 +170,8 @@ def _check_before_engine(
     storage settings. A collection vllm-embed did not create is refused unless the sink adopts it (`prepare`
     checks its vector size and distance against the model's before it writes anything).
     """
+    if config.backend == "vllm":  # a mistyped path is a wrong path, not a model "mismatch"
+        check_model_path(config.model)
     try:
         stored = sink.read_manifest()
     except UnmanagedCollectionError:

@@ -32,6 +32,7 @@ NOT_FLAGS: Mapping[str, str] = {
     "api_key": "read from the VLLM_EMBED_API_KEY / OPENAI_API_KEY variables, never from the command line",
     "engine_kwargs": "a dict of vLLM arguments has no flag form; use the Python API",
     "batch_size": "`ingest --batch-size` already bounds each embedding call",
+    "log_level": "the global `--log-level` (before the command) sets it for every engine",
 }
 """`EmbedderConfig` fields that are not command-line flags, with the reason."""
 
