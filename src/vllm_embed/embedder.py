@@ -33,7 +33,7 @@ Kind = Literal["document", "query"]
 
 def _create_backend(config: EmbedderConfig, profile: ModelProfile) -> Backend:
     if config.backend == "openai":
-        from vllm_embed.backends.openai_remote import OpenAIRemoteBackend
+        from vllm_embed.backends.openai import OpenAIRemoteBackend
 
         return OpenAIRemoteBackend(config, profile)
     from vllm_embed.backends.vllm_local import VLLMLocalBackend

@@ -8,8 +8,6 @@ its framework's name.
 
 from __future__ import annotations
 
-import sys
-import warnings
 from typing import Any, ClassVar, Self
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
@@ -47,14 +45,6 @@ def model_field(default: str | None = None) -> Any:
     )
 
 
-def _caller_stacklevel(*internal: str) -> int:
-    """`warnings.warn`'s `stacklevel` for the first frame outside the modules named by `internal` prefixes."""
-    level, frame = 1, sys._getframe(1)  # the function that will call `warnings.warn`
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(internal):
-        level, frame = level + 1, frame.f_back
-    return level
-
-
 class EmbedderAdapter(EmbedderSettings):
     """Base of the framework adapters: every `EmbedderSettings` field, `embedder=`, and a lazy `Embedder`.
 
@@ -75,9 +65,6 @@ class EmbedderAdapter(EmbedderSettings):
     """An existing `Embedder` to use instead of building one from the settings (it is not closed here); only
     per-call settings such as `query_instruction` may be combined with it."""
 
-    embedder_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Deprecated: every `EmbedderConfig` setting is a field of this class; pass it directly instead."""
-
     _lazy: LazyEmbedder | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -85,15 +72,8 @@ class EmbedderAdapter(EmbedderSettings):
         name, field = type(self).__name__, self._model_field
         given = self.model_fields_set
         model: str | None = getattr(self, field) if field in given else None
-        if self.embedder_kwargs:
-            warnings.warn(
-                f"{name}(embedder_kwargs=...) is deprecated: pass the settings as fields, "
-                f"e.g. {name}({', '.join(f'{key}=...' for key in self.embedder_kwargs)})",
-                DeprecationWarning,
-                stacklevel=_caller_stacklevel(__name__, "pydantic", type(self).__module__),
-            )
         if self.embedder is not None:
-            conflicting = sorted(given & (ENGINE_SETTINGS | {"embedder_kwargs"}))
+            conflicting = sorted(given & ENGINE_SETTINGS)
             if model is not None and model != self.embedder.config.model:
                 conflicting.append(field)
             if conflicting:
@@ -111,7 +91,6 @@ class EmbedderAdapter(EmbedderSettings):
         settings.pop("api_key", None)
         if self.backend == "openai" and self.api_key is not None:
             settings["api_key"] = self.api_key
-        settings.update(self.embedder_kwargs)
         self._lazy = LazyEmbedder(EmbedderConfig(model=model, **settings))
         return self
 
