@@ -94,14 +94,11 @@ def advise(
     """
     if sum(option is not None for option in (model, embedder, config)) != 1:
         raise AdviceError("give exactly one of model=, embedder= or config=")
-    queries = check_options(
-        queries=queries,
-        sample=sample,
-        held_out=held_out,
-        target_recall=target_recall,
-        top_k=top_k,
-        store=store,
-    )
+    check_options(sample=sample, held_out=held_out, target_recall=target_recall, top_k=top_k, store=store)
+    if queries is not None:
+        queries = [query for query in queries if query.strip()]
+        if not queries:
+            raise AdviceError("queries holds no query: pass at least one non-blank line")
     documents = _documents(source, text_field, id_field)
     owned = None
     if embedder is None:
@@ -136,25 +133,20 @@ def advise(
 
 def check_options(
     *,
-    queries: Sequence[str] | None = None,
     sample: int = 2000,
     held_out: int = 200,
     target_recall: float = 0.95,
     top_k: int = 10,
     store: str | None = None,
-) -> list[str] | None:
+) -> None:
     """Checks `advise`'s settings before anything is read or embedded (the command line calls it first too).
 
     Args:
-        queries: As for `advise`.
         sample: As for `advise`.
         held_out: As for `advise`.
         target_recall: As for `advise`.
         top_k: As for `advise`.
         store: As for `advise`.
-
-    Returns:
-        The non-blank queries (`None` when none were given).
 
     Raises:
         AdviceError: For the first setting that cannot work, naming the fix.
@@ -170,12 +162,6 @@ def check_options(
         raise AdviceError(f"target_recall={target_recall} must be above 0 and at most 1")
     if store is not None and store not in STORES:
         raise AdviceError(f"store={store!r} must be one of {STORES} (or None)")
-    if queries is None:
-        return None
-    kept = [query for query in queries if query.strip()]
-    if not kept:
-        raise AdviceError("queries holds no query: pass at least one non-blank line")
-    return kept
 
 
 def _advise(

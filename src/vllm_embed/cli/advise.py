@@ -239,14 +239,8 @@ def advise(
     with user_errors():
         config = EmbedderConfig(**settings)
         documents = load_paths(paths, text_field=text_field, id_field=id_field)
-        query_texts = check_options(
-            queries=_read_queries(queries) if queries is not None else None,
-            sample=sample,
-            held_out=held_out,
-            target_recall=target_recall,
-            top_k=top_k,
-            store=store,
-        )
+        query_texts = _read_queries(queries) if queries is not None else None
+        check_options(sample=sample, held_out=held_out, target_recall=target_recall, top_k=top_k, store=store)
         if plot is not None:
             from vllm_embed._optional import require
 
