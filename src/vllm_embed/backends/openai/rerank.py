@@ -7,7 +7,6 @@ embedding server does.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -18,8 +17,12 @@ import numpy.typing as npt
 from vllm_embed._secrets import Redactor
 from vllm_embed._utils import batched
 from vllm_embed.backends.openai.client import RemoteClient, gather_all
-from vllm_embed.backends.openai.decoding import BYTES_PER_ITEM, BYTES_PER_RESPONSE
-from vllm_embed.backends.openai.errors import RemoteEmbeddingError
+from vllm_embed.backends.openai.decoding import (
+    BYTES_PER_ITEM,
+    BYTES_PER_RESPONSE,
+    answer_items,
+    malformed_answer,
+)
 from vllm_embed.backends.openai.probe import _served_max_model_len
 from vllm_embed.config import RerankerConfig
 
@@ -85,21 +88,8 @@ def decode_rerank(body: bytes, count: int, url: str, redact: Redactor) -> Scores
         RemoteEmbeddingError: If the body is malformed, misses or repeats an index, or a score is not a
             finite number.
     """
-
-    def malformed(problem: str) -> RemoteEmbeddingError:
-        message = f"unexpected answer from {url}: {problem}; the server is not a vLLM-compatible /rerank"
-        return RemoteEmbeddingError(redact(message), url=url, status=200, attempts=1)
-
-    try:
-        parsed: Any = json.loads(body)
-    except ValueError as exc:
-        raise malformed(f"the body is not JSON ({exc})") from None
-    except RecursionError:
-        raise malformed("the body is JSON nested too deeply to read") from None
-    results = parsed.get("results") if isinstance(parsed, dict) else None
-    if not isinstance(results, list) or len(results) != count:
-        found = len(results) if isinstance(results, list) else "no"
-        raise malformed(f"{found} results for {count} documents")
+    malformed = malformed_answer(url, redact, "the server is not a vLLM-compatible /rerank")
+    results = answer_items(body, "results", count, malformed, noun="results", of="documents")
     scores = np.full(count, np.nan, dtype=np.float64)
     for item in results:
         index = item.get("index") if isinstance(item, dict) else None
