@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from vllm_embed._utils import Vectors, batched, unit_rows, vector_problem
+from vllm_embed._utils import Vectors, batched, first_vector_problem, unit_rows
 from vllm_embed._version import __version__
 from vllm_embed.backends.base import Backend, EngineInput
 from vllm_embed.cache import CacheStats, EmbeddingCache, default_cache_path, model_fingerprint, namespace_key
@@ -179,15 +179,15 @@ def _checked_unit_rows(
         if good.all():
             unit: Vectors = (values / norms[:, None]).astype(np.float32)
             return unit
-    for position, row in enumerate(rows):
-        problem = vector_problem(row, width)
-        if problem is not None:
-            raise InvalidVectorError(
-                f"{embedder._backend_label()} returned a bad vector for texts[{indexes[position]}]: it "
-                f"{problem}; nothing of this batch was cached or returned. Check the model (a broken "
-                "checkpoint, or a dtype that overflows such as float16) or the server"
-            )
-    raise AssertionError("unreachable: a batch that fails the check has a bad row")
+    bad = first_vector_problem(rows, width)
+    if bad is None:
+        raise AssertionError("unreachable: a batch that fails the check has a bad row")
+    position, problem = bad
+    raise InvalidVectorError(
+        f"{embedder._backend_label()} returned a bad vector for texts[{indexes[position]}]: it "
+        f"{problem}; nothing of this batch was cached or returned. Check the model (a broken "
+        "checkpoint, or a dtype that overflows such as float16) or the server"
+    )
 
 
 class Embedder(EngineFacade[EmbedderConfig]):
