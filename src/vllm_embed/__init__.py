@@ -3,7 +3,7 @@
 from vllm_embed._optional import MissingDependencyError
 from vllm_embed._version import __version__
 from vllm_embed.advise import Advice, AdviceRow, advise
-from vllm_embed.backends.openai_remote import RemoteEmbeddingError, RemoteRequestError
+from vllm_embed.backends.openai import RemoteEmbeddingError, RemoteRequestError
 from vllm_embed.cache import CacheStats, EmbeddingCache
 from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.embedder import Embedder

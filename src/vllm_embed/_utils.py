@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -46,6 +46,15 @@ def vector_problem(vector: object, width: int) -> str | None:
         return f"is not finite ({values[bad]} at position {bad})"
     if not np.linalg.norm(values) > 0:
         return "is all zeros"
+    return None
+
+
+def first_vector_problem(rows: Iterable[object], width: int) -> tuple[int, str] | None:
+    """The position and `vector_problem` of the first row that is not a usable vector of `width` values."""
+    for position, row in enumerate(rows):
+        problem = vector_problem(row, width)
+        if problem is not None:
+            return position, problem
     return None
 
 

@@ -8,20 +8,18 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
 
-from vllm_embed._utils import Vectors, batched, unit_rows, vector_problem
+from vllm_embed._utils import Vectors, batched, first_vector_problem, unit_rows
 from vllm_embed._version import __version__
 from vllm_embed.backends.base import Backend, EngineInput
 from vllm_embed.cache import CacheStats, EmbeddingCache, default_cache_path, model_fingerprint, namespace_key
-from vllm_embed.config import EmbedderConfig, RerankerConfig
-from vllm_embed.errors import InvalidVectorError, SettingsError
-from vllm_embed.model_source import check_model_source
+from vllm_embed.config import EmbedderConfig
+from vllm_embed.errors import InvalidVectorError
+from vllm_embed.facade import EngineFacade, check_text, load_tokenizer, text_list
 from vllm_embed.profiles import ModelProfile, detect_profile
 
 if TYPE_CHECKING:
@@ -34,7 +32,7 @@ Kind = Literal["document", "query"]
 
 def _create_backend(config: EmbedderConfig, profile: ModelProfile) -> Backend:
     if config.backend == "openai":
-        from vllm_embed.backends.openai_remote import OpenAIRemoteBackend
+        from vllm_embed.backends.openai import OpenAIRemoteBackend
 
         return OpenAIRemoteBackend(config, profile)
     from vllm_embed.backends.vllm_local import VLLMLocalBackend
@@ -47,24 +45,6 @@ def _open_cache(config: EmbedderConfig) -> EmbeddingCache | None:
         return None
     path = default_cache_path() if config.cache is True else Path(config.cache)
     return EmbeddingCache(path, max_bytes=config.cache_max_bytes)
-
-
-def _load_tokenizer(config: EmbedderConfig | RerankerConfig) -> PreTrainedTokenizerBase | None:
-    """Loads the model's tokenizer; a remote model whose tokenizer is not available locally gets `None`."""
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
-            config.model, revision=config.revision, trust_remote_code=config.trust_remote_code
-        )
-    except (OSError, ValueError):
-        if config.backend == "vllm":
-            raise
-        logger.info("no local tokenizer for %s: the server applies its own length limits", config.model)
-        return None
-    # Long texts are tokenised whole on purpose (then chunked or truncated): silence the length warning.
-    tokenizer.model_max_length = 1 << 62
-    return tokenizer
 
 
 def prompt_affixes(tokenizer: PreTrainedTokenizerBase, profile: ModelProfile) -> tuple[list[int], list[int]]:
@@ -85,33 +65,6 @@ def prompt_affixes(tokenizer: PreTrainedTokenizerBase, profile: ModelProfile) ->
     if profile.append_eos and isinstance(eos, int) and suffix[-1:] != [eos]:
         suffix.append(eos)
     return prefix, suffix
-
-
-def _as_text_list(texts: Iterable[str], method: str) -> list[str]:
-    """Validates a caller's texts: a list of proper `str`, encodable as UTF-8."""
-    if isinstance(texts, str | bytes):
-        raise TypeError(
-            f"{method}() expects a list of strings but got a single {type(texts).__name__}; "
-            f"wrap it in a list: {method}([text])"
-        )
-    if not isinstance(texts, Iterable):
-        raise TypeError(f"{method}() expects a list of strings, got {type(texts).__name__}")
-    items = list(texts)
-    for index, text in enumerate(items):
-        _check_text(text, f"texts[{index}]")
-    return items
-
-
-def _check_text(text: object, where: str) -> None:
-    if not isinstance(text, str):
-        raise TypeError(f"{where} is {type(text).__name__}, expected str (convert or drop it)")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"{where} contains a lone surrogate ({text[exc.start]!r} at position {exc.start}), which is not "
-            "valid Unicode; clean it first, e.g. text.encode('utf-8', 'replace').decode('utf-8')"
-        ) from None
 
 
 @dataclass
@@ -226,18 +179,18 @@ def _checked_unit_rows(
         if good.all():
             unit: Vectors = (values / norms[:, None]).astype(np.float32)
             return unit
-    for position, row in enumerate(rows):
-        problem = vector_problem(row, width)
-        if problem is not None:
-            raise InvalidVectorError(
-                f"{embedder._backend_label()} returned a bad vector for texts[{indexes[position]}]: it "
-                f"{problem}; nothing of this batch was cached or returned. Check the model (a broken "
-                "checkpoint, or a dtype that overflows such as float16) or the server"
-            )
-    raise AssertionError("unreachable: a batch that fails the check has a bad row")
+    bad = first_vector_problem(rows, width)
+    if bad is None:
+        raise AssertionError("unreachable: a batch that fails the check has a bad row")
+    position, problem = bad
+    raise InvalidVectorError(
+        f"{embedder._backend_label()} returned a bad vector for texts[{indexes[position]}]: it "
+        f"{problem}; nothing of this batch was cached or returned. Check the model (a broken "
+        "checkpoint, or a dtype that overflows such as float16) or the server"
+    )
 
 
-class Embedder:
+class Embedder(EngineFacade[EmbedderConfig]):
     """Embeds queries and documents with the right prompts, as L2-normalised float32 numpy arrays.
 
     Keyword arguments are the fields of `EmbedderConfig`; `Embedder(config=EmbedderConfig(...))` works too.
@@ -255,23 +208,18 @@ class Embedder:
             model's Matryoshka range), before any engine starts.
     """
 
+    _config_type = EmbedderConfig
+    _example_model = "Qwen/Qwen3-Embedding-0.6B"
+
     def __init__(
         self, model: str | None = None, *, config: EmbedderConfig | None = None, **kwargs: Any
     ) -> None:
-        if config is not None:
-            if model is not None or kwargs:
-                raise SettingsError("pass either config=EmbedderConfig(...) or keyword settings, not both")
-        elif model is None:
-            raise SettingsError("Embedder needs a model: Embedder(model='Qwen/Qwen3-Embedding-0.6B')")
-        else:
-            config = EmbedderConfig(model=model, **kwargs)
-        self.config: EmbedderConfig = config
-        if config.backend == "vllm":
-            check_model_source(config.model, config.revision)
+        super().__init__(model, config, kwargs)
+        config = self.config
         profile = detect_profile(config.model, config.revision, config.profile)
         requested = profile.check_dimensions(config.dimensions, config.model)
 
-        self.tokenizer: PreTrainedTokenizerBase | None = _load_tokenizer(config)
+        self.tokenizer: PreTrainedTokenizerBase | None = load_tokenizer(config)
         self._prefix, self._suffix = (
             prompt_affixes(self.tokenizer, profile) if self.tokenizer is not None else ([], [])
         )
@@ -349,7 +297,7 @@ class Embedder:
 
     def embed_query(self, text: str, instruction: str | None = None) -> Vectors:
         """Embeds one search query; returns shape `(dimension,)`."""
-        _check_text(text, "text")
+        check_text(text, "text")
         row: Vectors = self.embed_queries([text], instruction)[0]
         return row
 
@@ -363,7 +311,7 @@ class Embedder:
 
     async def aembed_query(self, text: str, instruction: str | None = None) -> Vectors:
         """Async `embed_query`."""
-        _check_text(text, "text")
+        check_text(text, "text")
         row: Vectors = (await self.aembed_queries([text], instruction))[0]
         return row
 
@@ -398,36 +346,15 @@ class Embedder:
         """The persistent embedding cache, when one is configured."""
         return self._cache
 
-    @property
-    def closed(self) -> bool:
-        """Whether `close()` was called."""
-        return not self._finalizer.alive
-
-    def close(self) -> None:
-        """Releases the engine; the last Embedder using it shuts it and its worker processes down."""
-        self._finalizer()
-
-    def __enter__(self) -> Embedder:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = ", closed" if self.closed else ""
-        return (
-            f"Embedder(model={self.config.model!r}, profile={self.profile.family!r}, "
-            f"dimension={self.dimension}, backend={self.config.backend!r}{state})"
-        )
-
     # -- internals ----------------------------------------------------------------------------------
 
+    def _repr_fields(self) -> dict[str, object]:
+        return {"model": self.config.model, "profile": self.profile.family, "dimension": self.dimension}
+
     def _prompted(self, texts: Iterable[str], kind: Kind, instruction: str | None, method: str) -> list[str]:
-        items = _as_text_list(texts, method)
+        items = text_list(texts, method)
         if instruction is not None:
-            _check_text(instruction, "instruction")
+            check_text(instruction, "instruction")
         if kind == "document":
             return [self.profile.format_document(text) for text in items]
         chosen = instruction if instruction is not None else self.config.query_instruction
@@ -486,21 +413,8 @@ class Embedder:
             stats = self._cache_stats
             self._cache_stats = CacheStats(stats.hits + hits, stats.misses + misses)
 
-    def _backend_label(self) -> str:
-        """Names the backend in error messages: the engine, or the server's URL without credentials."""
-        if self.config.backend == "vllm":
-            return "vllm (in-process)"
-        url = urlsplit(self.config.base_url or "")
-        host = url.hostname or ""
-        if ":" in host:  # an IPv6 address
-            host = f"[{host}]"
-        if url.port is not None:
-            host = f"{host}:{url.port}"
-        return f"the server at {urlunsplit(url._replace(netloc=host))}"
-
     def _live_backend(self) -> Backend:
-        if self.closed:
-            raise RuntimeError(f"{self!r} is closed; create a new Embedder")
+        self._check_open()
         return self._backend
 
     def _prepare(

@@ -6,7 +6,6 @@ import logging
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,9 +14,8 @@ import numpy.typing as npt
 from vllm_embed._utils import batched
 from vllm_embed.backends.base import PairTokens, TextScorer, TokenScorer
 from vllm_embed.config import RerankerConfig
-from vllm_embed.embedder import _check_text, _load_tokenizer
-from vllm_embed.errors import InvalidVectorError, SettingsError
-from vllm_embed.model_source import check_model_source
+from vllm_embed.errors import InvalidVectorError
+from vllm_embed.facade import EngineFacade, check_text, load_tokenizer, text_list
 from vllm_embed.rerank_profiles import (
     QWEN3_RERANKER_PREFIX,
     QWEN3_RERANKER_SUFFIX,
@@ -92,21 +90,7 @@ def _pair_layout(tokenizer: PreTrainedTokenizerBase, profile: RerankerProfile) -
     raise ValueError("cannot find how this tokenizer lays out a text pair; is the model a cross-encoder?")
 
 
-def _document_list(documents: Iterable[str], method: str) -> list[str]:
-    if isinstance(documents, str | bytes):
-        raise TypeError(
-            f"{method}() expects a list of documents but got a single {type(documents).__name__}; "
-            f"wrap it in a list: {method}(query, [document])"
-        )
-    if not isinstance(documents, Iterable):
-        raise TypeError(f"{method}() expects a list of documents, got {type(documents).__name__}")
-    items = list(documents)
-    for index, document in enumerate(items):
-        _check_text(document, f"documents[{index}]")
-    return items
-
-
-class Reranker:
+class Reranker(EngineFacade[RerankerConfig]):
     """Scores how relevant documents are to a query, with a Qwen3-Reranker or a cross-encoder on vLLM.
 
     Keyword arguments are the fields of `RerankerConfig`; `Reranker(config=RerankerConfig(...))` works too.
@@ -121,23 +105,18 @@ class Reranker:
         ValueError: At construction, if the model is not a reranker vllm-embed recognises.
     """
 
+    _config_type = RerankerConfig
+    _example_model = "Qwen/Qwen3-Reranker-0.6B"
+
     def __init__(
         self, model: str | None = None, *, config: RerankerConfig | None = None, **kwargs: Any
     ) -> None:
-        if config is not None:
-            if model is not None or kwargs:
-                raise SettingsError("pass either config=RerankerConfig(...) or keyword settings, not both")
-        elif model is None:
-            raise SettingsError("Reranker needs a model: Reranker(model='Qwen/Qwen3-Reranker-0.6B')")
-        else:
-            config = RerankerConfig(model=model, **kwargs)
-        self.config: RerankerConfig = config
-        if config.backend == "vllm":
-            check_model_source(config.model, config.revision)
+        super().__init__(model, config, kwargs)
+        config = self.config
         self.profile: RerankerProfile = detect_reranker_profile(config.model, config.revision, config.profile)
         if config.instruction is not None:
             self.profile.query_text("", config.instruction)  # a cross-encoder refuses it here, not on use
-        self.tokenizer: PreTrainedTokenizerBase | None = _load_tokenizer(config)
+        self.tokenizer: PreTrainedTokenizerBase | None = load_tokenizer(config)
         self._layout = _pair_layout(self.tokenizer, self.profile) if self.tokenizer is not None else None
         self._scorer: TokenScorer | TextScorer = _create_scorer(config, self.profile)
         self._finalizer = weakref.finalize(self, self._scorer.close)
@@ -216,40 +195,18 @@ class Reranker:
         """Returns what decides the meaning of this Reranker's scores."""
         return {"model": self.config.model, "revision": self.config.revision, "profile": self.profile.family}
 
-    @property
-    def closed(self) -> bool:
-        """Whether `close()` was called."""
-        return not self._finalizer.alive
-
-    def close(self) -> None:
-        """Releases the engine; the last Reranker using it shuts it and its worker processes down."""
-        self._finalizer()
-
-    def __enter__(self) -> Reranker:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = ", closed" if self.closed else ""
-        return (
-            f"Reranker(model={self.config.model!r}, profile={self.profile.family!r}, "
-            f"backend={self.config.backend!r}{state})"
-        )
-
     # -- internals ----------------------------------------------------------------------------------
 
+    def _repr_fields(self) -> dict[str, object]:
+        return {"model": self.config.model, "profile": self.profile.family}
+
     def _live_scorer(self) -> TokenScorer | TextScorer:
-        if self.closed:
-            raise RuntimeError(f"{self!r} is closed; create a new Reranker")
+        self._check_open()
         return self._scorer
 
     def _work(self, query: str, documents: Iterable[str], method: str) -> _Work:
-        _check_text(query, "query")
-        items = _document_list(documents, method)
+        check_text(query, "query")
+        items = text_list(documents, method, name="documents", noun="documents", call="query, [document]")
         unique = list(dict.fromkeys(items))
         positions = {document: row for row, document in enumerate(unique)}
         inverse = np.asarray([positions[document] for document in items], dtype=np.intp)

@@ -9,8 +9,8 @@ import pytest
 from advise_corpus import stdlib_documents
 
 from vllm_embed import Embedder
-from vllm_embed.advise import Advice, advise, ingest_flags
-from vllm_embed.advise import _truncated as truncated
+from vllm_embed.advise import Advice, advise, embedder_settings, store_settings
+from vllm_embed.advise.measure import _truncated as truncated
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,8 @@ def check_advice(advice: Advice, native: int) -> None:
         for r in advice.rows
         if r.recall_at_k >= advice.target_recall
     )
-    assert advice.ingest_flags == ingest_flags(best, native)
+    assert advice.embedder_settings == embedder_settings(best, native)
+    assert advice.qdrant_settings == store_settings(best)
 
 
 def test_advise_minilm_measures_the_quantizations(

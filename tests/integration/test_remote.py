@@ -12,7 +12,7 @@ from backend_spy import BackendSpy, spying
 from conftest import MINILM_SERVED_NAME
 
 from vllm_embed import Embedder
-from vllm_embed.backends.openai_remote import RemoteRequestError
+from vllm_embed.backends.openai import RemoteRequestError
 
 TEXTS = [
     "vLLM is a fast inference engine.",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +21,39 @@ from vllm_embed.advise import (
     AdviceRow,
     advise,
     dimension_ladder,
+    embedder_settings,
     evaluate,
-    ingest_flags,
     query_from_chunk,
     recommend,
     store_recall,
+    store_settings,
 )
+from vllm_embed.cli.advise import ingest_flags, setting_flags
 from vllm_embed.ingest.chunk_settings import make_chunker
 from vllm_embed.profiles import ModelProfile
 from vllm_embed.sinks import QdrantSink
 
 NATIVE = 128
+
+
+class FakeEmbedCounter:
+    """Fake embedder that only counts embedding calls (advise must refuse bad settings before any)."""
+
+    def __init__(self) -> None:
+        self.tokenizer = None
+        self.max_input_tokens = 48
+        self.calls = 0
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        self.calls += 1
+        return np.ones(4, dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "fake-counter"}
 
 
 class FakeBagOfWordsEmbedder:
@@ -165,26 +189,38 @@ def test_equal_scores_rank_in_sample_order() -> None:
     }
 
 
-def test_ingest_flags_create_the_configuration(rows: list[AdviceRow]) -> None:
+def test_settings_create_the_configuration(rows: list[AdviceRow]) -> None:
     by = {(r.dimensions, r.kind): r for r in rows}
-    assert ingest_flags(by[128, "float32"], NATIVE) == []
-    assert ingest_flags(by[64, "float32"], NATIVE) == ["--dimensions", "64"]
-    assert ingest_flags(by[64, "int8"], NATIVE) == [
+    assert embedder_settings(by[128, "float32"], NATIVE) == {} == store_settings(by[128, "float32"])
+    assert embedder_settings(by[64, "float32"], NATIVE) == {"dimensions": 64}
+    assert store_settings(by[64, "int8"]) == {"quantization": "int8", "on_disk": True}
+    assert store_settings(by[128, "binary+rescore"]) == {"quantization": "binary", "on_disk": True}
+    assert store_settings(by[64, "int8"], "milvus") == {"index": "IVF_SQ8"}
+    assert store_settings(by[128, "float32"], "milvus") == {}
+    assert store_settings(by[128, "binary"], "milvus") is None
+
+
+def test_the_command_line_writes_the_settings_as_ingest_flags() -> None:
+    assert setting_flags({"dimensions": 64, "quantization": "int8", "on_disk": True}) == [
         "--dimensions",
         "64",
         "--quantization",
         "int8",
         "--on-disk",
     ]
-    assert ingest_flags(by[128, "binary+rescore"], NATIVE) == ["--quantization", "binary", "--on-disk"]
-    assert ingest_flags(by[64, "int8"], NATIVE, store="milvus") == [
-        "--dimensions",
-        "64",
-        "--index",
-        "IVF_SQ8",
+    assert setting_flags({"trust_remote_code": True, "on_disk": False}) == [
+        "--trust-remote-code",
+        "--no-on-disk",
     ]
-    assert ingest_flags(by[128, "float32"], NATIVE, store="milvus") == []
-    assert ingest_flags(by[128, "binary"], NATIVE, store="milvus") is None
+    measured = advise(topic_corpus(), embedder=FakeBagOfWordsEmbedder(), sample=150, held_out=30, top_k=5)
+    binary = dataclasses.replace(
+        measured,
+        embedder_settings={"dimensions": 64},
+        qdrant_settings={"quantization": "binary", "on_disk": True},
+        milvus_settings=None,
+    )
+    assert ingest_flags(binary) == ["--dimensions", "64", "--quantization", "binary", "--on-disk"]
+    assert ingest_flags(binary, "milvus") is None
 
 
 def test_the_dimensions_flag_is_an_ingest_flag() -> None:
@@ -225,7 +261,9 @@ def test_advise_samples_chunks_as_ingest_does_and_derives_queries() -> None:
     assert [r.dimensions for r in advice.rows][::4] == [128, 64, 32]
     assert advice.rows[0].recall_at_k == 1.0
     assert advice.recommendation is not None and advice.recommendation.recall_at_k >= 0.95
-    assert advice.ingest_flags == ingest_flags(advice.recommendation, NATIVE)
+    assert advice.embedder_settings == embedder_settings(advice.recommendation, NATIVE)
+    assert advice.qdrant_settings == store_settings(advice.recommendation)
+    assert advice.milvus_settings == store_settings(advice.recommendation, "milvus")
     # The queries are sentences of chunks that ingest would make (and that are not in the sample).
     chunker = make_chunker(embedder)
     chunks = {p.text for pieces in chunker.split([r["text"] for r in corpus]) for p in pieces}
@@ -272,11 +310,33 @@ def test_a_model_that_is_not_matryoshka_gets_its_native_size_only() -> None:
         ({"queries": ["  "]}, "queries holds no query"),
         ({"dimensions": [16]}, "dimensions=16 is outside 32..128"),
         ({"top_k": 500}, "advise needs more than top_k=500"),
+        ({"target_recall": 0}, "target_recall=0 must be above 0"),
+        ({"sample": 2}, "sample=2 must be above top_k=10"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_fix(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(AdviceError, match=message.replace("(", r"\(").replace("[", r"\[")):
         advise(topic_corpus(20), embedder=FakeBagOfWordsEmbedder(), **kwargs)
+
+
+def test_settings_that_cannot_work_are_refused_before_anything_is_embedded() -> None:
+    embedder = FakeEmbedCounter()
+    for kwargs in ({"target_recall": 0}, {"sample": 2}, {"sample": 5, "top_k": 5}):
+        with pytest.raises(AdviceError):
+            advise(topic_corpus(20), embedder=embedder, **kwargs)
+    assert embedder.calls == 0
+
+
+def test_a_corpus_too_small_is_reported_with_what_was_sampled() -> None:
+    with pytest.raises(AdviceError) as refused:
+        advise(topic_corpus(20), embedder=FakeBagOfWordsEmbedder(), top_k=35)
+    found = re.search(
+        r"the corpus gave (\d+) chunk\(s\), which left (\d+) sampled chunk\(s\) to search and (\d+) usable",
+        str(refused.value),
+    )
+    assert found is not None, refused.value
+    total, searched, queries = map(int, found.groups())
+    assert searched <= 35 < total and queries == total // 5 and searched == total - queries
 
 
 def test_store_recall_through_a_real_collection(tmp_path: Path) -> None:
@@ -379,7 +439,8 @@ def test_cli_json_is_the_advice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         sample=90,
         chunk_tokens=40,
     )
-    assert data == expected.to_dict()
+    flags = {"ingest_flags": ingest_flags(expected), "milvus_flags": ingest_flags(expected, "milvus")}
+    assert data == expected.to_dict() | flags
     assert data["queries_from"] == "given" and len(data["rows"]) == 12
 
 
@@ -394,6 +455,10 @@ def test_cli_refuses_mistakes_before_the_engine(tmp_path: Path, monkeypatch: pyt
     assert code != 0 and "missing.jsonl" in stderr
     code, _out, stderr = run("advise", str(corpus), "-m", "x", "--store", "milvus")
     assert code == 2 and "--store" in stderr
+    code, _out, stderr = run("advise", str(corpus), "-m", "x", "--target-recall", "0")
+    assert code == 1 and "target_recall=0.0 must be above 0" in stderr
+    code, _out, stderr = run("advise", str(corpus), "-m", "x", "--sample", "2")
+    assert code == 1 and "sample=2 must be above top_k=10" in stderr
 
 
 def test_cli_plot_needs_matplotlib_or_writes_the_image(

@@ -14,7 +14,7 @@ import pytest
 from remote_stub import STUB_DIMENSION, STUB_MODEL, Reply, StubServer, stub_vector
 
 from vllm_embed import Embedder
-from vllm_embed.backends.openai_remote import RemoteEmbeddingError, RemoteRequestError
+from vllm_embed.backends.openai import RemoteEmbeddingError, RemoteRequestError
 from vllm_embed.errors import InvalidVectorError, VllmEmbedError
 from vllm_embed.profiles import ModelProfile
 
@@ -395,12 +395,10 @@ def test_a_key_in_base_url_that_contradicts_api_key_is_refused() -> None:
     )
 
 
-def test_the_old_module_path_and_error_bases_keep_working() -> None:
+def test_the_error_bases() -> None:
     import vllm_embed
-    from vllm_embed.backends import openai, openai_remote
+    from vllm_embed.backends import openai
 
-    for name in ("OpenAIRemoteBackend", "RemoteEmbeddingError", "RemoteRequestError", "resolve_api_key"):
-        assert getattr(openai_remote, name) is getattr(openai, name)
     assert vllm_embed.RemoteEmbeddingError is openai.RemoteEmbeddingError
     assert issubclass(RemoteEmbeddingError, VllmEmbedError) and issubclass(RemoteEmbeddingError, RuntimeError)
     assert issubclass(RemoteRequestError, VllmEmbedError) and issubclass(RemoteRequestError, ValueError)

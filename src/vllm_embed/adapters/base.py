@@ -8,13 +8,12 @@ its framework's name.
 
 from __future__ import annotations
 
-import sys
-import warnings
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from vllm_embed.adapters.lazy import LazyEmbedder
+from vllm_embed.adapters.settings import adopt_given, model_field, setting_description, settings_to_build
 from vllm_embed.config import EmbedderConfig, EmbedderSettings
 from vllm_embed.embedder import Embedder
 
@@ -27,32 +26,7 @@ ENGINE_SETTINGS = frozenset(EmbedderSettings.model_fields) - PER_CALL_SETTINGS
 _EXAMPLE_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 
 
-def setting_description(name: str) -> str:
-    """Returns the description of `EmbedderConfig` setting `name`, for an adapter field declared differently.
-
-    Raises:
-        KeyError: If `EmbedderConfig` has no such setting.
-    """
-    return EmbedderConfig.model_fields[name].description or ""
-
-
-def model_field(default: str | None = None) -> Any:
-    """An adapter's model field: described as `EmbedderConfig.model`; optional, as `embedder=` may replace it.
-
-    Args:
-        default: The value when it is not given (the framework's own default, if it has one).
-    """
-    return Field(
-        default=default, description=f"{setting_description('model')} Required unless `embedder` is given."
-    )
-
-
-def _caller_stacklevel(*internal: str) -> int:
-    """`warnings.warn`'s `stacklevel` for the first frame outside the modules named by `internal` prefixes."""
-    level, frame = 1, sys._getframe(1)  # the function that will call `warnings.warn`
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(internal):
-        level, frame = level + 1, frame.f_back
-    return level
+__all__ = ["ENGINE_SETTINGS", "PER_CALL_SETTINGS", "EmbedderAdapter", "model_field", "setting_description"]
 
 
 class EmbedderAdapter(EmbedderSettings):
@@ -75,43 +49,15 @@ class EmbedderAdapter(EmbedderSettings):
     """An existing `Embedder` to use instead of building one from the settings (it is not closed here); only
     per-call settings such as `query_instruction` may be combined with it."""
 
-    embedder_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Deprecated: every `EmbedderConfig` setting is a field of this class; pass it directly instead."""
-
     _lazy: LazyEmbedder | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_settings(self) -> Self:
-        name, field = type(self).__name__, self._model_field
-        given = self.model_fields_set
-        model: str | None = getattr(self, field) if field in given else None
-        if self.embedder_kwargs:
-            warnings.warn(
-                f"{name}(embedder_kwargs=...) is deprecated: pass the settings as fields, "
-                f"e.g. {name}({', '.join(f'{key}=...' for key in self.embedder_kwargs)})",
-                DeprecationWarning,
-                stacklevel=_caller_stacklevel(__name__, "pydantic", type(self).__module__),
-            )
         if self.embedder is not None:
-            conflicting = sorted(given & (ENGINE_SETTINGS | {"embedder_kwargs"}))
-            if model is not None and model != self.embedder.config.model:
-                conflicting.append(field)
-            if conflicting:
-                raise ValueError(
-                    f"pass either embedder= or engine settings, not both (got {', '.join(conflicting)}); "
-                    "the Embedder's own settings apply"
-                )
-            setattr(self, field, self.embedder.config.model)
+            adopt_given(self, self._model_field, "embedder", self.embedder.config.model, ENGINE_SETTINGS)
             self._lazy = LazyEmbedder(embedder=self.embedder)
             return self
-        if model is None:
-            raise ValueError(f"{name} needs a model: {name}({field}={_EXAMPLE_MODEL!r})")
-        settings = {setting: getattr(self, setting) for setting in given & ENGINE_SETTINGS}
-        # An API key (possibly read from the environment by the adapter) matters to the remote backend only.
-        settings.pop("api_key", None)
-        if self.backend == "openai" and self.api_key is not None:
-            settings["api_key"] = self.api_key
-        settings.update(self.embedder_kwargs)
+        model, settings = settings_to_build(self, self._model_field, ENGINE_SETTINGS, _EXAMPLE_MODEL)
         self._lazy = LazyEmbedder(EmbedderConfig(model=model, **settings))
         return self
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from pydantic import ConfigDict, Field, PrivateAttr, create_model, model_validator
 
 from vllm_embed.adapters.lazy import LazyReranker
+from vllm_embed.adapters.settings import adopt_given, model_field, setting_description, settings_to_build
 from vllm_embed.config import EngineSettings, RerankerConfig
 from vllm_embed.reranker import Reranker
 
@@ -50,24 +51,13 @@ _EXAMPLE_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 
 
 def reranker_setting_description(name: str) -> str:
-    """Returns the description of `RerankerConfig` setting `name`, for an adapter field declared differently.
-
-    Raises:
-        KeyError: If `RerankerConfig` has no such setting.
-    """
-    return RerankerConfig.model_fields[name].description or ""
+    """`setting_description(name, RerankerConfig)`: the description of a `RerankerConfig` setting."""
+    return setting_description(name, RerankerConfig)
 
 
 def reranker_model_field(default: str | None = None) -> Any:
-    """An adapter's model field: described as `RerankerConfig.model`; optional, as `reranker=` may replace it.
-
-    Args:
-        default: The value when it is not given (the framework's own default, if it has one).
-    """
-    return Field(
-        default=default,
-        description=f"{reranker_setting_description('model')} Required unless `reranker` is given.",
-    )
+    """`model_field(default, config=RerankerConfig, given="reranker")`: the rerankers' model field."""
+    return model_field(default, config=RerankerConfig, given="reranker")
 
 
 class RerankerAdapter(RerankerSettings):
@@ -93,28 +83,11 @@ class RerankerAdapter(RerankerSettings):
 
     @model_validator(mode="after")
     def _check_reranker_settings(self) -> Self:
-        name, field = type(self).__name__, self._model_field
-        given = self.model_fields_set
-        model: str | None = getattr(self, field) if field in given else None
         if self.reranker is not None:
-            conflicting = sorted(given & RERANKER_SETTINGS)
-            if model is not None and model != self.reranker.config.model:
-                conflicting.append(field)
-            if conflicting:
-                raise ValueError(
-                    f"pass either reranker= or reranker settings, not both (got {', '.join(conflicting)}); "
-                    "the Reranker's own settings apply"
-                )
-            setattr(self, field, self.reranker.config.model)
+            adopt_given(self, self._model_field, "reranker", self.reranker.config.model, RERANKER_SETTINGS)
             self._lazy = LazyReranker(reranker=self.reranker)
             return self
-        if model is None:
-            raise ValueError(f"{name} needs a model: {name}({field}={_EXAMPLE_MODEL!r})")
-        settings = {setting: getattr(self, setting) for setting in given & RERANKER_SETTINGS}
-        # An API key (possibly read from the environment by the adapter) matters to the remote backend only.
-        settings.pop("api_key", None)
-        if self.backend == "openai" and self.api_key is not None:
-            settings["api_key"] = self.api_key
+        model, settings = settings_to_build(self, self._model_field, RERANKER_SETTINGS, _EXAMPLE_MODEL)
         config = RerankerConfig(model=model, **settings)
         # The config moves a key written into `base_url` to `api_key`; keep this object's fields as clean.
         if config.base_url != self.base_url:

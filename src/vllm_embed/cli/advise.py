@@ -1,13 +1,15 @@
 """`vllm-embed advise`: the vector size and quantization that keep recall on your corpus, and their flags.
 
-Everything that can be checked before the engine starts (the input paths, the queries file, the store,
-matplotlib for `--plot`) is, so a mistake fails in seconds.
+Everything that can be checked before the engine starts (the settings, the input paths, the queries file,
+the store, matplotlib for `--plot`) is, so a mistake fails in seconds. The library (`vllm_embed.advise`)
+returns the recommended settings as data; the flags are written here.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -16,7 +18,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from vllm_embed.advise import STORES, Advice, AdviceRow
+from vllm_embed.advise import STORES, Advice, AdviceRow, check_options
 from vllm_embed.advise import advise as run_advise
 from vllm_embed.cli.commands import _start_engine
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options, flag_name
@@ -105,18 +107,38 @@ NOT_REPEATED = frozenset({"model", "cache", "cache_max_bytes"})
 does not change the vectors."""
 
 
-def _engine_flags(settings: EngineSettings) -> list[str]:
-    """The Embedder flags this command was given (not at their defaults): ingest makes the same vectors."""
+def setting_flags(settings: Mapping[str, Any]) -> list[str]:
+    """The flags that set `settings`: `--name value`, and `--name` / `--no-name` for a boolean."""
     words: list[str] = []
     for name, value in settings.items():
-        default = EmbedderConfig.model_fields[name].default
-        if name in NOT_REPEATED or value == default:
-            continue
         if isinstance(value, bool):
             words.append(flag_name(name) if value else "--no-" + flag_name(name)[2:])
         else:
             words += [flag_name(name), str(value)]
     return words
+
+
+def ingest_flags(advice: Advice, store: Literal["qdrant", "milvus"] = "qdrant") -> list[str] | None:
+    """The `vllm-embed ingest` flags that create the recommended collection in `store`.
+
+    Returns:
+        The flags (`[]` for the native float32 default, and without a recommendation), or `None` when the
+        store has no such configuration (binary on Milvus).
+    """
+    stored = advice.qdrant_settings if store == "qdrant" else advice.milvus_settings
+    if stored is None:
+        return None
+    return setting_flags(advice.embedder_settings) + setting_flags(stored)
+
+
+def _engine_flags(settings: EngineSettings) -> list[str]:
+    """The Embedder flags this command was given (not at their defaults): ingest makes the same vectors."""
+    given = {
+        name: value
+        for name, value in settings.items()
+        if name not in NOT_REPEATED and value != EmbedderConfig.model_fields[name].default
+    }
+    return setting_flags(given)
 
 
 def ingest_command(advice: Advice, paths: list[Path], given: dict[str, Any], settings: EngineSettings) -> str:
@@ -130,7 +152,7 @@ def ingest_command(advice: Advice, paths: list[Path], given: dict[str, Any], set
     for name, value in given.items():
         if value != INGEST_DEFAULTS[name]:
             words += [flag_name(name), str(value)]
-    words += advice.ingest_flags
+    words += ingest_flags(advice) or []
     return " ".join(shlex.quote(word) for word in words) + " --collection NAME --qdrant-edge DIR"
 
 
@@ -152,10 +174,11 @@ def _print_recommendation(
         + (f" (+{_size(best.disk_1m_bytes)} on disk)" if best.disk_1m_bytes else "")
     )
     out.print(escape(ingest_command(advice, paths, given, settings)))
-    if advice.milvus_flags is None:
+    milvus = ingest_flags(advice, "milvus")
+    if milvus is None:
         out.print("on Milvus: no index stores binary codes of float vectors; use int8 (--index IVF_SQ8)")
-    elif advice.milvus_flags != advice.ingest_flags:
-        out.print(f"on Milvus (--milvus): {escape(' '.join(advice.milvus_flags) or 'the default index')}")
+    elif milvus != ingest_flags(advice):
+        out.print(f"on Milvus (--milvus): {escape(' '.join(milvus) or 'the default index')}")
 
 
 @embedder_options(skip=("dimensions", "query_instruction"))
@@ -179,7 +202,7 @@ def advise(
     ] = 200,
     target_recall: Annotated[
         float,
-        typer.Option("--target-recall", min=0.0, max=1.0, help="Recall@k the recommendation must reach."),
+        typer.Option("--target-recall", help="Recall@k the recommendation must reach (above 0, at most 1)."),
     ] = 0.95,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="The k of recall@k.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the advice as one JSON object.")] = False,
@@ -217,6 +240,7 @@ def advise(
         config = EmbedderConfig(**settings)
         documents = load_paths(paths, text_field=text_field, id_field=id_field)
         query_texts = _read_queries(queries) if queries is not None else None
+        check_options(sample=sample, held_out=held_out, target_recall=target_recall, top_k=top_k, store=store)
         if plot is not None:
             from vllm_embed._optional import require
 
@@ -247,7 +271,8 @@ def advise(
 
             draw(advice, plot)
     if as_json:
-        print(json.dumps(advice.to_dict(), ensure_ascii=False))
+        flags = {"ingest_flags": ingest_flags(advice), "milvus_flags": ingest_flags(advice, "milvus")}
+        print(json.dumps(advice.to_dict() | flags, ensure_ascii=False))
     else:
         out.print(_table(advice))
         origin = "from --queries" if advice.queries_from == "given" else "a sentence of each held-out chunk"

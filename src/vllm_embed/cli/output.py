@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vllm_embed._utils import one_line
-from vllm_embed.backends.openai_remote import RemoteEmbeddingError
+from vllm_embed.backends.openai import RemoteEmbeddingError
 from vllm_embed.errors import VllmEmbedError
 from vllm_embed.sinks.base import Hit, SinkError
 

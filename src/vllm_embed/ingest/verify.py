@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vllm_embed._utils import vector_problem
+from vllm_embed._utils import first_vector_problem, vector_problem
 from vllm_embed.errors import InvalidVectorError
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
 from vllm_embed.ingest.search import require_manifest
@@ -136,12 +136,12 @@ def _repair(sink: VerifiableSink, embedder: SupportsEmbedding, ids: list[str], d
     if not found:
         return 0
     vectors = np.asarray(embedder.embed_documents([texts[point_id] for point_id in found]), dtype=np.float32)
-    for index, vector in enumerate(vectors):
-        problem = vector_problem(vector, dimensions)
-        if problem is not None:
-            raise InvalidVectorError(
-                f"the embedder returned an unusable vector (it {problem}) for the text of point "
-                f"{found[index]!r}; nothing of this batch was stored"
-            )
+    bad = first_vector_problem(vectors, dimensions)
+    if bad is not None:
+        index, problem = bad
+        raise InvalidVectorError(
+            f"the embedder returned an unusable vector (it {problem}) for the text of point "
+            f"{found[index]!r}; nothing of this batch was stored"
+        )
     sink.replace_vectors(found, vectors)
     return len(found)

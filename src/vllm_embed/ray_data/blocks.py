@@ -138,11 +138,12 @@ class PlannedEngine:
     @classmethod
     def load(cls, config: EmbedderConfig) -> PlannedEngine:
         """Loads the tokenizer and profile of `config`'s model (the same formula as `Embedder`)."""
-        from vllm_embed.embedder import _load_tokenizer, prompt_affixes
+        from vllm_embed.embedder import prompt_affixes
+        from vllm_embed.facade import load_tokenizer
         from vllm_embed.profiles import detect_profile
 
         profile = detect_profile(config.model, config.revision, config.profile)
-        tokenizer = _load_tokenizer(config)
+        tokenizer = load_tokenizer(config)
         prefix, suffix = prompt_affixes(tokenizer, profile) if tokenizer is not None else ([], [])
         max_len = config.max_model_len or profile.max_length
         max_input = None if max_len is None else max_len - len(prefix) - len(suffix)

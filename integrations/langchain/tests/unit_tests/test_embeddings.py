@@ -69,15 +69,6 @@ def test_construction_is_cheap_and_validates_settings() -> None:
         VLLMEmbeddings(model="m", dimensonz=128)  # type: ignore[call-arg]
 
 
-def test_embedder_kwargs_still_work_but_are_deprecated() -> None:
-    with pytest.warns(DeprecationWarning, match="revision=") as warned:
-        embeddings = VLLMEmbeddings(model="m", embedder_kwargs={"revision": "v1"})
-    assert embeddings.embedder_config.revision == "v1"
-    assert warned[0].filename == __file__  # the warning points at the caller
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="batch_size"):
-        VLLMEmbeddings(model="m", embedder_kwargs={"batch_size": 0})
-
-
 def test_api_key_comes_from_the_environment_for_the_remote_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in API_KEY_VARIABLES:
         monkeypatch.delenv(variable, raising=False)

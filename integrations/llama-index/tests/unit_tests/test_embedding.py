@@ -96,15 +96,6 @@ def test_settings_are_validated_at_construction() -> None:
     assert VLLMEmbedding("fake-model", embedder=fake).get_embedder() is fake
 
 
-def test_embedder_kwargs_still_work_but_are_deprecated() -> None:
-    with pytest.warns(DeprecationWarning, match="revision=") as warned:
-        model = VLLMEmbedding("m", embedder_kwargs={"revision": "v1"})
-    assert model.embedder_config.revision == "v1"
-    assert warned[0].filename == __file__  # the warning points at the caller
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="batch_size"):
-        VLLMEmbedding("m", embedder_kwargs={"batch_size": 0})
-
-
 def test_an_embedder_is_used_and_left_open() -> None:
     fake = _fake_embedder()
     model = VLLMEmbedding(embedder=fake, query_instruction="Retrieve Python docs")

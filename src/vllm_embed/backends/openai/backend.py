@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import numpy as np
 
-from vllm_embed._secrets import Redactor, split_user_info
 from vllm_embed._utils import Vectors, batched, unit_rows
 from vllm_embed.backends.base import EngineInput
+from vllm_embed.backends.openai.client import RemoteClient, gather_all
 from vllm_embed.backends.openai.decoding import decode_embeddings, response_limit
-from vllm_embed.backends.openai.loop import LoopThread
 from vllm_embed.backends.openai.probe import Encoding, honours_dimensions, probe
-from vllm_embed.backends.openai.retries import RetryingClient
-from vllm_embed.config import API_KEY_VARIABLES, EmbedderConfig, EngineSettings
+from vllm_embed.config import EmbedderConfig
 from vllm_embed.profiles import ModelProfile
-
-
-def resolve_api_key(config: EngineSettings) -> str | None:
-    """Returns the API key from the config, else from `VLLM_EMBED_API_KEY`, else `OPENAI_API_KEY`."""
-    if config.api_key is not None and config.api_key.get_secret_value():
-        return config.api_key.get_secret_value()
-    for variable in API_KEY_VARIABLES:
-        value = os.environ.get(variable)
-        if value:
-            return value
-    return None
 
 
 def _texts(inputs: Sequence[EngineInput]) -> list[str]:
@@ -41,7 +26,7 @@ def _texts(inputs: Sequence[EngineInput]) -> list[str]:
     return [item for item in inputs if isinstance(item, str)]
 
 
-class OpenAIRemoteBackend:
+class OpenAIRemoteBackend(RemoteClient):
     """Embeds through an OpenAI-compatible `/embeddings` endpoint (vLLM, SGLang, TEI).
 
     Construction probes the server once (one short text, and `/models` for `max_model_len`), so a wrong URL,
@@ -62,59 +47,24 @@ class OpenAIRemoteBackend:
     accepts_token_ids = False
 
     def __init__(self, config: EmbedderConfig, profile: ModelProfile) -> None:
-        if not config.base_url:
-            raise ValueError(
-                "backend='openai' needs base_url=, the server's OpenAI API root, e.g. 'http://127.0.0.1:8000/v1'"
-            )
-        # EmbedderConfig already moves user-info into api_key; this also covers a config built unvalidated.
-        bare_url, url_secret = split_user_info(config.base_url.rstrip("/"))
-        url = httpx.URL(bare_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"base_url must be an http(s) URL such as 'http://127.0.0.1:8000/v1', got {url}")
-        self.base_url = str(url)
-        self.model = config.model
+        super().__init__(config, config.model, thread="vllm-embed-http")
         self._profile = profile
-        api_key = resolve_api_key(config) or url_secret
-        self._redact = Redactor([api_key, url_secret])
-        self._request_batch_size = config.request_batch_size
         self._encoding: Encoding = "base64"
         self._server_dimensions: bool | None = None  # whether the server honours `dimensions`
-        self._client = RetryingClient(
-            self.base_url,
-            api_key=api_key,
-            timeout=config.timeout,
-            retry_seconds=config.retry_seconds,
-            max_connections=config.max_concurrent_requests,
-            redact=self._redact,
-        )
-        self._semaphore = asyncio.Semaphore(config.max_concurrent_requests)
         self._detect_lock = asyncio.Lock()
-        self._loop = LoopThread("vllm-embed-http")
-
         self.native_dimension: int | None = None
         self.max_model_len: int | None = None
-        try:
-            self._loop.call(self._probe(config.dimensions))
-        except BaseException:
-            self.close()
-            raise
-
-    def __repr__(self) -> str:
-        return f"OpenAIRemoteBackend(base_url={self.base_url!r}, model={self.model!r})"
+        self._connect(self._probe(config.dimensions))
 
     # -- Backend protocol ---------------------------------------------------------------------------
 
     def embed(self, inputs: Sequence[EngineInput], dimensions: int | None) -> Vectors:
         """Embeds texts on the server, blocking until done (also inside a running event loop)."""
-        return self._loop.call(self._embed(_texts(inputs), dimensions))
+        return self._call(self._embed(_texts(inputs), dimensions))
 
     async def aembed(self, inputs: Sequence[EngineInput], dimensions: int | None) -> Vectors:
         """Embeds texts on the server without blocking the caller's event loop."""
-        return await asyncio.wrap_future(self._loop.submit(self._embed(_texts(inputs), dimensions)))
-
-    def close(self) -> None:
-        """Cancels requests in flight, closes the connections and stops the private event-loop thread."""
-        self._loop.stop(self._client.aclose)
+        return await self._acall(self._embed(_texts(inputs), dimensions))
 
     # -- requests -----------------------------------------------------------------------------------
 
@@ -139,16 +89,10 @@ class OpenAIRemoteBackend:
         sent = dimensions if self._server_dimensions else None
         width = sent or self.native_dimension
         size = self._request_batch_size
-        tasks = [
-            asyncio.ensure_future(self._request(list(batch), sent, self._encoding, width, number * size))
+        parts = await gather_all(
+            self._request(list(batch), sent, self._encoding, width, number * size)
             for number, batch in enumerate(batched(texts, size))
-        ]
-        try:
-            parts = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
+        )
         vectors = (
             np.concatenate(parts) if parts else np.zeros((0, dimensions or width or 0), dtype=np.float32)
         )
@@ -168,10 +112,8 @@ class OpenAIRemoteBackend:
         payload: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": encoding}
         if dimensions is not None:
             payload["dimensions"] = dimensions
-        async with self._semaphore:
-            body = await self._client.post(
-                "embeddings", payload, limit=response_limit(len(texts), self.native_dimension)
-            )
+        limit = response_limit(len(texts), self.native_dimension)
+        body = await self._post("embeddings", payload, limit=limit)
         return decode_embeddings(
             body,
             count=len(texts),

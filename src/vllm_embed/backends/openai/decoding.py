@@ -29,6 +29,40 @@ def response_limit(count: int, width: int | None) -> int:
     return BYTES_PER_RESPONSE + count * (BYTES_PER_ITEM + (width or UNKNOWN_DIMENSION) * BYTES_PER_VALUE)
 
 
+def malformed_answer(
+    url: str, redact: Callable[[str], str], hint: str
+) -> Callable[[str], RemoteEmbeddingError]:
+    """Builds the errors for an answer from `url` that is not what the endpoint answers; `hint` ends them."""
+
+    def malformed(problem: str) -> RemoteEmbeddingError:
+        message = f"unexpected answer from {url}: {problem}; {hint}"
+        return RemoteEmbeddingError(redact(message), url=url, status=200, attempts=1)
+
+    return malformed
+
+
+def answer_items(
+    body: bytes, key: str, count: int, malformed: Callable[[str], RemoteEmbeddingError], *, noun: str, of: str
+) -> list[Any]:
+    """The list under `key` of a JSON answer, which must hold `count` items (`noun` for `count` `of`).
+
+    Raises:
+        RemoteEmbeddingError: If the body is not JSON (or nested too deeply to read) or the list is missing
+            or of another length.
+    """
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError as exc:
+        raise malformed(f"the body is not JSON ({exc})") from None
+    except RecursionError:
+        raise malformed("the body is JSON nested too deeply to read") from None
+    items = parsed.get(key) if isinstance(parsed, dict) else None
+    if not isinstance(items, list) or len(items) != count:
+        found = len(items) if isinstance(items, list) else "no"
+        raise malformed(f"{found} {noun} for {count} {of}")
+    return items
+
+
 class _BadVector(Exception):
     """Why one embedding cannot be used."""
 
@@ -58,12 +92,7 @@ def decode_embeddings(
         InvalidVectorError: If a vector is empty, has the wrong length, holds a value that is not a finite
             float32 number, or is all zeros.
     """
-
-    def malformed(problem: str) -> RemoteEmbeddingError:
-        message = (
-            f"unexpected answer from {url}: {problem}; the server is not OpenAI-compatible or misbehaves"
-        )
-        return RemoteEmbeddingError(redact(message), url=url, status=200, attempts=1)
+    malformed = malformed_answer(url, redact, "the server is not OpenAI-compatible or misbehaves")
 
     def invalid(position: int, problem: str) -> InvalidVectorError:
         return InvalidVectorError(
@@ -74,16 +103,7 @@ def decode_embeddings(
             )
         )
 
-    try:
-        parsed: Any = json.loads(body)
-    except ValueError as exc:
-        raise malformed(f"the body is not JSON ({exc})") from None
-    except RecursionError:
-        raise malformed("the body is JSON nested too deeply to read") from None
-    data = parsed.get("data") if isinstance(parsed, dict) else None
-    if not isinstance(data, list) or len(data) != count:
-        found = len(data) if isinstance(data, list) else "no"
-        raise malformed(f"{found} embeddings for {count} inputs")
+    data = answer_items(body, "data", count, malformed, noun="embeddings", of="inputs")
     if not all(isinstance(item, dict) for item in data):
         raise malformed("an entry of `data` is not an object")
     indexes = [item.get("index") for item in data]

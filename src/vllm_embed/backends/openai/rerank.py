@@ -1,29 +1,29 @@
 """The `/rerank` side of the OpenAI-compatible backend: vLLM's Jina/Cohere-shaped reranking endpoint.
 
-Shares the embedding backend's HTTP machinery (`RetryingClient`: retries, timeouts, size caps; `Redactor`;
-`LoopThread`), so a reranking server fails, retries and hides its key exactly as an embedding server does.
+Shares the embedding backend's HTTP set-up (`RemoteClient`: retries, timeouts, size caps, the key kept out of
+messages, the private event loop), so a reranking server fails, retries and hides its key exactly as an
+embedding server does.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 
-from vllm_embed._secrets import Redactor, split_user_info
+from vllm_embed._secrets import Redactor
 from vllm_embed._utils import batched
-from vllm_embed.backends.openai.backend import resolve_api_key
-from vllm_embed.backends.openai.decoding import BYTES_PER_ITEM, BYTES_PER_RESPONSE
-from vllm_embed.backends.openai.errors import RemoteEmbeddingError
-from vllm_embed.backends.openai.loop import LoopThread
+from vllm_embed.backends.openai.client import RemoteClient, gather_all
+from vllm_embed.backends.openai.decoding import (
+    BYTES_PER_ITEM,
+    BYTES_PER_RESPONSE,
+    answer_items,
+    malformed_answer,
+)
 from vllm_embed.backends.openai.probe import _served_max_model_len
-from vllm_embed.backends.openai.retries import RetryingClient
 from vllm_embed.config import RerankerConfig
 
 Scores = npt.NDArray[np.float32]
@@ -31,7 +31,7 @@ Scores = npt.NDArray[np.float32]
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-class OpenAIRemoteScorer:
+class OpenAIRemoteScorer(RemoteClient):
     """Scores documents against a query through a vLLM-compatible `/rerank` endpoint (Jina/Cohere shape).
 
     Construction sends one short pair, so a wrong URL, model name or API key fails here rather than on first
@@ -47,66 +47,26 @@ class OpenAIRemoteScorer:
     """
 
     def __init__(self, config: RerankerConfig) -> None:
-        if not config.base_url:
-            raise ValueError(
-                "backend='openai' needs base_url=, the server's API root, e.g. 'http://127.0.0.1:8000/v1'"
-            )
-        bare_url, url_secret = split_user_info(config.base_url.rstrip("/"))
-        url = httpx.URL(bare_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"base_url must be an http(s) URL such as 'http://127.0.0.1:8000/v1', got {url}")
-        self.base_url = str(url)
-        self.model = config.model
-        api_key = resolve_api_key(config) or url_secret
-        self._redact = Redactor([api_key, url_secret])
-        self._request_batch_size = config.request_batch_size
-        self._client = RetryingClient(
-            self.base_url,
-            api_key=api_key,
-            timeout=config.timeout,
-            retry_seconds=config.retry_seconds,
-            max_connections=config.max_concurrent_requests,
-            redact=self._redact,
-        )
-        self._semaphore = asyncio.Semaphore(config.max_concurrent_requests)
-        self._loop = LoopThread("vllm-embed-rerank-http")
+        super().__init__(config, config.model, thread="vllm-embed-rerank-http")
         self.max_model_len: int | None = None
-        try:
-            self._loop.call(self._probe())
-        except BaseException:
-            self.close()
-            raise
-
-    def __repr__(self) -> str:
-        return f"OpenAIRemoteScorer(base_url={self.base_url!r}, model={self.model!r})"
+        self._connect(self._probe())
 
     def score_texts(self, query: str, documents: Sequence[str]) -> Scores:
         """Scores documents on the server, blocking until done (also inside a running event loop)."""
-        return self._loop.call(self._score(query, list(documents)))
+        return self._call(self._score(query, list(documents)))
 
     async def ascore_texts(self, query: str, documents: Sequence[str]) -> Scores:
         """Scores documents on the server without blocking the caller's event loop."""
-        return await asyncio.wrap_future(self._loop.submit(self._score(query, list(documents))))
-
-    def close(self) -> None:
-        """Cancels requests in flight, closes the connections and stops the private event-loop thread."""
-        self._loop.stop(self._client.aclose)
+        return await self._acall(self._score(query, list(documents)))
 
     async def _probe(self) -> None:
         await self._request("a", ["a"])
         self.max_model_len = await _served_max_model_len(self._client, self.model)
 
     async def _score(self, query: str, documents: list[str]) -> Scores:
-        tasks = [
-            asyncio.ensure_future(self._request(query, list(batch)))
-            for batch in batched(documents, self._request_batch_size)
-        ]
-        try:
-            parts = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
+        parts = await gather_all(
+            self._request(query, list(batch)) for batch in batched(documents, self._request_batch_size)
+        )
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
     async def _request(self, query: str, documents: list[str]) -> Scores:
@@ -117,10 +77,7 @@ class OpenAIRemoteScorer:
             "top_n": len(documents),
             "return_documents": False,
         }
-        async with self._semaphore:
-            body = await self._client.post(
-                "rerank", payload, limit=BYTES_PER_RESPONSE + len(documents) * BYTES_PER_ITEM
-            )
+        body = await self._post("rerank", payload, limit=BYTES_PER_RESPONSE + len(documents) * BYTES_PER_ITEM)
         return decode_rerank(body, len(documents), f"{self.base_url}/rerank", self._redact)
 
 
@@ -131,21 +88,8 @@ def decode_rerank(body: bytes, count: int, url: str, redact: Redactor) -> Scores
         RemoteEmbeddingError: If the body is malformed, misses or repeats an index, or a score is not a
             finite number.
     """
-
-    def malformed(problem: str) -> RemoteEmbeddingError:
-        message = f"unexpected answer from {url}: {problem}; the server is not a vLLM-compatible /rerank"
-        return RemoteEmbeddingError(redact(message), url=url, status=200, attempts=1)
-
-    try:
-        parsed: Any = json.loads(body)
-    except ValueError as exc:
-        raise malformed(f"the body is not JSON ({exc})") from None
-    except RecursionError:
-        raise malformed("the body is JSON nested too deeply to read") from None
-    results = parsed.get("results") if isinstance(parsed, dict) else None
-    if not isinstance(results, list) or len(results) != count:
-        found = len(results) if isinstance(results, list) else "no"
-        raise malformed(f"{found} results for {count} documents")
+    malformed = malformed_answer(url, redact, "the server is not a vLLM-compatible /rerank")
+    results = answer_items(body, "results", count, malformed, noun="results", of="documents")
     scores = np.full(count, np.nan, dtype=np.float64)
     for item in results:
         index = item.get("index") if isinstance(item, dict) else None
