@@ -14,6 +14,7 @@ from vllm_embed import cli
 from vllm_embed.cli import commands
 from vllm_embed.errors import DuplicateDocumentError, InvalidVectorError, VllmEmbedError
 from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES
+from vllm_embed.ingest.options import IngestOptions
 from vllm_embed.ingest.report import IngestReport
 
 
@@ -90,7 +91,7 @@ def test_new_flags_reach_the_loaders_and_the_pipeline(ingest_args, monkeypatch) 
     assert run(*ingest_args)[0] == 0
     assert loaded[-1]["max_document_bytes"] == DEFAULT_MAX_DOCUMENT_BYTES  # the loaders' own default
     assert loaded[-1]["encoding"] == "utf-8" and loaded[-1]["errors"] is None
-    assert fake_ingest.kwargs["on_duplicate"] == "error" and fake_ingest.kwargs["progress"] is True
+    assert fake_ingest.kwargs["options"] == IngestOptions()  # the CLI's flags default as the library
 
     code, _, err = run(
         "--quiet", *ingest_args, "--max-document-bytes", "1000", "--on-duplicate", "last",
@@ -99,7 +100,8 @@ def test_new_flags_reach_the_loaders_and_the_pipeline(ingest_args, monkeypatch) 
     assert code == 0, err
     assert loaded[-1]["max_document_bytes"] == 1000
     assert loaded[-1]["encoding"] == "latin-1" and loaded[-1]["errors"] == "replace"
-    assert fake_ingest.kwargs["on_duplicate"] == "last" and fake_ingest.kwargs["progress"] is False
+    options = fake_ingest.kwargs["options"]
+    assert options == IngestOptions(max_document_bytes=1000, on_duplicate="last", progress=False)
 
 
 @pytest.mark.parametrize(

@@ -59,10 +59,13 @@ class GlobalOptions:
 
 
 def make_embedder(config: EmbedderConfig) -> Embedder:
-    """Builds the Embedder for a command (starts the engine). Tests replace this to reuse an engine."""
+    """Builds the Embedder for a command, its engine started on first use. Tests replace this.
+
+    An ingest with everything stored already never starts the engine; tests reuse a running one.
+    """
     from vllm_embed.embedder import Embedder
 
-    return Embedder(config=config)
+    return Embedder._unstarted(config)
 
 
 def make_reranker(config: RerankerConfig) -> Reranker:
