@@ -12,6 +12,7 @@ trap 'rm -rf "$WORK"' EXIT
 VENV="$WORK/venv"
 ENGINE=cpu
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+unset PYTHONPATH  # the installed package, not a source tree
 
 say() { printf '[ci-minimal] %s\n' "$*"; }
 fail() { say "FAILED: $*"; exit 1; }
