@@ -16,8 +16,8 @@ from ingest_fixtures import FakeHashEmbedder, dump_store
 
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest import IngestReport, ingest
-from vllm_embed.ingest.core import Counters
 from vllm_embed.ingest.chunk_settings import chunking_fields, make_chunker
+from vllm_embed.ingest.core import Counters
 from vllm_embed.ingest.splitters import DEFAULT_CHUNK_TOKENS
 from vllm_embed.ray_data.api import _recipe
 from vllm_embed.ray_data.blocks import (

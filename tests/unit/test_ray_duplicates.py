@@ -22,8 +22,8 @@ from vllm_embed.errors import DuplicateDocumentError
 from vllm_embed.ingest.duplicates import superseded_positions
 from vllm_embed.ingest.loaders import load_path, load_paths
 from vllm_embed.ray_data import blocks
-from vllm_embed.ray_data.repeats import find_repeats, read_path, superseded_by_source
 from vllm_embed.ray_data.blocks import DocumentPlan, without_documents
+from vllm_embed.ray_data.repeats import find_repeats, read_path, superseded_by_source
 from vllm_embed.sinks import QdrantSink
 
 ray = pytest.importorskip("ray")
