@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import FakeEngine, no_engine, run, write_corpus
+from cli_helpers import FakeClosableEmbedder, FakeEngine, no_engine, run, write_corpus
 
 from vllm_embed import cli
 from vllm_embed.cli import commands
@@ -128,3 +128,29 @@ def test_the_engine_does_not_start_for_a_mismatched_dimension(ingest_args, monke
     monkeypatch.setattr(cli, "make_embedder", no_engine)
     code, _, err = run(*ingest_args, "-d", "4")
     assert code == 1 and "dimensions: collection has 8, this run has 4" in err
+
+
+def test_a_broken_line_and_a_bad_collection_name_fail_before_any_embedding(
+    tmp_path, corpus_file, monkeypatch
+) -> None:
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(corpus_file.read_text() + '{"id": "x", "text": }\n')
+    code, _, err = run(
+        "ingest", str(broken), "-m", "fake-model", "-c", "docs", "--qdrant", str(tmp_path / "q")
+    )
+    assert code == 1 and err.strip().splitlines() == [
+        f"error: {broken}:4:21: not valid JSON (Expecting value)"
+    ]
+
+    built: list[FakeClosableEmbedder] = []
+    monkeypatch.setattr(
+        cli,
+        "make_embedder",
+        lambda config: built.append(FakeClosableEmbedder(model=config.model)) or built[-1],
+    )
+    code, _, err = run(
+        "ingest", str(corpus_file), "-m", "fake-model", "-c", "a/b", "--qdrant", str(tmp_path / "q")
+    )
+    assert code == 1 and "cannot contain '/'" in err and len(err.strip().splitlines()) == 1
+    assert len(built) == 1 and built[0].calls == []  # built (its tokenizer loaded), nothing embedded
