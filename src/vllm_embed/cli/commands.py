@@ -30,7 +30,7 @@ from vllm_embed.cli.storage_options import StorageFlags, sink_arguments, storage
 from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.ingest.core import check_collection, scan_input
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
-from vllm_embed.ingest.options import IngestOptions
+from vllm_embed.ingest.options import FileOptions, IngestOptions
 from vllm_embed.ingest.pipeline import run_ingest
 from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
@@ -277,25 +277,12 @@ def ingest(
             raise typer.BadParameter(
                 f"--chunk-overlap {chunk_overlap} must be below --chunk-tokens {chunk_tokens}"
             )
-        options = IngestOptions(
-            chunk_tokens=chunk_tokens,
-            chunk_overlap=chunk_overlap,
-            splitter=splitter,
-            rechunk=rechunk,
-            batch_size=batch_size,
-            on_duplicate=on_duplicate,
-            max_document_bytes=max_document_bytes,
-            progress=progress and not quiet,
+        options = IngestOptions.pick({**locals(), "progress": progress and not quiet})
+        files = FileOptions(
+            text_field=text_field, id_field=id_field, encoding=encoding, errors=encoding_errors
         )
         config = EmbedderConfig(**settings)
-        documents = load_paths(
-            paths,
-            text_field=text_field,
-            id_field=id_field,
-            max_document_bytes=max_document_bytes,
-            encoding=encoding,
-            errors=encoding_errors,
-        )
+        documents = load_paths(paths, **files.loader_arguments(max_document_bytes))
         sink = _open_sink(
             qdrant, milvus, collection, api_key, layout, hybrid, qdrant_edge=qdrant_edge, storage=storage
         )
@@ -306,20 +293,11 @@ def ingest(
 
                 # Joins Ray only after the checks that need none (repeated ids, the manifest).
                 report = run_paths(
-                    paths,
-                    sink=sink,
-                    config=config,
-                    options=options,
-                    replicas=replicas,
-                    text_field=text_field,
-                    id_field=id_field,
-                    encoding=encoding,
-                    encoding_errors=encoding_errors,
-                    ray_address=ray_address,
+                    paths, sink, config, options, files, replicas=replicas, ray_address=ray_address
                 )
             else:
                 # Every file is read once ahead (repeated ids, broken records) before anything starts.
-                scan = scan_input(documents, options, text_field, id_field)
+                scan = scan_input(documents, options, files.text_field, files.id_field)
                 embedder = _start_engine(config)  # its engine starts only if something must be embedded
                 with _closing(embedder):
                     report = run_ingest(
@@ -327,9 +305,9 @@ def ingest(
                         embedder=embedder,
                         sink=sink,
                         options=options,
-                        text_field=text_field,
-                        id_field=id_field,
                         scan=scan,
+                        text_field=files.text_field,
+                        id_field=files.id_field,
                     )
     _print_ingest_report(report, as_json)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from vllm_embed.ingest.duplicates import ON_DUPLICATE_CHOICES, OnDuplicate
@@ -51,6 +52,11 @@ class IngestOptions:
         if self.on_duplicate not in ON_DUPLICATE_CHOICES:
             raise ValueError(f"on_duplicate={self.on_duplicate!r} must be one of {ON_DUPLICATE_CHOICES}")
 
+    @classmethod
+    def pick(cls, arguments: Mapping[str, Any]) -> IngestOptions:
+        """The options among a function's arguments, by name: `IngestOptions.pick(locals())`."""
+        return cls(**{f.name: arguments[f.name] for f in fields(cls) if f.name in arguments})
+
     @property
     def chunking(self) -> dict[str, Any]:
         """The manifest's chunking fields known before the model's tokenizer is (the default size is not)."""
@@ -61,3 +67,30 @@ class IngestOptions:
         if self.chunk_tokens is not None:
             known["chunk_tokens"] = self.chunk_tokens
         return known
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileOptions:
+    """How input files are read: the CLI's and `ingest_paths`' (see `load_path`).
+
+    Attributes:
+        text_field: Text field or column of records.
+        id_field: Id field or column of records (`None`: `"id"` when present).
+        encoding: Encoding of the files (`None`: the loaders' default).
+        errors: What to do with undecodable bytes (`None`: the loaders' default).
+    """
+
+    text_field: str = "text"
+    id_field: str | None = None
+    encoding: str | None = None
+    errors: str | None = None
+
+    def loader_arguments(self, max_document_bytes: int | None) -> dict[str, Any]:
+        """The keyword arguments of `load_path` / `load_paths` for these files."""
+        arguments: dict[str, Any] = {"text_field": self.text_field, "id_field": self.id_field}
+        arguments["errors"] = self.errors
+        if self.encoding is not None:
+            arguments["encoding"] = self.encoding
+        if max_document_bytes is not None:
+            arguments["max_document_bytes"] = max_document_bytes
+        return arguments

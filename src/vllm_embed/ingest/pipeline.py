@@ -199,16 +199,7 @@ def ingest(
         SinkError: If the store fails for good; everything written before stays valid.
         ValueError: For invalid arguments or documents.
     """
-    options = IngestOptions(
-        chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap,
-        splitter=splitter,
-        rechunk=rechunk,
-        batch_size=batch_size,
-        on_duplicate=on_duplicate,
-        max_document_bytes=max_document_bytes,
-        progress=progress,
-    )
+    options = IngestOptions.pick(locals())
     return run_ingest(
         documents,
         embedder=embedder,

@@ -22,7 +22,7 @@ from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest.core import Counters, open_collection
 from vllm_embed.ingest.duplicates import OnDuplicate
 from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES, load_path
-from vllm_embed.ingest.options import IngestOptions
+from vllm_embed.ingest.options import FileOptions, IngestOptions
 from vllm_embed.ingest.report import IngestReport
 from vllm_embed.ingest.splitters import SplitterLike
 from vllm_embed.ray_data.blocks import METADATA_JSON, chunk_block, chunk_texts, select_block, write_block
@@ -241,16 +241,7 @@ def ingest_dataset(
         SinkError: If the store fails for good; everything written before stays valid.
         ValueError: For invalid arguments.
     """
-    options = IngestOptions(
-        chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap,
-        splitter=splitter,
-        rechunk=rechunk,
-        batch_size=batch_size,
-        on_duplicate=on_duplicate,
-        max_document_bytes=max_document_bytes,
-        progress=progress,
-    )
+    options = IngestOptions.pick(locals())
     if on_duplicate == "last" and not check_duplicates:
         raise ValueError("on_duplicate='last' needs the duplicate check: drop check_duplicates=False")
     plan = plan_run(
@@ -328,56 +319,28 @@ def ingest_paths(
         DuplicateDocumentError: For a document id that occurs twice, with `on_duplicate="error"`.
         ManifestMismatchError: As for `ingest_dataset`.
     """
-    options = IngestOptions(
-        chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap,
-        splitter=splitter,
-        rechunk=rechunk,
-        batch_size=batch_size,
-        on_duplicate=on_duplicate,
-        max_document_bytes=max_document_bytes,
-        progress=progress,
-    )
-    return run_paths(
-        paths,
-        sink=sink,
-        config=config,
-        options=options,
-        replicas=replicas,
-        text_field=text_field,
-        id_field=id_field,
-        encoding=encoding,
-        encoding_errors=encoding_errors,
-        ray_address=ray_address,
-    )
+    files = FileOptions(text_field=text_field, id_field=id_field, encoding=encoding, errors=encoding_errors)
+    options = IngestOptions.pick(locals())
+    return run_paths(paths, sink, config, options, files, replicas=replicas, ray_address=ray_address)
 
 
 def run_paths(
     paths: Sequence[str | Path],
-    *,
     sink: Sink,
     config: EmbedderConfig,
     options: IngestOptions,
+    files: FileOptions,
+    *,
     replicas: int = 1,
-    text_field: str = "text",
-    id_field: str | None = None,
-    encoding: str | None = None,
-    encoding_errors: str | None = None,
     ray_address: str | None = None,
 ) -> IngestReport:
-    """`ingest_paths` with its settings as one `IngestOptions` (the CLI calls this)."""
+    """`ingest_paths` with its settings as `IngestOptions` and `FileOptions` (the CLI calls this)."""
     ray: Any = require("ray", "vllm_embed.ray_data")
     if ray_address is not None:
         check_ray_address(ray_address)
-    loader: dict[str, Any] = {"text_field": text_field, "id_field": id_field}
-    if options.max_document_bytes is not None:
-        loader["max_document_bytes"] = options.max_document_bytes
-    if encoding is not None:
-        loader["encoding"] = encoding
-    if encoding_errors is not None:
-        loader["errors"] = encoding_errors
+    loader = files.loader_arguments(options.max_document_bytes)
     sources = [load_path(p, **loader) for p in paths]  # checks every path before anything runs
-    skip, superseded = superseded_by_source(sources, text_field, id_field, options.on_duplicate)
+    skip, superseded = superseded_by_source(sources, files.text_field, files.id_field, options.on_duplicate)
     plan = plan_run(
         sink,
         config,
