@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vllm_embed.ingest.core import ChunkBatch, Counters
-from vllm_embed.ingest.embedder_api import SupportsEmbedding, SupportsTokenInput
+from vllm_embed.ingest.embedder_api import SupportsEmbedding, SupportsLazyStart, SupportsTokenInput
 from vllm_embed.ingest.progress import IngestProgress
 from vllm_embed.sinks.base import Chunk, Sink
 
@@ -144,6 +144,7 @@ class EmbedStage:
 
     def __init__(self, embedder: SupportsEmbedding) -> None:
         self._embedder = embedder
+        self._started = False
         self._pool = concurrent.futures.ThreadPoolExecutor(
             _EMBED_DEPTH, thread_name_prefix="vllm-embed-embed"
         )
@@ -152,7 +153,15 @@ class EmbedStage:
         )
 
     def submit(self, batch: ChunkBatch) -> None:
-        """Starts embedding `batch` (at once if it has nothing to embed)."""
+        """Starts embedding `batch` (at once if it has nothing to embed).
+
+        The first batch with chunks to embed starts the embedder's engine here, in the calling thread, if it
+        has not started yet.
+        """
+        if batch.to_embed and not self._started:
+            if isinstance(self._embedder, SupportsLazyStart):
+                self._embedder._live_backend()
+            self._started = True
         future = (
             self._pool.submit(_embed, self._embedder, batch.to_embed, batch.token_ids)
             if batch.to_embed
