@@ -17,6 +17,7 @@ EXTRAS: dict[str, str] = {
     "pymilvus": "milvus",
     "milvus_lite": "milvus",
     "pyarrow": "parquet",
+    "ray": "ray",
     "matplotlib": "plot",
 }
 """Top-level module → the vllm-embed extra that installs it (vLLM has two extras: see `install_hint`)."""

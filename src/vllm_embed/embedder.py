@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +38,11 @@ def _create_backend(config: EmbedderConfig, profile: ModelProfile) -> Backend:
     from vllm_embed.backends.vllm_local import VLLMLocalBackend
 
     return VLLMLocalBackend(config, profile)
+
+
+def _close_backends(backends: list[Backend]) -> None:
+    for backend in backends:
+        backend.close()
 
 
 def _open_cache(config: EmbedderConfig) -> EmbeddingCache | None:
@@ -215,48 +220,101 @@ class Embedder(EngineFacade[EmbedderConfig]):
         self, model: str | None = None, *, config: EmbedderConfig | None = None, **kwargs: Any
     ) -> None:
         super().__init__(model, config, kwargs)
-        config = self.config
-        profile = detect_profile(config.model, config.revision, config.profile)
-        requested = profile.check_dimensions(config.dimensions, config.model)
+        self._plan(self.config)
+        self._live_backend()
 
+    @classmethod
+    def _unstarted(cls, config: EmbedderConfig, on_start: Callable[[], None] | None = None) -> Embedder:
+        """Internal: an Embedder whose engine starts on its first embedding call, not now.
+
+        What it reports before (`dimension`, `max_input_tokens`, `describe()`) comes from the model's
+        files, as `Embedder` plans it; the engine is checked against it when it starts. A model whose
+        output size or longest input is not in its files gets its engine now. `on_start` runs just
+        before the engine starts (the CLI says so).
+        """
+        embedder = cls.__new__(cls)
+        EngineFacade.__init__(embedder, None, config, {})
+        embedder._plan(config)
+        embedder._deferred = True
+        embedder._on_start = on_start
+        if embedder.max_model_len is None:
+            embedder._live_backend()
+        return embedder
+
+    def _plan(self, config: EmbedderConfig) -> None:
+        """Everything known without the engine: profile, tokenizer, prompt tokens, sizes, cache."""
+        self._model_profile = detect_profile(config.model, config.revision, config.profile)
+        requested = self._model_profile.check_dimensions(config.dimensions, config.model)
+        self.profile: ModelProfile = self._model_profile
         self.tokenizer: PreTrainedTokenizerBase | None = load_tokenizer(config)
         self._prefix, self._suffix = (
-            prompt_affixes(self.tokenizer, profile) if self.tokenizer is not None else ([], [])
+            prompt_affixes(self.tokenizer, self._model_profile) if self.tokenizer is not None else ([], [])
         )
-
-        self._backend: Backend = _create_backend(config, profile)
-        self._finalizer = weakref.finalize(self, self._backend.close)
-        native = self._backend.native_dimension
-        if native is not None and native < 1:
-            self.close()
-            raise InvalidVectorError(
-                f"{self._backend_label()} returns vectors of length {native} for {config.model}; "
-                "check that it serves an embedding model"
-            )
-        if native is not None and native != profile.native_dimension:
-            profile = replace(profile, native_dimension=native)
-            try:
-                requested = profile.check_dimensions(config.dimensions, config.model)
-            except ValueError:
-                self.close()
-                raise
-        self.profile: ModelProfile = profile
-        if requested is None:
-            raise RuntimeError(f"the output size of {config.model} is unknown; pass dimensions=")
-        self.dimension: int = requested
-        self._engine_dimensions = None if requested == native else requested
-        max_len = self._backend.max_model_len or profile.max_length
-        self.max_model_len: int | None = max_len
-        self.max_input_tokens: int | None = (
-            max_len - len(self._prefix) - len(self._suffix) if max_len is not None else None
-        )
-        if self.max_input_tokens is not None and self.max_input_tokens < 1:
-            self.close()
-            raise ValueError(f"max_model_len={max_len} leaves no room for text after the special tokens")
-        self._cache = _open_cache(config)
-        self._cache_namespace = namespace_key(self._vector_identity()) if self._cache is not None else b""
+        self._backend: Backend | None = None
+        self._deferred = False  # whether the planned sizes may have been used before the engine started
+        self._on_start: Callable[[], None] | None = None
+        self._backends: list[Backend] = []  # what the finalizer closes (it must not hold `self`)
+        self._finalizer = weakref.finalize(self, _close_backends, self._backends)
+        self._start_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._cache_stats = CacheStats()
+        self._cache = _open_cache(config)
+        self._cache_namespace = b""
+        self.dimension: int = 0
+        self.max_model_len: int | None = None
+        self.max_input_tokens: int | None = None
+        if requested is not None:
+            self._size(self._model_profile.native_dimension, config.max_model_len)
+
+    def _size(self, native: int | None, max_len: int | None) -> None:
+        """Sets the output size and input limits from the engine's report (or the model's files)."""
+        config, profile = self.config, self._model_profile
+        if native is not None and native != profile.native_dimension:
+            profile = replace(profile, native_dimension=native)
+        requested = profile.check_dimensions(config.dimensions, config.model)
+        self.profile = profile
+        if requested is None:
+            raise RuntimeError(f"the output size of {config.model} is unknown; pass dimensions=")
+        self.dimension = requested
+        self._engine_dimensions = None if requested == native else requested
+        max_len = max_len or profile.max_length
+        self.max_model_len = max_len
+        special = len(self._prefix) + len(self._suffix)
+        self.max_input_tokens = None if max_len is None else max_len - special
+        if self.max_input_tokens is not None and self.max_input_tokens < 1:
+            raise ValueError(f"max_model_len={max_len} leaves no room for text after the special tokens")
+        if self._cache is not None:
+            self._cache_namespace = namespace_key(self._vector_identity())
+
+    def _start(self) -> Backend:
+        """Starts the engine (once) and checks it against what was planned without it."""
+        with self._start_lock:
+            if self._backend is not None:
+                return self._backend
+            planned = (self.dimension, self.max_input_tokens) if self._deferred else None
+            if self._on_start is not None:
+                self._on_start()
+            backend = _create_backend(self.config, self._model_profile)
+            self._backends.append(backend)
+            native = backend.native_dimension
+            try:
+                if native is not None and native < 1:
+                    raise InvalidVectorError(
+                        f"{self._backend_label()} returns vectors of length {native} for "
+                        f"{self.config.model}; check that it serves an embedding model"
+                    )
+                self._size(native, backend.max_model_len)
+                if planned is not None and planned != (self.dimension, self.max_input_tokens):
+                    raise RuntimeError(
+                        f"the engine of {self.config.model} reports (dimension, longest input) "
+                        f"{(self.dimension, self.max_input_tokens)}, its files {planned}: pass dimensions= "
+                        "and max_model_len= explicitly"
+                    )
+            except BaseException:
+                self.close()
+                raise
+            self._backend = backend
+            return backend
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -414,8 +472,9 @@ class Embedder(EngineFacade[EmbedderConfig]):
             self._cache_stats = CacheStats(stats.hits + hits, stats.misses + misses)
 
     def _live_backend(self) -> Backend:
+        """The engine, started on first use."""
         self._check_open()
-        return self._backend
+        return self._backend if self._backend is not None else self._start()
 
     def _prepare(
         self,
@@ -432,7 +491,7 @@ class Embedder(EngineFacade[EmbedderConfig]):
         if self.tokenizer is None:  # a remote model with no local tokenizer: the server applies its limits
             owners = np.asarray(rows, dtype=np.intp)
             return _EngineInputs(list(texts), owners, np.ones(len(texts), dtype=np.float32))
-        engine_takes_ids = self._backend.accepts_token_ids
+        engine_takes_ids = self._live_backend().accepts_token_ids
         encoded: Sequence[Sequence[int]] = (
             token_ids
             if token_ids is not None

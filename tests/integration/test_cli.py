@@ -10,6 +10,7 @@ import pytest
 from cli_helpers import CORPUS_ROWS, SharedEngine, no_engine, run, write_corpus
 
 from vllm_embed import cli
+from vllm_embed.embedder import Embedder
 
 
 @pytest.fixture
@@ -44,6 +45,19 @@ def test_ingest_then_search_without_model(
     assert code == 0, err
     assert "3 documents, 3 chunks: 3 embedded, 0 already stored, 3 written" in out
     assert engine.configs[-1].dtype == "float32"
+
+    # A re-run with everything stored builds the command's own Embedder, and never starts its engine.
+    built: list[Embedder] = []
+    monkeypatch.setattr(
+        cli, "make_embedder", lambda config: built.append(Embedder._unstarted(config)) or built[-1]
+    )
+    code, out, err = run(
+        "ingest", str(corpus_file), "-m", minilm_path, "-c", "docs", store, target, "--dtype", "float32"
+    )
+    assert code == 0, err
+    assert "3 documents, 3 chunks: 0 embedded, 3 already stored, 0 written" in out
+    assert built[0]._backend is None and built[0].closed
+    monkeypatch.setattr(cli, "make_embedder", engine)
 
     code, out, err = run(
         "search", "which language prevents memory bugs?", "-c", "docs", store, target, "--json", "-k", "2"

@@ -97,3 +97,30 @@ def test_long_documents_are_chunked_with_the_model_tokenizer(tmp_path: Path, min
         assert report.chunks == 1 + -(-(tokens - limit) // (limit - 16)) and report.chunks > 1
         hits = search("printing presses history", embedder=minilm_embedder, sink=sink, top_k=10)
         assert sorted(h.chunk_index for h in hits) == list(range(report.chunks))
+
+
+def test_an_embedder_whose_engine_has_not_started_starts_it_only_to_embed(
+    tmp_path: Path, minilm_embedder
+) -> None:
+    from vllm_embed.embedder import Embedder
+
+    unstarted = Embedder._unstarted(minilm_embedder.config)
+    assert unstarted._backend is None
+    assert unstarted.describe() == minilm_embedder.describe()
+    planned = (unstarted.dimension, unstarted.max_model_len, unstarted.max_input_tokens)
+    assert planned == (
+        minilm_embedder.dimension,
+        minilm_embedder.max_model_len,
+        minilm_embedder.max_input_tokens,
+    )
+    with open_sink("qdrant", tmp_path) as sink:
+        ingest(CORPUS, embedder=minilm_embedder, sink=sink, progress=False)
+        again = ingest(CORPUS, embedder=unstarted, sink=sink, progress=False)
+        assert (again.embedded, again.skipped) == (0, len(CORPUS)) and unstarted._backend is None
+        grown = [*CORPUS, Document("Rust prevents data races at compile time.", id="rust")]
+        more = ingest(grown, embedder=unstarted, sink=sink, progress=False)  # the (shared) engine starts
+        assert more.embedded == 1 and unstarted._backend is not None
+        assert (
+            search("memory-safe systems language", embedder=unstarted, sink=sink, top_k=1)[0].doc_id == "rust"
+        )
+    unstarted.close()

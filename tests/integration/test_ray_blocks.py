@@ -18,11 +18,11 @@ from ingest_fixtures import FakeHashEmbedder, dump_store
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest import IngestReport, ingest
 from vllm_embed.ingest.chunk_settings import chunking_fields, make_chunker
+from vllm_embed.ingest.core import Counters
 from vllm_embed.ingest.splitters import DEFAULT_CHUNK_TOKENS
 from vllm_embed.ray_data.blocks import (
     DocumentPlan,
     PlannedEngine,
-    WriteCounts,
     chunk_block,
     chunk_texts,
     chunk_token_ids,
@@ -46,9 +46,9 @@ def _documents() -> list[dict[str, Any]]:
 
 def _run_blocks(
     sink: QdrantSink, plan: DocumentPlan, embedder: FakeHashEmbedder, rows: list[dict[str, Any]]
-) -> WriteCounts:
+) -> Counters:
     """What `ingest_dataset` does with two blocks, with the Fake embedder as the replica."""
-    counts = WriteCounts()
+    counts = Counters()
     for block in (rows[:7], rows[7:]):
         selected = select_block(sink, chunk_block(pa.Table.from_pylist(block), plan))
         positions, texts = chunk_texts(selected)

@@ -20,6 +20,7 @@ from vllm_embed.ingest.chunk_settings import make_chunker
 from vllm_embed.ingest.splitters import splitter_name
 from vllm_embed.ray_data import api, ingest_dataset
 from vllm_embed.ray_data.blocks import PlannedEngine
+from vllm_embed.ray_data.planning import plan_engine
 from vllm_embed.sinks import QdrantSink
 
 ray = pytest.importorskip("ray")
@@ -44,7 +45,7 @@ def config(minilm_path: str) -> EmbedderConfig:
 def _fake_replica(config: EmbedderConfig) -> FakeHashEmbedder:
     """A Fake embedder describing itself as the replicas' engine will, with its tokenizer and limits."""
     planned = PlannedEngine.load(config)
-    description, _ = api._plan_engine(config)
+    description, _ = plan_engine(config)
     fake = FakeHashEmbedder(
         planned.tokenizer,
         model=config.model,

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import FakeEngine, no_engine, run, write_corpus
+from cli_helpers import FakeClosableEmbedder, FakeEngine, no_engine, run, write_corpus
 
 from vllm_embed import cli
 from vllm_embed.cli import commands
 from vllm_embed.errors import DuplicateDocumentError, InvalidVectorError, VllmEmbedError
-from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES
 from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES
+from vllm_embed.ingest.options import IngestOptions
 from vllm_embed.ingest.report import IngestReport
 
 
@@ -91,8 +91,7 @@ def test_new_flags_reach_the_loaders_and_the_pipeline(ingest_args, monkeypatch) 
     assert run(*ingest_args)[0] == 0
     assert loaded[-1]["max_document_bytes"] == DEFAULT_MAX_DOCUMENT_BYTES  # the loaders' own default
     assert loaded[-1]["encoding"] == "utf-8" and loaded[-1]["errors"] is None
-    assert fake_ingest.kwargs["on_duplicate"] == "error" and fake_ingest.kwargs["progress"] is True
-    assert fake_ingest.kwargs["max_metadata_bytes"] == DEFAULT_MAX_METADATA_BYTES
+    assert fake_ingest.kwargs["options"] == IngestOptions()  # the CLI's flags default as the library
 
     code, _, err = run(
         "--quiet", *ingest_args, "--max-document-bytes", "1000", "--on-duplicate", "last",
@@ -102,8 +101,10 @@ def test_new_flags_reach_the_loaders_and_the_pipeline(ingest_args, monkeypatch) 
     assert code == 0, err
     assert loaded[-1]["max_document_bytes"] == 1000
     assert loaded[-1]["encoding"] == "latin-1" and loaded[-1]["errors"] == "replace"
-    assert fake_ingest.kwargs["on_duplicate"] == "last" and fake_ingest.kwargs["progress"] is False
-    assert fake_ingest.kwargs["max_metadata_bytes"] == 300
+    options = fake_ingest.kwargs["options"]
+    assert options == IngestOptions(
+        max_document_bytes=1000, max_metadata_bytes=300, on_duplicate="last", progress=False
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,3 +131,29 @@ def test_the_engine_does_not_start_for_a_mismatched_dimension(ingest_args, monke
     monkeypatch.setattr(cli, "make_embedder", no_engine)
     code, _, err = run(*ingest_args, "-d", "4")
     assert code == 1 and "dimensions: collection has 8, this run has 4" in err
+
+
+def test_a_broken_line_and_a_bad_collection_name_fail_before_any_embedding(
+    tmp_path, corpus_file, monkeypatch
+) -> None:
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(corpus_file.read_text() + '{"id": "x", "text": }\n')
+    code, _, err = run(
+        "ingest", str(broken), "-m", "fake-model", "-c", "docs", "--qdrant", str(tmp_path / "q")
+    )
+    assert code == 1 and err.strip().splitlines() == [
+        f"error: {broken}:4:21: not valid JSON (Expecting value)"
+    ]
+
+    built: list[FakeClosableEmbedder] = []
+    monkeypatch.setattr(
+        cli,
+        "make_embedder",
+        lambda config: built.append(FakeClosableEmbedder(model=config.model)) or built[-1],
+    )
+    code, _, err = run(
+        "ingest", str(corpus_file), "-m", "fake-model", "-c", "a/b", "--qdrant", str(tmp_path / "q")
+    )
+    assert code == 1 and "cannot contain '/'" in err and len(err.strip().splitlines()) == 1
+    assert len(built) == 1 and built[0].calls == []  # built (its tokenizer loaded), nothing embedded

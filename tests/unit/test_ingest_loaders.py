@@ -49,7 +49,7 @@ def test_jsonl_loader(tmp_path: Path) -> None:
     assert list(source) == [Document("one", id="1", metadata={"lang": "en"}), Document("two")]
 
     path.write_text('{"body": "one"}\n{broken\n')
-    with pytest.raises(ValueError, match=r"c.jsonl:2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"c.jsonl:2:2: not valid JSON \(Expecting property name"):
         list(load_path(path, text_field="body"))
 
 

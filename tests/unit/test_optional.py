@@ -33,7 +33,7 @@ def test_require_hints() -> None:
     assert install_hint("pyarrow.parquet") == 'pip install "vllm-embed[parquet]"'
     assert install_hint("vllm").startswith('pip install "vllm-embed[cpu]"')
     assert install_hint("somethingelse") == "pip install somethingelse"
-    assert "ray" not in EXTRAS  # the extra was removed until scale-out lands
+    assert EXTRAS["ray"] == "ray" and install_hint("ray.data") == 'pip install "vllm-embed[ray]"'
     with pytest.raises(MissingDependencyError, match=r"feature X needs the `no_such_module_x` package"):
         require("no_such_module_x", "feature X")
     assert require("json", "anything").dumps([]) == "[]"

@@ -22,8 +22,8 @@ from vllm_embed.errors import DuplicateDocumentError
 from vllm_embed.ingest.duplicates import superseded_positions
 from vllm_embed.ingest.loaders import load_path, load_paths
 from vllm_embed.ray_data import blocks
-from vllm_embed.ray_data.api import _find_repeats, _read_path, _superseded_by_source
 from vllm_embed.ray_data.blocks import DocumentPlan, without_documents
+from vllm_embed.ray_data.repeats import find_repeats, read_path, superseded_by_source
 from vllm_embed.sinks import QdrantSink
 
 ray = pytest.importorskip("ray")
@@ -87,7 +87,7 @@ def _dataset(rows: list[dict[str, Any]] = ROWS) -> FakeDataset:
 def test_a_repeated_id_is_refused_with_both_positions_in_the_datasets_order() -> None:
     ds = _dataset()
     with pytest.raises(DuplicateDocumentError, match=r"'a' occurs twice .* positions 0 and 3"):
-        _find_repeats(ds, _plan(), "error")
+        find_repeats(ds, _plan(), "error")
     assert ds.passes == [False, True]  # the hashes in any order, then the repeated ids in order
     assert ds.context.execution_options.preserve_order is False  # the dataset's setting is restored
 
@@ -95,7 +95,7 @@ def test_a_repeated_id_is_refused_with_both_positions_in_the_datasets_order() ->
 def test_the_last_version_of_each_repeated_id_replaces_the_others() -> None:
     plan = _plan()
     ds = _dataset()
-    repeats = _find_repeats(ds, plan, "last")
+    repeats = find_repeats(ds, plan, "last")
     assert repeats.doc_ids == {"a", "c"} and repeats.superseded == 3
     kept = [without_documents(block, plan, repeats.doc_ids) for block in ds.blocks]
     ingested = pa.concat_tables([*kept, repeats.last]).to_pylist()
@@ -107,12 +107,12 @@ def test_the_last_version_of_each_repeated_id_replaces_the_others() -> None:
 def test_unique_ids_take_one_pass_and_equal_hashes_are_not_duplicates(monkeypatch) -> None:
     unique = [{"id": str(i), "text": f"text {i}"} for i in range(6)]
     ds = _dataset(unique)
-    assert not _find_repeats(ds, _plan(), "error").doc_ids
+    assert not find_repeats(ds, _plan(), "error").doc_ids
     assert ds.passes == [False]
 
     monkeypatch.setattr(blocks, "id_hash", lambda doc_id: 7)  # every id collides
     ds = _dataset(unique)
-    assert not _find_repeats(ds, _plan(), "error").doc_ids and ds.passes == [False, True]
+    assert not find_repeats(ds, _plan(), "error").doc_ids and ds.passes == [False, True]
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -149,12 +149,12 @@ def test_the_ray_readers_drop_the_versions_a_later_file_replaces(tmp_path: Path)
     second = _jsonl(tmp_path / "second.jsonl", [{"id": "c", "text": "c1"}, {"id": "b", "text": "b2"}])
     paths = [first, second]
     sources = [load_path(p) for p in paths]
-    skip, superseded = _superseded_by_source(sources, "text", None, "last")
+    skip, superseded = superseded_by_source(sources, "text", None, "last")
     assert superseded == 2
     read = [
         (row["id"], row["text"])
         for index, path in enumerate(paths)
-        for row in _read_path({"index": index, "path": str(path)}, {"text_field": "text"}, skip)
+        for row in read_path({"index": index, "path": str(path)}, {"text_field": "text"}, skip)
     ]
     single = load_paths(paths)
     dropped = superseded_positions(single, "text", None, "last")

@@ -67,29 +67,31 @@ _options = GlobalOptions()
 
 
 def make_embedder(config: EmbedderConfig) -> Embedder:
-    """Builds the Embedder for a command (starts the engine). Tests replace this to reuse an engine."""
+    """Builds the Embedder for a command, its engine started on first use. Tests replace this.
+
+    An ingest with everything stored already never starts the engine; tests reuse a running one.
+    """
     from vllm_embed.embedder import Embedder
 
-    _say_engine_starts(config.model, config.backend, config.revision)
-    return Embedder(config=config)
+    if config.backend == "vllm":
+        check_model_source(config.model, config.revision)
+    return Embedder._unstarted(config, on_start=lambda: _say_engine_starts(config.model, config.backend))
 
 
 def make_reranker(config: RerankerConfig) -> Reranker:
     """Builds the Reranker of `search --rerank` (starts its engine). Tests replace this to reuse one."""
     from vllm_embed.reranker import Reranker
 
-    _say_engine_starts(config.model, config.backend, config.revision)
+    if config.backend == "vllm":
+        check_model_source(config.model, config.revision)  # its error is then the only line
+    _say_engine_starts(config.model, config.backend)
     return Reranker(config=config)
 
 
-def _say_engine_starts(model: str, backend: str, revision: str | None) -> None:
-    """One progress line while vLLM starts (a minute or more on CPU; its own output goes to the log file).
-
-    A model that cannot load is refused first, so that its error is the only line.
-    """
+def _say_engine_starts(model: str, backend: str) -> None:
+    """One progress line while vLLM starts (a minute or more on CPU; its own output goes to the log file)."""
     if backend != "vllm":
         return
-    check_model_source(model, revision)
     if not _options.quiet:
         err.print(f"[dim]starting the vLLM engine for {escape(model)}…[/]", highlight=False)
 

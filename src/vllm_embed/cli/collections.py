@@ -148,6 +148,11 @@ def _table(infos: list[CollectionInfo], title: str) -> Table:
     return table
 
 
+def _shown(value: object) -> str:
+    """A setting's value as the details print it: "—" when it has none (never "None")."""
+    return "—" if value is None or value == "" else str(value)
+
+
 def _details(info: CollectionInfo) -> list[str]:
     lines = [
         f"collection: {info.name} in {info.store}",
@@ -156,12 +161,12 @@ def _details(info: CollectionInfo) -> list[str]:
         f"{info.distance or 'no'} distance",
         f"storage: {storage_summary(info.storage)}",
         *(
-            f"  {key}: {(settings_text(value) or '—') if isinstance(value, Mapping) else value}"
+            f"  {key}: {(settings_text(value) or '—') if isinstance(value, Mapping) else _shown(value)}"
             for key, value in info.storage.items()
             if not isinstance(value, list)
         ),
         *(
-            f"  {key}[{number}]: {settings_text(item) if isinstance(item, Mapping) else item}"
+            f"  {key}[{number}]: {settings_text(item) if isinstance(item, Mapping) else _shown(item)}"
             for key, value in info.storage.items()
             if isinstance(value, list)
             for number, item in enumerate(value)
@@ -173,7 +178,7 @@ def _details(info: CollectionInfo) -> list[str]:
     if info.manifest is not None:
         manifest = info.manifest.model_dump(exclude={"model", "adopted"}, exclude_none=True)
         lines += [
-            f"  {key}: {(settings_text(value) or 'defaults') if isinstance(value, dict) else value}"
+            f"  {key}: {(settings_text(value) or 'defaults') if isinstance(value, dict) else _shown(value)}"
             for key, value in manifest.items()
         ]
     return lines

@@ -28,17 +28,15 @@ from vllm_embed.cli.input_options import (
 from vllm_embed.cli.output import err, fail, out, print_hits, printable, user_errors
 from vllm_embed.cli.storage_options import StorageFlags, sink_arguments, storage_options
 from vllm_embed.config import EmbedderConfig, RerankerConfig
-from vllm_embed.errors import UnmanagedCollectionError
-from vllm_embed.ingest.chunk_settings import check_chunking
+from vllm_embed.ingest.core import check_collection, scan_input
 from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES
 from vllm_embed.ingest.loaders import DEFAULT_ENCODING, DEFAULT_MAX_DOCUMENT_BYTES, load_paths
-from vllm_embed.ingest.pipeline import ingest as run_ingest
+from vllm_embed.ingest.options import FileOptions, IngestOptions
+from vllm_embed.ingest.pipeline import run_ingest
 from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
 from vllm_embed.model_source import check_model_path
-from vllm_embed.ray_data.api import ingest_paths
-from vllm_embed.ray_data.session import RAY_ADDRESS_HELP
-from vllm_embed.sinks.base import BaseSink, MetadataValue, Sink
+from vllm_embed.sinks.base import MetadataValue, Sink
 from vllm_embed.sinks.layouts import LAYOUTS
 from vllm_embed.sinks.storage import MilvusIndexSettings, QdrantCollectionSettings, QdrantSearchSettings
 
@@ -73,6 +71,11 @@ MilvusOpt = Annotated[
     ),
 ]
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+RAY_ADDRESS_HELP = (
+    "Run on Ray: 'auto' joins the cluster this machine belongs to, 'local' starts a Ray on this machine's "
+    "CPUs (stopped afterwards), 'ray://host:10001' connects to a remote cluster. Needs the ray extra: "
+    'pip install "vllm-embed\\[ray]".'
+)
 ApiKeyOpt = Annotated[
     str | None,
     typer.Option("--api-key", envvar="VLLM_EMBED_STORE_API_KEY", help="Qdrant API key or Milvus token."),
@@ -162,36 +165,23 @@ def _closing(*resources: Any) -> Iterator[None]:
 
 
 def _check_before_engine(
-    sink: Sink, config: EmbedderConfig, layout: str | None, chunking: dict[str, Any] | None = None
+    sink: Sink, config: EmbedderConfig, layout: str | None, options: IngestOptions | None = None
 ) -> None:
     """Refuses a collection embedded otherwise, and a bad cache file, before the engine's minute of start-up.
 
-    Only what is known before the engine starts is compared: the model, the size if given, the layout, the
-    storage settings. A collection vllm-embed did not create is refused unless the sink adopts it (`prepare`
-    checks its vector size and distance against the model's before it writes anything).
+    Only what is known before the model is loaded is compared: the model, the size if given, the layout,
+    the storage settings and, for an ingest (`options`), the chunking given.
     """
     if config.backend == "vllm":  # a mistyped path is a wrong path, not a model "mismatch"
         check_model_path(config.model)
-    try:
-        stored = sink.read_manifest()
-    except UnmanagedCollectionError:
-        if not getattr(sink, "adopt", False):
-            raise
-        stored = None
-    if stored is not None:
-        known: dict[str, Any] = {"model": config.model}
-        if config.dimensions is not None:
-            known["dimensions"] = config.dimensions
-        if layout is not None:
-            known["layout"] = layout
-        stored.require_compatible(stored.model_copy(update=known), sink.collection)
-        if isinstance(sink, BaseSink):
-            sink.check_hybrid(stored)
-            sink.check_storage(stored)
-        if chunking is not None:  # ingest: the chunking given (the default size is known with the model)
-            check_chunking(stored, stored.model_copy(update=chunking), sink.collection, rechunk=False)
-    elif isinstance(sink, BaseSink):
-        sink.check_creation()
+    known: dict[str, Any] = {"model": config.model}
+    if config.dimensions is not None:
+        known["dimensions"] = config.dimensions
+    if layout is not None:
+        known["layout"] = layout
+    if options is not None:
+        known.update(options.chunking)
+    check_collection(sink, known, rechunk=options is not None and options.rechunk)
     if config.cache:
         EmbeddingCache(cache_file(config.cache), config.cache_max_bytes).close()
 
@@ -299,65 +289,38 @@ def ingest(
             raise typer.BadParameter(
                 f"--chunk-overlap {chunk_overlap} must be below --chunk-tokens {chunk_tokens}"
             )
-        config = EmbedderConfig(**settings)
-        documents = load_paths(
-            paths,
-            text_field=text_field,
-            id_field=id_field,
-            max_document_bytes=max_document_bytes,
-            encoding=encoding,
-            errors=encoding_errors,
+        options = IngestOptions.pick({**locals(), "progress": progress and not quiet})
+        files = FileOptions(
+            text_field=text_field, id_field=id_field, encoding=encoding, errors=encoding_errors
         )
+        config = EmbedderConfig(**settings)
+        documents = load_paths(paths, **files.loader_arguments(max_document_bytes))
         sink = _open_sink(
             qdrant, milvus, collection, api_key, layout, hybrid, qdrant_edge=qdrant_edge, storage=storage
         )
-        chunking: dict[str, Any] = {"splitter": splitter or "text", "chunk_overlap": chunk_overlap}
-        if chunk_tokens is not None:
-            chunking["chunk_tokens"] = chunk_tokens
-        if ray_address is not None:
-            with _closing(sink):
-                _check_before_engine(sink, config, layout, None if rechunk else chunking)
-                # Joins Ray only after the checks that need none (repeated ids, the manifest).
-                report = ingest_paths(
-                    paths,
-                    sink=sink,
-                    config=config,
-                    replicas=replicas,
-                    text_field=text_field,
-                    id_field=id_field,
-                    chunk_tokens=chunk_tokens,
-                    chunk_overlap=chunk_overlap,
-                    splitter=splitter,
-                    rechunk=rechunk,
-                    batch_size=batch_size,
-                    max_document_bytes=max_document_bytes,
-                    max_metadata_bytes=max_metadata_bytes,
-                    encoding=encoding,
-                    encoding_errors=encoding_errors,
-                    on_duplicate=on_duplicate,
-                    progress=progress and not quiet,
-                    ray_address=ray_address,
-                )
-            return _print_ingest_report(report, as_json)
         with _closing(sink):
-            _check_before_engine(sink, config, layout, None if rechunk else chunking)
-            embedder = _start_engine(config)
-            with _closing(embedder):
-                report = run_ingest(
-                    documents,
-                    embedder=embedder,
-                    sink=sink,
-                    chunk_tokens=chunk_tokens,
-                    chunk_overlap=chunk_overlap,
-                    batch_size=batch_size,
-                    progress=progress and not quiet,
-                    text_field=text_field,
-                    id_field=id_field,
-                    on_duplicate=on_duplicate,
-                    splitter=splitter,
-                    rechunk=rechunk,
-                    max_metadata_bytes=max_metadata_bytes,
+            _check_before_engine(sink, config, layout, options)
+            if ray_address is not None:
+                from vllm_embed.ray_data.api import run_paths
+
+                # Joins Ray only after the checks that need none (repeated ids, the manifest).
+                report = run_paths(
+                    paths, sink, config, options, files, replicas=replicas, ray_address=ray_address
                 )
+            else:
+                # Every file is read once ahead (repeated ids, broken records) before anything starts.
+                scan = scan_input(documents, options, files.text_field, files.id_field)
+                embedder = _start_engine(config)  # its engine starts only if something must be embedded
+                with _closing(embedder):
+                    report = run_ingest(
+                        documents,
+                        embedder=embedder,
+                        sink=sink,
+                        options=options,
+                        scan=scan,
+                        text_field=files.text_field,
+                        id_field=files.id_field,
+                    )
     _print_ingest_report(report, as_json)
 
 

@@ -47,3 +47,16 @@ class SupportsTokenInput(Protocol):
     ) -> NDArray[np.float32]:
         """`embed_documents(texts)`, given each text's prompted token ids (without special tokens)."""
         ...
+
+
+@runtime_checkable
+class SupportsLazyStart(Protocol):
+    """An embedder whose engine may not have started yet (`vllm_embed.Embedder`).
+
+    Internal: the pipeline starts it from the calling thread when the first chunk must be embedded, so the
+    engine's start-up (and a Ctrl-C during it) happens where it did when the engine started up front.
+    """
+
+    def _live_backend(self) -> Any:
+        """Returns the engine, starting it first if needed."""
+        ...

@@ -96,7 +96,8 @@ class JsonlSource:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InputFileError(f"{self.path}:{lines.number}: not valid JSON ({exc.msg})") from None
+                    where = f"{self.path}:{lines.number}:{exc.colno}"  # file:line:column, as compilers say
+                    raise InputFileError(f"{where}: not valid JSON ({exc.msg})") from None
                 except RecursionError:
                     raise InputFileError(
                         f"{self.path}:{lines.number}: JSON nested too deeply to read; flatten the record"

@@ -17,7 +17,16 @@ import time
 from collections.abc import Iterable, Iterator, Sized
 
 from vllm_embed._utils import one_line
-from vllm_embed.ingest.chunk_settings import chunking_fields, make_chunker, record_chunking
+from vllm_embed.ingest.chunk_settings import make_chunker
+from vllm_embed.ingest.core import (
+    ChunkBatch,
+    InputScan,
+    check_collection,
+    open_collection,
+    planned_manifest,
+    scan_input,
+    select_unstored,
+)
 from vllm_embed.ingest.documents import (
     DEFAULT_MAX_METADATA_BYTES,
     Document,
@@ -25,22 +34,16 @@ from vllm_embed.ingest.documents import (
     as_document,
     unstorable_reason,
 )
-from vllm_embed.ingest.duplicates import (
-    ON_DUPLICATE_CHOICES,
-    DuplicateCheck,
-    OnDuplicate,
-    can_read_twice,
-    duplicate_error,
-    superseded_positions,
-)
+from vllm_embed.ingest.duplicates import DuplicateCheck, OnDuplicate, duplicate_error
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
 from vllm_embed.ingest.ids import point_id
 from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES
+from vllm_embed.ingest.options import IngestOptions
 from vllm_embed.ingest.progress import IngestProgress
 from vllm_embed.ingest.report import IngestReport
 from vllm_embed.ingest.splitters import DocumentChunker, SplitterLike
-from vllm_embed.ingest.stages import QUEUE_BATCHES, ChunkBatch, EmbedStage, Reader, Writer
-from vllm_embed.sinks.base import Chunk, Manifest, Sink
+from vllm_embed.ingest.stages import QUEUE_BATCHES, EmbedStage, Reader, Writer
+from vllm_embed.sinks.base import Chunk, Sink
 
 DOCS_PER_TOKENIZER_CALL = 64
 """Documents chunked together (one batched tokenizer call); the Ray ingest chunks its blocks alike."""
@@ -132,35 +135,6 @@ def _batches(
         yield cut()
 
 
-def select_unstored(sink: Sink, chunks: list[Chunk], documents: list[tuple[str, int]]) -> ChunkBatch:
-    """Drops the chunks the store already holds unchanged, and finds documents that used to be longer.
-
-    One `fetch_texts` for the whole batch (`ingest` and the Ray ingest's blocks both call it).
-
-    Args:
-        sink: The store.
-        chunks: The chunks of `documents`, with their point ids.
-        documents: `(doc_id, chunk count)` of each document the chunks belong to.
-
-    Returns:
-        The chunks to embed, the counts, and the `(doc_id, chunk count)` of documents with stale chunks.
-    """
-    # The point just past a document's last chunk only exists if an earlier version had more chunks.
-    past_end = {point_id(doc_id, count): (doc_id, count) for doc_id, count in documents}
-    stored = sink.fetch_texts([c.id for c in chunks] + list(past_end))
-    to_embed: dict[str, Chunk] = {}
-    for chunk in chunks:
-        if stored.get(chunk.id) != sink.stored_text(chunk.text):
-            to_embed[chunk.id] = chunk
-    return ChunkBatch(
-        to_embed=list(to_embed.values()),
-        chunks=len(chunks),
-        documents=len(documents),
-        skipped=len(chunks) - len(to_embed),
-        stale=[past_end[pid] for pid in past_end if pid in stored],
-    )
-
-
 def ingest(
     documents: Iterable[DocumentLike],
     *,
@@ -237,43 +211,64 @@ def ingest(
         SinkError: If the store fails for good; everything written before stays valid.
         ValueError: For invalid arguments or documents.
     """
+    options = IngestOptions.pick(locals())
+    return run_ingest(
+        documents,
+        embedder=embedder,
+        sink=sink,
+        options=options,
+        text_field=text_field,
+        id_field=id_field,
+        total=total,
+    )
+
+
+def run_ingest(
+    documents: Iterable[DocumentLike],
+    *,
+    embedder: SupportsEmbedding,
+    sink: Sink,
+    options: IngestOptions,
+    text_field: str = "text",
+    id_field: str | None = None,
+    total: int | None = None,
+    scan: InputScan | None = None,
+) -> IngestReport:
+    """`ingest` with its settings as one `IngestOptions` (the CLI calls this).
+
+    Everything that needs no engine comes first: the chunker (the tokenizer only), the input read ahead
+    (`scan`, unless the caller did that already), the collection's manifest checked and prepared. The
+    engine is asked for vectors only when a batch has chunks to embed, so an `Embedder` whose engine has
+    not started yet (see `Embedder`) starts it only then, and a re-run with everything stored never does.
+    """
     started = time.perf_counter()
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be at least 1")
     chunker = make_chunker(
-        embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, splitter=splitter
+        embedder,
+        chunk_tokens=options.chunk_tokens,
+        chunk_overlap=options.chunk_overlap,
+        splitter=options.splitter,
     )
-    if on_duplicate not in ON_DUPLICATE_CHOICES:
-        raise ValueError(f"on_duplicate={on_duplicate!r} must be one of {ON_DUPLICATE_CHOICES}")
-    superseded = None
-    if can_read_twice(documents):
-        superseded = superseded_positions(documents, text_field, id_field, on_duplicate)
-    elif on_duplicate == "last":
-        raise ValueError(
-            "on_duplicate='last' reads the input twice (to know which version is last): pass a list or a "
-            "loader (load_path), not an iterator"
-        )
-    manifest = Manifest.from_description(embedder.describe(), layout=sink.layout.name).model_copy(
-        update=chunking_fields(chunker)
-    )
-    sink.prepare(manifest)
-    record_chunking(sink, manifest, rechunk=rechunk)
+    if scan is None:
+        scan = scan_input(documents, options, text_field, id_field)
+    manifest = planned_manifest(embedder.describe(), sink.layout.name, chunker)
+    check_collection(sink, manifest, rechunk=options.rechunk)
+    open_collection(sink, manifest, rechunk=options.rechunk)
     if total is None and isinstance(documents, Sized):
         total = len(documents)
 
-    with IngestProgress(enabled=progress, total=total) as bar:
+    with IngestProgress(enabled=options.progress, total=total) as bar:
         writer = Writer(sink, bar)
         reader = Reader(
             _batches(
                 documents,
                 chunker=chunker,
                 sink=sink,
-                batch_size=batch_size,
+                batch_size=options.batch_size,
                 text_field=text_field,
                 id_field=id_field,
-                max_document_bytes=max_document_bytes,
-                superseded=superseded,
-                max_metadata_bytes=max_metadata_bytes,
+                max_document_bytes=options.max_document_bytes,
+                superseded=scan.superseded,
+                max_metadata_bytes=options.max_metadata_bytes,
             ),
             maxsize=QUEUE_BATCHES,
         )
@@ -294,16 +289,4 @@ def ingest(
             raise
         embedding.close()
         writer.finish()
-
-    c = writer.counters
-    return IngestReport(
-        documents=c.documents,
-        chunks=c.chunks,
-        embedded=c.embedded,
-        skipped=c.skipped,
-        written=c.written,
-        seconds=time.perf_counter() - started,
-        deleted_from=c.deleted_from,
-        rejected=tuple(c.rejected),
-        superseded=c.superseded,
-    )
+    return writer.counters.report(time.perf_counter() - started)

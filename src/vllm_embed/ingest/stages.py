@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from vllm_embed.ingest.embedder_api import SupportsEmbedding, SupportsTokenInput
+from vllm_embed.ingest.core import ChunkBatch, Counters
+from vllm_embed.ingest.embedder_api import SupportsEmbedding, SupportsLazyStart, SupportsTokenInput
 from vllm_embed.ingest.progress import IngestProgress
 from vllm_embed.sinks.base import Chunk, Sink
 
@@ -26,22 +27,6 @@ T = TypeVar("T")
 QUEUE_BATCHES = 2
 _EMBED_DEPTH = 2
 _POLL_SECONDS = 0.1
-
-
-@dataclass
-class ChunkBatch:
-    """Work for the embedder and writer: the chunks still to embed, and what to count once written."""
-
-    to_embed: list[Chunk]
-    chunks: int
-    documents: int
-    skipped: int
-    stale: list[tuple[str, int]]
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-    superseded: int = 0
-    vectors: NDArray[np.float32] | None = None
-    token_ids: list[list[int]] | None = None
-    """The prompted token ids of each chunk of `to_embed`, when the chunker knows them."""
 
 
 @dataclass
@@ -96,20 +81,6 @@ class Reader(Generic[T]):
 
 
 @dataclass
-class Counters:
-    """What the written batches add up to, for the `IngestReport`."""
-
-    documents: int = 0
-    chunks: int = 0
-    embedded: int = 0
-    skipped: int = 0
-    written: int = 0
-    deleted_from: int = 0
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-    superseded: int = 0
-
-
-@dataclass
 class Writer:
     """Writes batches in a thread, in order; the first error stops writing and is raised to the caller."""
 
@@ -141,15 +112,7 @@ class Writer:
         if batch.to_embed:
             assert batch.vectors is not None
             self.sink.upsert(batch.to_embed, batch.vectors)
-        counters = self.counters
-        counters.documents += batch.documents
-        counters.chunks += batch.chunks
-        counters.embedded += len(batch.to_embed)
-        counters.written += len(batch.to_embed)
-        counters.skipped += batch.skipped
-        counters.deleted_from += len(batch.stale)
-        counters.rejected.extend(batch.rejected)
-        counters.superseded += batch.superseded
+        self.counters.add_batch(batch)
         self.progress.advance(batch.documents + len(batch.rejected) + batch.superseded, batch.chunks)
 
     def put(self, batch: ChunkBatch) -> None:
@@ -181,6 +144,7 @@ class EmbedStage:
 
     def __init__(self, embedder: SupportsEmbedding) -> None:
         self._embedder = embedder
+        self._started = False
         self._pool = concurrent.futures.ThreadPoolExecutor(
             _EMBED_DEPTH, thread_name_prefix="vllm-embed-embed"
         )
@@ -189,7 +153,15 @@ class EmbedStage:
         )
 
     def submit(self, batch: ChunkBatch) -> None:
-        """Starts embedding `batch` (at once if it has nothing to embed)."""
+        """Starts embedding `batch` (at once if it has nothing to embed).
+
+        The first batch with chunks to embed starts the embedder's engine here, in the calling thread, if it
+        has not started yet.
+        """
+        if batch.to_embed and not self._started:
+            if isinstance(self._embedder, SupportsLazyStart):
+                self._embedder._live_backend()
+            self._started = True
         future = (
             self._pool.submit(_embed, self._embedder, batch.to_embed, batch.token_ids)
             if batch.to_embed

@@ -12,71 +12,33 @@ import contextlib
 import pickle
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 
 from vllm_embed._optional import require
 from vllm_embed.config import EmbedderConfig
-from vllm_embed.errors import UnmanagedCollectionError
-from vllm_embed.ingest.chunk_settings import check_chunking, chunking_fields, record_chunking
-from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES, Document
-from vllm_embed.ingest.duplicates import (
-    ON_DUPLICATE_CHOICES,
-    DuplicateCheck,
-    OnDuplicate,
-    duplicate_error,
-    superseded_positions,
-)
-from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES, ChainedSource, load_path, located_ids
+from vllm_embed.ingest.core import Counters, open_collection
+from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES
+from vllm_embed.ingest.duplicates import OnDuplicate
+from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES, load_path
+from vllm_embed.ingest.options import FileOptions, IngestOptions
 from vllm_embed.ingest.report import IngestReport
 from vllm_embed.ingest.splitters import SplitterLike
-from vllm_embed.ray_data.blocks import (
-    METADATA_JSON,
-    DocumentPlan,
-    PlannedEngine,
-    WriteCounts,
-    chunk_block,
-    chunk_texts,
-    id_hashes,
-    plan_chunker,
-    repeated_rows,
-    select_block,
-    without_documents,
-    write_block,
-)
+from vllm_embed.ray_data.blocks import METADATA_JSON, chunk_block, chunk_texts, select_block, write_block
+from vllm_embed.ray_data.planning import RunPlan, check_replicas, engine_config, plan_run
+from vllm_embed.ray_data.repeats import Repeats, find_repeats, read_path, superseded_by_source
 from vllm_embed.ray_data.replica import DatasetReplica, IngestReplica, Kind, replica_resources
 from vllm_embed.ray_data.session import check_ray_address, ray_session
-from vllm_embed.sinks.base import Manifest, Sink
+from vllm_embed.sinks.base import Sink
 from vllm_embed.sinks.spec import SinkSpec
 
 if TYPE_CHECKING:
     from ray.data import Dataset
     from ray.data.datasource import Datasink
 
-_Prepared = tuple[DocumentPlan, dict[str, Any], EmbedderConfig]
-_LAST_VERSIONS_PER_BLOCK = 1024  # the last versions of repeated ids re-enter the run in blocks of this size
 _WORKER_SINKS: dict[bytes, Sink] = {}
-
-
-def _config(model: str | None, config: EmbedderConfig | None, settings: dict[str, Any]) -> EmbedderConfig:
-    if config is not None:
-        if model is not None or settings:
-            raise ValueError("pass either config=EmbedderConfig(...) or model= and settings, not both")
-        return config
-    if model is None:
-        raise ValueError("pass model= (or config=EmbedderConfig(...))")
-    return EmbedderConfig(model=model, **settings)
-
-
-def _check_replicas(replicas: int, batch_size: int) -> None:
-    if replicas < 1:
-        raise ValueError(f"replicas={replicas} must be at least 1")
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be at least 1")
 
 
 def embed_dataset(
@@ -117,11 +79,10 @@ def embed_dataset(
     Raises:
         ValueError: For invalid arguments.
     """
-    require("ray", "vllm_embed.ray_data")
-    _check_replicas(replicas, batch_size)
+    check_replicas(replicas, batch_size)
     if kind not in ("document", "query"):
         raise ValueError(f"kind={kind!r} must be 'document' or 'query'")
-    engine = _config(model, config, settings)
+    engine = engine_config(model, config, settings)
     result: Dataset = replica_batches(ds, batch_size).map_batches(
         DatasetReplica,
         fn_constructor_kwargs={
@@ -146,29 +107,6 @@ def _replica_pool(replicas: int) -> Any:
     return ActorPoolStrategy(size=replicas)
 
 
-def _plan_engine(config: EmbedderConfig) -> tuple[dict[str, Any], int | None]:
-    """What the replicas' engines will report (`describe()`), and their longest input, without an engine.
-
-    The replicas check it when they start, so a collection's manifest is checked before any replica runs.
-    """
-    from vllm_embed._version import __version__
-    from vllm_embed.profiles import detect_profile
-
-    profile = detect_profile(config.model, config.revision, config.profile)
-    dimension = profile.check_dimensions(config.dimensions, config.model)
-    if dimension is None:
-        raise ValueError(f"the output size of {config.model} is unknown; pass dimensions=")
-    description = {
-        "model": config.model,
-        "profile": profile.family,
-        "pooling": profile.pooling,
-        "dimensions": dimension,
-        "normalized": True,
-        "vllm_embed_version": __version__,
-    }
-    return description, PlannedEngine.load(config).max_input_tokens
-
-
 def _worker_sink(spec: SinkSpec) -> Sink:
     """One sink per worker process and collection, opened on first use."""
     key = pickle.dumps(spec)
@@ -181,18 +119,18 @@ def _select_task(table: pa.Table, spec: SinkSpec) -> pa.Table:
     return select_block(_worker_sink(spec), table)
 
 
-def _store_datasink(spec: SinkSpec) -> Datasink[WriteCounts]:
+def _store_datasink(spec: SinkSpec) -> Datasink[Counters]:
     from ray.data.datasource import Datasink
 
-    class StoreDatasink(Datasink[WriteCounts]):
+    class StoreDatasink(Datasink[Counters]):
         """Writes blocks from Ray workers into a store server; the driver's copy sums the counts."""
 
         def __init__(self) -> None:
-            self.counts = WriteCounts()
+            self.counts = Counters()
 
-        def write(self, blocks: Iterable[Any], ctx: Any) -> WriteCounts:
+        def write(self, blocks: Iterable[Any], ctx: Any) -> Counters:
             sink = _worker_sink(spec)
-            counts = WriteCounts()
+            counts = Counters()
             for block in blocks:
                 counts.add(write_block(sink, pa.table(block) if not isinstance(block, pa.Table) else block))
             return counts
@@ -292,35 +230,27 @@ def ingest_dataset(
         SinkError: If the store fails for good; everything written before stays valid.
         ValueError: For invalid arguments.
     """
-    _check_on_duplicate(on_duplicate)
+    options = IngestOptions.pick(locals())
     if on_duplicate == "last" and not check_duplicates:
         raise ValueError("on_duplicate='last' needs the duplicate check: drop check_duplicates=False")
-    prepared, manifest = _plan(
+    plan = plan_run(
         sink,
-        _config(model, config, settings),
+        engine_config(model, config, settings),
+        options,
         replicas=replicas,
-        batch_size=batch_size,
-        chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap,
-        splitter=splitter,
-        splitter_column=splitter_column,
-        rechunk=rechunk,
         text_column=text_column,
         id_column=id_column,
         metadata_columns=None if metadata_columns is None else tuple(metadata_columns),
-        max_document_bytes=max_document_bytes,
-        max_metadata_bytes=max_metadata_bytes,
+        splitter_column=splitter_column,
     )
-    repeats = _find_repeats(ds, prepared[0], on_duplicate) if check_duplicates else _Repeats()
-    _open_collection(sink, manifest, rechunk=rechunk, hybrid=hybrid)
+    repeats = find_repeats(ds, plan.documents, on_duplicate) if check_duplicates else Repeats()
+    open_collection(sink, plan.manifest, rechunk=rechunk, hybrid=hybrid)
     return _run(
-        repeats.apply(ds, prepared[0]),
-        prepared,
+        repeats.apply(ds, plan.documents),
+        plan,
         sink,
         replicas=replicas,
-        batch_size=batch_size,
         writers=writers,
-        progress=progress,
         superseded=repeats.superseded,
     )
 
@@ -365,7 +295,7 @@ def ingest_paths(
         rechunk: As for `ingest_dataset`.
         batch_size: Chunks per engine call.
         max_document_bytes: Largest document text in bytes (UTF-8); a larger one is rejected.
-        max_metadata_bytes: As for `ingest_dataset`.
+        max_metadata_bytes: Largest document metadata in bytes (as JSON); a larger one is rejected.
         encoding: Encoding of the files (`None`: the loaders' default).
         encoding_errors: What to do with undecodable bytes (`None`: the loaders' default).
         on_duplicate: As for `ingest_dataset`.
@@ -380,232 +310,43 @@ def ingest_paths(
         DuplicateDocumentError: For a document id that occurs twice, with `on_duplicate="error"`.
         ManifestMismatchError: As for `ingest_dataset`.
     """
+    files = FileOptions(text_field=text_field, id_field=id_field, encoding=encoding, errors=encoding_errors)
+    options = IngestOptions.pick(locals())
+    return run_paths(paths, sink, config, options, files, replicas=replicas, ray_address=ray_address)
+
+
+def run_paths(
+    paths: Sequence[str | Path],
+    sink: Sink,
+    config: EmbedderConfig,
+    options: IngestOptions,
+    files: FileOptions,
+    *,
+    replicas: int = 1,
+    ray_address: str | None = None,
+) -> IngestReport:
+    """`ingest_paths` with its settings as `IngestOptions` and `FileOptions` (the CLI calls this)."""
     ray: Any = require("ray", "vllm_embed.ray_data")
-    _check_on_duplicate(on_duplicate)
     if ray_address is not None:
         check_ray_address(ray_address)
-    loader: dict[str, Any] = {
-        "text_field": text_field,
-        "id_field": id_field,
-        "max_document_bytes": max_document_bytes,
-    }
-    if encoding is not None:
-        loader["encoding"] = encoding
-    if encoding_errors is not None:
-        loader["errors"] = encoding_errors
+    loader = files.loader_arguments(options.max_document_bytes)
     sources = [load_path(p, **loader) for p in paths]  # checks every path before anything runs
-    skip, superseded = _superseded_by_source(sources, text_field, id_field, on_duplicate)
-    prepared, manifest = _plan(
+    skip, superseded = superseded_by_source(sources, files.text_field, files.id_field, options.on_duplicate)
+    plan = plan_run(
         sink,
         config,
+        options,
         replicas=replicas,
-        batch_size=batch_size,
-        chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap,
-        splitter=splitter,
-        splitter_column=None,
-        rechunk=rechunk,
         text_column="text",
         id_column="id",
         metadata_columns=METADATA_JSON,
-        max_document_bytes=max_document_bytes,
-        max_metadata_bytes=max_metadata_bytes,
+        splitter_column=None,
     )
-    _open_collection(sink, manifest, rechunk=rechunk, hybrid=False)
+    open_collection(sink, plan.manifest, rechunk=options.rechunk)
     with contextlib.nullcontext() if ray_address is None else ray_session(ray_address):
         items = [{"index": index, "path": str(path)} for index, path in enumerate(paths)]
-        ds = ray.data.from_items(items).flat_map(_read_path, fn_kwargs={"loader": loader, "skip": skip})
-        return _run(
-            ds,
-            prepared,
-            sink,
-            replicas=replicas,
-            batch_size=batch_size,
-            writers=None,
-            progress=progress,
-            superseded=superseded,
-        )
-
-
-def _check_on_duplicate(on_duplicate: str) -> None:
-    if on_duplicate not in ON_DUPLICATE_CHOICES:
-        raise ValueError(f"on_duplicate={on_duplicate!r} must be one of {ON_DUPLICATE_CHOICES}")
-
-
-def _superseded_by_source(
-    sources: Sequence[Iterable[Document]], text_field: str, id_field: str | None, on_duplicate: OnDuplicate
-) -> tuple[dict[int, frozenset[int]], int]:
-    """The positions, within each source, of the documents a later version replaces, and their number.
-
-    Raises:
-        DuplicateDocumentError: For the first repeated id (with its files and lines), with "error".
-    """
-    superseded = superseded_positions(ChainedSource(sources), text_field, id_field, on_duplicate)
-    skip: dict[int, frozenset[int]] = {}
-    start = 0
-    for index, source in enumerate(sources):
-        if not superseded:
-            break
-        end = start + sum(1 for _ in located_ids(source))
-        own = frozenset(p - start for p in superseded if start <= p < end)
-        if own:
-            skip[index] = own
-        start = end
-    return skip, len(superseded)
-
-
-def _read_path(
-    row: dict[str, Any], loader: dict[str, Any], skip: dict[int, frozenset[int]]
-) -> list[dict[str, Any]]:
-    import json
-
-    superseded = skip.get(row["index"], frozenset())
-    return [
-        {
-            "id": doc.id,
-            "text": doc.text,
-            "metadata": json.dumps(dict(doc.metadata), ensure_ascii=False),
-            "splitter": doc.splitter,
-        }
-        for position, doc in enumerate(load_path(row["path"], **loader))
-        if position not in superseded
-    ]
-
-
-def _plan(
-    sink: Sink,
-    config: EmbedderConfig,
-    *,
-    replicas: int,
-    batch_size: int,
-    chunk_tokens: int | None,
-    chunk_overlap: int,
-    splitter: SplitterLike | None,
-    splitter_column: str | None,
-    rechunk: bool,
-    text_column: str,
-    id_column: str | None,
-    metadata_columns: tuple[str, ...] | str | None,
-    max_document_bytes: int | None,
-    max_metadata_bytes: int | None,
-) -> tuple[_Prepared, Manifest]:
-    """Checks the arguments, and the collection's manifest if there is one; writes nothing."""
-    require("ray", "vllm_embed.ray_data")
-    _check_replicas(replicas, batch_size)
-    description, max_input_tokens = _plan_engine(config)
-    plan = DocumentPlan(
-        config=config,
-        chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap,
-        splitter=splitter,
-        text_column=text_column,
-        id_column=id_column,
-        metadata_columns=metadata_columns,
-        max_document_bytes=max_document_bytes,
-        layout=sink.layout.name,
-        splitter_column=splitter_column,
-        max_metadata_bytes=max_metadata_bytes,
-    )
-    # The chunker the Ray tasks build, once here: the manifest records its settings as `ingest` does.
-    manifest = Manifest.from_description(description, layout=sink.layout.name).model_copy(
-        update=chunking_fields(plan_chunker(plan))
-    )
-    try:
-        stored = sink.read_manifest()
-    except UnmanagedCollectionError:
-        stored = None  # `prepare` adopts it (adopt=True) or refuses it
-    if stored is not None:
-        stored.require_compatible(manifest, sink.collection)
-        check_chunking(stored, manifest, sink.collection, rechunk=rechunk)
-    expected = {**description, "max_input_tokens": max_input_tokens}
-    del expected["vllm_embed_version"]
-    return (plan, expected, config), manifest
-
-
-def _open_collection(sink: Sink, manifest: Manifest, *, rechunk: bool, hybrid: bool) -> None:
-    """Creates the collection, or checks it, and records this run's chunking (before any replica starts)."""
-    sink.prepare(manifest)
-    record_chunking(sink, manifest, rechunk=rechunk)
-    if hybrid and getattr(sink.read_manifest(), "sparse", None) is None:
-        raise ValueError(
-            f"hybrid=True needs a sink that stores sparse vectors: build {sink!r} with hybrid=True"
-        )
-
-
-@dataclass(frozen=True)
-class _Repeats:
-    """The document ids a dataset repeats, and the last version of each (with `on_duplicate="last"`)."""
-
-    doc_ids: frozenset[str] = frozenset()
-    last: pa.Table = field(default_factory=lambda: pa.table({}))
-    superseded: int = 0
-
-    def apply(self, ds: Any, plan: DocumentPlan) -> Any:
-        """`ds` with the rows of repeated ids replaced by the last version of each."""
-        if not self.doc_ids:
-            return ds
-        from ray.data import from_arrow
-
-        kept = ds.map_batches(
-            without_documents, fn_kwargs={"plan": plan, "doc_ids": self.doc_ids}, batch_format="pyarrow"
-        )
-        pieces = [
-            self.last.slice(start, _LAST_VERSIONS_PER_BLOCK)
-            for start in range(0, self.last.num_rows, _LAST_VERSIONS_PER_BLOCK)
-        ]
-        return kept.union(from_arrow(pieces))
-
-
-def _find_repeats(ds: Any, plan: DocumentPlan, on_duplicate: OnDuplicate) -> _Repeats:
-    """Finds the repeated document ids of `ds` (see `ingest_dataset`).
-
-    Raises:
-        DuplicateDocumentError: For the first repeated id (by the position of its second row), with "error".
-    """
-    hashes = [
-        batch.column("hash").to_numpy()
-        for batch in ds.map_batches(id_hashes, fn_kwargs={"plan": plan}, batch_format="pyarrow").iter_batches(
-            batch_size=None, batch_format="pyarrow"
-        )
-    ]
-    values, counts = np.unique(
-        np.concatenate(hashes) if hashes else np.empty(0, np.uint64), return_counts=True
-    )
-    candidates = frozenset(int(h) for h in values[counts > 1])
-    if not candidates:
-        return _Repeats()
-    # Equal hashes are most likely equal ids; the second pass reads the ids themselves, in order.
-    rows = ds.map_batches(
-        repeated_rows,
-        fn_kwargs={"plan": plan, "hashes": candidates, "keep_rows": on_duplicate == "last"},
-        batch_format="pyarrow",
-    )
-    options = rows.context.execution_options
-    preserved, options.preserve_order = options.preserve_order, True
-    seen, offset = DuplicateCheck(), 0
-    last: dict[str, bytes] = {}
-    repeated: set[str] = set()
-    superseded = 0
-    try:
-        for batch in rows.iter_batches(batch_size=None, batch_format="pyarrow"):
-            columns = [batch.column(name).to_pylist() for name in ("doc_id", "index", "rows", "row")]
-            for doc_id, index, count, row in zip(*columns, strict=True):
-                if index < 0:
-                    offset += count
-                    continue
-                earlier = seen.see(doc_id, offset + index)
-                if earlier is not None:
-                    if on_duplicate == "error":
-                        raise duplicate_error(doc_id, earlier, offset + index)
-                    repeated.add(doc_id)
-                    superseded += 1
-                last[doc_id] = row
-    finally:
-        options.preserve_order = preserved
-    if not repeated:
-        return _Repeats()
-    versions = [pickle.loads(last[doc_id]) for doc_id in sorted(repeated)]
-    return _Repeats(frozenset(repeated), pa.concat_tables(versions, promote_options="permissive"), superseded)
+        ds = ray.data.from_items(items).flat_map(read_path, fn_kwargs={"loader": loader, "skip": skip})
+        return _run(ds, plan, sink, replicas=replicas, writers=None, superseded=superseded)
 
 
 def replica_batches(selected: Any, batch_size: int) -> Any:
@@ -618,48 +359,36 @@ def replica_batches(selected: Any, batch_size: int) -> Any:
     return selected.repartition(target_num_rows_per_block=batch_size)
 
 
-def _embedded(
-    selected: Any, config: EmbedderConfig, expected: dict[str, Any], replicas: int, batch_size: int
-) -> Any:
-    """The replicas' stage: every chunk row gets its vector."""
+def _embedded(selected: Any, plan: RunPlan, replicas: int) -> Any:
+    """The replicas' stage: every row to embed gets its vector."""
+    batch_size = plan.options.batch_size
     return replica_batches(selected, batch_size).map_batches(
         IngestReplica,
-        fn_constructor_kwargs={"config": config, "expected": expected},
+        fn_constructor_kwargs={"config": plan.config, "expected": plan.expected},
         batch_size=batch_size,
         batch_format="pyarrow",
         compute=_replica_pool(replicas),
-        **replica_resources(config, replicas),
+        **replica_resources(plan.config, replicas),
     )
 
 
 def _run(
-    ds: Any,
-    prepared: _Prepared,
-    sink: Sink,
-    *,
-    replicas: int,
-    batch_size: int,
-    writers: int | None,
-    progress: bool,
-    superseded: int = 0,
+    ds: Any, plan: RunPlan, sink: Sink, *, replicas: int, writers: int | None, superseded: int = 0
 ) -> IngestReport:
     ray: Any = require("ray", "vllm_embed.ray_data")
     started = time.perf_counter()
-    plan, expected, config = prepared
-    ray.data.DataContext.get_current().enable_progress_bars = progress
-    chunked = ds.map_batches(chunk_block, fn_kwargs={"plan": plan}, batch_format="pyarrow")
+    ray.data.DataContext.get_current().enable_progress_bars = plan.options.progress
+    chunked = ds.map_batches(chunk_block, fn_kwargs={"plan": plan.documents}, batch_format="pyarrow")
     spec = sink.spec()
     if spec.shared:
         selected = chunked.map_batches(_select_task, fn_kwargs={"spec": spec}, batch_format="pyarrow")
         datasink = _store_datasink(spec)
-        _embedded(selected, config, expected, replicas, batch_size).write_datasink(
-            datasink, concurrency=writers
-        )
-        counts: WriteCounts = datasink.counts  # type: ignore[attr-defined]
+        _embedded(selected, plan, replicas).write_datasink(datasink, concurrency=writers)
+        counts: Counters = datasink.counts  # type: ignore[attr-defined]
     else:
         # The driver holds the only handle on an embedded store: it looks each block up as it comes, and
         # starts no replica when everything is stored already.
-        counts = WriteCounts()
+        counts = Counters()
         refs, to_embed = [], 0
         for block in chunked.iter_batches(batch_size=None, batch_format="pyarrow"):
             selected_block = select_block(sink, block)
@@ -669,24 +398,8 @@ def _run(
             for ref in refs:
                 counts.add(write_block(sink, ray.get(ref)))
         else:
-            selected = ray.data.from_arrow_refs(refs)
-            embedded = _embedded(selected, config, expected, replicas, batch_size)
+            embedded = _embedded(ray.data.from_arrow_refs(refs), plan, replicas)
             for block in embedded.iter_batches(batch_size=None, batch_format="pyarrow"):
                 counts.add(write_block(sink, block))
-    throughput = tuple(
-        counts.embedded_by[name] / seconds if seconds > 0 else 0.0
-        for name, seconds in sorted(counts.seconds_by.items())
-        if counts.embedded_by[name] > 0
-    )
-    return IngestReport(
-        documents=counts.documents,
-        chunks=counts.chunks,
-        embedded=counts.written,
-        skipped=counts.skipped,
-        written=counts.written,
-        seconds=time.perf_counter() - started,
-        deleted_from=counts.deleted_from,
-        rejected=tuple(counts.rejected),
-        superseded=superseded,
-        replica_chunks_per_second=throughput,
-    )
+    counts.superseded += superseded
+    return counts.report(time.perf_counter() - started)

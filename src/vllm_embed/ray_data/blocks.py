@@ -1,9 +1,10 @@
 """The per-block work of the Ray ingest: documents → chunks, the stored-chunk lookup, and the write.
 
-Blocks are Arrow tables of `CHUNK_SCHEMA`. A block holds chunk rows and one or more *marker* rows (a JSON
-`stats` value, no chunk) that carry what the block adds to the `IngestReport` — documents, rejected ids,
-chunks found already stored, stale trailing chunks to delete, a replica's embedding time — to the writer,
-so the counts are added exactly when the block's points are written, and a retried task counts once.
+Blocks are Arrow tables of `CHUNK_SCHEMA`: one row per chunk, and one per document that has no chunk row
+(a blank document, or one refused for its size or id). What a block adds to the `IngestReport` is read off
+its rows' typed columns when the block is written (which rows must be embedded, which were found already
+stored, which document's stale trailing chunks go, which replica embedded a row and how long it took), so
+the counts are added exactly when the block's points are written, and a retried task counts once.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,9 +23,10 @@ from numpy.typing import NDArray
 from vllm_embed._utils import batched, one_line
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest.chunk_settings import make_chunker
+from vllm_embed.ingest.core import Counters, select_unstored
 from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES, Document, as_document, unstorable_reason
 from vllm_embed.ingest.ids import point_id
-from vllm_embed.ingest.pipeline import DOCS_PER_TOKENIZER_CALL, select_unstored
+from vllm_embed.ingest.pipeline import DOCS_PER_TOKENIZER_CALL
 from vllm_embed.ingest.splitters import SPLITTERS, DocumentChunker, SplitterLike
 from vllm_embed.sinks.base import Chunk, Sink
 from vllm_embed.sinks.layouts import get_layout
@@ -37,10 +38,17 @@ CHUNK_SCHEMA = pa.schema(
         ("chunk_index", pa.int64()),
         ("text", pa.string()),
         ("metadata", pa.string()),  # JSON: documents' metadata differ in keys and types
-        ("stats", pa.string()),  # JSON on marker rows, "" on chunk rows
         ("token_ids", pa.list_(pa.int32())),  # the chunker's prompted token ids, null when unknown
+        ("embed", pa.bool_()),  # a chunk to embed and write (false: stored already, or a document row)
+        ("rejected", pa.string()),  # on a document row: why the document is not written
+        ("delete_from", pa.int64()),  # on a document's first row: its stale chunks from this index on
     ]
 )
+DOCUMENT_ROW = -1
+"""`chunk_index` of a document row: a document without chunk rows (blank, or rejected)."""
+REPLICA_COLUMN = "replica"
+SECONDS_COLUMN = "embed_seconds"
+"""The replicas' columns: who embedded a row, and its share of that engine call's seconds."""
 VECTOR_COLUMN = "vector"
 METADATA_JSON = "__vllm_embed_metadata_json__"
 """`DocumentPlan.metadata_columns` value meaning: the `metadata` column holds each document's JSON."""
@@ -168,21 +176,8 @@ def plan_chunker(plan: DocumentPlan) -> DocumentChunker:
     return _CHUNKERS[key]
 
 
-def marker(stats: Mapping[str, Any]) -> dict[str, Any]:
-    """A marker row carrying `stats`."""
-    return {
-        "id": "",
-        "doc_id": "",
-        "chunk_index": -1,
-        "text": "",
-        "metadata": "",
-        "stats": json.dumps(stats),
-        "token_ids": None,
-    }
-
-
 def chunk_rows(
-    chunks: Iterable[Chunk], token_ids: Mapping[str, list[int]] | None = None
+    chunks: Iterable[Chunk], token_ids: Mapping[str, list[int]] | None = None, *, embed: bool = True
 ) -> list[dict[str, Any]]:
     """Chunk rows of `CHUNK_SCHEMA`, with each chunk's token ids where `token_ids` has them."""
     return [
@@ -192,16 +187,40 @@ def chunk_rows(
             "chunk_index": c.chunk_index,
             "text": c.text,
             "metadata": json.dumps(dict(c.metadata), ensure_ascii=False),
-            "stats": "",
             "token_ids": None if token_ids is None else token_ids.get(c.id),
+            "embed": embed,
+            "rejected": None,
+            "delete_from": None,
         }
         for c in chunks
     ]
 
 
+def document_row(doc_id: str, rejected: str | None = None) -> dict[str, Any]:
+    """The row of a document without chunk rows: blank (`rejected` is `None`), or not written."""
+    return {
+        "id": "",
+        "doc_id": doc_id,
+        "chunk_index": DOCUMENT_ROW,
+        "text": "",
+        "metadata": "",
+        "token_ids": None,
+        "embed": False,
+        "rejected": rejected,
+        "delete_from": None,
+    }
+
+
 def as_table(rows: list[dict[str, Any]]) -> pa.Table:
     """The rows as an Arrow table of `CHUNK_SCHEMA`."""
     return pa.Table.from_pylist(rows, schema=CHUNK_SCHEMA)
+
+
+def _chunks(rows: Iterable[Mapping[str, Any]]) -> list[Chunk]:
+    return [
+        Chunk(row["id"], row["doc_id"], row["chunk_index"], row["text"], json.loads(row["metadata"]))
+        for row in rows
+    ]
 
 
 def block_token_ids(table: pa.Table) -> dict[str, list[int]]:
@@ -212,37 +231,22 @@ def block_token_ids(table: pa.Table) -> dict[str, list[int]]:
     return {i: t for i, t in zip(ids, tokens, strict=True) if t is not None}
 
 
-def split_block(table: pa.Table) -> tuple[list[Chunk], list[dict[str, Any]]]:
-    """Returns the chunks and the marker stats of a block, in order."""
-    chunks, stats = [], []
-    names = ["id", "doc_id", "chunk_index", "text", "metadata", "stats"]
-    for row in table.select(names).to_pylist():
-        if row["stats"]:
-            stats.append(json.loads(row["stats"]))
-        else:
-            metadata = json.loads(row["metadata"])
-            chunks.append(Chunk(row["id"], row["doc_id"], row["chunk_index"], row["text"], metadata))
-    return chunks, stats
-
-
 def chunk_block(table: pa.Table, plan: DocumentPlan) -> pa.Table:
-    """Ray task: the chunks (with their point ids) of a block of documents, and a marker.
+    """Ray task: the chunk rows (with their point ids) of a block of documents, all to embed.
 
-    The marker lists each document's id and chunk count, and the documents refused for their size.
+    A document without chunks (blank), or refused for its size, gets a document row instead.
     """
     chunker = plan_chunker(plan)
     layout = get_layout(plan.layout)
     accepted: list[Document] = []
-    rejected: list[tuple[str, str]] = []
+    rows: list[dict[str, Any]] = []
     for doc in plan.documents(table):
         reason = unstorable_reason(doc, plan.max_document_bytes, plan.max_metadata_bytes)
         if reason is not None:
-            rejected.append((doc.doc_id, reason))
+            rows.append(document_row(doc.doc_id, reason))
             continue
         layout.check_metadata(doc.doc_id, doc.metadata)
         accepted.append(doc)
-    rows: list[dict[str, Any]] = []
-    documents: list[tuple[str, int]] = []
     for group in batched(accepted, DOCS_PER_TOKENIZER_CALL):
         split = chunker.split([d.text for d in group], [d.splitter for d in group])
         for doc, pieces in zip(group, split, strict=True):
@@ -253,9 +257,7 @@ def chunk_block(table: pa.Table, plan: DocumentPlan) -> pa.Table:
             token_ids = {
                 c.id: p.token_ids for c, p in zip(chunks, pieces, strict=True) if p.token_ids is not None
             }
-            rows.extend(chunk_rows(chunks, token_ids))
-            documents.append((doc_id, len(pieces)))
-    rows.append(marker({"chunked": documents, "rejected": rejected}))
+            rows.extend(chunk_rows(chunks, token_ids) if chunks else [document_row(doc_id)])
     return as_table(rows)
 
 
@@ -305,36 +307,49 @@ def without_documents(table: pa.Table, plan: DocumentPlan, doc_ids: Collection[s
 
 
 def select_block(sink: Sink, table: pa.Table) -> pa.Table:
-    """Drops the chunks `sink` holds already (one lookup for the block) and the documents it refuses.
+    """Marks the chunks `sink` holds already (one lookup for the block) and drops documents it refuses.
 
-    Runs in a Ray task for a store server, in the driver for an embedded store.
+    A chunk stored unchanged keeps its row, without text (it is counted, not embedded); a document the
+    store refuses (`check_document_id`) becomes a rejected document row; a document whose stored version
+    had more chunks gets `delete_from` on its first row. A block holds whole documents (`chunk_block`'s
+    output). Runs in a Ray task for a store server, in the driver for an embedded store.
     """
-    chunks, stats = split_block(table)
     check_document_id = getattr(sink, "check_document_id", None)
+    token_ids = block_token_ids(table)
+    by_document: dict[str, list[dict[str, Any]]] = {}
+    for row in table.to_pylist():
+        by_document.setdefault(row["doc_id"], []).append(row)
+    rows: list[dict[str, Any]] = []
+    candidates: list[Chunk] = []
     documents: list[tuple[str, int]] = []
-    rejected: list[tuple[str, str]] = []
-    refused: set[str] = set()
-    for entry in stats:
-        rejected.extend((str(d), str(r)) for d, r in entry.get("rejected", []))
-        for doc_id, count in entry.get("chunked", []):
-            try:
-                if check_document_id is not None:
-                    check_document_id(doc_id)
-            except ValueError as exc:
-                rejected.append((doc_id, one_line(exc)))
-                refused.add(doc_id)
-                continue
-            documents.append((doc_id, count))
-    kept = [c for c in chunks if c.doc_id not in refused]
-    batch = select_unstored(sink, kept, documents)
-    summary = {
-        "documents": batch.documents,
-        "chunks": batch.chunks,
-        "skipped": batch.skipped,
-        "stale": batch.stale,
-        "rejected": rejected,
-    }
-    return as_table([*chunk_rows(batch.to_embed, block_token_ids(table)), marker(summary)])
+    for doc_id, doc_rows in by_document.items():
+        if doc_rows[0]["rejected"] is not None:
+            rows.extend(doc_rows)
+            continue
+        try:
+            if check_document_id is not None:
+                check_document_id(doc_id)
+        except ValueError as exc:
+            rows.append(document_row(doc_id, one_line(exc)))
+            continue
+        chunks = _chunks(r for r in doc_rows if r["chunk_index"] != DOCUMENT_ROW)
+        candidates.extend(chunks)
+        documents.append((doc_id, len(chunks)))
+        if not chunks:
+            rows.append(document_row(doc_id))
+    batch = select_unstored(sink, candidates, documents)
+    to_embed = {c.id for c in batch.to_embed}
+    for chunk in candidates:
+        if chunk.id in to_embed:
+            rows.extend(chunk_rows([chunk], token_ids))
+        else:  # counted when written; its text is not needed any more
+            rows.extend(chunk_rows([replace(chunk, text="", metadata={})], embed=False))
+    first_rows: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first_rows.setdefault(row["doc_id"], row)
+    for doc_id, first_index in batch.stale:
+        first_rows[doc_id]["delete_from"] = first_index
+    return as_table(rows)
 
 
 def with_vectors(table: pa.Table, vectors: NDArray[np.float32]) -> pa.Table:
@@ -343,62 +358,50 @@ def with_vectors(table: pa.Table, vectors: NDArray[np.float32]) -> pa.Table:
     return table.append_column(VECTOR_COLUMN, pa.FixedSizeListArray.from_arrays(values, vectors.shape[1]))
 
 
-@dataclass
-class WriteCounts:
-    """What written blocks add up to; merged across write tasks."""
-
-    documents: int = 0
-    chunks: int = 0
-    written: int = 0
-    skipped: int = 0
-    deleted_from: int = 0
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-    embedded_by: Counter[str] = field(default_factory=Counter)
-    seconds_by: dict[str, float] = field(default_factory=dict)
-
-    def add(self, other: WriteCounts) -> None:
-        """Adds `other` to these counts."""
-        self.documents += other.documents
-        self.chunks += other.chunks
-        self.written += other.written
-        self.skipped += other.skipped
-        self.deleted_from += other.deleted_from
-        self.rejected.extend(other.rejected)
-        self.embedded_by.update(other.embedded_by)
-        for name, seconds in other.seconds_by.items():
-            self.seconds_by[name] = self.seconds_by.get(name, 0.0) + seconds
-
-
-def write_block(sink: Sink, table: pa.Table) -> WriteCounts:
-    """Deletes stale trailing chunks, upserts the block's vectors, and counts the block's markers."""
-    chunks, stats = split_block(table)
-    counts = WriteCounts()
-    for entry in stats:
-        for doc_id, first_index in entry.get("stale", []):
-            sink.delete_chunks_from(doc_id, int(first_index))
+def write_block(sink: Sink, table: pa.Table) -> Counters:
+    """Deletes stale trailing chunks, upserts the block's embedded chunks, and counts the block's rows."""
+    counts = Counters()
+    columns = ["doc_id", "chunk_index", "embed", "rejected", "delete_from"]
+    timed = REPLICA_COLUMN in table.column_names
+    if timed:
+        columns += [REPLICA_COLUMN, SECONDS_COLUMN]
+    written: list[int] = []
+    for position, row in enumerate(table.select(columns).to_pylist()):
+        if row["delete_from"] is not None:
+            sink.delete_chunks_from(row["doc_id"], int(row["delete_from"]))
             counts.deleted_from += 1
-        counts.documents += int(entry.get("documents", 0))
-        counts.chunks += int(entry.get("chunks", 0))
-        counts.skipped += int(entry.get("skipped", 0))
-        counts.rejected.extend((str(d), str(r)) for d, r in entry.get("rejected", []))
-        if "replica" in entry:
-            counts.embedded_by[entry["replica"]] += int(entry["embedded"])
-            name = entry["replica"]
-            counts.seconds_by[name] = counts.seconds_by.get(name, 0.0) + float(entry["seconds"])
-    if chunks:
-        is_chunk = pa.compute.equal(table.column("stats"), "")
-        vectors = table.filter(is_chunk).column(VECTOR_COLUMN).combine_chunks()
-        matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(chunks), -1)
+        if row["rejected"] is not None:
+            counts.rejected.append((row["doc_id"], row["rejected"]))
+            continue
+        index = row["chunk_index"]
+        counts.documents += index in (0, DOCUMENT_ROW)  # a document counts once: on its first row
+        if index == DOCUMENT_ROW:
+            continue
+        counts.chunks += 1
+        if not row["embed"]:
+            counts.skipped += 1
+            continue
+        written.append(position)
+        if timed and row[REPLICA_COLUMN] is not None:
+            name = row[REPLICA_COLUMN]
+            counts.embedded_by[name] += 1
+            counts.seconds_by[name] = counts.seconds_by.get(name, 0.0) + float(row[SECONDS_COLUMN])
+    if written:
+        chosen = table.take(written)
+        vectors = chosen.column(VECTOR_COLUMN).combine_chunks()
+        matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(written), -1)
+        chunks = _chunks(chosen.select(["id", "doc_id", "chunk_index", "text", "metadata"]).to_pylist())
         sink.upsert(chunks, matrix.astype(np.float32, copy=False))
-        counts.written += len(chunks)
+        counts.written += len(written)
+        counts.embedded += len(written)
     return counts
 
 
 def chunk_texts(table: pa.Table) -> tuple[list[int], list[str]]:
-    """Positions and texts of a block's chunk rows (the rows to embed)."""
-    stats: Sequence[str] = table.column("stats").to_pylist()
+    """Positions and texts of a block's rows to embed."""
+    embed: Sequence[bool] = table.column("embed").to_pylist()
     texts: Sequence[str] = table.column("text").to_pylist()
-    positions = [i for i, s in enumerate(stats) if not s]
+    positions = [i for i, wanted in enumerate(embed) if wanted]
     return positions, [texts[i] for i in positions]
 
 

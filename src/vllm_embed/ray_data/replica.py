@@ -12,7 +12,13 @@ import pyarrow as pa
 from vllm_embed._optional import require
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.ingest.embedder_api import SupportsTokenInput
-from vllm_embed.ray_data.blocks import chunk_texts, chunk_token_ids, marker, with_vectors
+from vllm_embed.ray_data.blocks import (
+    REPLICA_COLUMN,
+    SECONDS_COLUMN,
+    chunk_texts,
+    chunk_token_ids,
+    with_vectors,
+)
 
 Kind = Literal["document", "query"]
 CPU_LEFT_FOR_TASKS = 1.0
@@ -90,10 +96,10 @@ class DatasetReplica(_Replica):
 
 
 class IngestReplica(_Replica):
-    """`ingest_dataset`'s stage: embeds the chunk rows of a block and adds a marker with its timing."""
+    """`ingest_dataset`'s stage: embeds a block's rows to embed, and says who did and how long it took."""
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        """Returns `table` with a vector per chunk row (zeros on markers) and a timing marker.
+        """Returns `table` with a vector per row (zeros on rows not embedded) and the replica's columns.
 
         Chunk rows carry the chunker's token ids, which go to the engine as they are (as in `ingest`).
         """
@@ -105,12 +111,10 @@ class IngestReplica(_Replica):
             vectors[positions] = self.embedder._embed_document_tokens(texts, token_ids)
         elif texts:
             vectors[positions] = self.embedder.embed_documents(texts)
-        seconds = time.perf_counter() - started
-        stats = pa.Table.from_pylist(
-            [marker({"replica": self.name, "embedded": len(texts), "seconds": seconds})],
-            schema=table.schema,
-        )
-        return with_vectors(
-            pa.concat_tables([table, stats]),
-            np.concatenate([vectors, np.zeros((1, vectors.shape[1]), np.float32)]),
-        )
+        share = (time.perf_counter() - started) / max(len(texts), 1)
+        names: list[str | None] = [None] * table.num_rows
+        seconds = [0.0] * table.num_rows
+        for position in positions:
+            names[position], seconds[position] = self.name, share
+        timed = table.append_column(REPLICA_COLUMN, pa.array(names, pa.string()))
+        return with_vectors(timed.append_column(SECONDS_COLUMN, pa.array(seconds, pa.float64())), vectors)

@@ -8,11 +8,6 @@ from collections.abc import Iterator
 
 from vllm_embed._optional import require
 
-RAY_ADDRESS_HELP = (
-    "Run on Ray: 'auto' joins the cluster this machine belongs to, 'local' starts a Ray on this machine's "
-    "CPUs (stopped afterwards), 'ray://host:10001' connects to a remote cluster."
-)
-
 
 def check_ray_address(address: str) -> None:
     """Refuses an address `ray_session` cannot join.
