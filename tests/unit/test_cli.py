@@ -209,25 +209,35 @@ def test_a_filter_value_nested_thousands_deep_is_a_plain_string_not_a_recursion_
     assert _parse_filters([f"k={deep}", "n=3"]) == {"k": deep, "n": 3}
 
 
+class FakeUnstartedEmbedder(FakeClosableEmbedder):
+    """A fake whose "engine" starts on its first embedding call, as `Embedder._unstarted` does."""
+
+    def __init__(self, model: str, on_start) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(model=model)
+        self._on_start = on_start
+
+    @classmethod
+    def _unstarted(cls, config, on_start=None):  # type: ignore[no-untyped-def]
+        return cls(config.model, on_start)
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        if self._on_start is not None:
+            self._on_start, start = None, self._on_start
+            start()
+        return super().embed_documents(texts)
+
+
 @pytest.mark.parametrize("quiet", [False, True])
-def test_the_cli_says_that_the_engine_starts_unless_quiet(
+def test_the_cli_says_that_the_engine_starts_when_it_starts_unless_quiet(
     quiet, tmp_path, corpus_file, monkeypatch, minilm_path
 ):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(
-        "vllm_embed.embedder.Embedder", lambda config: FakeClosableEmbedder(model=config.model)
-    )
+    monkeypatch.setattr("vllm_embed.embedder.Embedder", FakeUnstartedEmbedder)
     flags = ["--quiet"] if quiet else []
-    code, _, err = run(
-        *flags,
-        "ingest",
-        str(corpus_file),
-        "-m",
-        minilm_path,
-        "-c",
-        "docs",
-        "--qdrant",
-        str(tmp_path / "q"),
-        "--no-progress",
-    )
+    command = [*flags, "ingest", str(corpus_file), "-m", minilm_path, "-c", "docs"]
+    command += ["--qdrant", str(tmp_path / "q"), "--no-progress"]
+    code, _, err = run(*command)
     assert code == 0, err
     assert err.splitlines() == ([] if quiet else [f"starting the vLLM engine for {minilm_path}…"])
+    code, _, err = run(*command)  # everything is stored: no engine, no line
+    assert code == 0, err
+    assert err.splitlines() == []

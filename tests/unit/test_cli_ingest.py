@@ -155,5 +155,5 @@ def test_a_broken_line_and_a_bad_collection_name_fail_before_any_embedding(
     code, _, err = run(
         "ingest", str(corpus_file), "-m", "fake-model", "-c", "a/b", "--qdrant", str(tmp_path / "q")
     )
-    assert code == 1 and "cannot contain '/'" in err and len(err.strip().splitlines()) == 1
-    assert len(built) == 1 and built[0].calls == []  # built (its tokenizer loaded), nothing embedded
+    assert code == 1 and "must not contain /" in err and len(err.strip().splitlines()) == 1
+    assert built == []  # refused with the store, before the model is even loaded
