@@ -600,16 +600,6 @@ class QdrantSink(QdrantBaseSink):
 
     def _request(self, query: Query) -> models.QueryRequest:
         qm, f = self._models, query.filter
-        if query.fuse:
-            prefetch = [
-                qm.Prefetch(query=q, using=name, filter=f, params=p, limit=n)
-                for (q, name), p, n in query.fuse
-            ]
-            fused: models.QueryRequest = qm.QueryRequest(
-                prefetch=prefetch, query=qm.FusionQuery(fusion=qm.Fusion.RRF), filter=f, limit=query.limit,
-                with_payload=query.with_payload,
-            )  # fmt: skip
-            return fused
         vector, using = query.query
         request: models.QueryRequest = qm.QueryRequest(
             query=vector, using=using, filter=f, params=query.params, limit=query.limit,
