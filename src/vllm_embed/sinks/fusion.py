@@ -11,11 +11,11 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from vllm_embed._utils import one_line
 from vllm_embed.errors import FusionSettingsError as FusionSettingsError
 from vllm_embed.sinks.chunks import Hit
+from vllm_embed.sinks.storage import validated
 
 FusionMethod = Literal["rrf", "weighted"]
 """`rrf`: weighted reciprocal-rank fusion; `weighted`: weighted sum of min-max normalised scores."""
@@ -51,10 +51,7 @@ def fusion_settings(**values: Any) -> FusionSettings:
     Raises:
         FusionSettingsError: Naming each invalid setting and what it accepts.
     """
-    try:
-        return FusionSettings(**values)
-    except ValidationError as exc:
-        raise FusionSettingsError(f"invalid fusion settings ({one_line(exc)})") from None
+    return validated(FusionSettings, "search", error=FusionSettingsError, what="fusion settings", **values)
 
 
 def fuse(

@@ -603,7 +603,7 @@ class QdrantSink(QdrantBaseSink):
         vector, using = query.query
         request: models.QueryRequest = qm.QueryRequest(
             query=vector, using=using, filter=f, params=query.params, limit=query.limit,
-            with_payload=query.with_payload,
+            with_payload=True,
         )  # fmt: skip
         return request
 
@@ -612,7 +612,7 @@ class QdrantSink(QdrantBaseSink):
             (r,) = requests
             response = self._call(
                 "search", self.client.query_points, self.collection, query=r.query, using=r.using,
-                query_filter=r.filter, search_params=r.params, limit=r.limit, with_payload=r.with_payload,
+                query_filter=r.filter, search_params=r.params, limit=r.limit, with_payload=True,
             )  # fmt: skip
             return [response.points]
         responses = self._call("search", self.client.query_batch_points, self.collection, requests=requests)

@@ -80,7 +80,6 @@ class Query:
     limit: int
     filter: Any
     params: Any = None
-    with_payload: bool = True
 
 
 def filter_conditions(layout: Layout, filter: MetadataFilter | None) -> list[Condition]:

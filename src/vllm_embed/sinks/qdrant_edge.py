@@ -555,7 +555,7 @@ class QdrantEdgeSink(QdrantBaseSink):
             query=query.query,
             filter=f,
             params=query.params,
-            with_payload=query.with_payload,
+            with_payload=True,
         )
 
     def _run(self, requests: Sequence[Any]) -> list[Sequence[Any]]:
