@@ -72,10 +72,10 @@ BM25_ANALYZER: dict[str, Any] = {
         {"type": "stop", "stop_words": ["_english_"]},
     ],
 }
-"""Analyzer of the text field of a hybrid collection: Unicode words, lower-cased, English stemming and stop
-words, as Qdrant's English BM25 (Milvus Lite has no `"english"` analyzer type, so it is spelled out).
-Milvus Lite 3.2 applies the tokenizer and lowercasing but neither the stemmer nor `_english_` stop words;
-a Milvus server applies all of it."""
+"""Analyzer of the text field of a hybrid collection made before `bm25_terms` (still searched with it):
+Unicode words, lower-cased, English stemming and stop words. Milvus Lite 3.2 applies the tokenizer and
+lowercasing but neither the stemmer nor `_english_` stop words, which is why new collections index
+`BM25Terms` text instead."""
 BM25_TERMS_FIELD = "bm25_terms"
 """VARCHAR field of a hybrid collection holding `BM25Terms` text, which the BM25 Function indexes."""
 BM25_TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "standard"}
