@@ -63,3 +63,7 @@ class DuplicateDocumentError(VllmEmbedError, ValueError):
 
 class StorageSettingsError(VllmEmbedError, ValueError):
     """A storage setting given to a sink is invalid, or the store cannot apply it."""
+
+
+class FusionSettingsError(VllmEmbedError, ValueError):
+    """A hybrid-search fusion setting is unknown or out of range."""

@@ -81,7 +81,7 @@ class BM25Encoder:
 
     def __init__(self, settings: BM25Settings | None = None) -> None:
         self.settings = settings or BM25Settings()
-        qdrant_edge = require("qdrant_edge", "BM25 sparse vectors (hybrid search on Qdrant)")
+        qdrant_edge = require("qdrant_edge", "BM25 sparse vectors (hybrid search)")
         config = qdrant_edge.Bm25Config(
             k=self.settings.k,
             b=self.settings.b,

@@ -27,6 +27,7 @@ from vllm_embed.ingest import Document, ingest, search
 from vllm_embed.ingest.verify import verify_collection
 from vllm_embed.sinks import CollectionNotFoundError, Manifest, ManifestMismatchError
 from vllm_embed.sinks.base import BaseSink
+from vllm_embed.sinks.fusion import FusionSettings
 
 
 @pytest.fixture(params=STORES, ids=[store.name for store in STORES])
@@ -120,6 +121,62 @@ def test_hybrid_ranks_a_term_only_bm25_knows_and_the_choice_sticks(store: OpenSt
         pytest.raises(ManifestMismatchError, match=r"dense-only.*new collection"),
     ):
         run(sink)
+
+
+def test_hybrid_fuses_both_candidate_lists_client_side_and_a_rare_word_is_bm25s_top_hit(
+    store: OpenStore,
+) -> None:
+    fake = FakeHashEmbedder()
+    question = "how do I get the crc32 of the data?"  # stop words and a word only "crc" holds
+    with store.sink(hybrid=True) as sink:
+        run(sink, fake=fake)
+        # the store's analysis drops stop words (Milvus: BM25Terms), so "the" does not bring in "fox"
+        assert doc_ids(sink.sparse_search(question, 5)) == ["crc"]
+        assert sink.sparse_search("the of a", 5) == []  # only stop words: nothing to match
+        vector = fake.embed_query(question)
+        dense, sparse = sink.search(vector, 20), sink.sparse_search(question, 20)
+        only = {"dense": FusionSettings(sparse_weight=0), "sparse": FusionSettings(dense_weight=0)}
+        for branch, listed in (("dense", dense), ("sparse", sparse)):
+            fused = sink.hybrid_search(question, vector, 20, candidates=20, fusion=only[branch])
+            assert [h.id for h in fused][: len(listed)] == [h.id for h in listed]
+        fused = sink.hybrid_search(question, vector, 20, candidates=20)
+        assert {h.id for h in fused} == {h.id for h in dense} | {h.id for h in sparse}
+        by_id = {h.id: h.found_by for h in fused}
+        assert all(("dense" in by_id[h.id]) for h in dense) and all("sparse" in by_id[h.id] for h in sparse)
+        weighted = search(question, embedder=fake, sink=sink, top_k=1, fusion="weighted", dense_weight=0)
+        assert [(h.doc_id, h.score) for h in weighted] == [("crc", 1.0)]
+
+
+def test_a_hybrid_milvus_collection_from_before_bm25_terms_is_searched_as_before(store: OpenStore) -> None:
+    if not store.name.startswith("milvus"):
+        pytest.skip("only Milvus collections were ever made with the server's analyzer")
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    from vllm_embed.sinks.milvus import BM25_ANALYZER
+
+    with store.sink() as sink:  # the schema hybrid collections had before `bm25_terms`
+        schema = MilvusClient.create_schema(auto_id=False)
+        for name, type_name, kwargs in sink.layout.milvus_fields(8, 65535):
+            if name == "text":
+                kwargs = {**kwargs, "enable_analyzer": True, "analyzer_params": BM25_ANALYZER}
+            schema.add_field(name, getattr(DataType, type_name), **kwargs)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(Function("bm25", FunctionType.BM25, ["text"], ["sparse"]))
+        index = MilvusClient.prepare_index_params()
+        index.add_index("vector", index_type="FLAT", metric_type="COSINE")
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        sink.client.create_collection(store.collection, schema=schema, index_params=index)
+    with store.sink(adopt=True) as sink:
+        run(sink)
+        analyzer = sink.read_manifest().sparse_analyzer
+        assert analyzer == {"function": "BM25", "analyzer_params": BM25_ANALYZER}
+    with store.sink() as sink:  # reopened: the raw text goes to the server's analyzer, as before
+        assert sink.sparse_search("zlib.crc32", 1)[0].doc_id == "crc"
+        assert "bm25_terms" not in {
+            f["name"] for f in sink.client.describe_collection(store.collection)["fields"]
+        }
+        fused = sink.hybrid_search("zlib.crc32", FakeHashEmbedder().embed_query("zlib.crc32"), 3)
+        assert "sparse" in {b for h in fused for b in h.found_by}
 
 
 def test_a_differing_storage_setting_is_refused_before_anything_is_written(store: OpenStore) -> None:

@@ -68,3 +68,14 @@ def test_milvus_bm25_over_terms_ignores_stop_words_and_matches_stems(tmp_path: P
         assert top("file extensions")[0] == 3
     finally:
         client.close()
+
+
+def test_a_chunk_whose_terms_exceed_the_varchar_keeps_the_first_whole_words() -> None:
+    from vllm_embed.sinks.milvus import VARCHAR_MAX_BYTES, terms_text
+
+    terms = BM25Terms()
+    text = " ".join(f"token{i}" for i in range(20_000))  # ~20k distinct terms, far over 65,535 bytes
+    full, kept = terms.document_text(text), terms_text(terms, text)
+    assert len(kept.encode()) <= VARCHAR_MAX_BYTES < len(full)
+    assert full.startswith(kept + " ")  # cut between two words, never inside one
+    assert terms_text(terms, DOCUMENTS[0]) == terms.document_text(DOCUMENTS[0])

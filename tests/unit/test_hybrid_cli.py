@@ -27,6 +27,8 @@ def test_hybrid_ingest_then_each_search_mode(tmp_path: Path, monkeypatch) -> Non
     fused = hits("--top-k", "2", "--candidates", "3")  # hybrid by default on a hybrid collection
     assert fused[0]["doc_id"] == "rust" and fused[0]["found_by"] == ["dense", "sparse"]
     assert len(fused) == 2
+    weighted = hits("--fusion", "weighted", "--dense-weight", "0", "--sparse-weight", "1", "--top-k", "1")
+    assert [h["doc_id"] for h in weighted] == ["rust"] and weighted[0]["score"] == 1.0  # BM25's best, alone
     assert {tuple(h["found_by"]) for h in hits("--mode", "dense")} == {("dense",)}
 
 
@@ -45,5 +47,9 @@ def test_mistakes_are_refused_before_the_engine_starts(tmp_path: Path, monkeypat
         "ingest", corpus, "-m", "fake-model", "-c", "new", *store, "--hybrid", "--layout", "llama-index"
     )
     assert code == 1 and "the llama-index layout stores no sparse vector" in err
+    code, _, err = run("search", "tea", "-c", "dense", *store, "--dense-weight", "-1")
+    assert code == 2 and "--dense-weight" in err
+    code, _, err = run("search", "tea", "-c", "dense", *store, "--fusion", "max")
+    assert code == 2 and "--fusion" in err
     code, _, err = run("search", "tea", "-c", "dense", *store, "--mode", "bm25")
     assert code == 2 and "bm25" in err

@@ -62,8 +62,9 @@ def test_the_manifest_records_the_sparse_vectors_and_the_dense_layout_is_unchang
         assert config.vectors.size == 8  # still the unnamed dense vector of the vllm-embed layout
     else:
         assert manifest.sparse_vector == "sparse" and analyzer["function"] == "BM25"
+        assert analyzer["analysis"] == "qdrant-bm25-terms" and analyzer["fingerprint"]
         fields = {f["name"] for f in hybrid_sink.client.describe_collection("docs")["fields"]}
-        assert fields == {"id", "vector", "text", "doc_id", "chunk_index", "metadata", "sparse"}
+        assert fields == {"id", "vector", "text", "doc_id", "chunk_index", "metadata", "bm25_terms", "sparse"}
     points = dump_store(hybrid_sink)
     assert sorted(p["doc_id"] for p, _ in points.values()) == sorted(d.id for d in DOCS)
 

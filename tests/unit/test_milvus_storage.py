@@ -147,8 +147,8 @@ def test_search_params_go_into_every_dense_search_and_the_recorded_ones_apply_la
         sink.search(vector, 2)
         sink.hybrid_search("topic", vector, 2)
         sink.client = spy._client
-    # search, then the hybrid request's dense and sparse legs and each leg alone
-    assert spy.params == [hnsw, hnsw, {"metric_type": "BM25"}, hnsw, {"metric_type": "BM25"}]
+    # search, then hybrid's dense and sparse candidates: no other search (found_by comes from them)
+    assert spy.params == [hnsw, hnsw, {"metric_type": "BM25"}]
     with lite(tmp_path) as sink:  # no search_params: the recorded ones
         spy = SearchSpy(sink.client)
         sink.client = spy  # type: ignore[assignment]

@@ -136,12 +136,12 @@ def test_the_dense_half_of_a_hybrid_search_carries_the_search_settings(stub: Qdr
         ingest(DOCS, embedder=FakeHashEmbedder(), sink=sink, progress=False)
         hits = search("zlib crc32", embedder=FakeHashEmbedder(), sink=sink, top_k=1, mode="hybrid")
     assert hits[0].doc_id == "crc"
+    # one request for both candidate lists, fused client-side: no other search (found_by comes from them)
     [batch] = stub.calls("POST", "/collections/docs/points/query/batch")
-    fused, dense, sparse = batch.body["searches"]
-    expected = {"hnsw_ef": 50, "quantization": {"rescore": True, "oversampling": 2.0}}
-    dense_prefetch, sparse_prefetch = fused["prefetch"]
-    assert dense_prefetch["params"] == dense["params"] == expected
-    assert "params" not in sparse_prefetch and "params" not in sparse
+    assert stub.calls("POST", "/collections/docs/points/query") == []
+    dense, sparse = batch.body["searches"]
+    assert dense["params"] == {"hnsw_ef": 50, "quantization": {"rescore": True, "oversampling": 2.0}}
+    assert "params" not in sparse and "prefetch" not in dense
 
 
 def test_resume_and_re_run_work_on_a_quantized_server_collection(stub: QdrantStub) -> None:

@@ -26,7 +26,7 @@ from vllm_embed.cli.input_options import (
     TextFieldOpt,
 )
 from vllm_embed.cli.output import err, fail, out, print_hits, printable, user_errors
-from vllm_embed.cli.storage_options import StorageFlags, sink_arguments, storage_options
+from vllm_embed.cli.storage_options import StorageFlags, fusion_options, sink_arguments, storage_options
 from vllm_embed.config import EmbedderConfig, RerankerConfig
 from vllm_embed.ingest.core import check_collection, scan_input
 from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES
@@ -37,6 +37,7 @@ from vllm_embed.ingest.search import SearchMode, require_manifest, resolve_mode
 from vllm_embed.ingest.search import search as run_search
 from vllm_embed.model_source import check_model_path
 from vllm_embed.sinks.base import MetadataValue, Sink
+from vllm_embed.sinks.fusion import fusion_settings
 from vllm_embed.sinks.layouts import LAYOUTS
 from vllm_embed.sinks.storage import MilvusIndexSettings, QdrantCollectionSettings, QdrantSearchSettings
 
@@ -341,11 +342,13 @@ def _print_ingest_report(report: Any, as_json: bool) -> None:
 
 @embedder_options(skip=("model", "dimensions"))
 @storage_options(QdrantSearchSettings, MilvusIndexSettings, skip=("index", "index_params"))
+@fusion_options()
 def search(
     query: Annotated[str, typer.Argument(metavar="QUERY", help="The search text.")],
     collection: CollectionOpt,
     settings: EngineSettings,
     storage: StorageFlags,
+    fusion: dict[str, Any],
     qdrant: QdrantOpt = None,
     qdrant_edge: QdrantEdgeOpt = None,
     milvus: MilvusOpt = None,
@@ -360,7 +363,7 @@ def search(
         SearchMode | None,
         typer.Option(
             "--mode",
-            help="dense (vectors), sparse (BM25) or hybrid (both, fused by reciprocal rank) "
+            help="dense (vectors), sparse (BM25) or hybrid (both, fused as --fusion says) "
             "\\[default: hybrid for a collection ingested with --hybrid, else dense].",
             show_default=False,
         ),
@@ -397,6 +400,7 @@ def search(
     """Search a collection with the model recorded in its manifest."""
     with user_errors():
         metadata_filter = _parse_filters(filters or [])
+        fused = fusion_settings(**fusion)
         sink = _open_sink(qdrant, milvus, collection, api_key, qdrant_edge=qdrant_edge, storage=storage)
         with _closing(sink):
             manifest = require_manifest(sink)
@@ -416,6 +420,7 @@ def search(
                         mode=mode,
                         candidates=candidates,
                         rerank=reranker,
+                        fusion=fused,
                     )
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from vllm_embed.cli.engine_options import flag_name, flag_parameters, options_as
 from vllm_embed.errors import VllmEmbedError
+from vllm_embed.sinks.fusion import FusionSettings
 from vllm_embed.sinks.storage import MilvusIndexSettings, QdrantCollectionSettings, QdrantSearchSettings
 
 StorageFlags = dict[str, Any]
@@ -175,6 +176,20 @@ def storage_options(
     """
     from_text: dict[str, Callable[[Any], Any]] = {"index_fields": lambda values: tuple(values or ())}
     return options_as(STORAGE_PARAMETER, storage_flag_parameters(models, shared=shared, skip=skip), from_text)
+
+
+FUSION_PARAMETER = "fusion"
+"""The parameter of a decorated command that receives its fusion flags, `{FusionSettings field: value}`."""
+
+FUSION_PANEL = "Hybrid search options (--mode hybrid)"
+
+
+def fusion_options() -> Callable[[_Command], _Command]:
+    """Gives a typer command a flag per `FusionSettings` field; the command receives them as `fusion`.
+
+    The flags: `--fusion`, `--rrf-k`, `--dense-weight`, `--sparse-weight`.
+    """
+    return options_as(FUSION_PARAMETER, flag_parameters(FusionSettings, panel=FUSION_PANEL))
 
 
 def defaults() -> dict[str, Any]:

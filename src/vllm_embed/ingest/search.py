@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
 from vllm_embed.sinks.base import CollectionNotFoundError, Hit, HybridSink, Manifest, MetadataFilter, Sink
+from vllm_embed.sinks.fusion import FusionMethod, FusionSettings, fusion_settings
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
-"""How `search` retrieves: the dense vectors, the BM25 sparse vectors, or both fused by reciprocal rank."""
+"""How `search` retrieves: the dense vectors, the BM25 sparse vectors, or both fused (`FusionSettings`)."""
 
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 
@@ -72,6 +73,8 @@ def search(
     mode: SearchMode | None = None,
     candidates: int | None = None,
     rerank: SupportsRerank | None = None,
+    fusion: FusionMethod | FusionSettings | None = None,
+    **fusion_options: Any,
 ) -> list[Hit]:
     """Returns the chunks that best match `query`, best first; with `rerank`, the first stage reordered.
 
@@ -82,20 +85,25 @@ def search(
         top_k: Number of hits.
         filter: Metadata fields the hits must equal, e.g. `{"lang": "en"}`.
         mode: `"dense"` (cosine similarity of the vectors), `"sparse"` (BM25 score) or `"hybrid"` (both,
-            fused by reciprocal rank); `None` is `"hybrid"` for a collection ingested with `--hybrid`,
+            fused as `fusion` says); `None` is `"hybrid"` for a collection ingested with `--hybrid`,
             else `"dense"`. Each hit's `found_by` names the searches that found it.
         candidates: The first stage's size: with `rerank`, the hits handed to the reranker (50 when `None`);
             in hybrid mode, also the points each search passes to the fusion (4 × the hits fetched when
             `None`). At least `top_k`.
         rerank: A `Reranker` that reorders the first stage's hits; each hit keeps its first-stage `score`
             and gets its `rerank_score`.
+        fusion: How hybrid mode fuses the two searches: `"rrf"` or `"weighted"`, or whole
+            `FusionSettings` (`vllm_embed.sinks.fusion`; its defaults when `None`). Search-time only.
+        **fusion_options: The other `FusionSettings` fields: `rrf_k`, `dense_weight`, `sparse_weight`.
 
     Raises:
         CollectionNotFoundError: If the collection does not exist.
         ManifestMismatchError: If `embedder` is not the model (or size) the collection was embedded with.
         ValueError: For `top_k < 1`, `candidates < top_k`, an invalid filter or mode, or a sparse/hybrid
             mode on a dense-only collection.
+        FusionSettingsError: For an unknown or out-of-range fusion setting.
     """
+    fused = fusion_of(fusion, fusion_options)
     if top_k < 1:
         raise ValueError(f"top_k={top_k} must be at least 1")
     if candidates is not None and candidates < top_k:
@@ -114,10 +122,21 @@ def search(
         hits = sink.sparse_search(query, fetch, filter)
     else:
         per_search = None if candidates is None else max(candidates, fetch)
-        hits = sink.hybrid_search(query, embedder.embed_query(query), fetch, filter, per_search)
+        hits = sink.hybrid_search(query, embedder.embed_query(query), fetch, filter, per_search, fused)
     if rerank is None:
         return hits
     return rerank_hits(query, hits, rerank, top_k)
+
+
+def fusion_of(fusion: FusionMethod | FusionSettings | None, options: dict[str, Any]) -> FusionSettings:
+    """The `FusionSettings` of `search`'s `fusion` and `**fusion_options`.
+
+    Raises:
+        FusionSettingsError: For an unknown or out-of-range setting.
+    """
+    if isinstance(fusion, FusionSettings):
+        return fusion_settings(**{**fusion.model_dump(), **options})
+    return fusion_settings(**options) if fusion is None else fusion_settings(fusion=fusion, **options)
 
 
 def rerank_hits(query: str, hits: list[Hit], rerank: SupportsRerank, top_k: int) -> list[Hit]:

@@ -19,12 +19,15 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from vllm_embed._utils import one_line
 from vllm_embed.errors import ManifestError, UnmanagedCollectionError
 from vllm_embed.sinks.chunks import Chunk as Chunk
 from vllm_embed.sinks.chunks import Hit as Hit
+from vllm_embed.sinks.fusion import FusionSettings, fuse
 from vllm_embed.sinks.layouts import Layout as Layout
 from vllm_embed.sinks.layouts import get_layout
 from vllm_embed.sinks.manifest import MISSING, UNMANAGED, CollectionState
@@ -457,6 +460,48 @@ class BaseSink(VerifiableSink, HybridSink):
                 "mode='dense', or ingest with --hybrid into a new collection"
             )
         return sparse
+
+    # -- hybrid search: the store's two candidate lists, fused here --------------------------------------
+
+    def hybrid_search(
+        self,
+        query: str,
+        vector: NDArray[np.float32],
+        top_k: int,
+        filter: MetadataFilter | None = None,
+        candidates: int | None = None,
+        fusion: FusionSettings | None = None,
+    ) -> list[Hit]:
+        """Returns the `top_k` points of the fusion of a dense and a BM25 search (`sinks.fusion.fuse`).
+
+        Each hit's `found_by` names the searches whose candidates held it (no extra search).
+
+        Args:
+            query: The search text (its BM25 query).
+            vector: The embedded query.
+            top_k: Number of hits.
+            filter: Metadata fields the hits must equal (applied in both searches).
+            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
+            fusion: How the lists are fused (`FusionSettings()` when `None`).
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        self._require_sparse()
+        limit = max(candidates or 4 * top_k, top_k)
+        return fuse(self._hybrid_candidates(query, vector, limit, filter), top_k, fusion)
+
+    def _hybrid_candidates(
+        self, query: str, vector: NDArray[np.float32], limit: int, filter: MetadataFilter | None
+    ) -> dict[str, list[Hit]]:
+        """Store hook: the `limit` best dense and BM25 hits, `{"dense": [...], "sparse": [...]}`.
+
+        By default two searches; a store whose client runs both in one request overrides it.
+        """
+        return {
+            "dense": self.search(vector, limit, filter),
+            "sparse": self.sparse_search(query, limit, filter),
+        }
 
     # -- the store ---------------------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ class Hit:
         doc_id: Id of the source document.
         chunk_index: Position of the chunk in its document.
         score: Higher is closer: the cosine similarity with the query in dense search, the BM25 score in
-            sparse search, the reciprocal-rank-fusion score in hybrid search.
+            sparse search, the fused score in hybrid search (`sinks.fusion`).
         text: The stored chunk text.
         metadata: The source document's metadata.
         found_by: The retrievals that found the hit: `"dense"`, `"sparse"` or both.

@@ -51,6 +51,7 @@ from vllm_embed.sinks.milvus_index import (
 )
 from vllm_embed.sinks.names import milvus_name_problem
 from vllm_embed.sinks.storage import IndexField, MilvusIndexSettings
+from vllm_embed.sparse import TERM_TEXT_ANALYSIS, BM25Terms
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -71,12 +72,41 @@ BM25_ANALYZER: dict[str, Any] = {
         {"type": "stop", "stop_words": ["_english_"]},
     ],
 }
-"""Analyzer of the text field of a hybrid collection: Unicode words, lower-cased, English stemming and stop
-words, as Qdrant's English BM25 (Milvus Lite has no `"english"` analyzer type, so it is spelled out).
-Milvus Lite 3.2 applies the tokenizer and lowercasing but neither the stemmer nor `_english_` stop words;
-a Milvus server applies all of it."""
-RRF_K = 60
-"""Ranking constant of Milvus's reciprocal-rank fusion (`RRFRanker`'s default)."""
+"""Analyzer of the text field of a hybrid collection made before `bm25_terms` (still searched with it):
+Unicode words, lower-cased, English stemming and stop words. Milvus Lite 3.2 applies the tokenizer and
+lowercasing but neither the stemmer nor `_english_` stop words, which is why new collections index
+`BM25Terms` text instead."""
+BM25_TERMS_FIELD = "bm25_terms"
+"""VARCHAR field of a hybrid collection holding `BM25Terms` text, which the BM25 Function indexes."""
+BM25_TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "standard"}
+"""Analyzer of the `bm25_terms` field: its words are already analysed (base-36 token hashes)."""
+_TERMS_SEPARATOR = " "
+
+
+@dataclasses.dataclass(frozen=True)
+class MilvusSparse:
+    """What a BM25 search of a hybrid Milvus collection needs.
+
+    Attributes:
+        field: The sparse field the BM25 Function fills.
+        terms: The analysis of the `bm25_terms` field the function reads, or `None` for a collection made
+            before it (its function reads the text field with the server's analyzer, `BM25_ANALYZER`).
+    """
+
+    field: str
+    terms: BM25Terms | None
+
+
+def terms_text(terms: BM25Terms, text: str) -> str:
+    """`terms.document_text(text)` cut at a word to fit the `bm25_terms` VARCHAR (65,535 bytes).
+
+    At about 8 bytes a token this keeps the first ~8,000 analysed tokens, far beyond a chunk; a longer
+    text is still embedded whole, only its BM25 terms stop there.
+    """
+    words = terms.document_text(text)
+    if len(words) <= VARCHAR_MAX_BYTES:  # base-36 words are ASCII: one byte a character
+        return words
+    return words[: VARCHAR_MAX_BYTES + 1].rsplit(_TERMS_SEPARATOR, 1)[0]
 
 
 def milvus_literal(value: MetadataValue) -> str:
@@ -126,9 +156,12 @@ class MilvusSink(BaseSink):
         text_max_bytes: Size of the `text` VARCHAR field; longer chunk texts are stored cut to this size.
         max_attempts: Attempts per operation when the server reports a transient error.
         retry_wait: First backoff wait in seconds.
-        hybrid: Store a BM25 sparse field beside the dense vector, computed by Milvus's own BM25 function
-            from the text field (whose analyzer is `BM25_ANALYZER`), for `sparse_search` and
-            `hybrid_search`. `None` follows the existing collection (dense only for a new one).
+        hybrid: Store a BM25 sparse field beside the dense vector, for `sparse_search` and `hybrid_search`:
+            Milvus's own BM25 Function computes it from the `bm25_terms` field, which holds each chunk
+            analysed as Qdrant's BM25 analyses it (`vllm_embed.sparse.BM25Terms`: stop words dropped,
+            words stemmed), so BM25 ranks alike on every store. `None` follows the existing collection
+            (dense only for a new one); a hybrid collection made before `bm25_terms` is searched as it
+            was made (the text field, the server's analyzer).
         index: Dense index type of a new collection (`MilvusIndexSettings.index`; Milvus Lite builds
             `AUTOINDEX`, `FLAT`, `HNSW`, `HNSW_SQ`, `IVF_FLAT` and `IVF_SQ8`). Left at `"AUTOINDEX"`, an
             existing collection keeps its own; another type that differs from it is refused.
@@ -329,7 +362,11 @@ class MilvusSink(BaseSink):
         info = self._call("collection lookup", self.client.describe_collection, self.collection)
         outputs = {name for function in info.get("functions", []) for name in function["output_field_names"]}
         stored = bool(layout.milvus_sparse) and layout.milvus_sparse in outputs
-        return self._hybrid_from_store(manifest, stored)
+        manifest = self._hybrid_from_store(manifest, stored)
+        inputs = {name for function in info.get("functions", []) for name in function["input_field_names"]}
+        if stored and BM25_TERMS_FIELD not in inputs:  # made before the BM25 terms: the server's analyzer
+            manifest = manifest.model_copy(update={"sparse_analyzer": _LEGACY_ANALYZER})
+        return manifest
 
     def _sparse_name(self, layout: Layout) -> str:
         if not layout.milvus_sparse:
@@ -340,7 +377,15 @@ class MilvusSink(BaseSink):
         return layout.milvus_sparse
 
     def _sparse_analyzer(self) -> dict[str, Any]:
-        return {"function": "BM25", "analyzer_params": BM25_ANALYZER}
+        return {"function": "BM25", **BM25Terms().describe()}
+
+    def _sparse_of(self, manifest: Manifest | None) -> MilvusSparse | None:
+        if manifest is None or not manifest.sparse_vector:
+            return None
+        recorded = manifest.sparse_analyzer or {}
+        if recorded.get("analysis") != TERM_TEXT_ANALYSIS:
+            return MilvusSparse(manifest.sparse_vector, None)
+        return MilvusSparse(manifest.sparse_vector, BM25Terms.from_manifest(recorded, self.collection))
 
     # -- storage settings -----------------------------------------------------------------------------
 
@@ -508,8 +553,6 @@ class MilvusSink(BaseSink):
         stored = manifest.model_copy(update={"storage": storage})
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=layout.milvus_dynamic)
         for name, type_name, kwargs in layout.milvus_fields(manifest.dimensions, self.text_max_bytes):
-            if stored.sparse_vector and name == layout.milvus_text:
-                kwargs = {**kwargs, "enable_analyzer": True, "analyzer_params": BM25_ANALYZER}
             schema.add_field(name, getattr(DataType, type_name), **kwargs)
         index_params = MilvusClient.prepare_index_params()
         index_params.add_index(
@@ -521,12 +564,19 @@ class MilvusSink(BaseSink):
                 field_name=field_name, index_type=SCALAR_INDEX, index_name=index_name, params=json_params
             )
         if stored.sparse_vector:
+            schema.add_field(
+                BM25_TERMS_FIELD,
+                DataType.VARCHAR,
+                max_length=VARCHAR_MAX_BYTES,
+                enable_analyzer=True,
+                analyzer_params=BM25_TERMS_ANALYZER,
+            )
             schema.add_field(stored.sparse_vector, DataType.SPARSE_FLOAT_VECTOR)
             schema.add_function(
                 Function(
                     name="bm25",
                     function_type=FunctionType.BM25,
-                    input_field_names=[layout.milvus_text],
+                    input_field_names=[BM25_TERMS_FIELD],
                     output_field_names=[stored.sparse_vector],
                 )
             )
@@ -732,10 +782,14 @@ class MilvusSink(BaseSink):
         if not chunks:
             return
         rows = []
+        sparse = self._sparse_state()
+        terms = None if sparse is None else sparse.terms
         for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32).tolist(), strict=True):
             row = self.layout.milvus_row(chunk, self.stored_text(chunk.text))
             row[self.layout.milvus_id] = chunk.id
             row[self.layout.milvus_vector] = vector
+            if terms is not None:
+                row[BM25_TERMS_FIELD] = terms_text(terms, chunk.text)
             rows.append(row)
         self._call("upsert", self.client.upsert, self.collection, rows)
 
@@ -791,17 +845,23 @@ class MilvusSink(BaseSink):
     def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
         """Returns the `top_k` points with the highest BM25 score for the text `query` (Milvus's BM25).
 
+        The query is analysed as the collection's documents were (`BM25Terms`, or the server's analyzer
+        for a collection made before); a query of stop words alone finds nothing.
+
         Raises:
             ValueError: If the collection is dense-only.
         """
-        field = self._require_sparse()
+        sparse: MilvusSparse = self._require_sparse()
+        text = query if sparse.terms is None else sparse.terms.query_text(query)
+        if not text.strip():
+            return []
         self._ensure_loaded()
         results = self._call(
             "search",
             self.client.search,
             self.collection,
-            data=[query],
-            anns_field=field,
+            data=[text],
+            anns_field=sparse.field,
             limit=top_k,
             filter=self.filter_expression(filter),
             output_fields=self.layout.milvus_output_fields(),
@@ -809,71 +869,6 @@ class MilvusSink(BaseSink):
         )
         # Milvus Lite reports BM25 scores negated; a BM25 score is never negative.
         return [dataclasses.replace(h, score=abs(h.score)) for h in self._hits(results[0], {"sparse": None})]
-
-    def hybrid_search(
-        self,
-        query: str,
-        vector: NDArray[np.float32],
-        top_k: int,
-        filter: MetadataFilter | None = None,
-        candidates: int | None = None,
-    ) -> list[Hit]:
-        """Returns the `top_k` points of the reciprocal-rank fusion (`RRFRanker`) of dense and BM25 search.
-
-        To tell which search found each hit, each search's ids are also fetched alone.
-
-        Args:
-            query: The search text (analyzed by the server for BM25).
-            vector: The embedded query.
-            top_k: Number of hits.
-            filter: Metadata fields the hits must equal (applied in both searches).
-            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        from pymilvus import AnnSearchRequest, RRFRanker
-
-        field = self._require_sparse()
-        self._ensure_loaded()
-        limit = candidates or 4 * top_k
-        expression = self.filter_expression(filter)
-        branches = {
-            "dense": (
-                self.layout.milvus_vector,
-                np.asarray(vector, dtype=np.float32).tolist(),
-                self._dense_params(),
-            ),
-            "sparse": (field, query, {"metric_type": "BM25"}),
-        }
-        requests = [
-            AnnSearchRequest(data=[data], anns_field=anns, param=param, limit=limit, expr=expression or None)
-            for anns, data, param in branches.values()
-        ]
-        fused = self._call(
-            "search",
-            self.client.hybrid_search,
-            self.collection,
-            requests,
-            RRFRanker(RRF_K),
-            limit=top_k,
-            output_fields=self.layout.milvus_output_fields(),
-        )
-        found: dict[str, set[str] | None] = {}
-        for branch, (anns, data, param) in branches.items():
-            alone = self._call(
-                "search",
-                self.client.search,
-                self.collection,
-                data=[data],
-                anns_field=anns,
-                limit=limit,
-                filter=expression,
-                output_fields=[],
-                search_params=param,
-            )
-            found[branch] = {self._hit_id(r) for r in alone[0]}
-        return self._hits(fused[0], found)
 
     def _hit_id(self, result: Mapping[str, Any]) -> str:
         return str(result.get(self.layout.milvus_id, result.get("id")))
@@ -925,11 +920,12 @@ class MilvusSink(BaseSink):
         )
         replacement = dict(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True))
         sparse = self._sparse_state()  # a function's output: the server computes it again
+        function_output = None if sparse is None else sparse.field
         updated = []
         for row in rows:
             point_id = str(row[layout.milvus_id])
             if point_id in replacement:
-                kept = {k: v for k, v in row.items() if k != sparse}
+                kept = {k: v for k, v in row.items() if k != function_output}
                 updated.append({**kept, layout.milvus_vector: replacement[point_id]})
         if updated:
             self._call("vector update", self.client.upsert, self.collection, updated)
@@ -938,6 +934,9 @@ class MilvusSink(BaseSink):
         """Closes the client if this sink created it."""
         super().close()
 
+
+_LEGACY_ANALYZER: dict[str, Any] = {"function": "BM25", "analyzer_params": BM25_ANALYZER}
+"""What the manifest of a hybrid collection made before `bm25_terms` records: the text field's analyzer."""
 
 _QUERY_ITERATOR_LOGGER = "pymilvus.client.iterator.query_iterator"
 

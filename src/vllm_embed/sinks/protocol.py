@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vllm_embed.sinks.chunks import Chunk, Hit
+from vllm_embed.sinks.fusion import FusionSettings
 from vllm_embed.sinks.layouts import Layout
 from vllm_embed.sinks.manifest import CollectionState, Manifest
 from vllm_embed.sinks.spec import SinkSpec
@@ -117,10 +118,12 @@ class HybridSink(Sink, Protocol):
         top_k: int,
         filter: MetadataFilter | None = None,
         candidates: int | None = None,
+        fusion: FusionSettings | None = None,
     ) -> list[Hit]:
-        """Returns the `top_k` points of the reciprocal-rank fusion of a dense and a BM25 search.
+        """Returns the `top_k` points of the fusion (`fusion`, RRF by default) of a dense and a BM25 search.
 
-        Each search keeps its best `candidates` points (4 × `top_k` when `None`).
+        Each search keeps its best `candidates` points (4 × `top_k` when `None`); each hit's `found_by`
+        names the searches that held it.
         """
         ...
 

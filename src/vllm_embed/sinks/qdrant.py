@@ -600,20 +600,10 @@ class QdrantSink(QdrantBaseSink):
 
     def _request(self, query: Query) -> models.QueryRequest:
         qm, f = self._models, query.filter
-        if query.fuse:
-            prefetch = [
-                qm.Prefetch(query=q, using=name, filter=f, params=p, limit=n)
-                for (q, name), p, n in query.fuse
-            ]
-            fused: models.QueryRequest = qm.QueryRequest(
-                prefetch=prefetch, query=qm.FusionQuery(fusion=qm.Fusion.RRF), filter=f, limit=query.limit,
-                with_payload=query.with_payload,
-            )  # fmt: skip
-            return fused
         vector, using = query.query
         request: models.QueryRequest = qm.QueryRequest(
             query=vector, using=using, filter=f, params=query.params, limit=query.limit,
-            with_payload=query.with_payload,
+            with_payload=True,
         )  # fmt: skip
         return request
 
@@ -622,7 +612,7 @@ class QdrantSink(QdrantBaseSink):
             (r,) = requests
             response = self._call(
                 "search", self.client.query_points, self.collection, query=r.query, using=r.using,
-                query_filter=r.filter, search_params=r.params, limit=r.limit, with_payload=r.with_payload,
+                query_filter=r.filter, search_params=r.params, limit=r.limit, with_payload=True,
             )  # fmt: skip
             return [response.points]
         responses = self._call("search", self.client.query_batch_points, self.collection, requests=requests)

@@ -76,13 +76,10 @@ class Query:
     """One query of a search, in the driver's terms: `_request` turns it into the client's request."""
 
     query: Any
-    """The driver's dense or sparse query (`None` for a fusion)."""
+    """The driver's dense or sparse query."""
     limit: int
     filter: Any
     params: Any = None
-    with_payload: bool = True
-    fuse: tuple[tuple[Any, Any, int], ...] = ()
-    """For a fusion: the (query, params, limit) prefetches fused by RRF."""
 
 
 def filter_conditions(layout: Layout, filter: MetadataFilter | None) -> list[Condition]:
@@ -230,45 +227,19 @@ class QdrantBaseSink(BaseSink):
         sparse = Query(self._sparse_query(encoder, name, query), top_k, self._filter(filter))
         return self._hits(self._run([self._request(sparse)])[0], {"sparse": None})
 
-    def hybrid_search(
-        self,
-        query: str,
-        vector: NDArray[np.float32],
-        top_k: int,
-        filter: MetadataFilter | None = None,
-        candidates: int | None = None,
-    ) -> list[Hit]:
-        """Returns the `top_k` points of the engine's reciprocal-rank fusion of a dense and a BM25 search.
-
-        One batch of three queries: the fusion (two prefetches fused by RRF) and, to tell which search found
-        each hit, each prefetch alone.
-
-        Args:
-            query: The search text (its BM25 query vector).
-            vector: The embedded query.
-            top_k: Number of hits.
-            filter: Metadata fields the hits must equal (applied in both searches).
-            candidates: Points each search passes to the fusion (4 × `top_k` when `None`).
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
+    def _hybrid_candidates(
+        self, query: str, vector: NDArray[np.float32], limit: int, filter: MetadataFilter | None
+    ) -> dict[str, list[Hit]]:
+        """The dense and BM25 candidates, in one batch of two queries."""
         name, encoder = self._require_sparse()
-        limit = candidates or 4 * top_k
         query_filter = self._filter(filter)
-        branches = {
-            "dense": (self._dense_query(vector), self._search_params()),
-            "sparse": (self._sparse_query(encoder, name, query), None),
-        }
-        fuse = tuple((q, p, limit) for q, p in branches.values())
-        fused, *alone = self._run(
+        dense, sparse = self._run(
             [
-                self._request(Query(None, top_k, query_filter, fuse=fuse)),
-                *(self._request(Query(q, limit, query_filter, p, False)) for q, p in branches.values()),
+                self._request(Query(self._dense_query(vector), limit, query_filter, self._search_params())),
+                self._request(Query(self._sparse_query(encoder, name, query), limit, query_filter)),
             ]
         )
-        found = {branch: {str(p.id) for p in points} for branch, points in zip(branches, alone, strict=True)}
-        return self._hits(fused, found)
+        return {"dense": self._hits(dense, {"dense": None}), "sparse": self._hits(sparse, {"sparse": None})}
 
     # -- stored vectors (verify), over the driver's scroll and vector update -------------------------------
 

@@ -73,7 +73,6 @@ _ENGINE_CONFIG = "edge_config.json"  # written by the engine: marks a directory 
 _WAL_DIR = "wal"  # the engine holds an exclusive flock on it while the shard is open
 _CREATING = ".creating-"
 _OPTIMIZE_PENDING = ".vllm_embed.optimize-pending"  # written before the first write, removed by optimize()
-_RRF_K = 2  # Qdrant's default RRF constant (server and qdrant-client), so fused scores match QdrantSink's
 _SCHEMA_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
 
 
@@ -551,18 +550,12 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def _request(self, query: Query) -> Any:
         qe, f = self._qe, query.filter
-        if query.fuse:
-            prefetches = [qe.Prefetch(limit=n, query=q, params=p, filter=f) for q, p, n in query.fuse]
-            return qe.QueryRequest(
-                limit=query.limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=_RRF_K), filter=f,
-                with_payload=query.with_payload,
-            )  # fmt: skip
         return qe.QueryRequest(
             limit=query.limit,
             query=query.query,
             filter=f,
             params=query.params,
-            with_payload=query.with_payload,
+            with_payload=True,
         )
 
     def _run(self, requests: Sequence[Any]) -> list[Sequence[Any]]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vllm_embed._utils import one_line
 from vllm_embed.errors import StorageSettingsError as StorageSettingsError
+from vllm_embed.errors import VllmEmbedError
 from vllm_embed.sinks.layouts import DOC_ID
 from vllm_embed.sinks.milvus_index import DEFAULT_INDEX, check_index
 
@@ -81,21 +82,31 @@ def index_fields(specs: Iterable[str | IndexField]) -> tuple[IndexField, ...]:
     return tuple(fields.values())
 
 
-def validated(model: type[SettingsT], owner: str, **values: Any) -> SettingsT:
-    """Builds the settings `model` from a sink's keyword arguments.
+def validated(
+    model: type[SettingsT],
+    owner: str,
+    /,
+    *,
+    error: type[VllmEmbedError] = StorageSettingsError,
+    what: str = "storage settings",
+    **values: Any,
+) -> SettingsT:
+    """Builds the settings `model` from keyword arguments, with a one-line error.
 
     Args:
         model: The settings model, e.g. `QdrantCollectionSettings`.
-        owner: The sink, for the message (e.g. `"QdrantSink"`).
+        owner: Whose settings, for the message (e.g. `"QdrantSink"`).
+        error: The error to raise.
+        what: What the settings are, for the message.
         **values: The keyword arguments, named as the model's fields.
 
     Raises:
-        StorageSettingsError: Naming each invalid setting and what it accepts.
+        StorageSettingsError: (or `error`) Naming each invalid setting and what it accepts.
     """
     try:
         return model(**values)
     except ValidationError as exc:
-        raise StorageSettingsError(f"{owner}: invalid storage settings ({one_line(exc)})") from None
+        raise error(f"{owner}: invalid {what} ({one_line(exc)})") from None
 
 
 class QdrantCollectionSettings(BaseModel):
