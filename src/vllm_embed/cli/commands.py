@@ -397,7 +397,12 @@ def search(
         ),
     ] = None,
 ) -> None:
-    """Search a collection with the model recorded in its manifest."""
+    """Search a collection with the model recorded in its manifest.
+
+    Embedding the query first starts the model's vLLM engine here: a minute or more on a CPU.
+
+    For many searches, point at a running server: --backend openai --base-url URL (sparse needs no engine).
+    """
     with user_errors():
         metadata_filter = _parse_filters(filters or [])
         fused = fusion_settings(**fusion)
