@@ -235,10 +235,11 @@ class Embedder(EngineFacade[EmbedderConfig]):
         embedder = cls.__new__(cls)
         EngineFacade.__init__(embedder, None, config, {})
         embedder._plan(config)
-        embedder._deferred = True
         embedder._on_start = on_start
-        if embedder.max_model_len is None:
-            embedder._live_backend()
+        if not embedder.dimension or embedder.max_model_len is None:
+            embedder._live_backend()  # the files do not tell: the engine (or server) must
+        else:
+            embedder._deferred = True
         return embedder
 
     def _plan(self, config: EmbedderConfig) -> None:

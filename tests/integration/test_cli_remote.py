@@ -95,10 +95,10 @@ def test_a_served_model_name_without_local_files_ingests_searches_and_repairs(
 
 def test_the_ray_plan_takes_the_dimensions_of_a_served_model_without_local_files(served: StubServer) -> None:
     from vllm_embed.config import EmbedderConfig
-    from vllm_embed.ray_data.api import _plan_engine
+    from vllm_embed.ray_data.planning import plan_engine
 
     config = EmbedderConfig(
         model=STUB_MODEL, backend="openai", base_url=served.url, dimensions=STUB_DIMENSION
     )
-    description, _ = _plan_engine(config)
+    description, _ = plan_engine(config)
     assert description["dimensions"] == STUB_DIMENSION
