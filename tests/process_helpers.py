@@ -23,16 +23,13 @@ def shared_memory_of(pid: int) -> set[Path]:
     return segments
 
 
-def written_points(kind: str, root: Path) -> int:
-    """Points the killed process has committed so far, read without taking the store's lock."""
-    if kind == "qdrant":
-        storage = root / "qdrant" / "collection" / "docs" / "storage.sqlite"
-        if not storage.exists():
-            return 0
-        try:
-            with sqlite3.connect(f"file:{storage}?mode=ro", uri=True) as db:
-                return int(db.execute("select count(*) from points").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-    wal = root / "milvus.db" / "collections" / "docs" / "wal"
-    return sum(1 for f in wal.glob("wal_data_*") if f.stat().st_size > 0) if wal.exists() else 0
+def written_points(root: Path) -> int:
+    """Points a killed process committed to the Qdrant local store under `root`, read without its lock."""
+    storage = root / "qdrant" / "collection" / "docs" / "storage.sqlite"
+    if not storage.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{storage}?mode=ro", uri=True) as db:
+            return int(db.execute("select count(*) from points").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0

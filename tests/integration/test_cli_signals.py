@@ -83,7 +83,7 @@ def test_an_interrupt_ends_the_cli_with_one_line_and_nothing_left_behind(
         if moment == "start-up":
             wait_until(process, tmp_path, lambda: engine_started(process.pid))
         else:
-            wait_until(process, tmp_path, lambda: written_points("qdrant", tmp_path) > 0)
+            wait_until(process, tmp_path, lambda: written_points(tmp_path) > 0)
         started = psutil.Process(process.pid).children(recursive=True)
         segments = shared_memory_of(process.pid)
         if signum == signal.SIGINT:

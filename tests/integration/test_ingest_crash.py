@@ -63,7 +63,7 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err, start_new_session=True)
     try:
         deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
-        while written_points(kind, crashed) == 0:
+        while written_points(crashed) == 0:
             assert process.poll() is None, stderr.read_text(errors="replace")[-2000:]
             assert time.monotonic() < deadline, "the ingest never wrote anything"
             time.sleep(0.02)
