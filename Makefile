@@ -19,9 +19,12 @@ lint: setup
 typecheck: setup
 	$(PY) -m mypy
 
-# Unit and integration tiers (real vLLM engines, real stores and servers), without the slow tests.
+# Unit, contract and integration tiers (real vLLM engines, real stores and servers), without the slow tests.
+# The unit and contract tiers mostly wait on stores and stub servers, so four workers pay on two cores; the
+# integration tier runs one test at a time: its engines use every core.
 test: lint typecheck
-	$(PY) -m pytest -q -ra --durations=15 -m "not slow" tests $(wildcard integrations/*/tests)
+	$(PY) -m pytest -q -ra -n 4 -m "not slow" tests/unit tests/contract $(wildcard integrations/*/tests/unit_tests)
+	$(PY) -m pytest -q -ra --durations=15 -m "not slow" tests/integration $(wildcard integrations/*/tests/integration_tests)
 
 test-slow: setup
 	$(PY) -m pytest -q -ra --durations=15 -m slow tests $(wildcard integrations/*/tests)

@@ -108,8 +108,16 @@ def test_the_python_quick_start_prints_only_its_result(tmp_path: Path, minilm_pa
     assert VLLM_START_LINE in engine_log(tmp_path)
 
 
+# Each case starts an engine in a CLI process; the default is what every user sees, the other two run with
+# `make test-slow` (the unit tier checks the levels' routing without an engine).
 @pytest.mark.parametrize(
-    "flags", [[], ["--quiet"], ["--log-level", "info"]], ids=["default", "quiet", "info"]
+    "flags",
+    [
+        [],
+        pytest.param(["--quiet"], marks=pytest.mark.slow),
+        pytest.param(["--log-level", "info"], marks=pytest.mark.slow),
+    ],
+    ids=["default", "quiet", "info"],
 )
 def test_a_cli_ingest_shows_its_own_progress_and_vllm_only_at_info(
     tmp_path: Path, minilm_path: str, flags: list[str]

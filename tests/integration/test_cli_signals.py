@@ -72,8 +72,17 @@ def engine_log(root: Path) -> str:
     return "".join(p.read_text(errors="replace") for p in (root / "state").rglob("engine-*.log"))
 
 
-@pytest.mark.parametrize("moment", ["start-up", "mid-ingest"])
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+# Each case starts an engine in a CLI process: Ctrl-C mid-ingest and SIGTERM at start-up (a container stopped
+# while it starts) run in `make test`, the other two pairings with `make test-slow`.
+@pytest.mark.parametrize(
+    ("signum", "moment"),
+    [
+        pytest.param(signal.SIGINT, "mid-ingest", id="SIGINT-mid-ingest"),
+        pytest.param(signal.SIGTERM, "start-up", id="SIGTERM-start-up"),
+        pytest.param(signal.SIGINT, "start-up", id="SIGINT-start-up", marks=pytest.mark.slow),
+        pytest.param(signal.SIGTERM, "mid-ingest", id="SIGTERM-mid-ingest", marks=pytest.mark.slow),
+    ],
+)
 def test_an_interrupt_ends_the_cli_with_one_line_and_nothing_left_behind(
     signum: signal.Signals, moment: str, tmp_path: Path, corpus_file: Path, minilm_path: str
 ) -> None:
