@@ -17,6 +17,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from vllm_embed.ingest.report import rate_text
+
 
 class _RatesColumn(ProgressColumn):
     """Documents per second and chunks (with chunks per second)."""
@@ -27,7 +29,8 @@ class _RatesColumn(ProgressColumn):
         doc_rate = task.completed / elapsed if elapsed > 0 else 0.0
         chunk_rate = chunks / elapsed if elapsed > 0 else 0.0
         return Text(
-            f"{doc_rate:,.0f} docs/s · {chunks:,} chunks ({chunk_rate:,.0f}/s)", style="progress.data.speed"
+            f"{rate_text(doc_rate)} docs/s · {chunks:,} chunks ({rate_text(chunk_rate)}/s)",
+            style="progress.data.speed",
         )
 
 
@@ -42,15 +45,18 @@ class IngestProgress:
     def __init__(self, enabled: bool, total: int | None) -> None:
         self._lock = threading.Lock()
         self._chunks = 0
+        console = Console(stderr=True)
+        # Off a terminal the bar is printed once, at the end: its counts fit one line without the bar and ETA.
+        live = (BarColumn(bar_width=24),) if console.is_terminal else ()
+        eta = (TextColumn("ETA"), TimeRemainingColumn()) if console.is_terminal else ()
         self._progress = Progress(
             TextColumn("[bold]ingest"),
-            BarColumn(bar_width=24),
+            *live,
             MofNCompleteColumn(),
             _RatesColumn(),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
+            *eta,
+            console=console,
             disable=not enabled,
         )
         self._task = self._progress.add_task("ingest", total=total, chunks=0)

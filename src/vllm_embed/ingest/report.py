@@ -47,10 +47,10 @@ class IngestReport:
         text = (
             f"{self.documents} documents, {self.chunks} chunks: {self.embedded} embedded, "
             f"{self.skipped} already stored, {self.written} written in {self.seconds:.1f} s "
-            f"({rate:.0f} chunks/s)"
+            f"({rate_text(rate)} chunks/s)"
         )
         if self.replica_chunks_per_second:
-            rates = ", ".join(f"{rate:.0f}" for rate in self.replica_chunks_per_second)
+            rates = ", ".join(rate_text(rate) for rate in self.replica_chunks_per_second)
             text += f"; replicas: {rates} chunks/s each"
         if self.superseded:
             text += f"; {self.superseded} earlier versions of repeated ids dropped"
@@ -59,6 +59,11 @@ class IngestReport:
                 f"\n  {_shortened(doc_id)!r}: {reason}" for doc_id, reason in self.rejected
             )
         return text
+
+
+def rate_text(per_second: float) -> str:
+    """A rate with two significant digits below 10 (a short run that started an engine is not "0/s")."""
+    return f"{per_second:,.0f}" if per_second >= 10 or per_second == 0 else f"{per_second:.2g}"
 
 
 def _shortened(doc_id: str, limit: int = 80) -> str:
