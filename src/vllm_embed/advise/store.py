@@ -88,9 +88,7 @@ def store_recall(
     position = {chunk.id: i for i, chunk in enumerate(chunks)}
     for start in range(0, len(chunks), 1024):
         sink.upsert(chunks[start : start + 1024], d[start : start + 1024])
-    optimize = getattr(sink, "optimize", None)  # an embedded engine indexes on demand (QdrantEdgeSink)
-    if optimize is not None:
-        optimize()
+    sink.optimize()  # an embedded engine indexes on demand (QdrantEdgeSink)
     found = np.asarray(
         [[position[hit.id] for hit in sink.search(vector, top_k)] for vector in q], dtype=np.intp
     )

@@ -31,7 +31,7 @@ from vllm_embed.ingest.ids import point_id
 from vllm_embed.ingest.options import IngestOptions
 from vllm_embed.ingest.report import IngestReport
 from vllm_embed.ingest.splitters import DocumentChunker
-from vllm_embed.sinks.base import BaseSink, Chunk, Manifest, Sink
+from vllm_embed.sinks.base import Chunk, Manifest, Sink
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def stored_manifest(sink: Sink) -> Manifest | None:
     try:
         return sink.read_manifest()
     except UnmanagedCollectionError:
-        if not getattr(sink, "adopt", False):
+        if not sink.adopt:
             raise
         return None
 
@@ -104,14 +104,12 @@ def check_collection(sink: Sink, run: Manifest | Mapping[str, Any], *, rechunk: 
     """
     stored = stored_manifest(sink)
     if stored is None:
-        if isinstance(sink, BaseSink):
-            sink.check_creation()
+        sink.check_creation()
         return
     planned = run if isinstance(run, Manifest) else stored.model_copy(update=dict(run))
     stored.require_compatible(planned, sink.collection)
-    if isinstance(sink, BaseSink):
-        sink.check_hybrid(stored)
-        sink.check_storage(stored)
+    sink.check_hybrid(stored)
+    sink.check_storage(stored)
     check_chunking(stored, planned, sink.collection, rechunk=rechunk)
 
 
@@ -124,7 +122,8 @@ def open_collection(sink: Sink, manifest: Manifest, *, rechunk: bool, hybrid: bo
     """
     sink.prepare(manifest)
     record_chunking(sink, manifest, rechunk=rechunk)
-    if hybrid and getattr(sink.read_manifest(), "sparse", None) is None:
+    stored = sink.read_manifest()
+    if hybrid and (stored is None or stored.sparse is None):
         raise ValueError(
             f"hybrid=True needs a sink that stores sparse vectors: build {sink!r} with hybrid=True"
         )

@@ -314,7 +314,6 @@ def select_block(sink: Sink, table: pa.Table) -> pa.Table:
     had more chunks gets `delete_from` on its first row. A block holds whole documents (`chunk_block`'s
     output). Runs in a Ray task for a store server, in the driver for an embedded store.
     """
-    check_document_id = getattr(sink, "check_document_id", None)
     token_ids = block_token_ids(table)
     by_document: dict[str, list[dict[str, Any]]] = {}
     for row in table.to_pylist():
@@ -327,8 +326,7 @@ def select_block(sink: Sink, table: pa.Table) -> pa.Table:
             rows.extend(doc_rows)
             continue
         try:
-            if check_document_id is not None:
-                check_document_id(doc_id)
+            sink.check_document_id(doc_id)
         except ValueError as exc:
             rows.append(document_row(doc_id, one_line(exc)))
             continue

@@ -228,6 +228,8 @@ class MilvusSink(BaseSink):
             raise ValueError(f"text_max_bytes={text_max_bytes} must be between 1 and {VARCHAR_MAX_BYTES}")
         self.text_max_bytes = text_max_bytes
         self._target = uri or "client"
+        if uri is not None:
+            self._connection = {"uri": uri, **({} if token is None else {"token": token}), **client_kwargs}
         self._loaded = False
         pymilvus = require("pymilvus", "MilvusSink")
         lite = uri is not None and "://" not in uri
@@ -730,14 +732,12 @@ class MilvusSink(BaseSink):
             return []
         return sorted(str(name) for name in self._call("collection list", self.client.list_collections))
 
+    def _options(self) -> dict[str, Any]:
+        settings = {"text_max_bytes": self.text_max_bytes, **self.index_settings.model_dump()}
+        return {**super()._options(), **settings}
+
     def _sibling_options(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "text_max_bytes": self.text_max_bytes,
-            "max_attempts": self._max_attempts,
-            "retry_wait": self._retry_wait,
-            **self.index_settings.model_dump(),
-        }
+        return {"client": self.client, **self._options()}
 
     def for_collection(self, name: str) -> Self:
         """Returns a sink on collection `name` of the same store, sharing this sink's client.
@@ -751,27 +751,40 @@ class MilvusSink(BaseSink):
             sink._lite = self._lite
         return sink
 
-    def _spec_options(self) -> tuple[dict[str, Any], bool]:
-        return {}, "://" in self._target
+    def _shared(self) -> bool:
+        return "://" in self._target
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
             self._call("collection load", self.client.load_collection, self.collection)
             self._loaded = True
 
-    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
-        """Returns the stored text of each of `ids` that exists."""
+    def _get(self, ids: Sequence[str], fields: list[str]) -> list[dict[str, Any]]:
+        """The rows of `ids` that exist, with `fields`."""
         if not ids:
-            return {}
+            return []
         self._ensure_loaded()
-        rows = self._call(
-            "point lookup",
-            self.client.get,
-            self.collection,
-            ids=list(ids),
-            output_fields=[self.layout.milvus_text],
+        rows: list[dict[str, Any]] = self._call(
+            "point lookup", self.client.get, self.collection, ids=list(ids), output_fields=fields
         )
-        return {str(row[self.layout.milvus_id]): str(row.get(self.layout.milvus_text, "")) for row in rows}
+        return rows
+
+    def fetch_chunks(self, ids: Sequence[str]) -> dict[str, Hit]:
+        """Returns the stored text and metadata of each of `ids` that exists (as hits, score 0)."""
+        layout = self.layout
+        rows = self._get(ids, layout.milvus_output_fields())
+        return {
+            str(row[layout.milvus_id]): layout.milvus_hit(row[layout.milvus_id], 0.0, row) for row in rows
+        }
+
+    def fetch_vectors(self, ids: Sequence[str]) -> dict[str, NDArray[np.float32]]:
+        """Returns the stored dense vector of each of `ids` that exists."""
+        layout = self.layout
+        vectors = {
+            str(row[layout.milvus_id]): _as_vector(row.get(layout.milvus_vector))
+            for row in self._get(ids, [layout.milvus_vector])
+        }
+        return {point: vector for point, vector in vectors.items() if vector is not None}
 
     def stored_text(self, text: str) -> str:
         """Returns `text` cut to the `text` field's size."""
@@ -913,11 +926,8 @@ class MilvusSink(BaseSink):
         """Replaces the vectors of existing points; every other field is written back as it was."""
         if not ids:
             return
-        self._ensure_loaded()
         layout = self.layout
-        rows = self._call(
-            "point lookup", self.client.get, self.collection, ids=list(ids), output_fields=["*"]
-        )
+        rows = self._get(ids, ["*"])
         replacement = dict(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True))
         sparse = self._sparse_state()  # a function's output: the server computes it again
         function_output = None if sparse is None else sparse.field

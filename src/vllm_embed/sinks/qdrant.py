@@ -204,6 +204,9 @@ class QdrantSink(QdrantBaseSink):
                 f"got {', '.join(given) or 'none'}"
             )
         self._target = path or location or url or "client"
+        if client is None:
+            connection = {"path": path, "location": location, "url": url, "api_key": api_key}
+            self._connection = {k: v for k, v in connection.items() if v is not None} | client_kwargs
         self._target_argument = "client=client" if client is not None else f"{given[0]}={self._target!r}"
         qdrant_client = require("qdrant_client", "QdrantSink")
         self._models = require("qdrant_client.http.models", "QdrantSink")
@@ -417,17 +420,11 @@ class QdrantSink(QdrantBaseSink):
     def _stored_storage(self, layout: Layout) -> dict[str, Any]:
         return self._storage_of(self._existing_info(), layout)
 
-    def _spec_options(self) -> tuple[dict[str, Any], bool]:
-        return {}, not self._local
+    def _shared(self) -> bool:
+        return not self._local
 
     def _sibling_options(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "max_attempts": self._max_attempts,
-            "retry_wait": self._retry_wait,
-            **self.settings.model_dump(),
-            **self.search_settings.model_dump(),
-        }
+        return {"client": self.client, **self._options()}
 
     def for_collection(self, name: str) -> Self:
         """Returns a sink on collection `name` of the same store, sharing this sink's client.
@@ -523,19 +520,13 @@ class QdrantSink(QdrantBaseSink):
         )
         return params
 
-    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
-        """Returns the stored text of each of `ids` that exists."""
-        if not ids:
-            return {}
-        records = self._call(
-            "point lookup",
-            self.client.retrieve,
-            self.collection,
-            ids=list(ids),
-            with_payload=self.layout.qdrant_text_keys(),
-            with_vectors=False,
-        )
-        return {str(r.id): self.layout.qdrant_text(r.payload or {}) for r in records}
+    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
+        name = self.layout.qdrant_vector
+        records: Sequence[Any] = self._call(
+            "point lookup", self.client.retrieve, self.collection, ids=ids, with_payload=payload,
+            with_vectors=([name] if name else True) if vector else False,
+        )  # fmt: skip
+        return records
 
     def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
         """Inserts or replaces the points of `chunks`."""

@@ -101,6 +101,7 @@ class QdrantBaseSink(BaseSink):
     """
 
     settings: QdrantCollectionSettings
+    search_settings: QdrantSearchSettings
     store_label = "Qdrant collection"
 
     def _name_problem(self, name: str) -> str | None:
@@ -108,6 +109,9 @@ class QdrantBaseSink(BaseSink):
 
     def _storage_requested(self) -> dict[str, Any]:
         return self.settings.model_dump()
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), **self.settings.model_dump(), **self.search_settings.model_dump()}
 
     def _storage_defaults(self) -> dict[str, Any]:
         return QdrantCollectionSettings().model_dump()
@@ -251,16 +255,34 @@ class QdrantBaseSink(BaseSink):
         """Driver: replaces the dense vector of each (point id, vector)."""
         raise NotImplementedError
 
+    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
+        """Driver: the records of `ids` that exist, with their payload and/or dense vector."""
+        raise NotImplementedError
+
+    def _record_vector(self, record: Any) -> NDArray[np.float32] | None:
+        """The dense vector of a scrolled or retrieved record (`None`: it has none)."""
+        vector = (
+            record.vector.get(self.layout.qdrant_vector) if isinstance(record.vector, dict) else record.vector
+        )
+        return None if vector is None else np.asarray(vector, np.float32)
+
+    def fetch_chunks(self, ids: Sequence[str]) -> dict[str, Hit]:
+        """Returns the stored text and metadata of each of `ids` that exists (as hits, score 0)."""
+        records = self._retrieve(list(ids), payload=True, vector=False) if ids else []
+        return {str(r.id): self.layout.qdrant_hit(str(r.id), 0.0, r.payload or {}) for r in records}
+
+    def fetch_vectors(self, ids: Sequence[str]) -> dict[str, NDArray[np.float32]]:
+        """Returns the stored dense vector of each of `ids` that exists."""
+        records = self._retrieve(list(ids), payload=False, vector=True) if ids else []
+        vectors = {str(r.id): self._record_vector(r) for r in records}
+        return {point: vector for point, vector in vectors.items() if vector is not None}
+
     def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
         """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
-        name = self.layout.qdrant_vector
         offset = None
         while True:
             records, offset = self._scroll(offset, batch_size)
-            batch: StoredVectors = []
-            for record in records:
-                vector = record.vector.get(name) if isinstance(record.vector, dict) else record.vector
-                batch.append((str(record.id), None if vector is None else np.asarray(vector, np.float32)))
+            batch: StoredVectors = [(str(record.id), self._record_vector(record)) for record in records]
             if batch:
                 yield batch
             if offset is None:

@@ -188,6 +188,7 @@ class QdrantEdgeSink(QdrantBaseSink):
         self.indexing_threshold_kb = indexing_threshold_kb
         self._qe = require("qdrant_edge", owner)
         self.path = Path(path)
+        self._connection = {"path": str(self.path)}
         if self.path.exists() and not self.path.is_dir():
             raise StorePathError(
                 f"{owner} path {str(self.path)!r} is a file, not a directory of collections: give a "
@@ -415,18 +416,13 @@ class QdrantEdgeSink(QdrantBaseSink):
         sparse = self._engine_config().get("sparse_vectors") or {}
         return self._hybrid_from_store(manifest, layout.qdrant_sparse_vector in sparse)
 
-    def _sibling_options(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "max_attempts": self._max_attempts,
-            "retry_wait": self._retry_wait,
-            "indexing_threshold_kb": self.indexing_threshold_kb,
-            **self.settings.model_dump(exclude={"shard_number", "replication_factor"}),
-            **self.search_settings.model_dump(),
-        }
+    def _options(self) -> dict[str, Any]:
+        options = {**super()._options(), "indexing_threshold_kb": self.indexing_threshold_kb}
+        del options["shard_number"], options["replication_factor"]
+        return options
 
-    def _spec_options(self) -> tuple[dict[str, Any], bool]:
-        return {"path": str(self.path)}, False
+    def _sibling_options(self) -> dict[str, Any]:
+        return {"path": self.path, **self._options()}
 
     def _edge_config(self, dimensions: int, sparse_vector: str | None) -> qdrant_edge.EdgeConfig:
         qe, settings = self._qe, self.settings
@@ -464,18 +460,12 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     # -- points ----------------------------------------------------------------------------------------
 
-    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
-        """Returns the stored text of each of `ids` that exists."""
-        if not ids:
-            return {}
-        records = self._call(
-            "point lookup",
-            self._shard().retrieve,
-            list(ids),
-            with_payload=self.layout.qdrant_text_keys(),
-            with_vector=False,
+    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
+        with_vector = [self.layout.qdrant_vector] if vector else False
+        records: Sequence[Any] = self._call(
+            "point lookup", self._shard().retrieve, ids, with_payload=payload, with_vector=with_vector
         )
-        return {str(r.id): self.layout.qdrant_text(r.payload or {}) for r in records}
+        return records
 
     def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
         """Inserts or replaces the points of `chunks` (in the write-ahead log when this returns)."""
