@@ -28,7 +28,7 @@ def _open_store(store: str, directory: Path, row: AdviceRow) -> Sink:
     if store not in STORES:
         raise AdviceError(f"store={store!r} must be one of {STORES} (or None)")
     try:
-        from vllm_embed.sinks.qdrant_edge import QdrantEdgeSink  # type: ignore[import-not-found,unused-ignore]
+        from vllm_embed.sinks.qdrant import QdrantEdgeSink  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise AdviceError(
             f"store={store!r} needs QdrantEdgeSink, which this installation lacks ({exc})"

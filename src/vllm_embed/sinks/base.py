@@ -105,7 +105,6 @@ class BaseSink:
     def __init__(
         self,
         collection: str,
-        *,
         layout: str | None,
         max_attempts: int,
         retry_wait: float,

@@ -1,8 +1,10 @@
-"""What the Qdrant sinks share, whichever client they drive: settings, payload index keys, filter conditions.
+"""The Qdrant driver body, whichever client runs it: settings, points, filters, queries, indexes, adoption.
 
 `QdrantSink` (qdrant-client) and `QdrantEdgeSink` (the embedded engine, qdrant-edge-py) build their
-requests from different classes; the decisions behind them (which payload paths are indexed and with what
-type, how a metadata filter becomes conditions, what the manifest records) are made once here.
+requests from different classes; every decision behind them (which payload paths are indexed and with what
+type, what a point holds, how a metadata filter becomes conditions, the dense / BM25 / fused searches, the
+search parameters of a quantized collection, what the manifest records) is made once here. A client module
+only implements the `Driver:` methods: how its client builds and runs each request.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from numpy.typing import NDArray
 
 from vllm_embed.errors import StorageSettingsError as StorageSettingsError
 from vllm_embed.sinks.base import (
+    UNKNOWN,
     BaseSink,
+    Chunk,
     Hit,
     Manifest,
     MetadataFilter,
@@ -25,7 +29,7 @@ from vllm_embed.sinks.base import (
     StoredVectors,
     check_filter,
 )
-from vllm_embed.sinks.layouts import Layout
+from vllm_embed.sinks.layouts import Layout, get_layout
 from vllm_embed.sinks.manifest import ManifestMismatchError
 from vllm_embed.sinks.names import qdrant_name_problem
 from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings, validated
@@ -64,11 +68,18 @@ class Condition:
 
     key: str
     value: MetadataValue
+    at_least: bool = False
+    """Match every value from `value` on (the range `[value, ∞)`)."""
 
     @property
     def is_range(self) -> bool:
-        """Whether the condition is a range (a float value) rather than a match."""
-        return isinstance(self.value, float)
+        """Whether the condition is a range (a float value, or `at_least`) rather than a match."""
+        return self.at_least or isinstance(self.value, float)
+
+    @property
+    def upper(self) -> MetadataValue | None:
+        """The range's upper bound (`None`: open)."""
+        return None if self.at_least else self.value
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,26 @@ class QdrantBaseSink(BaseSink):
     settings: QdrantCollectionSettings
     search_settings: QdrantSearchSettings
     store_label = "Qdrant collection"
+
+    def __init__(
+        self,
+        collection: str,
+        layout: str | None,
+        max_attempts: int,
+        retry_wait: float,
+        hybrid: bool | None,
+        index_fields: Iterable[str | IndexField],
+        adopt: bool,
+        creation: Mapping[str, Any],
+        search: Mapping[str, Any],
+    ) -> None:
+        super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
+        owner = type(self).__name__
+        self.settings = collection_settings(owner, **creation)
+        """Creation settings of the collection (applied when this sink creates it)."""
+        self.search_settings = search_settings(owner, **search)
+        """Settings applied to every search."""
+        self._quantization: str | None = UNKNOWN
 
     def _name_problem(self, name: str) -> str | None:
         return qdrant_name_problem(name)
@@ -177,17 +208,67 @@ class QdrantBaseSink(BaseSink):
         self._store_manifest(adopted)
         return adopted
 
+    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
+        layout = get_layout(manifest.layout)
+        has_sparse = layout.qdrant_sparse_vector in self._stored_vectors(layout)[2]
+        return self._hybrid_from_store(manifest, has_sparse)
+
+    # -- points, written once over the driver's point and filter builders -------------------------------
+
+    def _sparse_vector(self, indices: list[int], values: list[float]) -> Any:
+        """Driver: the client's sparse vector."""
+        raise NotImplementedError
+
+    def _upsert(self, ids: list[str], vectors: list[dict[str, Any]], payloads: list[dict[str, Any]]) -> None:
+        """Driver: writes the points (each vector a dict by name; `""` names the unnamed vector)."""
+        raise NotImplementedError
+
+    def _delete(self, filter: Any) -> None:
+        """Driver: deletes the points that match the client's `filter`."""
+        raise NotImplementedError
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
+        """Inserts or replaces the points of `chunks` (with their BM25 vector in a hybrid collection)."""
+        if not chunks:
+            return
+        layout = self.layout
+        named = [{layout.qdrant_vector: row} for row in np.asarray(vectors, dtype=np.float32).tolist()]
+        sparse = self._sparse_state()
+        if sparse is not None:
+            name, encoder = sparse
+            for entry, vector in zip(named, encoder.embed_documents([c.text for c in chunks]), strict=True):
+                entry[name] = self._sparse_vector(vector.indices, vector.values)
+        self._upsert([c.id for c in chunks], named, [layout.qdrant_payload(c) for c in chunks])
+
+    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
+        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
+        layout = self.layout
+        conditions = [
+            Condition(layout.qdrant_key(layout.doc_id_path("qdrant")), doc_id),
+            Condition(
+                layout.qdrant_key(layout.chunk_index_path("qdrant")), float(first_index), at_least=True
+            ),
+        ]
+        self._delete(self._must([self._condition(c) for c in conditions]))
+
     # -- searches, written once over the driver's requests ----------------------------------------------
     # A driver (`QdrantSink`, `QdrantEdgeSink`) builds its client's request objects (`_request`), runs a
     # batch of them (`_run`), and makes the dense and BM25 queries and the filter.
 
-    def _dense_query(self, vector: NDArray[np.float32]) -> Any:
-        """Driver: the nearest-neighbour query of the dense vector."""
+    def _nearest(self, vector: Any, using: str) -> Any:
+        """Driver: the nearest-neighbour query of `vector` (a list, or a sparse vector) on vector `using`."""
         raise NotImplementedError
 
+    def _dense_query(self, vector: NDArray[np.float32]) -> Any:
+        """The nearest-neighbour query of the dense vector."""
+        return self._nearest(
+            np.asarray(vector, dtype=np.float32).reshape(-1).tolist(), self.layout.qdrant_vector
+        )
+
     def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
-        """Driver: the BM25 query of `query`'s text on the sparse vector `name`."""
-        raise NotImplementedError
+        """The BM25 query of `query`'s text on the sparse vector `name`."""
+        vector = encoder.embed_query(query)
+        return self._nearest(self._sparse_vector(vector.indices, vector.values), name)
 
     def _condition(self, condition: Condition) -> Any:
         """Driver: the client's field condition of one `Condition`."""
@@ -202,9 +283,25 @@ class QdrantBaseSink(BaseSink):
         conditions = filter_conditions(self.layout, filter)
         return self._must([self._condition(c) for c in conditions]) if conditions else None
 
-    def _search_params(self) -> Any:
-        """Driver: the search parameters of a dense search (`None`: the engine's defaults)."""
+    def _collection_quantization(self) -> str | None:
+        """Driver: the collection's quantization (`int8`, `binary`, …; `None`: not quantized)."""
         raise NotImplementedError
+
+    def _search_param_types(self) -> tuple[Any, Any]:
+        """Driver: the client's `SearchParams` and `QuantizationSearchParams` classes (same fields)."""
+        raise NotImplementedError
+
+    def _search_params(self) -> Any:
+        """The parameters of a dense search (`QdrantSearchSettings`; `None`: the engine's defaults)."""
+        settings, quantization = self.search_settings, self._collection_quantization()
+        if settings.ef is None and quantization is None:
+            return None
+        search_params, quantization_params = self._search_param_types()
+        quantized = None
+        if quantization is not None:
+            oversampling = settings.oversampling_for(quantization)
+            quantized = quantization_params(rescore=settings.rescore, oversampling=oversampling)
+        return search_params(hnsw_ef=settings.ef, quantization=quantized)
 
     def _request(self, query: Query) -> Any:
         """Driver: the client's request object of `query`."""

@@ -33,13 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from vllm_embed._optional import require
 from vllm_embed.errors import ManifestError, StoreBusyError, UnmanagedCollectionError
 from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
-    Chunk,
     CollectionInfo,
     CollectionNotFoundError,
     Layout,
@@ -49,17 +47,14 @@ from vllm_embed.sinks.base import (
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
 from vllm_embed.sinks.names import EDGE_MAX_BYTES, StorePathError, qdrant_name_problem
-from vllm_embed.sinks.qdrant_common import (
+from vllm_embed.sinks.qdrant.common import (
     Condition,
     QdrantBaseSink,
     Query,
     StorageSettingsError,
-    collection_settings,
     payload_index_keys,
-    search_settings,
 )
 from vllm_embed.sinks.storage import IndexField
-from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
     import qdrant_edge
@@ -156,24 +151,12 @@ class QdrantEdgeSink(QdrantBaseSink):
         max_attempts: int = 3,
         retry_wait: float = 0.5,
     ) -> None:
-        super().__init__(
-            collection,
-            layout=layout,
-            max_attempts=max_attempts,
-            retry_wait=retry_wait,
-            hybrid=hybrid,
-            index_fields=index_fields,
-            adopt=adopt,
-        )
         owner = type(self).__name__
-        self.settings = collection_settings(
-            owner,
-            quantization=quantization,
-            on_disk=on_disk,
-            hnsw_m=hnsw_m,
-            hnsw_ef_construct=hnsw_ef_construct,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
+        creation = {"quantization": quantization, "on_disk": on_disk, "hnsw_m": hnsw_m}
+        creation["hnsw_ef_construct"] = hnsw_ef_construct
+        search = {"ef": ef, "rescore": rescore, "oversampling": oversampling}
+        super().__init__(
+            collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt, creation, search
         )
         cluster = (("shard_number", shard_number), ("replication_factor", replication_factor))
         given = [f"{name}={value}" for name, value in cluster if value is not None]
@@ -182,7 +165,6 @@ class QdrantEdgeSink(QdrantBaseSink):
                 f"{owner}: {', '.join(given)} applies to a Qdrant server's cluster; an in-process collection "
                 "is a single shard: leave them out, or use QdrantSink(url=...) with a server"
             )
-        self.search_settings = search_settings(owner, ef=ef, rescore=rescore, oversampling=oversampling)
         if indexing_threshold_kb is not None and indexing_threshold_kb < 0:
             raise StorageSettingsError(f"{owner}: indexing_threshold_kb={indexing_threshold_kb} must be >= 0")
         self.indexing_threshold_kb = indexing_threshold_kb
@@ -197,7 +179,6 @@ class QdrantEdgeSink(QdrantBaseSink):
         self._dir = self.path / collection
         self._open = _OpenShard()
         self._close_at_exit(self._open.close)
-        self._quantization: str | None = _UNKNOWN
         self._dirty = False
         if self._is_shard(self._dir):
             self._load()
@@ -411,11 +392,6 @@ class QdrantEdgeSink(QdrantBaseSink):
     def _store_manifest(self, manifest: Manifest) -> None:
         self._call("manifest update", self._write_manifest_file, self._dir, manifest)
 
-    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
-        layout = get_layout(manifest.layout)
-        sparse = self._engine_config().get("sparse_vectors") or {}
-        return self._hybrid_from_store(manifest, layout.qdrant_sparse_vector in sparse)
-
     def _options(self) -> dict[str, Any]:
         options = {**super()._options(), "indexing_threshold_kb": self.indexing_threshold_kb}
         del options["shard_number"], options["replication_factor"]
@@ -467,72 +443,33 @@ class QdrantEdgeSink(QdrantBaseSink):
         )
         return records
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Inserts or replaces the points of `chunks` (in the write-ahead log when this returns)."""
-        if not chunks:
-            return
-        qe, layout = self._qe, self.layout
-        rows = np.asarray(vectors, dtype=np.float32).tolist()
-        named: list[dict[str, Any]] = [{layout.qdrant_vector: row} for row in rows]
-        sparse = self._sparse_state()
-        if sparse is not None:
-            sparse_name, encoder = sparse
-            for entry, vector in zip(named, encoder.embed_documents([c.text for c in chunks]), strict=True):
-                entry[sparse_name] = qe.SparseVector(vector.indices, vector.values)
-        points = [
-            qe.Point(c.id, vector, layout.qdrant_payload(c)) for c, vector in zip(chunks, named, strict=True)
-        ]
-        self._update("upsert", qe.UpdateOperation.upsert_points(points))
+    def _sparse_vector(self, indices: list[int], values: list[float]) -> Any:
+        return self._qe.SparseVector(indices, values)
 
-    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
-        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
-        qe, layout = self._qe, self.layout
-        selector = qe.Filter(
-            must=[
-                qe.FieldCondition(
-                    key=layout.qdrant_key(layout.doc_id_path("qdrant")), match=qe.MatchValue(doc_id)
-                ),
-                qe.FieldCondition(
-                    key=layout.qdrant_key(layout.chunk_index_path("qdrant")),
-                    range=qe.RangeFloat(gte=float(first_index)),
-                ),
-            ]
-        )
-        self._update("delete", qe.UpdateOperation.delete_points_by_filter(selector))
+    def _upsert(self, ids: list[str], vectors: list[dict[str, Any]], payloads: list[dict[str, Any]]) -> None:
+        points = [self._qe.Point(*point) for point in zip(ids, vectors, payloads, strict=True)]
+        self._update("upsert", self._qe.UpdateOperation.upsert_points(points))
+
+    def _delete(self, filter: Any) -> None:
+        self._update("delete", self._qe.UpdateOperation.delete_points_by_filter(filter))
 
     def _collection_quantization(self) -> str | None:
         if self._quantization is _UNKNOWN:
             self._quantization = self._engine_storage(self.layout)["quantization"]
         return self._quantization
 
-    def _search_params(self) -> qdrant_edge.SearchParams | None:
-        """`hnsw_ef` and, in a quantized collection, rescoring and oversampling (`QdrantSearchSettings`)."""
-        qe, settings = self._qe, self.search_settings
-        quantization = self._collection_quantization()
-        quantized = None
-        if quantization is not None:
-            quantized = qe.QuantizationSearchParams(
-                rescore=settings.rescore, oversampling=settings.oversampling_for(quantization)
-            )
-        if settings.ef is None and quantized is None:
-            return None
-        params: qdrant_edge.SearchParams = qe.SearchParams(hnsw_ef=settings.ef, quantization=quantized)
-        return params
+    def _search_param_types(self) -> tuple[Any, Any]:
+        return self._qe.SearchParams, self._qe.QuantizationSearchParams
 
     # -- the searches' driver (`QdrantBaseSink` runs them) ------------------------------------------------
 
-    def _dense_query(self, vector: NDArray[np.float32]) -> Any:
-        rows = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
-        return self._qe.Query.Nearest(rows, using=self.layout.qdrant_vector)
-
-    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
-        vector = encoder.embed_query(query)
-        return self._qe.Query.Nearest(self._qe.SparseVector(vector.indices, vector.values), using=name)
+    def _nearest(self, vector: Any, using: str) -> Any:
+        return self._qe.Query.Nearest(vector, using=using)
 
     def _condition(self, c: Condition) -> Any:
         qe = self._qe
         if c.is_range:
-            return qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.value))
+            return qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.upper))
         return qe.FieldCondition(key=c.key, match=qe.MatchValue(_match_value(c.value)))
 
     def _must(self, conditions: list[Any]) -> Any:

@@ -13,14 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
-from numpy.typing import NDArray
-
 from vllm_embed._optional import require
 from vllm_embed.errors import StoreBusyError
 from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
-    Chunk,
     CollectionInfo,
     Layout,
     Manifest,
@@ -28,16 +24,12 @@ from vllm_embed.sinks.base import (
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
-from vllm_embed.sinks.qdrant_common import Condition, QdrantBaseSink, Query, payload_index_keys
+from vllm_embed.sinks.qdrant.common import Condition, QdrantBaseSink, Query, payload_index_keys
 from vllm_embed.sinks.storage import (
     IndexField,
-    QdrantCollectionSettings,
-    QdrantSearchSettings,
     Quantization,
     StorageSettingsError,
-    validated,
 )
-from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -170,31 +162,13 @@ class QdrantSink(QdrantBaseSink):
         adopt: bool = False,
         **client_kwargs: Any,
     ) -> None:
+        creation = {"quantization": quantization, "on_disk": on_disk, "hnsw_m": hnsw_m}
+        creation |= {"hnsw_ef_construct": hnsw_ef_construct, "shard_number": shard_number}
+        search = {"ef": ef, "rescore": rescore, "oversampling": oversampling}
         super().__init__(
-            collection,
-            layout=layout,
-            max_attempts=max_attempts,
-            retry_wait=retry_wait,
-            hybrid=hybrid,
-            index_fields=index_fields,
-            adopt=adopt,
-        )
-        self.settings = validated(
-            QdrantCollectionSettings,
-            "QdrantSink",
-            quantization=quantization,
-            on_disk=on_disk,
-            hnsw_m=hnsw_m,
-            hnsw_ef_construct=hnsw_ef_construct,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
-        )
-        """Creation settings of the collection (applied when this sink creates it)."""
-        self.search_settings = validated(
-            QdrantSearchSettings, "QdrantSink", ef=ef, rescore=rescore, oversampling=oversampling
-        )
-        """Settings applied to every search."""
-        self._quantization: str | None = _UNKNOWN
+            collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt,
+            creation | {"replication_factor": replication_factor}, search,
+        )  # fmt: skip
         given = [name for name, value in (("path", path), ("location", location), ("url", url)) if value]
         if client is not None:
             given.append("client")
@@ -314,11 +288,6 @@ class QdrantSink(QdrantBaseSink):
             metadata={_MANIFEST_KEY: manifest.model_dump()},
         )
         self._quantization = _UNKNOWN
-
-    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
-        layout = get_layout(manifest.layout)
-        sparse = self._existing_info().config.params.sparse_vectors or {}
-        return self._hybrid_from_store(manifest, layout.qdrant_sparse_vector in sparse)
 
     def check_storage(self, stored: Manifest) -> None:
         """Refuses creation settings that differ from the existing collection's (`stored`).
@@ -494,31 +463,20 @@ class QdrantSink(QdrantBaseSink):
         quantization = self._storage_of(info, layout)["quantization"]
         return quantization
 
-    def _search_params(self) -> models.SearchParams | None:
-        """The search parameters of a dense search (`None`: Qdrant's defaults, nothing to send).
-
-        Local mode gets none: it searches exactly, and would warn that they have no effect.
-        """
-        if self._local:
-            return None
+    def _collection_quantization(self) -> str | None:
         if self._quantization is _UNKNOWN:
             info = self._collection_info()
-            if info is not None:
-                self._quantization = self._quantization_of(info, self._known_manifest())
-        quantization = None if self._quantization is _UNKNOWN else self._quantization
-        settings = self.search_settings
-        if settings.ef is None and quantization is None:
-            return None
-        qm = self._models
-        params: models.SearchParams = qm.SearchParams(
-            hnsw_ef=settings.ef,
-            quantization=None
-            if quantization is None
-            else qm.QuantizationSearchParams(
-                rescore=settings.rescore, oversampling=settings.oversampling_for(quantization)
-            ),
-        )
-        return params
+            if info is None:
+                return None
+            self._quantization = self._quantization_of(info, self._known_manifest())
+        return self._quantization
+
+    def _search_params(self) -> models.SearchParams | None:
+        """Local mode gets no search parameters: it searches exactly, and would warn that they do nothing."""
+        return None if self._local else super()._search_params()
+
+    def _search_param_types(self) -> tuple[Any, Any]:
+        return self._models.SearchParams, self._models.QuantizationSearchParams
 
     def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
         name = self.layout.qdrant_vector
@@ -528,62 +486,29 @@ class QdrantSink(QdrantBaseSink):
         )  # fmt: skip
         return records
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Inserts or replaces the points of `chunks`."""
-        if not chunks:
-            return
-        rows = np.asarray(vectors, dtype=np.float32).tolist()
-        vector_name = self.layout.qdrant_vector
-        named: Any = {vector_name: rows} if vector_name else rows
-        sparse = self._sparse_state()
-        if sparse is not None:
-            sparse_name, encoder = sparse
-            named = {
-                vector_name: rows,
-                sparse_name: [
-                    self._models.SparseVector(indices=v.indices, values=v.values)
-                    for v in encoder.embed_documents([c.text for c in chunks])
-                ],
-            }
-        batch = self._models.Batch(
-            ids=[c.id for c in chunks],
-            vectors=named,
-            payloads=[self.layout.qdrant_payload(c) for c in chunks],
-        )
-        self._call("upsert", self.client.upsert, self.collection, points=batch, wait=True)
+    def _sparse_vector(self, indices: list[int], values: list[float]) -> Any:
+        return self._models.SparseVector(indices=indices, values=values)
 
-    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
-        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
-        models = self._models
-        selector = models.FilterSelector(
-            filter=models.Filter(
-                must=[
-                    models.FieldCondition(
-                        key=self.layout.qdrant_key(self.layout.doc_id_path("qdrant")),
-                        match=models.MatchValue(value=doc_id),
-                    ),
-                    models.FieldCondition(
-                        key=self.layout.qdrant_key(self.layout.chunk_index_path("qdrant")),
-                        range=models.Range(gte=first_index),
-                    ),
-                ]
-            )
-        )
+    def _upsert(self, ids: list[str], vectors: list[dict[str, Any]], payloads: list[dict[str, Any]]) -> None:
+        points = [
+            self._models.PointStruct(id=i, vector=v[""] if list(v) == [""] else v, payload=p)
+            for i, v, p in zip(ids, vectors, payloads, strict=True)
+        ]
+        self._call("upsert", self.client.upsert, self.collection, points=points, wait=True)
+
+    def _delete(self, filter: Any) -> None:
+        selector = self._models.FilterSelector(filter=filter)
         self._call("delete", self.client.delete, self.collection, points_selector=selector, wait=True)
 
     # -- the searches' driver (`QdrantBaseSink` runs them) ------------------------------------------------
 
-    def _dense_query(self, vector: NDArray[np.float32]) -> tuple[Any, str | None]:
-        return np.asarray(vector, dtype=np.float32).reshape(-1).tolist(), self.layout.qdrant_vector or None
-
-    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> tuple[Any, str | None]:
-        vector = encoder.embed_query(query)
-        return self._models.SparseVector(indices=vector.indices, values=vector.values), name
+    def _nearest(self, vector: Any, using: str) -> tuple[Any, str | None]:
+        return vector, using or None
 
     def _condition(self, c: Condition) -> Any:
         qm = self._models
         if c.is_range:
-            return qm.FieldCondition(key=c.key, range=qm.Range(gte=c.value, lte=c.value))
+            return qm.FieldCondition(key=c.key, range=qm.Range(gte=c.value, lte=c.upper))
         return qm.FieldCondition(key=c.key, match=qm.MatchValue(value=c.value))
 
     def _must(self, conditions: list[Any]) -> Any:
