@@ -33,8 +33,8 @@ from vllm_embed.sinks.filters import MetadataValue as MetadataValue
 from vllm_embed.sinks.filters import StoredVectors as StoredVectors
 from vllm_embed.sinks.filters import check_filter as check_filter
 from vllm_embed.sinks.fusion import FusionSettings, fuse
+from vllm_embed.sinks.layouts import LAYOUTS, get_layout
 from vllm_embed.sinks.layouts import Layout as Layout
-from vllm_embed.sinks.layouts import get_layout
 from vllm_embed.sinks.manifest import MISSING, UNMANAGED, CollectionState
 from vllm_embed.sinks.manifest import CollectionInfo as CollectionInfo
 from vllm_embed.sinks.manifest import CollectionNotFoundError as CollectionNotFoundError
@@ -207,13 +207,24 @@ class BaseSink:
         """Store hook: `manifest` with the sparse settings of a hybrid collection (`manifest` if dense)."""
         return manifest
 
+    def _layout_sparse(self, layout: Layout) -> str:
+        """Store hook: the layout's sparse vector name in this store (`""`: it stores none here)."""
+        raise NotImplementedError
+
     def _sparse_name(self, layout: Layout) -> str:
-        """Store hook: the layout's sparse vector name in this store.
+        """The layout's sparse vector name in this store.
 
         Raises:
-            ValueError: If the layout stores no sparse vector here.
+            ValueError: If the layout stores no sparse vector here (naming the layouts that do).
         """
-        raise NotImplementedError
+        name = self._layout_sparse(layout)
+        if not name:
+            hybrid = " or ".join(repr(name) for name, other in LAYOUTS.items() if self._layout_sparse(other))
+            raise ValueError(
+                f"the {layout.name} layout stores no sparse vector in a {self.store_label}, so it cannot be "
+                f"hybrid: use layout {hybrid} for a hybrid collection, or leave out --hybrid"
+            )
+        return name
 
     def _sparse_analyzer(self) -> dict[str, Any]:
         """Store hook: what the manifest records of how sparse vectors are made in this store."""

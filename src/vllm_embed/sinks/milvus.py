@@ -204,15 +204,7 @@ class MilvusSink(BaseSink):
         adopt: bool = False,
         **client_kwargs: Any,
     ) -> None:
-        super().__init__(
-            collection,
-            layout=layout,
-            max_attempts=max_attempts,
-            retry_wait=retry_wait,
-            hybrid=hybrid,
-            index_fields=index_fields,
-            adopt=adopt,
-        )
+        super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
         try:
             self.index_settings = MilvusIndexSettings(
                 index=index, index_params=dict(index_params or {}), search_params=dict(search_params or {})
@@ -370,12 +362,7 @@ class MilvusSink(BaseSink):
             manifest = manifest.model_copy(update={"sparse_analyzer": _LEGACY_ANALYZER})
         return manifest
 
-    def _sparse_name(self, layout: Layout) -> str:
-        if not layout.milvus_sparse:
-            raise ValueError(
-                f"the {layout.name} layout stores no sparse field on Milvus, so it cannot be hybrid: use "
-                "layout 'vllm-embed' for a hybrid Milvus collection, or leave out --hybrid"
-            )
+    def _layout_sparse(self, layout: Layout) -> str:
         return layout.milvus_sparse
 
     def _sparse_analyzer(self) -> dict[str, Any]:

@@ -162,13 +162,12 @@ class QdrantSink(QdrantBaseSink):
         adopt: bool = False,
         **client_kwargs: Any,
     ) -> None:
+        cluster = {"shard_number": shard_number, "replication_factor": replication_factor}
         creation = {"quantization": quantization, "on_disk": on_disk, "hnsw_m": hnsw_m}
-        creation |= {"hnsw_ef_construct": hnsw_ef_construct, "shard_number": shard_number}
+        creation |= {"hnsw_ef_construct": hnsw_ef_construct, **cluster}
         search = {"ef": ef, "rescore": rescore, "oversampling": oversampling}
-        super().__init__(
-            collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt,
-            creation | {"replication_factor": replication_factor}, search,
-        )  # fmt: skip
+        super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
+        self._use_settings(creation, search)
         given = [name for name, value in (("path", path), ("location", location), ("url", url)) if value]
         if client is not None:
             given.append("client")

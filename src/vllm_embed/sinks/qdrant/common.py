@@ -115,19 +115,8 @@ class QdrantBaseSink(BaseSink):
     search_settings: QdrantSearchSettings
     store_label = "Qdrant collection"
 
-    def __init__(
-        self,
-        collection: str,
-        layout: str | None,
-        max_attempts: int,
-        retry_wait: float,
-        hybrid: bool | None,
-        index_fields: Iterable[str | IndexField],
-        adopt: bool,
-        creation: Mapping[str, Any],
-        search: Mapping[str, Any],
-    ) -> None:
-        super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
+    def _use_settings(self, creation: Mapping[str, Any], search: Mapping[str, Any]) -> None:
+        """Validates and keeps the creation and search settings (`QdrantCollectionSettings`, …)."""
         owner = type(self).__name__
         self.settings = collection_settings(owner, **creation)
         """Creation settings of the collection (applied when this sink creates it)."""
@@ -147,12 +136,7 @@ class QdrantBaseSink(BaseSink):
     def _storage_defaults(self) -> dict[str, Any]:
         return QdrantCollectionSettings().model_dump()
 
-    def _sparse_name(self, layout: Layout) -> str:
-        if not layout.qdrant_sparse_vector:
-            raise ValueError(
-                f"the {layout.name} layout stores no sparse vector on Qdrant, so it cannot be hybrid: use "
-                "layout 'vllm-embed' or 'langchain' for a hybrid collection, or leave out --hybrid"
-            )
+    def _layout_sparse(self, layout: Layout) -> str:
         return layout.qdrant_sparse_vector
 
     def _sparse_analyzer(self) -> dict[str, Any]:

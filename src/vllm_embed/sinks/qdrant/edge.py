@@ -155,9 +155,8 @@ class QdrantEdgeSink(QdrantBaseSink):
         creation = {"quantization": quantization, "on_disk": on_disk, "hnsw_m": hnsw_m}
         creation["hnsw_ef_construct"] = hnsw_ef_construct
         search = {"ef": ef, "rescore": rescore, "oversampling": oversampling}
-        super().__init__(
-            collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt, creation, search
-        )
+        super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
+        self._use_settings(creation, search)
         cluster = (("shard_number", shard_number), ("replication_factor", replication_factor))
         given = [f"{name}={value}" for name, value in cluster if value is not None]
         if given:
