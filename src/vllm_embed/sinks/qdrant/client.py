@@ -18,7 +18,6 @@ from vllm_embed.errors import StoreBusyError
 from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
     CollectionInfo,
-    Layout,
     Manifest,
     is_transient_grpc_error,
 )
@@ -272,12 +271,9 @@ class QdrantSink(QdrantBaseSink):
             return False, None
         return True, (info.config.metadata or {}).get(_MANIFEST_KEY)
 
-    def _stored_dimensions(self, layout: Layout) -> int | None:
-        if self._store_absent():
-            return None
-        info = self._collection_info()
-        params = None if info is None else self._dense_params(info, layout)
-        return None if params is None else int(params.size)
+    def _config(self) -> dict[str, Any] | None:
+        info = None if self._store_absent() else self._collection_info()
+        return None if info is None else _config_of(info)
 
     def _store_manifest(self, manifest: Manifest) -> None:
         self._call(
@@ -288,27 +284,8 @@ class QdrantSink(QdrantBaseSink):
         )
         self._quantization = _UNKNOWN
 
-    def check_storage(self, stored: Manifest) -> None:
-        """Refuses creation settings that differ from the existing collection's (`stored`).
-
-        When the manifest records no storage settings (a collection from before they were recorded, or a
-        repaired manifest), the ones Qdrant reports are compared.
-
-        Raises:
-            ManifestMismatchError: Naming each differing setting, both sides, and the fix.
-        """
-        if stored.storage is None and any(
-            value != self._storage_defaults()[name] for name, value in self._storage_requested().items()
-        ):
-            info = self._collection_info()
-            if info is not None:
-                storage = self._storage_of(info, self._described_layout(stored))
-                stored = stored.model_copy(update={"storage": storage})
-        super().check_storage(stored)
-
     def _prepared(self, stored: Manifest) -> None:
-        info = self._collection_info() if stored.storage is None else None
-        self._quantization = self._quantization_of(info, stored)
+        self._quantization = _UNKNOWN
         _tune_local_storage(self.client, self.collection)
 
     def _create(self, manifest: Manifest) -> Manifest:
@@ -374,20 +351,6 @@ class QdrantSink(QdrantBaseSink):
                 wait=True,
             )
 
-    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
-        info = self._existing_info()
-        params = self._dense_params(info, layout)
-        sparse = {
-            name: None if p.modifier is None else str(p.modifier.value).lower()
-            for name, p in (info.config.params.sparse_vectors or {}).items()
-        }
-        if params is None:
-            return None, None, sparse
-        return int(params.size), str(params.distance.value).lower(), sparse
-
-    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
-        return self._storage_of(self._existing_info(), layout)
-
     def _shared(self) -> bool:
         return not self._local
 
@@ -405,70 +368,6 @@ class QdrantSink(QdrantBaseSink):
         return sink
 
     # -- what Qdrant reports -------------------------------------------------------------------------------
-
-    def _dense_params(self, info: models.CollectionInfo, layout: Layout) -> models.VectorParams | None:
-        """The collection's dense vector where `layout` keeps it (`None` when it has none there)."""
-        vectors = info.config.params.vectors
-        if isinstance(vectors, dict):
-            params: models.VectorParams | None = vectors.get(layout.qdrant_vector)
-            return params
-        return None if layout.qdrant_vector else vectors
-
-    def _storage_of(self, info: models.CollectionInfo, layout: Layout) -> dict[str, Any]:
-        """The collection's creation settings as Qdrant reports them, in `QdrantCollectionSettings` terms.
-
-        Product quantization, which vllm-embed does not create, is reported as `"product"`.
-        """
-        models = self._models
-        config = info.config
-        params = self._dense_params(info, layout)
-        quantization = config.quantization_config
-        hnsw_m, hnsw_ef_construct = config.hnsw_config.m, config.hnsw_config.ef_construct
-        on_disk = False
-        if params is not None:
-            quantization = params.quantization_config or quantization
-            if params.hnsw_config is not None:
-                hnsw_m = params.hnsw_config.m if params.hnsw_config.m is not None else hnsw_m
-                if params.hnsw_config.ef_construct is not None:
-                    hnsw_ef_construct = params.hnsw_config.ef_construct
-            on_disk = bool(params.on_disk) or params.memory == models.Memory.COLD
-        kind: str | None = None
-        if isinstance(quantization, models.ScalarQuantization):
-            kind = "int8"
-        elif isinstance(quantization, models.BinaryQuantization):
-            kind = "binary"
-        elif isinstance(quantization, models.ProductQuantization):
-            kind = "product"
-        return {
-            "quantization": kind,
-            "on_disk": on_disk,
-            "hnsw_m": hnsw_m,
-            "hnsw_ef_construct": hnsw_ef_construct,
-            "shard_number": config.params.shard_number,
-            "replication_factor": config.params.replication_factor,
-        }
-
-    def _quantization_of(self, info: models.CollectionInfo | None, manifest: Manifest | None) -> str | None:
-        """The collection's quantization: the manifest's, else the one Qdrant reports.
-
-        Qdrant's answer counts when the manifest records no storage settings, or there is no manifest.
-        """
-        if manifest is not None and manifest.storage is not None:
-            quantization: str | None = manifest.storage.get("quantization")
-            return quantization
-        if info is None:
-            return None
-        layout = self._layout or get_layout(manifest.layout if manifest is not None else Layout.name)
-        quantization = self._storage_of(info, layout)["quantization"]
-        return quantization
-
-    def _collection_quantization(self) -> str | None:
-        if self._quantization is _UNKNOWN:
-            info = self._collection_info()
-            if info is None:
-                return None
-            self._quantization = self._quantization_of(info, self._known_manifest())
-        return self._quantization
 
     def _search_params(self) -> models.SearchParams | None:
         """Local mode gets no search parameters: it searches exactly, and would warn that they do nothing."""
@@ -556,7 +455,8 @@ class QdrantSink(QdrantBaseSink):
         info = self._existing_info()
         manifest = self._known_manifest()
         layout = self._described_layout(manifest)
-        params = self._dense_params(info, layout)
+        config = _config_of(info)
+        dimensions, distance, _ = self._stored_vectors(layout, config)
         points = info.points_count if info.points_count is not None else self.count()
         directory = _local_collection_dir(self.client, self.collection)
         disk_bytes = None
@@ -567,9 +467,9 @@ class QdrantSink(QdrantBaseSink):
             store=repr(self),
             manifest=manifest,
             points=int(points),
-            dimensions=None if params is None else int(params.size),
-            distance=None if params is None else str(params.distance.value).lower(),
-            storage=self._storage_of(info, layout),
+            dimensions=dimensions,
+            distance=distance,
+            storage=self._stored_storage(layout, config),
             payload_indexes={
                 key: str(index.data_type.value) for key, index in (info.payload_schema or {}).items()
             },
@@ -599,3 +499,11 @@ class QdrantSink(QdrantBaseSink):
     def close(self) -> None:
         """Closes the client if this sink created it (releasing a local store's lock)."""
         super().close()
+
+
+def _config_of(info: models.CollectionInfo) -> dict[str, Any]:
+    """The collection's configuration in the engine's JSON shape (`QdrantBaseSink._config`)."""
+    dump = info.config.model_dump(mode="json")
+    params = dump["params"]
+    vectors = params["vectors"] if isinstance(info.config.params.vectors, dict) else {"": params["vectors"]}
+    return {**params, "vectors": vectors, **{k: dump[k] for k in ("hnsw_config", "quantization_config")}}

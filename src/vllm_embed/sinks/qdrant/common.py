@@ -157,18 +157,103 @@ class QdrantBaseSink(BaseSink):
             hits.append(dataclasses.replace(hit, found_by=by))
         return hits
 
-    # -- adopting a collection vllm-embed did not create ----------------------------------------------
+    # -- the collection's configuration, read the same way from either engine ---------------------------
 
-    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
-        """Driver: the dense vector's size and distance where `layout` keeps it, each sparse one's modifier.
+    def _config(self) -> dict[str, Any] | None:
+        """Driver: the collection's configuration in the engine's JSON shape (`None`: no collection).
 
-        Size and distance are `None` when there is no vector there; modifiers are lower case (`"idf"`).
+        `vectors` by name (`""` for the unnamed vector: `size`, `distance`, `on_disk`, `memory`,
+        `hnsw_config`, `quantization_config`), `sparse_vectors` (`modifier`), the collection's `hnsw_config`
+        and `quantization_config`, and a server's `shard_number` and `replication_factor`.
         """
         raise NotImplementedError
 
-    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
-        """Driver: the collection's creation settings as the engine reports them."""
-        raise NotImplementedError
+    def _existing_config(self) -> dict[str, Any]:
+        config = self._config()
+        if config is None:
+            raise self._not_found()
+        return config
+
+    def _dense_config(self, layout: Layout, config: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The dense vector's configuration where `layout` keeps it (`None`: there is none there)."""
+        params = (config.get("vectors") or {}).get(layout.qdrant_vector)
+        return params if isinstance(params, dict) else None
+
+    def _stored_dimensions(self, layout: Layout) -> int | None:
+        config = self._config()
+        dense = None if config is None else self._dense_config(layout, config)
+        return None if dense is None else int(dense["size"])
+
+    def _stored_vectors(
+        self, layout: Layout, config: Mapping[str, Any] | None = None
+    ) -> tuple[int | None, str | None, dict[str, str | None]]:
+        """The dense vector's size and distance where `layout` keeps it, and each sparse one's modifier.
+
+        Size and distance are `None` when there is no vector there; modifiers are lower case (`"idf"`).
+        """
+        config = self._existing_config() if config is None else config
+        sparse = {
+            name: None if params.get("modifier") is None else str(params["modifier"]).lower()
+            for name, params in (config.get("sparse_vectors") or {}).items()
+        }
+        dense = self._dense_config(layout, config)
+        if dense is None:
+            return None, None, sparse
+        return int(dense["size"]), str(dense.get("distance", "")).lower(), sparse
+
+    def _stored_storage(self, layout: Layout, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The collection's creation settings as the engine keeps them (`QdrantCollectionSettings` terms).
+
+        Product quantization, which vllm-embed does not create, is reported as `"product"`.
+        """
+        config = self._existing_config() if config is None else config
+        dense = self._dense_config(layout, config) or {}
+        own = {key: value for key, value in (dense.get("hnsw_config") or {}).items() if value is not None}
+        hnsw = {**(config.get("hnsw_config") or {}), **own}
+        return {
+            "quantization": quantization_name(
+                dense.get("quantization_config") or config.get("quantization_config")
+            ),
+            "on_disk": bool(dense.get("on_disk")) or dense.get("memory") == "cold",
+            "hnsw_m": hnsw.get("m"),
+            "hnsw_ef_construct": hnsw.get("ef_construct"),
+            "shard_number": config.get("shard_number"),
+            "replication_factor": config.get("replication_factor"),
+        }
+
+    def check_storage(self, stored: Manifest) -> None:
+        """Refuses creation settings that differ from the existing collection's (`stored`).
+
+        When the manifest records no storage settings (a collection from before they were recorded, or a
+        repaired manifest), the ones the engine reports are compared.
+
+        Raises:
+            ManifestMismatchError: Naming each differing setting, both sides, and the fix.
+        """
+        requested, defaults = self._storage_requested(), self._storage_defaults()
+        if stored.storage is None and any(value != defaults[name] for name, value in requested.items()):
+            config = self._config()
+            if config is not None:
+                storage = self._stored_storage(self._described_layout(stored), config)
+                stored = stored.model_copy(update={"storage": storage})
+        super().check_storage(stored)
+
+    def _collection_quantization(self) -> str | None:
+        """The collection's quantization: the manifest's, else the one the engine reports (kept once read)."""
+        if self._quantization is UNKNOWN:
+            manifest = self._known_manifest()
+            if manifest is not None and manifest.storage is not None:
+                self._quantization = manifest.storage.get("quantization")
+            else:
+                config = self._config()
+                if config is None:
+                    return None
+                self._quantization = self._stored_storage(self._described_layout(manifest), config)[
+                    "quantization"
+                ]
+        return self._quantization
+
+    # -- adopting a collection vllm-embed did not create ----------------------------------------------
 
     def _adopt(self, manifest: Manifest) -> Manifest:
         layout = self.layout
@@ -266,10 +351,6 @@ class QdrantBaseSink(BaseSink):
         """The client's filter of a metadata filter (`None` for no filter)."""
         conditions = filter_conditions(self.layout, filter)
         return self._must([self._condition(c) for c in conditions]) if conditions else None
-
-    def _collection_quantization(self) -> str | None:
-        """Driver: the collection's quantization (`int8`, `binary`, …; `None`: not quantized)."""
-        raise NotImplementedError
 
     def _search_param_types(self) -> tuple[Any, Any]:
         """Driver: the client's `SearchParams` and `QuantizationSearchParams` classes (same fields)."""
@@ -373,3 +454,13 @@ class QdrantBaseSink(BaseSink):
         """Replaces the vectors of existing points, leaving their payloads as they are."""
         if ids:
             self._update_vectors(list(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)))
+
+
+def quantization_name(config: object) -> str | None:
+    """`{"scalar": {"type": "int8"}}` → `int8`, `{"binary": {...}}` → `binary`, other kinds by their key."""
+    if not isinstance(config, dict) or not config:
+        return None
+    kind = next(iter(config))
+    if kind == "scalar":
+        return str((config[kind] or {}).get("type", "int8"))
+    return str(kind)

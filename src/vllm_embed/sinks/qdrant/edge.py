@@ -36,7 +36,6 @@ import numpy as np
 
 from vllm_embed._optional import require
 from vllm_embed.errors import ManifestError, StoreBusyError, UnmanagedCollectionError
-from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
     CollectionInfo,
     CollectionNotFoundError,
@@ -53,6 +52,7 @@ from vllm_embed.sinks.qdrant.common import (
     Query,
     StorageSettingsError,
     payload_index_keys,
+    quantization_name,
 )
 from vllm_embed.sinks.storage import IndexField
 
@@ -223,15 +223,12 @@ class QdrantEdgeSink(QdrantBaseSink):
                 shard = self._load()
             return shard
 
-    def _engine_config(self) -> dict[str, Any]:
+    def _config(self) -> dict[str, Any] | None:
         """The shard's configuration as the engine persisted it (`edge_config.json`)."""
+        if not self._is_shard(self._dir):
+            return None
         config: dict[str, Any] = json.loads((self._dir / _ENGINE_CONFIG).read_text())
         return config
-
-    def _dense_config(self, layout: Layout) -> dict[str, Any] | None:
-        vectors = self._engine_config().get("vectors") or {}
-        params = vectors.get(layout.qdrant_vector)
-        return params if isinstance(params, dict) else None
 
     def _write_manifest_file(self, directory: Path, manifest: Manifest) -> None:
         """Writes the manifest atomically: a temporary file, synced, renamed over the old one."""
@@ -355,39 +352,6 @@ class QdrantEdgeSink(QdrantBaseSink):
         info = self._call("shard info", self._shard().info)
         return {key: _enum_name(index.data_type).lower() for key, index in info.payload_schema.items()}
 
-    def _engine_storage(self, layout: Layout) -> dict[str, Any]:
-        """The dense vector's creation settings as the engine keeps them (`QdrantCollectionSettings`)."""
-        config = self._engine_config()
-        dense = self._dense_config(layout) or {}
-        quantization = dense.get("quantization_config") or config.get("quantization_config")
-        hnsw = dense.get("hnsw_config") or config.get("hnsw_config") or {}
-        return {
-            **self._storage_defaults(),
-            "quantization": _quantization_name(quantization),
-            "on_disk": bool(dense.get("on_disk")) or dense.get("memory") == "cold",
-            "hnsw_m": hnsw.get("m"),
-            "hnsw_ef_construct": hnsw.get("ef_construct"),
-        }
-
-    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
-        dense = self._dense_config(layout)
-        sparse = {
-            name: None if params.get("modifier") is None else str(params["modifier"]).lower()
-            for name, params in (self._engine_config().get("sparse_vectors") or {}).items()
-        }
-        if dense is None:
-            return None, None, sparse
-        return int(dense["size"]), str(dense.get("distance", "")).lower(), sparse
-
-    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
-        return self._engine_storage(layout)
-
-    def _stored_dimensions(self, layout: Layout) -> int | None:
-        if not self._is_shard(self._dir):
-            return None
-        dense = self._dense_config(layout)
-        return None if dense is None else int(dense["size"])
-
     def _store_manifest(self, manifest: Manifest) -> None:
         self._call("manifest update", self._write_manifest_file, self._dir, manifest)
 
@@ -451,11 +415,6 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def _delete(self, filter: Any) -> None:
         self._update("delete", self._qe.UpdateOperation.delete_points_by_filter(filter))
-
-    def _collection_quantization(self) -> str | None:
-        if self._quantization is _UNKNOWN:
-            self._quantization = self._engine_storage(self.layout)["quantization"]
-        return self._quantization
 
     def _search_param_types(self) -> tuple[Any, Any]:
         return self._qe.SearchParams, self._qe.QuantizationSearchParams
@@ -549,11 +508,11 @@ class QdrantEdgeSink(QdrantBaseSink):
         manifest = self._known_manifest()
         # An unmanaged shard is described under the layout given, else the default one (adopt or not).
         layout = self._described_layout(manifest)
-        dense = self._dense_config(layout)
-        config = self._engine_config()
+        config = self._existing_config()
+        dimensions, distance, _ = self._stored_vectors(layout, config)
         shard_info = self._call("shard info", shard.info)
         storage = {
-            **self._engine_storage(layout),
+            **self._stored_storage(layout, config),
             "indexing_threshold_kb": (config.get("optimizers") or {}).get("indexing_threshold"),
             "sparse_vectors": {
                 name: {"modifier": params.get("modifier")}
@@ -567,8 +526,8 @@ class QdrantEdgeSink(QdrantBaseSink):
             store=repr(self),
             manifest=manifest,
             points=self.count(),
-            dimensions=None if dense is None else int(dense["size"]),
-            distance=None if dense is None else str(dense.get("distance", "")).lower(),
+            dimensions=dimensions,
+            distance=distance,
             storage=storage,
             payload_indexes={
                 key: _enum_name(index.data_type).lower() for key, index in shard_info.payload_schema.items()
@@ -590,7 +549,7 @@ class QdrantEdgeSink(QdrantBaseSink):
                 {
                     "index": index.get("type"),
                     **{k: v for k, v in (index.get("options") or {}).items() if k in ("m", "ef_construct")},
-                    "quantization": _quantization_name(vector.get("quantization_config")),
+                    "quantization": quantization_name(vector.get("quantization_config")),
                     "storage_type": vector.get("storage_type"),
                 }
             )
@@ -624,16 +583,6 @@ def _match_value(value: str | int | float | bool) -> Any:
 def _enum_name(value: object) -> str:
     """`PayloadSchemaType.Keyword` → `Keyword` (the engine's enums have no `.name`)."""
     return str(value).rpartition(".")[2]
-
-
-def _quantization_name(config: object) -> str | None:
-    """`{"scalar": {"type": "int8"}}` → `int8`, `{"binary": {...}}` → `binary`, other kinds by their key."""
-    if not isinstance(config, dict) or not config:
-        return None
-    kind = next(iter(config))
-    if kind == "scalar":
-        return str((config[kind] or {}).get("type", "int8"))
-    return str(kind)
 
 
 def _disk_bytes(directory: Path) -> int:
