@@ -33,7 +33,7 @@ from vllm_embed.sinks.filters import MetadataValue as MetadataValue
 from vllm_embed.sinks.filters import StoredVectors as StoredVectors
 from vllm_embed.sinks.filters import check_filter as check_filter
 from vllm_embed.sinks.fusion import FusionSettings, fuse
-from vllm_embed.sinks.layouts import LAYOUTS, get_layout
+from vllm_embed.sinks.layouts import DEFAULT_LAYOUT, LAYOUTS, get_layout
 from vllm_embed.sinks.layouts import Layout as Layout
 from vllm_embed.sinks.manifest import MISSING, UNMANAGED, CollectionState
 from vllm_embed.sinks.manifest import CollectionInfo as CollectionInfo
@@ -311,14 +311,14 @@ class BaseSink:
             state = self.state()
             if state.unmanaged and not self.adopt:
                 raise self._unmanaged_error()
-            self._layout = get_layout(state.manifest.layout if state.manifest is not None else Layout.name)
+            self._layout = get_layout(state.manifest.layout if state.manifest is not None else DEFAULT_LAYOUT)
         return self._layout
 
     def _described_layout(self, manifest: Manifest | None) -> Layout:
         """The layout to describe a collection with: its manifest's, else the one asked for, else default."""
         if manifest is not None:
             return get_layout(manifest.layout)
-        return self._layout or get_layout(Layout.name)
+        return self._layout or get_layout(DEFAULT_LAYOUT)
 
     # -- prepare: create, adopt, or check --------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from vllm_embed.sinks.base import (
     Manifest,
     ManifestMismatchError,
 )
-from vllm_embed.sinks.layouts import DOC_ID, KeyPath, get_layout
+from vllm_embed.sinks.layouts import DEFAULT_LAYOUT, DOC_ID, KeyPath, get_layout
 from vllm_embed.sinks.milvus_index import (
     DEFAULT_INDEX,
     SCALAR_INDEX,
@@ -129,7 +129,9 @@ class MilvusCollection(BaseSink):
                 )
         if layout.milvus_dynamic:
             probe = Chunk(id=str(uuid.UUID(int=0)), doc_id=doc_id, chunk_index=0, text="")
-            dynamic = {k: v for k, v in layout.milvus_row(probe, "").items() if k not in self._field_names}
+            dynamic = {
+                k: v for k, v in layout.record("milvus", probe, "").items() if k not in self._field_names
+            }
             dynamic_size = len(json.dumps(dynamic, ensure_ascii=False).encode("utf-8"))
             if dynamic_size > JSON_MAX_BYTES:
                 raise ValueError(
@@ -214,7 +216,7 @@ class MilvusCollection(BaseSink):
         Raises:
             MilvusIndexError: Naming the field and the fix (Milvus Lite: metadata is kept in JSON).
         """
-        self._index_targets(self._layout or get_layout(Layout.name), self.index_fields)
+        self._index_targets(self._layout or get_layout(DEFAULT_LAYOUT), self.index_fields)
 
     def _index_targets(
         self, layout: Layout, index_fields: Iterable[IndexField]

@@ -218,7 +218,7 @@ class MilvusSink(MilvusCollection):
         layout = self.layout
         rows = self._get(ids, layout.milvus_output_fields())
         return {
-            str(row[layout.milvus_id]): layout.milvus_hit(row[layout.milvus_id], 0.0, row) for row in rows
+            str(row[layout.milvus_id]): layout.hit("milvus", row[layout.milvus_id], 0.0, row) for row in rows
         }
 
     def fetch_vectors(self, ids: Sequence[str]) -> dict[str, NDArray[np.float32]]:
@@ -242,7 +242,7 @@ class MilvusSink(MilvusCollection):
         sparse = self._sparse_state()
         terms = None if sparse is None else sparse.terms
         for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32).tolist(), strict=True):
-            row = self.layout.milvus_row(chunk, self.stored_text(chunk.text))
+            row = self.layout.record("milvus", chunk, self.stored_text(chunk.text))
             row[self.layout.milvus_id] = chunk.id
             row[self.layout.milvus_vector] = vector
             if terms is not None:
@@ -319,7 +319,9 @@ class MilvusSink(MilvusCollection):
         """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
         hits = []
         for result in results:
-            hit = self.layout.milvus_hit(self._hit_id(result), result["distance"], result.get("entity", {}))
+            hit = self.layout.hit(
+                "milvus", self._hit_id(result), result["distance"], result.get("entity", {})
+            )
             by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
             hits.append(dataclasses.replace(hit, found_by=by))
         return hits

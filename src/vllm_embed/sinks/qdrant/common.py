@@ -152,7 +152,7 @@ class QdrantBaseSink(BaseSink):
         """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
         hits = []
         for point in points:
-            hit = self.layout.qdrant_hit(str(point.id), point.score, point.payload or {})
+            hit = self.layout.hit("qdrant", str(point.id), point.score, point.payload or {})
             by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
             hits.append(dataclasses.replace(hit, found_by=by))
         return hits
@@ -307,7 +307,7 @@ class QdrantBaseSink(BaseSink):
             name, encoder = sparse
             for entry, vector in zip(named, encoder.embed_documents([c.text for c in chunks]), strict=True):
                 entry[name] = self._sparse_vector(vector.indices, vector.values)
-        self._upsert([c.id for c in chunks], named, [layout.qdrant_payload(c) for c in chunks])
+        self._upsert([c.id for c in chunks], named, [layout.record("qdrant", c, c.text) for c in chunks])
 
     def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
         """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
@@ -431,7 +431,7 @@ class QdrantBaseSink(BaseSink):
     def fetch_chunks(self, ids: Sequence[str]) -> dict[str, Hit]:
         """Returns the stored text and metadata of each of `ids` that exists (as hits, score 0)."""
         records = self._retrieve(list(ids), payload=True, vector=False) if ids else []
-        return {str(r.id): self.layout.qdrant_hit(str(r.id), 0.0, r.payload or {}) for r in records}
+        return {str(r.id): self.layout.hit("qdrant", str(r.id), 0.0, r.payload or {}) for r in records}
 
     def fetch_vectors(self, ids: Sequence[str]) -> dict[str, NDArray[np.float32]]:
         """Returns the stored dense vector of each of `ids` that exists."""
