@@ -1,6 +1,7 @@
-"""The collection lifecycle, written once for every store: `BaseSink` over a small set of store hooks.
+"""The one sink API and the collection lifecycle, written once for every store: `BaseSink` over store hooks.
 
-(Over ~500 lines: the lifecycle and the declaration of every store hook, documented, live together.)
+(Over ~500 lines: the API every caller uses, the lifecycle and the declaration of every store hook,
+documented, live together.)
 
 `BaseSink` owns what every store does alike: reading the collection's state (missing, unmanaged or managed:
 `CollectionState`), creating or adopting it, the run checks (model, chunking, hybrid, storage, index

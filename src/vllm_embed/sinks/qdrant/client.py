@@ -1,8 +1,7 @@
 """Qdrant sink: local mode (a directory or `:memory:`) or a server, through the same client calls.
 
-Over ~500 lines because it is the whole qdrant-client driver of `QdrantBaseSink` (creation, adoption and
-storage settings read back from a server's config, local mode's limits, requests); the planned split is
-`qdrant/` (requests, client driver, edge driver).
+(Just over ~500 lines: the qdrant-client driver of `QdrantBaseSink` — collection creation, local mode's
+limits and WAL tuning, the configuration read back, requests — with its documented constructor.)
 """
 
 from __future__ import annotations

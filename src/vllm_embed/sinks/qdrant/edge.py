@@ -1,7 +1,7 @@
 """Qdrant's own engine in-process (qdrant-edge-py): HNSW, quantization with rescoring, payload indexes, WAL.
 
 (Over ~500 lines: the edge engine's driver of `QdrantBaseSink` plus its on-disk shard handling — atomic
-creation, manifest file, segments read back, optimize; the planned split is `qdrant/` per driver.)
+creation, manifest file, segments read back, optimize — which no other store has.)
 
 qdrant-client's local mode (`QdrantSink(path=...)`) is a pure-Python emulation that searches by brute
 force and ignores quantization, HNSW settings and payload indexes. `QdrantEdgeSink` runs the Rust engine
