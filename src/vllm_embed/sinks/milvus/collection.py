@@ -1,6 +1,7 @@
 """The Milvus collection's lifecycle hooks: schema and index creation, adoption checks, settings, `info`.
 
-`MilvusSink` (`sink.py`) adds the client, points and searches on top; `BaseSink` runs these hooks.
+`MilvusSink` (`sink.py`) adds the client, points and searches on top; `BaseSink` runs these hooks. (Just
+over ~500 lines: index targets and the adoption checks of a hand-made schema belong with the schema.)
 """
 
 from __future__ import annotations
