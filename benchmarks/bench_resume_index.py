@@ -62,7 +62,7 @@ def main() -> None:
                     id=ids[d][i], doc_id=f"doc-{d}", chunk_index=i, text=f"c{i}", metadata={"g": d % 97}
                 )
                 vector = rng.normal(size=args.dim)
-                row = layout.milvus_row(chunk, chunk.text)
+                row = layout.record("milvus", chunk, chunk.text)
                 row.update(
                     {
                         layout.milvus_id: chunk.id,

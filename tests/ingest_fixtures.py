@@ -100,7 +100,7 @@ def dump_store(sink: QdrantSink | MilvusSink) -> dict[str, tuple[dict[str, Any],
             )
             for r in records:
                 vector = r.vector[layout.qdrant_vector] if isinstance(r.vector, dict) else r.vector
-                hit = layout.qdrant_hit(str(r.id), 0.0, r.payload or {})
+                hit = layout.hit("qdrant", str(r.id), 0.0, r.payload or {})
                 points[str(r.id)] = (_fields(hit), np.asarray(vector, dtype=np.float32))
             if offset is None:
                 return points
@@ -108,7 +108,7 @@ def dump_store(sink: QdrantSink | MilvusSink) -> dict[str, tuple[dict[str, Any],
         sink.collection, filter=f'{layout.milvus_id} != ""', output_fields=["*"], limit=16384
     )
     for row in rows:
-        hit = layout.milvus_hit(str(row[layout.milvus_id]), 0.0, row)
+        hit = layout.hit("milvus", str(row[layout.milvus_id]), 0.0, row)
         points[hit.id] = (_fields(hit), np.asarray(row[layout.milvus_vector], dtype=np.float32))
     return points
 

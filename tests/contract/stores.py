@@ -22,7 +22,7 @@ import pytest
 from vllm_embed.sinks import MilvusSink, QdrantEdgeSink, QdrantSink
 from vllm_embed.sinks.base import BaseSink
 from vllm_embed.sinks.milvus import _LITE_GRPC_OPTIONS  # the Milvus server process is Milvus Lite's
-from vllm_embed.sinks.qdrant_edge import MANIFEST_FILE
+from vllm_embed.sinks.qdrant.edge import MANIFEST_FILE
 from vllm_embed.sinks.spec import SinkSpec
 
 

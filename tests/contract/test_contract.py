@@ -91,6 +91,27 @@ def test_filters_match_metadata_values_exactly(store: OpenStore) -> None:
         assert search("q", embedder=fake, sink=sink, top_k=50, filter={"lang": '" or 1 == 1 or "'}) == []
 
 
+@pytest.mark.parametrize("layout", ["vllm-embed", "langchain", "llama-index"])
+def test_changed_metadata_is_rewritten_on_rerun_without_embedding(store: OpenStore, layout: str) -> None:
+    """A re-run converges to what a fresh run leaves, metadata included, and embeds nothing new."""
+    fake = FakeHashEmbedder()
+    with store.sink(layout=layout) as sink:
+        first = run(sink, fake=fake)
+        embedded = len(fake.embedded)
+        metadata = {"lang": "de", "year": 2022, "tags": ["a", "b"]}
+        changed = [*DOCS[:2], Document(LONG, id="long", metadata=metadata)]
+        again = run(sink, changed, fake)
+        long_chunks = first.chunks - 2
+        assert (again.embedded, again.updated, again.skipped) == (0, long_chunks, 2)
+        assert (len(fake.embedded), sink.count()) == (embedded, first.chunks)
+        hits = search("q", embedder=fake, sink=sink, top_k=50, filter={"lang": "de"})
+        assert doc_ids(hits) == ["long"] and len(hits) == long_chunks
+        assert all(h.metadata == metadata for h in hits)
+        assert search("q", embedder=fake, sink=sink, top_k=50, filter={"lang": 'it\'s "en"'}) == []
+        third = run(sink, changed, fake)
+        assert (third.updated, third.skipped, len(fake.embedded)) == (0, first.chunks, embedded)
+
+
 def test_hybrid_ranks_a_term_only_bm25_knows_and_the_choice_sticks(store: OpenStore) -> None:
     fake = FakeHashEmbedder()
     with store.sink(hybrid=True) as sink:

@@ -36,7 +36,7 @@ def test_the_printed_ingest_command_creates_the_recommended_collection(
     code, _stdout, stderr = run(*words, "--no-progress")
     assert code == 0, stderr
 
-    from vllm_embed.sinks.qdrant_edge import QdrantEdgeSink
+    from vllm_embed.sinks.qdrant import QdrantEdgeSink
 
     sink = QdrantEdgeSink("advised", path=str(store))
     try:

@@ -111,6 +111,17 @@ def test_blocks_store_the_points_ingest_stores_and_resume(plan: DocumentPlan) ->
     assert (again.written, again.skipped, again.chunks) == (0, expected.chunks, expected.chunks)
     assert sink.count() == expected.chunks
 
+    # Changed metadata converges to what the pipeline leaves, without embedding (issue 23 item 3).
+    changed = [{**d, "lang": "de"} if d["id"] == "doc-3" else d for d in _documents()]
+    calls = len(embedder.calls)
+    third = _run_blocks(sink, plan, embedder, changed)
+    assert (third.written, len(embedder.calls), sink.count()) == (0, calls, expected.chunks)
+    ingest(changed, embedder=reference_embedder, sink=reference, progress=False, chunk_tokens=CHUNK_TOKENS)
+    stored, wanted = dump_store(sink), dump_store(reference)
+    assert {p: payload for p, (payload, _) in stored.items()} == {
+        p: payload for p, (payload, _) in wanted.items()
+    }
+
 
 def test_document_ids_match_the_pipeline_ids(plan: DocumentPlan) -> None:
     ids = document_ids(pa.Table.from_pylist(_documents()), plan).column("doc_id").to_pylist()

@@ -350,7 +350,7 @@ def test_store_recall_through_a_real_collection(tmp_path: Path) -> None:
 
 
 def test_store_remeasures_the_rows_of_the_recommended_size_in_qdrant_edge() -> None:
-    pytest.importorskip("vllm_embed.sinks.qdrant_edge")
+    pytest.importorskip("qdrant_edge")
     advice = advise(
         topic_corpus(),
         embedder=FakeBagOfWordsEmbedder(),

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -58,9 +56,7 @@ def fake_sinks(monkeypatch) -> dict[str, FakeSinkClass]:
     fakes = {"qdrant": FakeSinkClass(), "qdrant-edge": FakeSinkClass(), "milvus": FakeSinkClass()}
     monkeypatch.setattr(qdrant_module, "QdrantSink", fakes["qdrant"])
     monkeypatch.setattr(milvus_module, "MilvusSink", fakes["milvus"])
-    edge = types.ModuleType("vllm_embed.sinks.qdrant_edge")
-    edge.QdrantEdgeSink = fakes["qdrant-edge"]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "vllm_embed.sinks.qdrant_edge", edge)
+    monkeypatch.setattr(qdrant_module, "QdrantEdgeSink", fakes["qdrant-edge"])
     monkeypatch.setattr(cli, "make_embedder", no_engine)
     return fakes
 

@@ -176,28 +176,6 @@ def test_a_file_source_counts_every_document_read(sink, tokenizer, tmp_path: Pat
     assert sorted(texts_by_point(sink).values()) == ["v2", "v3", "v4"]
 
 
-class FakeSinkWithoutIdCheck:
-    """A custom sink written before `check_document_id` joined the protocol: a real sink, minus that."""
-
-    def __init__(self, sink) -> None:
-        self._sink = sink
-
-    def __getattr__(self, name: str):
-        if name == "check_document_id":
-            raise AttributeError(name)
-        return getattr(self._sink, name)
-
-
-def test_a_sink_without_an_id_check_accepts_every_id(sink, tokenizer) -> None:
-    report = ingest(
-        [Document("t", id="doc")],
-        embedder=FakeHashEmbedder(tokenizer),
-        sink=FakeSinkWithoutIdCheck(sink),
-        progress=False,
-    )
-    assert (report.documents, report.rejected) == (1, ()) and sink.count() == 1
-
-
 def test_repeated_ids_name_their_files_and_lines(tmp_path: Path) -> None:
     from vllm_embed.ingest.duplicates import superseded_positions
 

@@ -27,7 +27,7 @@ from vllm_embed.sinks import (
     VerifiableSink,
 )
 from vllm_embed.sinks.layouts import LAYOUTS
-from vllm_embed.sinks.qdrant_edge import MANIFEST_FILE
+from vllm_embed.sinks.qdrant.edge import MANIFEST_FILE
 
 DIM = 32
 

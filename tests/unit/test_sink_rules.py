@@ -20,7 +20,7 @@ from vllm_embed.errors import ManifestError, VllmEmbedError
 from vllm_embed.ingest import ingest
 from vllm_embed.sinks import BaseSink, MilvusSink, QdrantEdgeSink, QdrantSink
 from vllm_embed.sinks.names import CollectionNameError, StorePathError
-from vllm_embed.sinks.qdrant_edge import MANIFEST_FILE
+from vllm_embed.sinks.qdrant.edge import MANIFEST_FILE
 
 
 @pytest.mark.parametrize(

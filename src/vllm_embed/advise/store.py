@@ -28,7 +28,7 @@ def _open_store(store: str, directory: Path, row: AdviceRow) -> Sink:
     if store not in STORES:
         raise AdviceError(f"store={store!r} must be one of {STORES} (or None)")
     try:
-        from vllm_embed.sinks.qdrant_edge import QdrantEdgeSink  # type: ignore[import-not-found,unused-ignore]
+        from vllm_embed.sinks.qdrant import QdrantEdgeSink  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise AdviceError(
             f"store={store!r} needs QdrantEdgeSink, which this installation lacks ({exc})"
@@ -88,9 +88,7 @@ def store_recall(
     position = {chunk.id: i for i, chunk in enumerate(chunks)}
     for start in range(0, len(chunks), 1024):
         sink.upsert(chunks[start : start + 1024], d[start : start + 1024])
-    optimize = getattr(sink, "optimize", None)  # an embedded engine indexes on demand (QdrantEdgeSink)
-    if optimize is not None:
-        optimize()
+    sink.optimize()  # an embedded engine indexes on demand (QdrantEdgeSink)
     found = np.asarray(
         [[position[hit.id] for hit in sink.search(vector, top_k)] for vector in q], dtype=np.intp
     )

@@ -131,7 +131,7 @@ def _open_sink(
             return QdrantSink(collection, location=qdrant, **kwargs)
         return QdrantSink(collection, path=qdrant, **kwargs)
     if qdrant_edge is not None:
-        from vllm_embed.sinks.qdrant_edge import QdrantEdgeSink
+        from vllm_embed.sinks.qdrant import QdrantEdgeSink
 
         edge: Sink = QdrantEdgeSink(collection, path=qdrant_edge, **kwargs)
         return edge

@@ -79,8 +79,7 @@ def record_chunking(sink: Sink, manifest: Manifest, *, rechunk: bool) -> None:
     stored = sink.read_manifest()
     if stored is None or not check_chunking(stored, manifest, sink.collection, rechunk=rechunk):
         return
-    write_manifest = getattr(sink, "write_manifest", None)
-    if write_manifest is None:
-        raise ValueError(f"{sink!r} cannot rewrite its manifest, so it cannot record new chunking")
     # Everything else in the stored manifest (e.g. settings other features record) is kept.
-    write_manifest(stored.model_copy(update={name: getattr(manifest, name) for name in Manifest._CHUNKING}))
+    sink.write_manifest(
+        stored.model_copy(update={name: getattr(manifest, name) for name in Manifest._CHUNKING})
+    )

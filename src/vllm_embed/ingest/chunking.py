@@ -22,6 +22,18 @@ _CHUNKS_PER_CHECK = 256
 _Offsets = Sequence[tuple[int, int]] | NDArray[np.int64]
 
 
+def token_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """The token ids of each text, without special tokens (one tokenizer call)."""
+    ids: list[list[int]] = tokenizer(
+        texts,
+        add_special_tokens=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )["input_ids"]
+    return ids
+
+
 class Chunker:
     """Splits texts into windows of at most `chunk_tokens` tokens, overlapping by `chunk_overlap` tokens.
 
@@ -100,14 +112,7 @@ class Chunker:
             start = max(start + 1, end - self.chunk_overlap)
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        ids: list[list[int]] = self.tokenizer(
-            texts,
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )["input_ids"]
-        return ids
+        return token_ids(self.tokenizer, texts)
 
     def _offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         encoded = self.tokenizer(

@@ -6,7 +6,8 @@ steps in the same order, each written here once:
 1. `scan_input`: the input read ahead for repeated document ids (a file's broken record fails here too).
 2. `check_collection`: the collection's manifest against this run, writing nothing.
 3. `open_collection`: the collection created or checked, and this run's chunking recorded.
-4. `select_unstored`: per batch, the chunks the store holds unchanged are dropped before embedding.
+4. `select_unstored`: per batch, the chunks the store holds unchanged are dropped before embedding, and
+   those it holds with the same text but other metadata are rewritten without embedding.
 5. `Counters`: what the written batches add up to, and the `IngestReport` they make.
 
 Steps 1–3 need no engine: a mistake is reported before the engine's minute of start-up, and a run with
@@ -15,6 +16,7 @@ nothing to embed never starts one.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from vllm_embed.ingest.ids import point_id
 from vllm_embed.ingest.options import IngestOptions
 from vllm_embed.ingest.report import IngestReport
 from vllm_embed.ingest.splitters import DocumentChunker
-from vllm_embed.sinks.base import BaseSink, Chunk, Manifest, Sink
+from vllm_embed.sinks.base import Chunk, Manifest, Sink
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def stored_manifest(sink: Sink) -> Manifest | None:
     try:
         return sink.read_manifest()
     except UnmanagedCollectionError:
-        if not getattr(sink, "adopt", False):
+        if not sink.adopt:
             raise
         return None
 
@@ -104,14 +106,12 @@ def check_collection(sink: Sink, run: Manifest | Mapping[str, Any], *, rechunk: 
     """
     stored = stored_manifest(sink)
     if stored is None:
-        if isinstance(sink, BaseSink):
-            sink.check_creation()
+        sink.check_creation()
         return
     planned = run if isinstance(run, Manifest) else stored.model_copy(update=dict(run))
     stored.require_compatible(planned, sink.collection)
-    if isinstance(sink, BaseSink):
-        sink.check_hybrid(stored)
-        sink.check_storage(stored)
+    sink.check_hybrid(stored)
+    sink.check_storage(stored)
     check_chunking(stored, planned, sink.collection, rechunk=rechunk)
 
 
@@ -124,7 +124,8 @@ def open_collection(sink: Sink, manifest: Manifest, *, rechunk: bool, hybrid: bo
     """
     sink.prepare(manifest)
     record_chunking(sink, manifest, rechunk=rechunk)
-    if hybrid and getattr(sink.read_manifest(), "sparse", None) is None:
+    stored = sink.read_manifest()
+    if hybrid and (stored is None or stored.sparse is None):
         raise ValueError(
             f"hybrid=True needs a sink that stores sparse vectors: build {sink!r} with hybrid=True"
         )
@@ -141,6 +142,8 @@ class ChunkBatch:
     stale: list[tuple[str, int]]
     rejected: list[tuple[str, str]] = field(default_factory=list)
     superseded: int = 0
+    to_update: list[Chunk] = field(default_factory=list)
+    """Chunks stored with the same text but other metadata: `update_metadata` rewrites them, unembedded."""
     vectors: NDArray[np.float32] | None = None
     token_ids: list[list[int]] | None = None
     """The prompted token ids of each chunk of `to_embed`, when the chunker knows them."""
@@ -149,7 +152,10 @@ class ChunkBatch:
 def select_unstored(sink: Sink, chunks: list[Chunk], documents: list[tuple[str, int]]) -> ChunkBatch:
     """Drops the chunks the store already holds unchanged, and finds documents that used to be longer.
 
-    One `fetch_texts` for the whole batch (`ingest`'s batches and the Ray ingest's blocks alike).
+    One `fetch_chunks` for the whole batch (`ingest`'s batches and the Ray ingest's blocks alike). A chunk
+    whose stored text is its text but whose stored metadata differs goes to `to_update`: a re-run leaves
+    what a fresh run leaves, without embedding it again. The metadata is compared as the store reads it
+    back (canonical JSON), so collections written before this check need nothing new.
 
     Args:
         sink: The store.
@@ -157,22 +163,33 @@ def select_unstored(sink: Sink, chunks: list[Chunk], documents: list[tuple[str, 
         documents: `(doc_id, chunk count)` of each document the chunks belong to.
 
     Returns:
-        The chunks to embed, the counts, and the `(doc_id, chunk count)` of documents with stale chunks.
+        The chunks to embed and to update, the counts, and the `(doc_id, chunk count)` of documents with
+        stale chunks.
     """
     # The point just past a document's last chunk only exists if an earlier version had more chunks.
     past_end = {point_id(doc_id, count): (doc_id, count) for doc_id, count in documents}
-    stored = sink.fetch_texts([c.id for c in chunks] + list(past_end))
+    stored = sink.fetch_chunks([c.id for c in chunks] + list(past_end))
     to_embed: dict[str, Chunk] = {}
+    to_update: list[Chunk] = []
     for chunk in chunks:
-        if stored.get(chunk.id) != sink.stored_text(chunk.text):
+        hit = stored.get(chunk.id)
+        if hit is None or hit.text != sink.stored_text(chunk.text):
             to_embed[chunk.id] = chunk
+        elif metadata_fingerprint(hit.metadata) != metadata_fingerprint(chunk.metadata):
+            to_update.append(chunk)
     return ChunkBatch(
         to_embed=list(to_embed.values()),
         chunks=len(chunks),
         documents=len(documents),
-        skipped=len(chunks) - len(to_embed),
+        skipped=len(chunks) - len(to_embed) - len(to_update),
         stale=[past_end[pid] for pid in past_end if pid in stored],
+        to_update=to_update,
     )
+
+
+def metadata_fingerprint(metadata: Mapping[str, Any]) -> str:
+    """Metadata as canonical JSON: equal for what was written and what the store reads back."""
+    return json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False, default=str)
 
 
 @dataclass
@@ -183,6 +200,7 @@ class Counters:
     chunks: int = 0
     embedded: int = 0
     skipped: int = 0
+    updated: int = 0
     written: int = 0
     deleted_from: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
@@ -199,13 +217,23 @@ class Counters:
         self.embedded += len(batch.to_embed)
         self.written += len(batch.to_embed)
         self.skipped += batch.skipped
+        self.updated += len(batch.to_update)
         self.deleted_from += len(batch.stale)
         self.rejected.extend(batch.rejected)
         self.superseded += batch.superseded
 
     def add(self, other: Counters) -> None:
         """Adds `other` to these counts."""
-        for name in ("documents", "chunks", "embedded", "skipped", "written", "deleted_from", "superseded"):
+        for name in (
+            "documents",
+            "chunks",
+            "embedded",
+            "skipped",
+            "updated",
+            "written",
+            "deleted_from",
+            "superseded",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejected.extend(other.rejected)
         self.embedded_by.update(other.embedded_by)
@@ -225,6 +253,7 @@ class Counters:
             embedded=self.embedded,
             skipped=self.skipped,
             written=self.written,
+            updated=self.updated,
             seconds=seconds,
             deleted_from=self.deleted_from,
             rejected=tuple(self.rejected),

@@ -47,21 +47,8 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str, ensure_ascii=False))
 
 
-class JsonlSource:
-    """Documents from a JSON Lines file, one object per line.
-
-    Args:
-        path: The `.jsonl` file.
-        text_field: Key of the text.
-        id_field: Key of the id; `None` uses `"id"` when present, else a content hash.
-        max_document_bytes: Longest line in bytes.
-        encoding: Encoding of the file (ASCII-compatible).
-        errors: What to do with bytes that do not decode (`"strict"`, `"replace"`, ...).
-
-    Raises:
-        InputFileError: While reading, for a line that is not a JSON object, lacks the text field, is longer
-            than `max_document_bytes`, or does not decode; naming the file and the line.
-    """
+class _RecordFile:
+    """A file of records, one document each, read line by line (`Lines`) with its path, fields and limits."""
 
     def __init__(
         self,
@@ -79,11 +66,43 @@ class JsonlSource:
         self.max_document_bytes = check_limit(max_document_bytes)
         self.encoding = encoding
         self.errors = errors
-        next(iter(self), None)  # a wrong field name fails here, not after an engine has started
+        self._check()  # a wrong field name fails here, not after an engine has started
+
+    def _check(self) -> None:
+        """Reads ahead what shows a wrong field name."""
+
+    def _check_columns(self, columns: Sequence[str]) -> None:
+        for column in (self.text_field, self.id_field):
+            if column is not None and column not in columns:
+                raise InputFileError(f"{self.path}: no column {column!r} (columns: {list(columns)})")
 
     def __iter__(self) -> Iterator[Document]:
         for _, doc in self.located():
             yield doc
+
+    def located(self) -> Iterator[tuple[str, Document]]:
+        """Yields each document with where it is (`file:line`)."""
+        raise NotImplementedError
+
+
+class JsonlSource(_RecordFile):
+    """Documents from a JSON Lines file, one object per line.
+
+    Args:
+        path: The `.jsonl` file.
+        text_field: Key of the text.
+        id_field: Key of the id; `None` uses `"id"` when present, else a content hash.
+        max_document_bytes: Longest line in bytes.
+        encoding: Encoding of the file (ASCII-compatible).
+        errors: What to do with bytes that do not decode (`"strict"`, `"replace"`, ...).
+
+    Raises:
+        InputFileError: While reading, for a line that is not a JSON object, lacks the text field, is longer
+            than `max_document_bytes`, or does not decode; naming the file and the line.
+    """
+
+    def _check(self) -> None:
+        next(iter(self), None)
 
     def located(self) -> Iterator[tuple[str, Document]]:
         """Yields each document with where it is: `file:line`."""
@@ -115,7 +134,7 @@ class JsonlSource:
         return count_nonblank_lines(self.path)
 
 
-class CsvSource:
+class CsvSource(_RecordFile):
     """Documents from a CSV file with a header row; every column but text and id becomes metadata.
 
     A row with fewer cells than the header gets `None` for the missing ones.
@@ -134,26 +153,8 @@ class CsvSource:
             decode; naming the file and the physical line.
     """
 
-    def __init__(
-        self,
-        path: str | Path,
-        text_field: str = "text",
-        id_field: str | None = None,
-        *,
-        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
-        encoding: str = DEFAULT_ENCODING,
-        errors: str = "strict",
-    ) -> None:
-        self.path = check_file(Path(path))
-        self.text_field = text_field
-        self.id_field = id_field
-        self.max_document_bytes = check_limit(max_document_bytes)
-        self.encoding = encoding
-        self.errors = errors
-        header = next(self._records(), (0, []))[1]
-        for column in (text_field, id_field):
-            if column is not None and column not in header:
-                raise InputFileError(f"{self.path}: no column {column!r} (columns: {header})")
+    def _check(self) -> None:
+        self._check_columns(next(self._records(), (0, []))[1])
 
     def _records(self) -> Iterator[tuple[int, list[str]]]:
         """Yields (first physical line, cells) of every record, the header included."""
@@ -188,10 +189,6 @@ class CsvSource:
                 )
             yield line, dict(zip(header, cells + [None] * (len(header) - len(cells)), strict=True))
 
-    def __iter__(self) -> Iterator[Document]:
-        for _, doc in self.located():
-            yield doc
-
     def located(self) -> Iterator[tuple[str, Document]]:
         """Yields each document with where it is: `file:line` of the record's first line."""
         for line, row in self._rows():
@@ -205,7 +202,7 @@ class CsvSource:
         return sum(1 for _ in self._rows())
 
 
-class ParquetSource:
+class ParquetSource(_RecordFile):
     """Documents from a Parquet file, read in row batches; every other column becomes metadata.
 
     Args:
@@ -227,20 +224,12 @@ class ParquetSource:
         *,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
     ) -> None:
-        pq = require("pyarrow.parquet", "Reading Parquet files")
-        self.path = check_file(Path(path))
-        self.text_field = text_field
-        self.id_field = id_field
-        self.max_document_bytes = check_limit(max_document_bytes)
-        self._file = pq.ParquetFile(self.path)
-        columns = self._file.schema_arrow.names
-        for column in (text_field, id_field):
-            if column is not None and column not in columns:
-                raise InputFileError(f"{self.path}: no column {column!r} (columns: {columns})")
+        super().__init__(path, text_field, id_field, max_document_bytes=max_document_bytes)
 
-    def __iter__(self) -> Iterator[Document]:
-        for _, doc in self.located():
-            yield doc
+    def _check(self) -> None:
+        pq = require("pyarrow.parquet", "Reading Parquet files")
+        self._file = pq.ParquetFile(self.path)
+        self._check_columns(self._file.schema_arrow.names)
 
     def located(self) -> Iterator[tuple[str, Document]]:
         """Yields each document with where it is: `file: row N`."""

@@ -72,8 +72,6 @@ def _batches(
     rejected: list[tuple[str, str]] = []
     dropped = 0  # superseded documents since the last batch
     layout = sink.layout
-    # A custom sink written before `check_document_id` joined the protocol accepts every id.
-    check_document_id = getattr(sink, "check_document_id", None)
     seen = DuplicateCheck() if superseded is None else None
 
     def accepted(position: int, doc: Document) -> bool:
@@ -86,8 +84,7 @@ def _batches(
             rejected.append((doc_id, reason))
             return False
         try:
-            if check_document_id is not None:
-                check_document_id(doc_id)
+            sink.check_document_id(doc_id)
         except ValueError as exc:
             rejected.append((doc_id, one_line(exc)))
             return False

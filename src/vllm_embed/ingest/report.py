@@ -16,13 +16,15 @@ class IngestReport:
         documents: Documents ingested: their chunks are stored now (written, or found already stored).
         chunks: Chunks the documents were split into.
         embedded: Chunks embedded by this run.
-        skipped: Chunks already stored with the same text (not embedded again).
+        skipped: Chunks already stored with the same text and metadata (not embedded again).
         written: Chunks written to the store by this run.
         deleted_from: Documents whose stale trailing chunks (from a longer earlier version) were deleted.
         seconds: Wall-clock duration.
         rejected: `(doc_id, reason)` of each document not written because the store cannot keep its id,
             or its text is larger than `max_document_bytes`.
         superseded: Earlier versions of a repeated document id, dropped unread (`on_duplicate="last"`).
+        updated: Chunks stored with the same text but other metadata, rewritten with the new metadata
+            without embedding them again.
         replica_chunks_per_second: Chunks each engine replica embedded per second of embedding
             (`vllm_embed.ray_data`; empty for a single-process run).
     """
@@ -36,6 +38,7 @@ class IngestReport:
     deleted_from: int = 0
     rejected: tuple[tuple[str, str], ...] = ()
     superseded: int = 0
+    updated: int = 0
     replica_chunks_per_second: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,6 +52,8 @@ class IngestReport:
             f"{self.skipped} already stored, {self.written} written in {self.seconds:.1f} s "
             f"({rate_text(rate)} chunks/s)"
         )
+        if self.updated:
+            text += f"; {self.updated} with new metadata rewritten (not embedded)"
         if self.replica_chunks_per_second:
             rates = ", ".join(rate_text(rate) for rate in self.replica_chunks_per_second)
             text += f"; replicas: {rates} chunks/s each"

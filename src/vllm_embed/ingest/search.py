@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
-from vllm_embed.sinks.base import CollectionNotFoundError, Hit, HybridSink, Manifest, MetadataFilter, Sink
+from vllm_embed.sinks.base import CollectionNotFoundError, Hit, Manifest, MetadataFilter, Sink
 from vllm_embed.sinks.fusion import FusionMethod, FusionSettings, fusion_settings
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
@@ -116,8 +116,6 @@ def search(
     fetch = top_k if rerank is None else max(top_k, candidates or DEFAULT_CANDIDATES)
     if mode == "dense":
         hits = sink.search(embedder.embed_query(query), fetch, filter)
-    elif not isinstance(sink, HybridSink):
-        raise ValueError(f"{sink!r} cannot search BM25 vectors (it has no sparse_search/hybrid_search)")
     elif mode == "sparse":
         hits = sink.sparse_search(query, fetch, filter)
     else:

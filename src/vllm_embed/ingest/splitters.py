@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from vllm_embed._utils import batched
-from vllm_embed.ingest.chunking import CHARS_PER_TOKEN, Chunker
+from vllm_embed.ingest.chunking import CHARS_PER_TOKEN, Chunker, token_ids
 from vllm_embed.ingest.markdown_blocks import markdown_pieces
 
 DEFAULT_CHUNK_TOKENS = 512
@@ -243,14 +243,7 @@ class DocumentChunker:
         return max(0, len(prompted) - len(bare))
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        ids: list[list[int]] = self.tokenizer(
-            texts,
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )["input_ids"]
-        return ids
+        return token_ids(self.tokenizer, texts)
 
     def _encoded(self, chunks: list[str]) -> list[ChunkText]:
         encoded: list[ChunkText] = []

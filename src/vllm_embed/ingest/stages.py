@@ -112,6 +112,7 @@ class Writer:
         if batch.to_embed:
             assert batch.vectors is not None
             self.sink.upsert(batch.to_embed, batch.vectors)
+        self.sink.update_metadata(batch.to_update)
         self.counters.add_batch(batch)
         self.progress.advance(batch.documents + len(batch.rejected) + batch.superseded, batch.chunks)
 

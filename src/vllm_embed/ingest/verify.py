@@ -16,7 +16,7 @@ from vllm_embed._utils import first_vector_problem, vector_problem
 from vllm_embed.errors import InvalidVectorError
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
 from vllm_embed.ingest.search import require_manifest
-from vllm_embed.sinks.base import Manifest, Sink, VerifiableSink
+from vllm_embed.sinks.base import Manifest, Sink
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +90,6 @@ def verify_collection(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be at least 1")
-    if not isinstance(sink, VerifiableSink):
-        raise ValueError(f"{sink!r} cannot list its stored vectors; verify a QdrantSink or a MilvusSink")
     manifest = require_manifest(sink)
     if repair:
         if embedder is None:
@@ -120,7 +118,7 @@ def verify_collection(
     return report
 
 
-def _repair(sink: VerifiableSink, embedder: SupportsEmbedding, ids: list[str], dimensions: int) -> int:
+def _repair(sink: Sink, embedder: SupportsEmbedding, ids: list[str], dimensions: int) -> int:
     """Re-embeds the stored texts of `ids` and replaces their vectors; returns how many were replaced.
 
     A point whose text is missing or empty is left alone: the vector of `""` is not its vector.

@@ -309,12 +309,12 @@ def without_documents(table: pa.Table, plan: DocumentPlan, doc_ids: Collection[s
 def select_block(sink: Sink, table: pa.Table) -> pa.Table:
     """Marks the chunks `sink` holds already (one lookup for the block) and drops documents it refuses.
 
-    A chunk stored unchanged keeps its row, without text (it is counted, not embedded); a document the
-    store refuses (`check_document_id`) becomes a rejected document row; a document whose stored version
-    had more chunks gets `delete_from` on its first row. A block holds whole documents (`chunk_block`'s
-    output). Runs in a Ray task for a store server, in the driver for an embedded store.
+    A chunk stored unchanged keeps its row, without text (it is counted, not embedded); one stored with the
+    same text but other metadata is rewritten here (`update_metadata`, no embedding) and counted alike; a
+    document the store refuses (`check_document_id`) becomes a rejected document row; a document whose
+    stored version had more chunks gets `delete_from` on its first row. A block holds whole documents
+    (`chunk_block`'s output). Runs in a Ray task for a store server, in the driver for an embedded store.
     """
-    check_document_id = getattr(sink, "check_document_id", None)
     token_ids = block_token_ids(table)
     by_document: dict[str, list[dict[str, Any]]] = {}
     for row in table.to_pylist():
@@ -327,8 +327,7 @@ def select_block(sink: Sink, table: pa.Table) -> pa.Table:
             rows.extend(doc_rows)
             continue
         try:
-            if check_document_id is not None:
-                check_document_id(doc_id)
+            sink.check_document_id(doc_id)
         except ValueError as exc:
             rows.append(document_row(doc_id, one_line(exc)))
             continue
@@ -338,6 +337,7 @@ def select_block(sink: Sink, table: pa.Table) -> pa.Table:
         if not chunks:
             rows.append(document_row(doc_id))
     batch = select_unstored(sink, candidates, documents)
+    sink.update_metadata(batch.to_update)  # same text, new metadata: rewritten here, counted as stored
     to_embed = {c.id for c in batch.to_embed}
     for chunk in candidates:
         if chunk.id in to_embed:

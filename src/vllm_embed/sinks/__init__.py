@@ -15,8 +15,7 @@ from vllm_embed.sinks.base import (
     VerifiableSink,
 )
 from vllm_embed.sinks.milvus import MilvusSink
-from vllm_embed.sinks.qdrant import QdrantSink
-from vllm_embed.sinks.qdrant_edge import QdrantEdgeSink
+from vllm_embed.sinks.qdrant import QdrantEdgeSink, QdrantSink
 
 __all__ = [
     "BaseSink",

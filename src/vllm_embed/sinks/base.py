@@ -1,6 +1,7 @@
-"""The collection lifecycle, written once for every store: `BaseSink` over a small set of store hooks.
+"""The one sink API and the collection lifecycle, written once for every store: `BaseSink` over store hooks.
 
-(Over ~500 lines: the lifecycle and the declaration of every store hook, documented, live together.)
+(Over ~500 lines: the API every caller uses, the lifecycle and the declaration of every store hook,
+documented, live together.)
 
 `BaseSink` owns what every store does alike: reading the collection's state (missing, unmanaged or managed:
 `CollectionState`), creating or adopting it, the run checks (model, chunking, hybrid, storage, index
@@ -12,10 +13,11 @@ hooks below marked "store hook". What a point stores next to its vector is a `La
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -27,9 +29,13 @@ from vllm_embed._utils import one_line
 from vllm_embed.errors import ManifestError, UnmanagedCollectionError
 from vllm_embed.sinks.chunks import Chunk as Chunk
 from vllm_embed.sinks.chunks import Hit as Hit
+from vllm_embed.sinks.filters import MetadataFilter as MetadataFilter
+from vllm_embed.sinks.filters import MetadataValue as MetadataValue
+from vllm_embed.sinks.filters import StoredVectors as StoredVectors
+from vllm_embed.sinks.filters import check_filter as check_filter
 from vllm_embed.sinks.fusion import FusionSettings, fuse
+from vllm_embed.sinks.layouts import DEFAULT_LAYOUT, LAYOUTS, get_layout
 from vllm_embed.sinks.layouts import Layout as Layout
-from vllm_embed.sinks.layouts import get_layout
 from vllm_embed.sinks.manifest import MISSING, UNMANAGED, CollectionState
 from vllm_embed.sinks.manifest import CollectionInfo as CollectionInfo
 from vllm_embed.sinks.manifest import CollectionNotFoundError as CollectionNotFoundError
@@ -37,14 +43,7 @@ from vllm_embed.sinks.manifest import Manifest as Manifest
 from vllm_embed.sinks.manifest import ManifestMismatchError as ManifestMismatchError
 from vllm_embed.sinks.manifest import SinkError as SinkError
 from vllm_embed.sinks.names import check_name
-from vllm_embed.sinks.protocol import HybridSink as HybridSink
-from vllm_embed.sinks.protocol import MetadataFilter as MetadataFilter
-from vllm_embed.sinks.protocol import MetadataValue as MetadataValue
-from vllm_embed.sinks.protocol import Sink as Sink
-from vllm_embed.sinks.protocol import StoredVectors as StoredVectors
-from vllm_embed.sinks.protocol import VerifiableSink as VerifiableSink
-from vllm_embed.sinks.protocol import check_filter as check_filter
-from vllm_embed.sinks.spec import COLLECTION_CHOICES, SinkSpec
+from vllm_embed.sinks.spec import SinkSpec
 from vllm_embed.sinks.storage import IndexField, storage_mismatches
 from vllm_embed.sinks.storage import index_fields as index_fields_of
 
@@ -68,8 +67,13 @@ def is_transient_grpc_error(exc: BaseException, codes: Collection[str]) -> bool:
     return getattr(code, "name", None) in codes
 
 
-class BaseSink(VerifiableSink, HybridSink):
-    """The collection lifecycle every sink shares: state, create / adopt / checks, retries, one lock.
+class BaseSink:
+    """A vector store collection: what ingest writes to, `search` reads from and `verify` checks and repairs.
+
+    This is the one sink API (`Sink` names it too): the collection lifecycle every store shares (state,
+    create / adopt / checks, retries, one lock) written here, over the store hooks each store implements.
+    Sinks must be safe to call from two threads (the pipeline checks stored points while its writer thread
+    upserts).
 
     A client the sink created is closed by `close()`, when the sink is garbage-collected, or at interpreter
     exit, whichever comes first (so an unclosed local store still releases its lock cleanly).
@@ -92,21 +96,16 @@ class BaseSink(VerifiableSink, HybridSink):
         CollectionNameError: If the store would refuse the collection name (one line naming the rule).
     """
 
-    construction: tuple[tuple[Any, ...], dict[str, Any]]
-    """The constructor's arguments: what `spec()` reopens the collection with."""
-
     store_label: ClassVar[str] = "store"
     """How messages name the store's collections, e.g. `"Qdrant collection"`."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:  # noqa: D102 - records `construction`
-        sink = super().__new__(cls)
-        sink.construction = (args, dict(kwargs))
-        return sink
+    _connection: dict[str, Any] | None = None
+    """Set by each store's constructor: the options that connect to the store again (`spec()`), or `None`
+    for a sink built on a caller's client object (which cannot travel to another process)."""
 
     def __init__(
         self,
         collection: str,
-        *,
         layout: str | None,
         max_attempts: int,
         retry_wait: float,
@@ -128,6 +127,12 @@ class BaseSink(VerifiableSink, HybridSink):
             self._sparse_name(self._layout)
         self.index_fields: tuple[IndexField, ...] = index_fields_of(index_fields)
         self.adopt = adopt
+        self._choices = {
+            "layout": layout,
+            "hybrid": hybrid,
+            "index_fields": tuple(field.to_spec() for field in self.index_fields),
+            "adopt": adopt,
+        }  # as asked: `spec()` reopens with them
         self._sparse: Any = UNKNOWN
         self._absent: Path | None = None
 
@@ -203,13 +208,24 @@ class BaseSink(VerifiableSink, HybridSink):
         """Store hook: `manifest` with the sparse settings of a hybrid collection (`manifest` if dense)."""
         return manifest
 
+    def _layout_sparse(self, layout: Layout) -> str:
+        """Store hook: the layout's sparse vector name in this store (`""`: it stores none here)."""
+        raise NotImplementedError
+
     def _sparse_name(self, layout: Layout) -> str:
-        """Store hook: the layout's sparse vector name in this store.
+        """The layout's sparse vector name in this store.
 
         Raises:
-            ValueError: If the layout stores no sparse vector here.
+            ValueError: If the layout stores no sparse vector here (naming the layouts that do).
         """
-        raise NotImplementedError
+        name = self._layout_sparse(layout)
+        if not name:
+            hybrid = " or ".join(repr(name) for name, other in LAYOUTS.items() if self._layout_sparse(other))
+            raise ValueError(
+                f"the {layout.name} layout stores no sparse vector in a {self.store_label}, so it cannot be "
+                f"hybrid: use layout {hybrid} for a hybrid collection, or leave out --hybrid"
+            )
+        return name
 
     def _sparse_analyzer(self) -> dict[str, Any]:
         """Store hook: what the manifest records of how sparse vectors are made in this store."""
@@ -227,9 +243,13 @@ class BaseSink(VerifiableSink, HybridSink):
         """Store hook: the creation settings a sink has when none are given."""
         return {}
 
-    def _spec_options(self) -> tuple[dict[str, Any], bool]:
-        """Store hook: options `spec()` adds, and whether other processes may open the store meanwhile."""
-        return {}, False
+    def _options(self) -> dict[str, Any]:
+        """Store hook: this sink's settings as constructor options (retries; the store adds its own)."""
+        return {"max_attempts": self._max_attempts, "retry_wait": self._retry_wait}
+
+    def _shared(self) -> bool:
+        """Store hook: whether other processes may open the store while this sink has it open (a server)."""
+        return False
 
     def _constructor_text(self) -> str:
         """How the sink was built, for messages (e.g. `QdrantSink('docs', url='http://…')`)."""
@@ -292,14 +312,14 @@ class BaseSink(VerifiableSink, HybridSink):
             state = self.state()
             if state.unmanaged and not self.adopt:
                 raise self._unmanaged_error()
-            self._layout = get_layout(state.manifest.layout if state.manifest is not None else Layout.name)
+            self._layout = get_layout(state.manifest.layout if state.manifest is not None else DEFAULT_LAYOUT)
         return self._layout
 
     def _described_layout(self, manifest: Manifest | None) -> Layout:
         """The layout to describe a collection with: its manifest's, else the one asked for, else default."""
         if manifest is not None:
             return get_layout(manifest.layout)
-        return self._layout or get_layout(Layout.name)
+        return self._layout or get_layout(DEFAULT_LAYOUT)
 
     # -- prepare: create, adopt, or check --------------------------------------------------------------
 
@@ -503,24 +523,101 @@ class BaseSink(VerifiableSink, HybridSink):
             "sparse": self.sparse_search(query, limit, filter),
         }
 
+    # -- points: store hooks, and what is built on them -----------------------------------------------
+
+    def fetch_chunks(self, ids: Sequence[str]) -> dict[str, Hit]:
+        """Store hook: the stored text and metadata of each of `ids` that exists (as hits, score 0)."""
+        raise NotImplementedError
+
+    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
+        """Returns the stored text of each of `ids` that exists."""
+        return {point: hit.text for point, hit in self.fetch_chunks(ids).items()}
+
+    def fetch_vectors(self, ids: Sequence[str]) -> dict[str, NDArray[np.float32]]:
+        """Store hook: the stored dense vector of each of `ids` that exists."""
+        raise NotImplementedError
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
+        """Store hook: inserts or replaces the points of `chunks`."""
+        raise NotImplementedError
+
+    def update_metadata(self, chunks: Sequence[Chunk]) -> None:
+        """Rewrites the stored points of `chunks` (same ids and texts) with their metadata, embedding nothing.
+
+        The stored vectors are read back and written again with the new payload (one upsert; the sparse
+        vectors are recomputed from the unchanged text).
+
+        Raises:
+            SinkError: If a point does not exist any more.
+        """
+        if not chunks:
+            return
+        vectors = self.fetch_vectors([chunk.id for chunk in chunks])
+        missing = [chunk.id for chunk in chunks if chunk.id not in vectors]
+        if missing:
+            raise SinkError(f"{self}: metadata update of points that do not exist: {', '.join(missing[:3])}")
+        self.upsert(chunks, np.stack([vectors[chunk.id] for chunk in chunks]).astype(np.float32))
+
+    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
+        """Store hook: deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
+        raise NotImplementedError
+
+    def search(
+        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """Store hook: the `top_k` points closest to `vector` whose metadata matches `filter`."""
+        raise NotImplementedError
+
+    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
+        """Store hook: the `top_k` points with the highest BM25 score for the text `query`.
+
+        Raises:
+            ValueError: If the collection is dense-only.
+        """
+        raise NotImplementedError
+
+    def count(self) -> int:
+        """Store hook: the number of points in the collection."""
+        raise NotImplementedError
+
+    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
+        """Store hook: every stored point's id and vector, `batch_size` points at a time."""
+        raise NotImplementedError
+
+    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        """Store hook: replaces the vectors of existing points, leaving their payloads as they are."""
+        raise NotImplementedError
+
+    def optimize(self) -> bool:
+        """Builds the indexes a store builds on demand (an embedded engine); whether anything changed.
+
+        A store that indexes as it writes has nothing to do (`False`).
+        """
+        return False
+
     # -- the store ---------------------------------------------------------------------------------------
 
     def spec(self) -> SinkSpec:
         """A small picklable value that opens this collection again (`spec.open()`), in another process too.
 
-        `spec.shared` says whether other processes may open it while this sink has it open (a server), or
-        not (an embedded directory or file, or a sink built on a client object, which cannot travel).
+        Its options are the store's connection options, this sink's settings and the collection choices
+        asked for, without those left at the constructor's defaults. `spec.shared` says whether other
+        processes may open it while this sink has it open (a server), or not (an embedded directory or
+        file, or a sink built on a client object, which cannot travel).
         """
-        options, shared = self._spec_options()
-        _args, kwargs = self.construction
-        reopenable = kwargs.get("client") is None
-        given = {k: v for k, v in kwargs.items() if k not in ("collection", "client")}
         cls = type(self)
+        defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items()}
+        given = {
+            name: value
+            for name, value in {**self._choices, **self._options()}.items()
+            if not _is_default(value, defaults.get(name, inspect.Parameter.empty))
+        }
+        reopenable = self._connection is not None
         return SinkSpec(
             sink=f"{cls.__module__}:{cls.__qualname__}",
             collection=self.collection,
-            options={**given, **options},
-            shared=shared and reopenable,
+            options={**given, **(self._connection or {})},
+            shared=self._shared() and reopenable,
             reopenable=reopenable,
         )
 
@@ -528,13 +625,11 @@ class BaseSink(VerifiableSink, HybridSink):
         """Returns a sink on collection `name` of the same store, with this sink's storage/search settings.
 
         The new sink shares this sink's client where the store has one (it then leaves it open on `close()`),
-        and follows that collection's layout, hybrid choice and index fields.
+        follows that collection's layout, hybrid choice and index fields, and reopens (`spec()`) as this
+        sink does.
         """
         sibling = type(self)(name, **self._sibling_options())
-        # It reopens (`spec()`) as this sink does, on its own collection, following that collection's choices.
-        _args, kwargs = self.construction
-        followed = ("collection", *COLLECTION_CHOICES)
-        sibling.construction = ((name,), {k: v for k, v in kwargs.items() if k not in followed})
+        sibling._connection = self._connection
         return sibling
 
     def _sibling_options(self) -> dict[str, Any]:
@@ -647,6 +742,14 @@ class BaseSink(VerifiableSink, HybridSink):
             self._finalizer()
 
 
+Sink = BaseSink
+"""The sink API (`BaseSink`): every caller is typed with it."""
+HybridSink = BaseSink
+"""Kept name: every sink has `sparse_search` and `hybrid_search` (a dense-only collection refuses them)."""
+VerifiableSink = BaseSink
+"""Kept name: every sink has `iter_vectors`, `replace_vectors` and `write_manifest`."""
+
+
 def _recorded_fields(stored: Manifest) -> tuple[IndexField, ...]:
     """The index fields a manifest records (none for a manifest from before they were recorded)."""
     specs = (stored.storage or {}).get("index_fields") or ()
@@ -657,6 +760,13 @@ def _recorded_fields(stored: Manifest) -> tuple[IndexField, ...]:
             f"the vllm-embed manifest of collection {stored.model!r} records an unreadable index field "
             f"({one_line(exc)})"
         ) from None
+
+
+def _is_default(value: object, default: object) -> bool:
+    """Whether a constructor option's value is its default (an empty mapping or sequence counts as `None`)."""
+    if default is inspect.Parameter.empty:
+        return False
+    return value == default or (default in (None, ()) and value in ({}, (), []))
 
 
 def _close_quietly(close: Callable[[], object], owner: str) -> None:

@@ -17,8 +17,6 @@ class Chunk:
         chunk_index: Position of this chunk in its document, from 0.
         text: The chunk's text.
         metadata: The source document's metadata.
-        rerank_score: The reranker's score when the search reranked its hits (they are then ordered by it,
-            and `score` stays the first-stage similarity); `None` otherwise.
     """
 
     id: str

@@ -1,9 +1,11 @@
 """Payload layouts: how a chunk becomes stored fields, in vllm-embed's own shape or a framework's.
 
-A layout is the only place that knows field names. `"vllm-embed"` keeps the document's metadata in one
-`metadata` object next to `text`, `doc_id` and `chunk_index`. The framework layouts write exactly what the
-framework's own vector store writes with its default settings, so that store reads (and can keep writing
-to) the collection:
+A layout is data: for each store, where the text, the document id, the chunk number and the metadata sit in
+a stored point (`StoreFields`, key paths), plus the Milvus schema and the names of the vectors. One generic
+code path (`Layout.record`, `Layout.hit`) writes and reads every layout in every store. `"vllm-embed"` keeps
+the document's metadata in one `metadata` object next to `text`, `doc_id` and `chunk_index`. The framework
+layouts write exactly what the framework's own vector store writes with its default settings, so that store
+reads (and can keep writing to) the collection:
 
 - `langchain`: on Qdrant, the unnamed vector with `page_content` and a `metadata` object (langchain-qdrant
   `QdrantVectorStore`); on Milvus, `pk`, `vector`, `text`, `doc_id` and `chunk_index` fields with the other
@@ -23,40 +25,92 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any
 
 from vllm_embed.sinks.chunks import Chunk, Hit
 
+DEFAULT_LAYOUT = "vllm-embed"
+"""The layout of a new collection when none is asked for."""
+
 DOC_ID = "doc_id"
 CHUNK_INDEX = "chunk_index"
+NODE = "_node_content"
+"""LlamaIndex's serialised `TextNode` (its text and metadata) in a stored point."""
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 KeyPath = tuple[str, ...]
 """Where a value sits in a stored point: one segment for a top-level field, two for a key of an object."""
 
+Schema = tuple[tuple[str, str, dict[str, Any]], ...]
+"""Milvus fields as `(name, DataType name, add_field kwargs)`, primary key first; a `dim` or `max_length`
+of `"dimensions"` / `"text_max_bytes"` is filled in when the collection is made."""
 
-class Layout:
-    """vllm-embed's own layout: `text`, `doc_id`, `chunk_index` and a `metadata` object.
 
-    Subclasses override the store-specific pieces; the sinks only call these methods.
+@dataclass(frozen=True)
+class StoreFields:
+    """Where one layout keeps a chunk's values in one store's points.
+
+    Attributes:
+        text: The text's key path; `(NODE, "text")` for the text inside LlamaIndex's node JSON.
+        doc_id: The document id's key path.
+        chunk_index: The chunk number's key path.
+        metadata: Where the metadata keys go: inside an object (`("metadata",)`) or at the top level (`()`).
+        node: Whether each point also carries LlamaIndex's node JSON (`NODE`), the metadata's source on read.
     """
 
-    name: ClassVar[str] = "vllm-embed"
-    reserved_metadata: ClassVar[frozenset[str]] = frozenset()
-    """Metadata keys this layout writes itself (a document may not use them)."""
+    text: KeyPath
+    doc_id: KeyPath = (DOC_ID,)
+    chunk_index: KeyPath = (CHUNK_INDEX,)
+    metadata: KeyPath = ("metadata",)
+    node: bool = False
 
-    qdrant_vector: ClassVar[str] = ""
-    """Qdrant vector name (`""` for the unnamed default vector)."""
-    qdrant_sparse_vector: ClassVar[str] = "bm25"
-    """Qdrant sparse vector name of a hybrid collection (`""`: the layout stores no sparse vector)."""
-    milvus_id: ClassVar[str] = "id"
-    milvus_vector: ClassVar[str] = "vector"
-    milvus_text: ClassVar[str] = "text"
-    milvus_dynamic: ClassVar[bool] = False
-    """Whether the Milvus schema keeps metadata as dynamic fields (else in a JSON `metadata` field)."""
-    milvus_sparse: ClassVar[str] = "sparse"
-    """Milvus sparse field of a hybrid collection (`""`: the layout stores no sparse field)."""
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """One payload layout: names, reserved metadata keys and, per store, where each value is kept.
+
+    Attributes:
+        name: `"vllm-embed"`, `"langchain"` or `"llama-index"`.
+        qdrant: Where values sit in a Qdrant payload.
+        milvus: Where values sit in a Milvus row.
+        reserved_metadata: Metadata keys this layout writes itself (a document may not use them).
+        qdrant_vector: Qdrant vector name (`""` for the unnamed default vector).
+        qdrant_sparse_vector: Qdrant sparse vector of a hybrid collection (`""`: the layout stores none).
+        milvus_schema: The Milvus fields (`Schema`).
+        milvus_dynamic: Whether the Milvus schema keeps metadata as dynamic fields.
+        milvus_sparse: Milvus sparse field of a hybrid collection (`""`: the layout stores none).
+    """
+
+    name: str
+    qdrant: StoreFields
+    milvus: StoreFields
+    milvus_schema: Schema
+    reserved_metadata: frozenset[str] = frozenset()
+    qdrant_vector: str = ""
+    qdrant_sparse_vector: str = "bm25"
+    milvus_dynamic: bool = False
+    milvus_sparse: str = "sparse"
+    _fields: dict[str, StoreFields] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_fields", {"qdrant": self.qdrant, "milvus": self.milvus})
+
+    @property
+    def milvus_id(self) -> str:
+        """The Milvus primary key field."""
+        return self.milvus_schema[0][0]
+
+    @property
+    def milvus_vector(self) -> str:
+        """The Milvus dense vector field."""
+        return next(name for name, kind, _ in self.milvus_schema if kind == "FLOAT_VECTOR")
+
+    @property
+    def milvus_text(self) -> str:
+        """The Milvus text field."""
+        return self.milvus.text[0]
 
     def check_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> None:
         """Refuses a document whose metadata uses a key this layout writes itself.
@@ -71,24 +125,19 @@ class Layout:
                 f"(reserved: {', '.join(sorted(self.reserved_metadata))}); rename it in your data"
             )
 
-    # -- Qdrant -------------------------------------------------------------------------------------
+    # -- where values are ---------------------------------------------------------------------------
 
-    def qdrant_payload(self, chunk: Chunk) -> dict[str, Any]:
-        """Returns the Qdrant payload of `chunk`."""
-        return {
-            "text": chunk.text,
-            DOC_ID: chunk.doc_id,
-            CHUNK_INDEX: chunk.chunk_index,
-            "metadata": dict(chunk.metadata),
-        }
+    def doc_id_path(self, store: str) -> KeyPath:
+        """Returns where the document id is stored in `store` (`"qdrant"` or `"milvus"`)."""
+        return self._fields[store].doc_id
 
-    def qdrant_text_keys(self) -> list[str]:
-        """Returns the payload keys `qdrant_text` reads."""
-        return ["text"]
+    def chunk_index_path(self, store: str) -> KeyPath:
+        """Returns where the chunk number is stored in `store`."""
+        return self._fields[store].chunk_index
 
-    def qdrant_text(self, payload: Mapping[str, Any]) -> str:
-        """Returns the chunk text stored in a Qdrant payload."""
-        return str(payload.get("text", ""))
+    def metadata_path(self, store: str, key: str) -> KeyPath:
+        """Returns where metadata `key` is stored in `store`."""
+        return (*self._fields[store].metadata, key)
 
     def qdrant_key(self, path: KeyPath) -> str:
         """Returns a Qdrant filter key for `path`; segments other than plain names are quoted."""
@@ -97,276 +146,204 @@ class Layout:
                 raise ValueError(f"Qdrant cannot filter on a key containing '\"': {segment!r}")
         return ".".join(segment if _PLAIN_NAME.fullmatch(segment) else f'"{segment}"' for segment in path)
 
-    def doc_id_path(self, store: str) -> KeyPath:
-        """Returns where the document id is stored in `store` (`"qdrant"` or `"milvus"`)."""
-        return (DOC_ID,)
-
-    def chunk_index_path(self, store: str) -> KeyPath:
-        """Returns where the chunk number is stored in `store`."""
-        return (CHUNK_INDEX,)
-
-    def metadata_path(self, store: str, key: str) -> KeyPath:
-        """Returns where metadata `key` is stored in `store`."""
-        return ("metadata", key)
-
-    def qdrant_hit(self, point_id: str, score: float, payload: Mapping[str, Any]) -> Hit:
-        """Builds a `Hit` from a Qdrant payload."""
-        return Hit(
-            id=str(point_id),
-            doc_id=str(payload.get(DOC_ID, "")),
-            chunk_index=int(payload.get(CHUNK_INDEX, 0)),
-            score=float(score),
-            text=self.qdrant_text(payload),
-            metadata=dict(payload.get("metadata") or {}),
-        )
-
-    # -- Milvus -------------------------------------------------------------------------------------
-
     def milvus_fields(self, dimensions: int, text_max_bytes: int) -> list[tuple[str, str, dict[str, Any]]]:
         """Returns the Milvus schema as `(name, DataType name, add_field kwargs)`, primary key first."""
+        sizes = {"dimensions": dimensions, "text_max_bytes": text_max_bytes}
         return [
-            (self.milvus_id, "VARCHAR", {"is_primary": True, "max_length": 64}),
-            (self.milvus_vector, "FLOAT_VECTOR", {"dim": dimensions}),
-            (self.milvus_text, "VARCHAR", {"max_length": text_max_bytes}),
-            (DOC_ID, "VARCHAR", {"max_length": 65535}),
-            (CHUNK_INDEX, "INT64", {}),
-            ("metadata", "JSON", {}),
+            (name, kind, {k: sizes.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()})
+            for name, kind, kwargs in self.milvus_schema
         ]
 
-    def milvus_row(self, chunk: Chunk, text: str) -> dict[str, Any]:
-        """Returns the Milvus row of `chunk` without its id and vector; `text` is the (cut) text to store."""
-        return {
-            self.milvus_text: text,
-            DOC_ID: chunk.doc_id,
-            CHUNK_INDEX: chunk.chunk_index,
-            "metadata": dict(chunk.metadata),
-        }
-
     def milvus_output_fields(self) -> list[str]:
-        """Returns the fields a Milvus search must return for `milvus_hit`."""
-        return [self.milvus_text, DOC_ID, CHUNK_INDEX, "metadata"]
+        """Returns the fields a Milvus search must return for `hit`."""
+        fields = self.milvus
+        last = NODE if fields.node else fields.metadata[0] if fields.metadata else "$meta"
+        paths = (
+            (fields.text, fields.doc_id) if fields.node else (fields.text, fields.doc_id, fields.chunk_index)
+        )
+        return list(dict.fromkeys([*(path[0] for path in paths), last]))
 
-    def milvus_hit(self, point_id: str, score: float, entity: Mapping[str, Any]) -> Hit:
-        """Builds a `Hit` from a Milvus search result entity."""
+    # -- the one code path that writes and reads every layout ----------------------------------------
+
+    def record(self, store: str, chunk: Chunk, text: str) -> dict[str, Any]:
+        """Returns what `store` keeps of `chunk` besides its id and vectors; `text` is the text to store."""
+        fields = self._fields[store]
+        metadata = dict(chunk.metadata)
+        record: dict[str, Any] = {}
+        if fields.node:
+            metadata = {**metadata, DOC_ID: chunk.doc_id, CHUNK_INDEX: chunk.chunk_index}
+            in_node = fields.text[0] == NODE
+            record.update(_node_fields(chunk, metadata, text if in_node else ""))
+            metadata = {}  # written at the top level by the node's fields
+        _put(record, fields.metadata, metadata, merge=True)
+        if fields.text[0] != NODE:
+            _put(record, fields.text, text)
+        _put(record, fields.doc_id, chunk.doc_id)
+        _put(record, fields.chunk_index, chunk.chunk_index)
+        return record
+
+    def hit(self, store: str, point_id: str, score: float, record: Mapping[str, Any]) -> Hit:
+        """Builds a `Hit` from what `store` returned for a point (`record` as `record` writes it)."""
+        fields = self._fields[store]
+        node = _node(record) if fields.node else {}
+        text = node.get("text", "") if fields.text[0] == NODE else _get(record, fields.text, "")
+        if fields.node:
+            metadata = dict(node.get("metadata") or {})
+        elif fields.metadata:
+            metadata = dict(_get(record, fields.metadata, None) or {})
+        else:
+            skip = {*self.reserved_metadata, self.milvus_id, self.milvus_vector, "$meta"}
+            metadata = {k: v for k, v in record.items() if k not in skip}
+        doc_id, chunk_index = _get(record, fields.doc_id, ""), _get(record, fields.chunk_index, 0)
+        if fields.node or fields.doc_id[:-1] == fields.metadata:  # kept among the metadata: not metadata
+            doc_id = metadata.pop(DOC_ID, doc_id)
+            chunk_index = metadata.pop(CHUNK_INDEX, chunk_index)
         return Hit(
             id=str(point_id),
-            doc_id=str(entity.get(DOC_ID, "")),
-            chunk_index=int(entity.get(CHUNK_INDEX, 0)),
+            doc_id=str(doc_id),
+            chunk_index=int(chunk_index),
             score=float(score),
-            text=str(entity.get(self.milvus_text, "")),
-            metadata=dict(entity.get("metadata") or {}),
+            text=str(text),
+            metadata=metadata,
         )
 
 
-class LangChainLayout(Layout):
-    """What langchain-qdrant `QdrantVectorStore` and langchain-milvus `Milvus` write with their defaults.
-
-    Qdrant: `{"page_content": text, "metadata": {...metadata, "doc_id", "chunk_index"}}` on the unnamed
-    vector. Milvus: primary key `pk`, `vector`, `text`, `doc_id` and `chunk_index` as schema fields (so
-    LangChain's default settings return them as metadata), other metadata as dynamic fields (returned when
-    LangChain's `Milvus` is built with `enable_dynamic_field=True`).
-    """
-
-    name: ClassVar[str] = "langchain"
-    reserved_metadata: ClassVar[frozenset[str]] = frozenset({DOC_ID, CHUNK_INDEX, "pk", "text", "vector"})
-    milvus_id: ClassVar[str] = "pk"
-    milvus_dynamic: ClassVar[bool] = True
-    qdrant_sparse_vector: ClassVar[str] = "langchain-sparse"  # langchain-qdrant's SPARSE_VECTOR_NAME
-    milvus_sparse: ClassVar[str] = ""
-
-    def qdrant_payload(self, chunk: Chunk) -> dict[str, Any]:
-        """Returns langchain-qdrant's payload for `chunk`."""
-        return {"page_content": chunk.text, "metadata": _framework_metadata(chunk)}
-
-    def qdrant_text_keys(self) -> list[str]:
-        """Returns the payload keys `qdrant_text` reads."""
-        return ["page_content"]
-
-    def qdrant_text(self, payload: Mapping[str, Any]) -> str:
-        """Returns the chunk text of a langchain-qdrant payload."""
-        return str(payload.get("page_content", ""))
-
-    def doc_id_path(self, store: str) -> KeyPath:
-        """Returns where the document id is stored in `store`."""
-        return ("metadata", DOC_ID) if store == "qdrant" else (DOC_ID,)
-
-    def chunk_index_path(self, store: str) -> KeyPath:
-        """Returns where the chunk number is stored in `store`."""
-        return ("metadata", CHUNK_INDEX) if store == "qdrant" else (CHUNK_INDEX,)
-
-    def metadata_path(self, store: str, key: str) -> KeyPath:
-        """Returns where metadata `key` is stored in `store`."""
-        return ("metadata", key) if store == "qdrant" else (key,)
-
-    def qdrant_hit(self, point_id: str, score: float, payload: Mapping[str, Any]) -> Hit:
-        """Builds a `Hit` from a langchain-qdrant payload."""
-        return _framework_hit(point_id, score, self.qdrant_text(payload), payload.get("metadata") or {})
-
-    def milvus_fields(self, dimensions: int, text_max_bytes: int) -> list[tuple[str, str, dict[str, Any]]]:
-        """Returns langchain-milvus's schema plus `doc_id` and `chunk_index`."""
-        return [
-            (self.milvus_id, "VARCHAR", {"is_primary": True, "max_length": 65535}),
-            (self.milvus_vector, "FLOAT_VECTOR", {"dim": dimensions}),
-            (self.milvus_text, "VARCHAR", {"max_length": text_max_bytes}),
-            (DOC_ID, "VARCHAR", {"max_length": 65535}),
-            (CHUNK_INDEX, "INT64", {}),
-        ]
-
-    def milvus_row(self, chunk: Chunk, text: str) -> dict[str, Any]:
-        """Returns langchain-milvus's row for `chunk` (metadata keys as dynamic fields)."""
-        return {**_framework_metadata(chunk), self.milvus_text: text}
-
-    def milvus_output_fields(self) -> list[str]:
-        """Returns the fields a Milvus search must return for `milvus_hit`."""
-        return [self.milvus_text, DOC_ID, CHUNK_INDEX, "$meta"]
-
-    def milvus_hit(self, point_id: str, score: float, entity: Mapping[str, Any]) -> Hit:
-        """Builds a `Hit` from a Milvus entity in langchain-milvus's shape."""
-        skip = {self.milvus_id, self.milvus_text, self.milvus_vector, "$meta"}
-        metadata = {k: v for k, v in entity.items() if k not in skip}
-        return _framework_hit(point_id, score, str(entity.get(self.milvus_text, "")), metadata)
+def _put(record: dict[str, Any], path: KeyPath, value: Any, *, merge: bool = False) -> None:
+    """Sets `value` at `path` (creating the objects on the way); `merge` updates the object there."""
+    *parents, last = path if path else ("",)
+    for segment in parents:
+        record = record.setdefault(segment, {})
+    if not path:
+        record.update(value)
+    elif merge:
+        record.setdefault(last, {}).update(value)
+    else:
+        record[last] = value
 
 
-class LlamaIndexLayout(Layout):
-    """What LlamaIndex's `QdrantVectorStore` and `MilvusVectorStore` write with their defaults.
-
-    Each chunk is a `TextNode` (id = the point id, `SOURCE` relationship = the document) serialised as
-    `_node_content`, with its metadata (plus `doc_id`, `chunk_index`) at the top level next to
-    `_node_type`, `document_id` and `ref_doc_id`, as `node_to_metadata_dict` writes it. Qdrant uses the named
-    vector `text-dense` and keeps the text inside `_node_content`; Milvus uses `id`, `embedding`, `text` and
-    `doc_id` fields (the node JSON without its text) and dynamic fields for the rest. The nodes exclude all
-    metadata from their embedding text, because the vector is of the chunk text alone.
-    """
-
-    name: ClassVar[str] = "llama-index"
-    reserved_metadata: ClassVar[frozenset[str]] = frozenset(
-        {
-            DOC_ID,
-            CHUNK_INDEX,
-            "document_id",
-            "ref_doc_id",
-            "_node_content",
-            "_node_type",
-            "id",
-            "text",
-            "embedding",
-        }
-    )
-    qdrant_vector: ClassVar[str] = "text-dense"
-    qdrant_sparse_vector: ClassVar[str] = ""
-    milvus_vector: ClassVar[str] = "embedding"
-    milvus_dynamic: ClassVar[bool] = True
-    milvus_sparse: ClassVar[str] = ""
-
-    def _node_fields(self, chunk: Chunk, text: str) -> dict[str, Any]:
-        metadata = _framework_metadata(chunk)
-        node: dict[str, Any] = {
-            "id_": chunk.id,
-            "embedding": None,
-            "metadata": metadata,
-            "excluded_embed_metadata_keys": sorted(metadata),
-            "excluded_llm_metadata_keys": [],
-            "relationships": {
-                "1": {  # NodeRelationship.SOURCE → the document (ObjectType.DOCUMENT is "4")
-                    "node_id": chunk.doc_id,
-                    "node_type": "4",
-                    "metadata": {},
-                    "hash": None,
-                    "class_name": "RelatedNodeInfo",
-                }
-            },
-            "metadata_template": "{key}: {value}",
-            "metadata_separator": "\n",
-            "text": text,
-            "mimetype": "text/plain",
-            "start_char_idx": None,
-            "end_char_idx": None,
-            "text_template": "{metadata_str}\n\n{content}",
-            "class_name": "TextNode",
-        }
-        return {
-            **metadata,
-            "_node_content": json.dumps(node, ensure_ascii=False),
-            "_node_type": "TextNode",
-            "document_id": chunk.doc_id,
-            DOC_ID: chunk.doc_id,
-            "ref_doc_id": chunk.doc_id,
-        }
-
-    def qdrant_payload(self, chunk: Chunk) -> dict[str, Any]:
-        """Returns LlamaIndex's Qdrant payload for `chunk` (text inside `_node_content`)."""
-        return self._node_fields(chunk, chunk.text)
-
-    def qdrant_text_keys(self) -> list[str]:
-        """Returns the payload keys `qdrant_text` reads."""
-        return ["_node_content"]
-
-    def qdrant_text(self, payload: Mapping[str, Any]) -> str:
-        """Returns the chunk text of a LlamaIndex Qdrant payload."""
-        return str(_node(payload).get("text", ""))
-
-    def metadata_path(self, store: str, key: str) -> KeyPath:
-        """Returns where metadata `key` is stored in `store` (the top level in both)."""
-        return (key,)
-
-    def qdrant_hit(self, point_id: str, score: float, payload: Mapping[str, Any]) -> Hit:
-        """Builds a `Hit` from a LlamaIndex Qdrant payload."""
-        node = _node(payload)
-        return _framework_hit(point_id, score, str(node.get("text", "")), node.get("metadata") or {})
-
-    def milvus_fields(self, dimensions: int, text_max_bytes: int) -> list[tuple[str, str, dict[str, Any]]]:
-        """Returns LlamaIndex `MilvusVectorStore`'s schema."""
-        return [
-            (self.milvus_id, "VARCHAR", {"is_primary": True, "max_length": 65535}),
-            (DOC_ID, "VARCHAR", {"max_length": 65535}),
-            (self.milvus_text, "VARCHAR", {"max_length": text_max_bytes}),
-            (self.milvus_vector, "FLOAT_VECTOR", {"dim": dimensions}),
-        ]
-
-    def milvus_row(self, chunk: Chunk, text: str) -> dict[str, Any]:
-        """Returns LlamaIndex's Milvus row for `chunk` (the node JSON without its text)."""
-        return {**self._node_fields(chunk, ""), self.milvus_text: text}
-
-    def milvus_output_fields(self) -> list[str]:
-        """Returns the fields a Milvus search must return for `milvus_hit`."""
-        return [self.milvus_text, DOC_ID, "_node_content"]
-
-    def milvus_hit(self, point_id: str, score: float, entity: Mapping[str, Any]) -> Hit:
-        """Builds a `Hit` from a LlamaIndex Milvus entity."""
-        node = _node(entity)
-        text = str(entity.get(self.milvus_text, ""))
-        return _framework_hit(point_id, score, text, node.get("metadata") or {})
-
-
-def _framework_metadata(chunk: Chunk) -> dict[str, Any]:
-    return {**chunk.metadata, DOC_ID: chunk.doc_id, CHUNK_INDEX: chunk.chunk_index}
+def _get(record: Mapping[str, Any], path: KeyPath, default: Any) -> Any:
+    value: Any = record
+    for segment in path:
+        if not isinstance(value, Mapping) or segment not in value:
+            return default
+        value = value[segment]
+    return value
 
 
 def _node(payload: Mapping[str, Any]) -> dict[str, Any]:
-    raw = payload.get("_node_content")
+    raw = payload.get(NODE)
     if not isinstance(raw, str):
         return {}
     node = json.loads(raw)
     return node if isinstance(node, dict) else {}
 
 
-def _framework_hit(point_id: str, score: float, text: str, metadata: Mapping[str, Any]) -> Hit:
-    """A hit whose `doc_id` and `chunk_index` are read from (and removed from) the metadata."""
-    rest = dict(metadata)
-    doc_id = rest.pop(DOC_ID, "")
-    chunk_index = rest.pop(CHUNK_INDEX, 0)
-    return Hit(
-        id=str(point_id),
-        doc_id=str(doc_id),
-        chunk_index=int(chunk_index),
-        score=float(score),
-        text=text,
-        metadata=rest,
-    )
+def _node_fields(chunk: Chunk, metadata: dict[str, Any], text: str) -> dict[str, Any]:
+    """LlamaIndex's `node_to_metadata_dict` of the chunk's `TextNode`.
 
+    Its id is the point id, its `SOURCE` the document; all metadata is excluded from its embedding text,
+    since the vector is of the chunk text alone.
+    """
+    node: dict[str, Any] = {
+        "id_": chunk.id,
+        "embedding": None,
+        "metadata": metadata,
+        "excluded_embed_metadata_keys": sorted(metadata),
+        "excluded_llm_metadata_keys": [],
+        "relationships": {
+            "1": {  # NodeRelationship.SOURCE → the document (ObjectType.DOCUMENT is "4")
+                "node_id": chunk.doc_id,
+                "node_type": "4",
+                "metadata": {},
+                "hash": None,
+                "class_name": "RelatedNodeInfo",
+            }
+        },
+        "metadata_template": "{key}: {value}",
+        "metadata_separator": "\n",
+        "text": text,
+        "mimetype": "text/plain",
+        "start_char_idx": None,
+        "end_char_idx": None,
+        "text_template": "{metadata_str}\n\n{content}",
+        "class_name": "TextNode",
+    }
+    return {
+        **metadata,
+        NODE: json.dumps(node, ensure_ascii=False),
+        "_node_type": "TextNode",
+        "document_id": chunk.doc_id,
+        DOC_ID: chunk.doc_id,
+        "ref_doc_id": chunk.doc_id,
+    }
+
+
+_ID, _TEXT = (
+    ("VARCHAR", {"is_primary": True, "max_length": 65535}),
+    ("VARCHAR", {"max_length": "text_max_bytes"}),
+)
+_VECTOR, _KEYWORD = ("FLOAT_VECTOR", {"dim": "dimensions"}), ("VARCHAR", {"max_length": 65535})
 
 LAYOUTS: dict[str, Layout] = {
-    layout.name: layout for layout in (Layout(), LangChainLayout(), LlamaIndexLayout())
+    layout.name: layout
+    for layout in (
+        Layout(
+            name="vllm-embed",
+            qdrant=StoreFields(text=("text",)),
+            milvus=StoreFields(text=("text",)),
+            milvus_schema=(
+                ("id", "VARCHAR", {"is_primary": True, "max_length": 64}),
+                ("vector", *_VECTOR),
+                ("text", *_TEXT),
+                (DOC_ID, *_KEYWORD),
+                (CHUNK_INDEX, "INT64", {}),
+                ("metadata", "JSON", {}),
+            ),
+        ),
+        Layout(  # langchain-qdrant's SPARSE_VECTOR_NAME; langchain-milvus keeps no sparse field here
+            name="langchain",
+            qdrant=StoreFields(
+                text=("page_content",),
+                doc_id=("metadata", DOC_ID),
+                chunk_index=("metadata", CHUNK_INDEX),
+            ),
+            milvus=StoreFields(text=("text",), metadata=()),
+            milvus_schema=(
+                ("pk", *_ID),
+                ("vector", *_VECTOR),
+                ("text", *_TEXT),
+                (DOC_ID, *_KEYWORD),
+                (CHUNK_INDEX, "INT64", {}),
+            ),
+            reserved_metadata=frozenset({DOC_ID, CHUNK_INDEX, "pk", "text", "vector"}),
+            qdrant_sparse_vector="langchain-sparse",
+            milvus_dynamic=True,
+            milvus_sparse="",
+        ),
+        Layout(
+            name="llama-index",
+            qdrant=StoreFields(text=(NODE, "text"), metadata=(), node=True),
+            milvus=StoreFields(text=("text",), metadata=(), node=True),
+            milvus_schema=(("id", *_ID), (DOC_ID, *_KEYWORD), ("text", *_TEXT), ("embedding", *_VECTOR)),
+            reserved_metadata=frozenset(
+                {
+                    DOC_ID,
+                    CHUNK_INDEX,
+                    "document_id",
+                    "ref_doc_id",
+                    NODE,
+                    "_node_type",
+                    "id",
+                    "text",
+                    "embedding",
+                }
+            ),
+            qdrant_vector="text-dense",
+            qdrant_sparse_vector="",
+            milvus_dynamic=True,
+            milvus_sparse="",
+        ),
+    )
 }
 
 

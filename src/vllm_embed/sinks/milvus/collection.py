@@ -1,46 +1,28 @@
-"""Milvus sink: a Milvus Lite file or a Milvus server, through the same client calls.
+"""The Milvus collection's lifecycle hooks: schema and index creation, adoption checks, settings, `info`.
 
-Over ~500 lines because it is the whole Milvus driver of `BaseSink` (schema and index creation, adoption
-checks of a hand-made schema, JSON-path index targets, expressions, BM25 searches); the planned split is
-`milvus/` (driver, indexes, expressions), see the architecture notes.
+`MilvusSink` (`sink.py`) adds the client, points and searches on top; `BaseSink` runs these hooks. (Just
+over ~500 lines: index targets and the adoption checks of a hand-made schema belong with the schema.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
 import json
-import logging
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
-from pydantic import ValidationError
-
-from vllm_embed._optional import require
-from vllm_embed._utils import one_line
-from vllm_embed.errors import StoreBusyError
 from vllm_embed.sinks.base import (
     BaseSink,
     Chunk,
     CollectionInfo,
-    Hit,
     Layout,
     Manifest,
     ManifestMismatchError,
-    MetadataFilter,
-    MetadataValue,
-    StoredVectors,
-    check_filter,
-    is_transient_grpc_error,
 )
-from vllm_embed.sinks.busy import held_elsewhere, holders_text
-from vllm_embed.sinks.layouts import DOC_ID, KeyPath, get_layout
+from vllm_embed.sinks.layouts import DEFAULT_LAYOUT, DOC_ID, KeyPath, get_layout
 from vllm_embed.sinks.milvus_index import (
     DEFAULT_INDEX,
     SCALAR_INDEX,
@@ -55,204 +37,29 @@ from vllm_embed.sparse import TERM_TEXT_ANALYSIS, BM25Terms
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
-
-_MANIFEST_PROPERTY = "vllm_embed.manifest"
-VARCHAR_MAX_BYTES = 65535
-"""Largest VARCHAR a Milvus server accepts; longer texts are cut to fit (the vector still covers all)."""
-JSON_MAX_BYTES = 65536
-"""Largest JSON value (a JSON field, or a row's dynamic fields together) a Milvus server accepts."""
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
-_UNKNOWN: Any = object()
-BM25_ANALYZER: dict[str, Any] = {
-    "tokenizer": "standard",
-    "filter": [
-        "lowercase",
-        {"type": "stemmer", "language": "english"},
-        {"type": "stop", "stop_words": ["_english_"]},
-    ],
-}
-"""Analyzer of the text field of a hybrid collection made before `bm25_terms` (still searched with it):
-Unicode words, lower-cased, English stemming and stop words. Milvus Lite 3.2 applies the tokenizer and
-lowercasing but neither the stemmer nor `_english_` stop words, which is why new collections index
-`BM25Terms` text instead."""
-BM25_TERMS_FIELD = "bm25_terms"
-"""VARCHAR field of a hybrid collection holding `BM25Terms` text, which the BM25 Function indexes."""
-BM25_TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "standard"}
-"""Analyzer of the `bm25_terms` field: its words are already analysed (base-36 token hashes)."""
-_TERMS_SEPARATOR = " "
+from vllm_embed.sinks.milvus.values import (
+    _JSON_CAST,
+    _LEGACY_ANALYZER,
+    _MANIFEST_PROPERTY,
+    BM25_TERMS_ANALYZER,
+    BM25_TERMS_FIELD,
+    JSON_MAX_BYTES,
+    VARCHAR_MAX_BYTES,
+    MilvusSparse,
+    _index_params,
+    milvus_literal,
+)
 
 
-@dataclasses.dataclass(frozen=True)
-class MilvusSparse:
-    """What a BM25 search of a hybrid Milvus collection needs.
-
-    Attributes:
-        field: The sparse field the BM25 Function fills.
-        terms: The analysis of the `bm25_terms` field the function reads, or `None` for a collection made
-            before it (its function reads the text field with the server's analyzer, `BM25_ANALYZER`).
-    """
-
-    field: str
-    terms: BM25Terms | None
-
-
-def terms_text(terms: BM25Terms, text: str) -> str:
-    """`terms.document_text(text)` cut at a word to fit the `bm25_terms` VARCHAR (65,535 bytes).
-
-    At about 8 bytes a token this keeps the first ~8,000 analysed tokens, far beyond a chunk; a longer
-    text is still embedded whole, only its BM25 terms stop there.
-    """
-    words = terms.document_text(text)
-    if len(words) <= VARCHAR_MAX_BYTES:  # base-36 words are ASCII: one byte a character
-        return words
-    return words[: VARCHAR_MAX_BYTES + 1].rsplit(_TERMS_SEPARATOR, 1)[0]
-
-
-def milvus_literal(value: MetadataValue) -> str:
-    r"""Returns `value` as a Milvus expression literal, escaped so it can never change the expression.
-
-    Milvus Lite does not support templated expressions (`filter_params`), so values are escaped instead;
-    the escapes used (`\\ \" \n \r \t`) mean the same on Milvus Lite and on a Milvus server, and every
-    other character (other control characters included) stands for itself inside the quotes.
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    return '"' + "".join(_ESCAPES.get(char, char) for char in value) + '"'
-
-
-def truncate_utf8(text: str, max_bytes: int) -> str:
-    """Returns the longest prefix of `text` whose UTF-8 encoding fits in `max_bytes`."""
-    encoded = text.encode("utf-8")
-    if len(encoded) <= max_bytes:
-        return text
-    return encoded[:max_bytes].decode("utf-8", errors="ignore")
-
-
-# pymilvus pings its server every 10 s, even when idle; Milvus Lite's in-process gRPC server keeps gRPC's
-# default policy (one ping per 5 minutes without calls) and, after about 80 s of idling, answers with a
-# GOAWAY ("too_many_pings") that gRPC logs on stderr before pymilvus reconnects. Pings over loopback to our
-# own process find nothing, so they are switched off for Milvus Lite files.
-_LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
-
-
-class MilvusSink(BaseSink):
-    """A Milvus collection with cosine metric, created (with its manifest and indexes) on first ingest.
-
-    Every collection gets a scalar (`INVERTED`) index on `doc_id`, which the resume check filters on.
-
-    Args:
-        collection: Collection name (letters, digits and underscores).
-        uri: A Milvus Lite file (`./milvus.db`) or a server URI (`http://localhost:19530`).
-        token: Server token (`user:password` or an API key).
-        client: An existing `MilvusClient`; it is not closed by `close()`.
-        layout: Payload layout: `"vllm-embed"`, `"langchain"` (readable by langchain-milvus's `Milvus`)
-            or `"llama-index"` (LlamaIndex's `MilvusVectorStore`); `None` uses the existing collection's
-            (`"vllm-embed"` for a new one).
-        text_max_bytes: Size of the `text` VARCHAR field; longer chunk texts are stored cut to this size.
-        max_attempts: Attempts per operation when the server reports a transient error.
-        retry_wait: First backoff wait in seconds.
-        hybrid: Store a BM25 sparse field beside the dense vector, for `sparse_search` and `hybrid_search`:
-            Milvus's own BM25 Function computes it from the `bm25_terms` field, which holds each chunk
-            analysed as Qdrant's BM25 analyses it (`vllm_embed.sparse.BM25Terms`: stop words dropped,
-            words stemmed), so BM25 ranks alike on every store. `None` follows the existing collection
-            (dense only for a new one); a hybrid collection made before `bm25_terms` is searched as it
-            was made (the text field, the server's analyzer).
-        index: Dense index type of a new collection (`MilvusIndexSettings.index`; Milvus Lite builds
-            `AUTOINDEX`, `FLAT`, `HNSW`, `HNSW_SQ`, `IVF_FLAT` and `IVF_SQ8`). Left at `"AUTOINDEX"`, an
-            existing collection keeps its own; another type that differs from it is refused.
-        index_params: Build parameters of the index (e.g. `{"M": 32}` for HNSW, `{"nlist": 256}` for IVF).
-        search_params: Parameters of every dense search (e.g. `{"ef": 128}`, `{"nprobe": 32}`); `None`
-            uses those recorded when the collection was created.
-        index_fields: Metadata fields to index for filtering (`NAME` or `NAME:TYPE`): on a Milvus server
-            as JSON-path indexes of the metadata JSON field or dynamic fields; Milvus Lite cannot index
-            those (only schema fields), so it refuses them.
-        adopt: Take over a collection vllm-embed did not create when its vector field, distance and the
-            layout's fields fit (`prepare` checks them, indexes `doc_id` and writes the manifest).
-        **client_kwargs: Passed to `MilvusClient` (e.g. `db_name`, `timeout`).
-
-    Raises:
-        ValueError: If neither or both of `uri` and `client` are given, or `hybrid=True` with a framework
-            layout.
-        MilvusIndexError: For an unknown index type or parameter, or one Milvus Lite does not build (a
-            Milvus Lite file is checked here; a server when the collection is prepared).
-        StoreBusyError: If the Milvus Lite file `uri` is open in another process.
-    """
+class MilvusCollection(BaseSink):
+    """The store hooks of `BaseSink` for a Milvus collection (schema, indexes, adoption, what it reports)."""
 
     store_label = "Milvus collection"
-
-    def __init__(
-        self,
-        collection: str,
-        *,
-        uri: str | None = None,
-        token: str | None = None,
-        client: MilvusClient | None = None,
-        layout: str | None = None,
-        text_max_bytes: int = VARCHAR_MAX_BYTES,
-        max_attempts: int = 6,
-        retry_wait: float = 0.5,
-        hybrid: bool | None = None,
-        index: str = DEFAULT_INDEX,
-        index_params: Mapping[str, Any] | None = None,
-        search_params: Mapping[str, Any] | None = None,
-        index_fields: Iterable[str | IndexField] = (),
-        adopt: bool = False,
-        **client_kwargs: Any,
-    ) -> None:
-        super().__init__(
-            collection,
-            layout=layout,
-            max_attempts=max_attempts,
-            retry_wait=retry_wait,
-            hybrid=hybrid,
-            index_fields=index_fields,
-            adopt=adopt,
-        )
-        try:
-            self.index_settings = MilvusIndexSettings(
-                index=index, index_params=dict(index_params or {}), search_params=dict(search_params or {})
-            )
-        except ValidationError as exc:
-            raise MilvusIndexError(f"MilvusSink: invalid index settings ({one_line(exc)})") from None
-        self._search_params: dict[str, Any] | None = None
-        if (uri is None) == (client is None):
-            raise ValueError(
-                "MilvusSink needs exactly one of uri= (a Milvus Lite file or server URI) or client="
-            )
-        if not 1 <= text_max_bytes <= VARCHAR_MAX_BYTES:
-            raise ValueError(f"text_max_bytes={text_max_bytes} must be between 1 and {VARCHAR_MAX_BYTES}")
-        self.text_max_bytes = text_max_bytes
-        self._target = uri or "client"
-        self._loaded = False
-        pymilvus = require("pymilvus", "MilvusSink")
-        lite = uri is not None and "://" not in uri
-        if lite:
-            self._lite = True  # a server's kind is asked when the collection is prepared
-            self._check_index(self.index_settings.index, None)
-
-        def connect() -> MilvusClient:
-            if lite:
-                self._refuse_busy_lite_file()
-                Path(str(uri)).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite does not create it
-                grpc_options = client_kwargs.get("grpc_options", {})
-                client_kwargs["grpc_options"] = {**_LITE_GRPC_OPTIONS, **grpc_options}
-            if token is not None:
-                client_kwargs["token"] = token
-            try:
-                created: MilvusClient = pymilvus.MilvusClient(uri=uri, **client_kwargs)
-            except pymilvus.exceptions.ConnectionConfigException:
-                if lite:
-                    self._refuse_busy_lite_file(retried=True)
-                raise
-            self._close_at_exit(created.close)
-            return created
-
-        self._lazy_client(client, connect, Path(str(uri)) if lite else None)
+    index_settings: MilvusIndexSettings
+    text_max_bytes: int
+    _target: str
+    _loaded: bool
+    _search_params: dict[str, Any] | None
 
     @property
     def client(self) -> MilvusClient:
@@ -263,31 +70,6 @@ class MilvusSink(BaseSink):
     @client.setter
     def client(self, client: MilvusClient) -> None:
         self._client = client
-
-    def _lite_lock_files(self) -> list[Path]:
-        """Lock files of a Milvus Lite store: `LOCK` in its directory (3.x), `.<name>.lock` beside a file."""
-        path = Path(self._target)
-        return [path / "LOCK", path.parent / f".{path.name}.lock"]
-
-    def _refuse_busy_lite_file(self, *, retried: bool = False) -> None:
-        """Raises `StoreBusyError` if another process holds the Lite file (any process if `retried`)."""
-        locks = self._lite_lock_files()
-        if held_elsewhere(locks) or (retried and holders_text(locks) != "another process"):
-            raise StoreBusyError(
-                f"the Milvus Lite file {self._target!r} is open elsewhere ({holders_text(locks)}); "
-                "Milvus Lite allows one process at a time: close the other MilvusClient (or stop that "
-                "process), or run a Milvus server and pass its uri="
-            )
-
-    def __repr__(self) -> str:
-        return f"MilvusSink(collection={self.collection!r}, uri={self._target!r})"
-
-    def _is_transient(self, exc: BaseException) -> bool:
-        from pymilvus.exceptions import ConnectError, MilvusUnavailableException
-
-        if isinstance(exc, ConnectError | MilvusUnavailableException):
-            return True
-        return is_transient_grpc_error(exc, _TRANSIENT_GRPC_CODES) or super()._is_transient(exc)
 
     # -- store hooks of the lifecycle (`BaseSink`) -----------------------------------------------------
 
@@ -348,7 +130,9 @@ class MilvusSink(BaseSink):
                 )
         if layout.milvus_dynamic:
             probe = Chunk(id=str(uuid.UUID(int=0)), doc_id=doc_id, chunk_index=0, text="")
-            dynamic = {k: v for k, v in layout.milvus_row(probe, "").items() if k not in self._field_names}
+            dynamic = {
+                k: v for k, v in layout.record("milvus", probe, "").items() if k not in self._field_names
+            }
             dynamic_size = len(json.dumps(dynamic, ensure_ascii=False).encode("utf-8"))
             if dynamic_size > JSON_MAX_BYTES:
                 raise ValueError(
@@ -368,12 +152,7 @@ class MilvusSink(BaseSink):
             manifest = manifest.model_copy(update={"sparse_analyzer": _LEGACY_ANALYZER})
         return manifest
 
-    def _sparse_name(self, layout: Layout) -> str:
-        if not layout.milvus_sparse:
-            raise ValueError(
-                f"the {layout.name} layout stores no sparse field on Milvus, so it cannot be hybrid: use "
-                "layout 'vllm-embed' for a hybrid Milvus collection, or leave out --hybrid"
-            )
+    def _layout_sparse(self, layout: Layout) -> str:
         return layout.milvus_sparse
 
     def _sparse_analyzer(self) -> dict[str, Any]:
@@ -438,7 +217,7 @@ class MilvusSink(BaseSink):
         Raises:
             MilvusIndexError: Naming the field and the fix (Milvus Lite: metadata is kept in JSON).
         """
-        self._index_targets(self._layout or get_layout(Layout.name), self.index_fields)
+        self._index_targets(self._layout or get_layout(DEFAULT_LAYOUT), self.index_fields)
 
     def _index_targets(
         self, layout: Layout, index_fields: Iterable[IndexField]
@@ -730,84 +509,10 @@ class MilvusSink(BaseSink):
             return []
         return sorted(str(name) for name in self._call("collection list", self.client.list_collections))
 
-    def _sibling_options(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "text_max_bytes": self.text_max_bytes,
-            "max_attempts": self._max_attempts,
-            "retry_wait": self._retry_wait,
-            **self.index_settings.model_dump(),
-        }
-
-    def for_collection(self, name: str) -> Self:
-        """Returns a sink on collection `name` of the same store, sharing this sink's client.
-
-        The new sink leaves the client open on `close()`, has this sink's index settings, and follows that
-        collection's layout, hybrid choice and index fields.
-        """
-        sink = super().for_collection(name)
-        sink._target = self._target
-        if "_lite" in self.__dict__:
-            sink._lite = self._lite
-        return sink
-
-    def _spec_options(self) -> tuple[dict[str, Any], bool]:
-        return {}, "://" in self._target
-
     def _ensure_loaded(self) -> None:
         if not self._loaded:
             self._call("collection load", self.client.load_collection, self.collection)
             self._loaded = True
-
-    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
-        """Returns the stored text of each of `ids` that exists."""
-        if not ids:
-            return {}
-        self._ensure_loaded()
-        rows = self._call(
-            "point lookup",
-            self.client.get,
-            self.collection,
-            ids=list(ids),
-            output_fields=[self.layout.milvus_text],
-        )
-        return {str(row[self.layout.milvus_id]): str(row.get(self.layout.milvus_text, "")) for row in rows}
-
-    def stored_text(self, text: str) -> str:
-        """Returns `text` cut to the `text` field's size."""
-        return truncate_utf8(text, self.text_max_bytes)
-
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Inserts or replaces the points of `chunks`."""
-        if not chunks:
-            return
-        rows = []
-        sparse = self._sparse_state()
-        terms = None if sparse is None else sparse.terms
-        for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32).tolist(), strict=True):
-            row = self.layout.milvus_row(chunk, self.stored_text(chunk.text))
-            row[self.layout.milvus_id] = chunk.id
-            row[self.layout.milvus_vector] = vector
-            if terms is not None:
-                row[BM25_TERMS_FIELD] = terms_text(terms, chunk.text)
-            rows.append(row)
-        self._call("upsert", self.client.upsert, self.collection, rows)
-
-    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
-        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
-        layout = self.layout
-        expression = (
-            f"{self._field(layout.doc_id_path('milvus'))} == {milvus_literal(doc_id)} "
-            f"and {self._field(layout.chunk_index_path('milvus'))} >= {int(first_index)}"
-        )
-        self._call("delete", self.client.delete, self.collection, filter=expression)
-
-    def filter_expression(self, filter: MetadataFilter | None) -> str:
-        """Returns the Milvus boolean expression for a metadata equality filter (`""` for none)."""
-        return " and ".join(
-            f"{self._field(self.layout.metadata_path('milvus', key))} == {milvus_literal(value)}"
-            for key, value in check_filter(filter).items()
-        )
 
     @functools.cached_property
     def _field_names(self) -> frozenset[str]:
@@ -823,154 +528,3 @@ class MilvusSink(BaseSink):
             return f"$meta[{milvus_literal(name)}]"
         head, *keys = path
         return head + "".join(f"[{milvus_literal(key)}]" for key in keys)
-
-    def search(
-        self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
-    ) -> list[Hit]:
-        """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
-        self._ensure_loaded()
-        results = self._call(
-            "search",
-            self.client.search,
-            self.collection,
-            data=[np.asarray(vector, dtype=np.float32).tolist()],
-            anns_field=self.layout.milvus_vector,
-            limit=top_k,
-            filter=self.filter_expression(filter),
-            output_fields=self.layout.milvus_output_fields(),
-            search_params=self._dense_params(),
-        )
-        return self._hits(results[0], {"dense": None})
-
-    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Returns the `top_k` points with the highest BM25 score for the text `query` (Milvus's BM25).
-
-        The query is analysed as the collection's documents were (`BM25Terms`, or the server's analyzer
-        for a collection made before); a query of stop words alone finds nothing.
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        sparse: MilvusSparse = self._require_sparse()
-        text = query if sparse.terms is None else sparse.terms.query_text(query)
-        if not text.strip():
-            return []
-        self._ensure_loaded()
-        results = self._call(
-            "search",
-            self.client.search,
-            self.collection,
-            data=[text],
-            anns_field=sparse.field,
-            limit=top_k,
-            filter=self.filter_expression(filter),
-            output_fields=self.layout.milvus_output_fields(),
-            search_params={"metric_type": "BM25"},
-        )
-        # Milvus Lite reports BM25 scores negated; a BM25 score is never negative.
-        return [dataclasses.replace(h, score=abs(h.score)) for h in self._hits(results[0], {"sparse": None})]
-
-    def _hit_id(self, result: Mapping[str, Any]) -> str:
-        return str(result.get(self.layout.milvus_id, result.get("id")))
-
-    def _hits(self, results: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
-        """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
-        hits = []
-        for result in results:
-            hit = self.layout.milvus_hit(self._hit_id(result), result["distance"], result.get("entity", {}))
-            by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
-            hits.append(dataclasses.replace(hit, found_by=by))
-        return hits
-
-    def count(self) -> int:
-        """Returns the number of points in the collection."""
-        self._ensure_loaded()
-        rows = self._call("count", self.client.query, self.collection, filter="", output_fields=["count(*)"])
-        return int(rows[0]["count(*)"])
-
-    def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
-        """Yields every stored point's id and vector, `batch_size` points at a time (a query iterator)."""
-        self._ensure_loaded()
-        layout = self.layout
-        with _muted(_QUERY_ITERATOR_LOGGER, "failed to get mvccTs"):
-            iterator = self._call(
-                "scan",
-                self.client.query_iterator,
-                self.collection,
-                batch_size=batch_size,
-                filter="",
-                output_fields=[layout.milvus_id, layout.milvus_vector],
-            )
-        try:
-            while rows := self._call("scan", iterator.next):
-                yield [
-                    (str(row[layout.milvus_id]), _as_vector(row.get(layout.milvus_vector))) for row in rows
-                ]
-        finally:
-            iterator.close()
-
-    def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        """Replaces the vectors of existing points; every other field is written back as it was."""
-        if not ids:
-            return
-        self._ensure_loaded()
-        layout = self.layout
-        rows = self._call(
-            "point lookup", self.client.get, self.collection, ids=list(ids), output_fields=["*"]
-        )
-        replacement = dict(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True))
-        sparse = self._sparse_state()  # a function's output: the server computes it again
-        function_output = None if sparse is None else sparse.field
-        updated = []
-        for row in rows:
-            point_id = str(row[layout.milvus_id])
-            if point_id in replacement:
-                kept = {k: v for k, v in row.items() if k != function_output}
-                updated.append({**kept, layout.milvus_vector: replacement[point_id]})
-        if updated:
-            self._call("vector update", self.client.upsert, self.collection, updated)
-
-    def close(self) -> None:
-        """Closes the client if this sink created it."""
-        super().close()
-
-
-_LEGACY_ANALYZER: dict[str, Any] = {"function": "BM25", "analyzer_params": BM25_ANALYZER}
-"""What the manifest of a hybrid collection made before `bm25_terms` records: the text field's analyzer."""
-
-_QUERY_ITERATOR_LOGGER = "pymilvus.client.iterator.query_iterator"
-
-_JSON_CAST = {"keyword": "VARCHAR", "integer": "DOUBLE", "float": "DOUBLE", "bool": "BOOL"}
-"""`json_cast_type` of a JSON-path index per `IndexField.type` (Milvus keeps JSON numbers as doubles)."""
-
-_INDEX_KEYS = frozenset(
-    {"index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows"}
-    | {"pending_index_rows", "state", "index_state_fail_reason", "mmap.enabled"}
-)
-
-
-def _index_params(described: Mapping[str, Any]) -> dict[str, Any]:
-    """The build parameters in a `describe_index` answer (a server lists them beside its own keys)."""
-    nested = described.get("params")
-    if isinstance(nested, Mapping):
-        return dict(nested)
-    return {k: v for k, v in described.items() if k not in _INDEX_KEYS}
-
-
-@contextlib.contextmanager
-def _muted(logger_name: str, message_start: str) -> Iterator[None]:
-    """Drops the log records of `logger_name` that start with `message_start` (Milvus Lite's noise)."""
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(message_start)
-
-    logger = logging.getLogger(logger_name)
-    logger.addFilter(keep)
-    try:
-        yield
-    finally:
-        logger.removeFilter(keep)
-
-
-def _as_vector(value: Any) -> NDArray[np.float32] | None:
-    return None if value is None else np.asarray(value, dtype=np.float32)

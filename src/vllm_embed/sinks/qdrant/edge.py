@@ -1,7 +1,7 @@
 """Qdrant's own engine in-process (qdrant-edge-py): HNSW, quantization with rescoring, payload indexes, WAL.
 
 (Over ~500 lines: the edge engine's driver of `QdrantBaseSink` plus its on-disk shard handling — atomic
-creation, manifest file, segments read back, optimize; the planned split is `qdrant/` per driver.)
+creation, manifest file, segments read back, optimize — which no other store has.)
 
 qdrant-client's local mode (`QdrantSink(path=...)`) is a pure-Python emulation that searches by brute
 force and ignores quantization, HNSW settings and payload indexes. `QdrantEdgeSink` runs the Rust engine
@@ -33,13 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from vllm_embed._optional import require
 from vllm_embed.errors import ManifestError, StoreBusyError, UnmanagedCollectionError
-from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
-    Chunk,
     CollectionInfo,
     CollectionNotFoundError,
     Layout,
@@ -49,17 +46,15 @@ from vllm_embed.sinks.base import (
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
 from vllm_embed.sinks.names import EDGE_MAX_BYTES, StorePathError, qdrant_name_problem
-from vllm_embed.sinks.qdrant_common import (
+from vllm_embed.sinks.qdrant.common import (
     Condition,
     QdrantBaseSink,
     Query,
     StorageSettingsError,
-    collection_settings,
     payload_index_keys,
-    search_settings,
+    quantization_name,
 )
 from vllm_embed.sinks.storage import IndexField
-from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
     import qdrant_edge
@@ -156,25 +151,12 @@ class QdrantEdgeSink(QdrantBaseSink):
         max_attempts: int = 3,
         retry_wait: float = 0.5,
     ) -> None:
-        super().__init__(
-            collection,
-            layout=layout,
-            max_attempts=max_attempts,
-            retry_wait=retry_wait,
-            hybrid=hybrid,
-            index_fields=index_fields,
-            adopt=adopt,
-        )
         owner = type(self).__name__
-        self.settings = collection_settings(
-            owner,
-            quantization=quantization,
-            on_disk=on_disk,
-            hnsw_m=hnsw_m,
-            hnsw_ef_construct=hnsw_ef_construct,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
-        )
+        creation = {"quantization": quantization, "on_disk": on_disk, "hnsw_m": hnsw_m}
+        creation["hnsw_ef_construct"] = hnsw_ef_construct
+        search = {"ef": ef, "rescore": rescore, "oversampling": oversampling}
+        super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
+        self._use_settings(creation, search)
         cluster = (("shard_number", shard_number), ("replication_factor", replication_factor))
         given = [f"{name}={value}" for name, value in cluster if value is not None]
         if given:
@@ -182,12 +164,12 @@ class QdrantEdgeSink(QdrantBaseSink):
                 f"{owner}: {', '.join(given)} applies to a Qdrant server's cluster; an in-process collection "
                 "is a single shard: leave them out, or use QdrantSink(url=...) with a server"
             )
-        self.search_settings = search_settings(owner, ef=ef, rescore=rescore, oversampling=oversampling)
         if indexing_threshold_kb is not None and indexing_threshold_kb < 0:
             raise StorageSettingsError(f"{owner}: indexing_threshold_kb={indexing_threshold_kb} must be >= 0")
         self.indexing_threshold_kb = indexing_threshold_kb
         self._qe = require("qdrant_edge", owner)
         self.path = Path(path)
+        self._connection = {"path": str(self.path)}
         if self.path.exists() and not self.path.is_dir():
             raise StorePathError(
                 f"{owner} path {str(self.path)!r} is a file, not a directory of collections: give a "
@@ -196,7 +178,6 @@ class QdrantEdgeSink(QdrantBaseSink):
         self._dir = self.path / collection
         self._open = _OpenShard()
         self._close_at_exit(self._open.close)
-        self._quantization: str | None = _UNKNOWN
         self._dirty = False
         if self._is_shard(self._dir):
             self._load()
@@ -242,15 +223,12 @@ class QdrantEdgeSink(QdrantBaseSink):
                 shard = self._load()
             return shard
 
-    def _engine_config(self) -> dict[str, Any]:
+    def _config(self) -> dict[str, Any] | None:
         """The shard's configuration as the engine persisted it (`edge_config.json`)."""
+        if not self._is_shard(self._dir):
+            return None
         config: dict[str, Any] = json.loads((self._dir / _ENGINE_CONFIG).read_text())
         return config
-
-    def _dense_config(self, layout: Layout) -> dict[str, Any] | None:
-        vectors = self._engine_config().get("vectors") or {}
-        params = vectors.get(layout.qdrant_vector)
-        return params if isinstance(params, dict) else None
 
     def _write_manifest_file(self, directory: Path, manifest: Manifest) -> None:
         """Writes the manifest atomically: a temporary file, synced, renamed over the old one."""
@@ -374,59 +352,16 @@ class QdrantEdgeSink(QdrantBaseSink):
         info = self._call("shard info", self._shard().info)
         return {key: _enum_name(index.data_type).lower() for key, index in info.payload_schema.items()}
 
-    def _engine_storage(self, layout: Layout) -> dict[str, Any]:
-        """The dense vector's creation settings as the engine keeps them (`QdrantCollectionSettings`)."""
-        config = self._engine_config()
-        dense = self._dense_config(layout) or {}
-        quantization = dense.get("quantization_config") or config.get("quantization_config")
-        hnsw = dense.get("hnsw_config") or config.get("hnsw_config") or {}
-        return {
-            **self._storage_defaults(),
-            "quantization": _quantization_name(quantization),
-            "on_disk": bool(dense.get("on_disk")) or dense.get("memory") == "cold",
-            "hnsw_m": hnsw.get("m"),
-            "hnsw_ef_construct": hnsw.get("ef_construct"),
-        }
-
-    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
-        dense = self._dense_config(layout)
-        sparse = {
-            name: None if params.get("modifier") is None else str(params["modifier"]).lower()
-            for name, params in (self._engine_config().get("sparse_vectors") or {}).items()
-        }
-        if dense is None:
-            return None, None, sparse
-        return int(dense["size"]), str(dense.get("distance", "")).lower(), sparse
-
-    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
-        return self._engine_storage(layout)
-
-    def _stored_dimensions(self, layout: Layout) -> int | None:
-        if not self._is_shard(self._dir):
-            return None
-        dense = self._dense_config(layout)
-        return None if dense is None else int(dense["size"])
-
     def _store_manifest(self, manifest: Manifest) -> None:
         self._call("manifest update", self._write_manifest_file, self._dir, manifest)
 
-    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
-        layout = get_layout(manifest.layout)
-        sparse = self._engine_config().get("sparse_vectors") or {}
-        return self._hybrid_from_store(manifest, layout.qdrant_sparse_vector in sparse)
+    def _options(self) -> dict[str, Any]:
+        options = {**super()._options(), "indexing_threshold_kb": self.indexing_threshold_kb}
+        del options["shard_number"], options["replication_factor"]
+        return options
 
     def _sibling_options(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "max_attempts": self._max_attempts,
-            "retry_wait": self._retry_wait,
-            "indexing_threshold_kb": self.indexing_threshold_kb,
-            **self.settings.model_dump(exclude={"shard_number", "replication_factor"}),
-            **self.search_settings.model_dump(),
-        }
-
-    def _spec_options(self) -> tuple[dict[str, Any], bool]:
-        return {"path": str(self.path)}, False
+        return {"path": self.path, **self._options()}
 
     def _edge_config(self, dimensions: int, sparse_vector: str | None) -> qdrant_edge.EdgeConfig:
         qe, settings = self._qe, self.settings
@@ -464,85 +399,35 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     # -- points ----------------------------------------------------------------------------------------
 
-    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
-        """Returns the stored text of each of `ids` that exists."""
-        if not ids:
-            return {}
-        records = self._call(
-            "point lookup",
-            self._shard().retrieve,
-            list(ids),
-            with_payload=self.layout.qdrant_text_keys(),
-            with_vector=False,
+    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
+        with_vector = [self.layout.qdrant_vector] if vector else False
+        records: Sequence[Any] = self._call(
+            "point lookup", self._shard().retrieve, ids, with_payload=payload, with_vector=with_vector
         )
-        return {str(r.id): self.layout.qdrant_text(r.payload or {}) for r in records}
+        return records
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Inserts or replaces the points of `chunks` (in the write-ahead log when this returns)."""
-        if not chunks:
-            return
-        qe, layout = self._qe, self.layout
-        rows = np.asarray(vectors, dtype=np.float32).tolist()
-        named: list[dict[str, Any]] = [{layout.qdrant_vector: row} for row in rows]
-        sparse = self._sparse_state()
-        if sparse is not None:
-            sparse_name, encoder = sparse
-            for entry, vector in zip(named, encoder.embed_documents([c.text for c in chunks]), strict=True):
-                entry[sparse_name] = qe.SparseVector(vector.indices, vector.values)
-        points = [
-            qe.Point(c.id, vector, layout.qdrant_payload(c)) for c, vector in zip(chunks, named, strict=True)
-        ]
-        self._update("upsert", qe.UpdateOperation.upsert_points(points))
+    def _sparse_vector(self, indices: list[int], values: list[float]) -> Any:
+        return self._qe.SparseVector(indices, values)
 
-    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
-        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
-        qe, layout = self._qe, self.layout
-        selector = qe.Filter(
-            must=[
-                qe.FieldCondition(
-                    key=layout.qdrant_key(layout.doc_id_path("qdrant")), match=qe.MatchValue(doc_id)
-                ),
-                qe.FieldCondition(
-                    key=layout.qdrant_key(layout.chunk_index_path("qdrant")),
-                    range=qe.RangeFloat(gte=float(first_index)),
-                ),
-            ]
-        )
-        self._update("delete", qe.UpdateOperation.delete_points_by_filter(selector))
+    def _upsert(self, ids: list[str], vectors: list[dict[str, Any]], payloads: list[dict[str, Any]]) -> None:
+        points = [self._qe.Point(*point) for point in zip(ids, vectors, payloads, strict=True)]
+        self._update("upsert", self._qe.UpdateOperation.upsert_points(points))
 
-    def _collection_quantization(self) -> str | None:
-        if self._quantization is _UNKNOWN:
-            self._quantization = self._engine_storage(self.layout)["quantization"]
-        return self._quantization
+    def _delete(self, filter: Any) -> None:
+        self._update("delete", self._qe.UpdateOperation.delete_points_by_filter(filter))
 
-    def _search_params(self) -> qdrant_edge.SearchParams | None:
-        """`hnsw_ef` and, in a quantized collection, rescoring and oversampling (`QdrantSearchSettings`)."""
-        qe, settings = self._qe, self.search_settings
-        quantization = self._collection_quantization()
-        quantized = None
-        if quantization is not None:
-            quantized = qe.QuantizationSearchParams(
-                rescore=settings.rescore, oversampling=settings.oversampling_for(quantization)
-            )
-        if settings.ef is None and quantized is None:
-            return None
-        params: qdrant_edge.SearchParams = qe.SearchParams(hnsw_ef=settings.ef, quantization=quantized)
-        return params
+    def _search_param_types(self) -> tuple[Any, Any]:
+        return self._qe.SearchParams, self._qe.QuantizationSearchParams
 
     # -- the searches' driver (`QdrantBaseSink` runs them) ------------------------------------------------
 
-    def _dense_query(self, vector: NDArray[np.float32]) -> Any:
-        rows = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
-        return self._qe.Query.Nearest(rows, using=self.layout.qdrant_vector)
-
-    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
-        vector = encoder.embed_query(query)
-        return self._qe.Query.Nearest(self._qe.SparseVector(vector.indices, vector.values), using=name)
+    def _nearest(self, vector: Any, using: str) -> Any:
+        return self._qe.Query.Nearest(vector, using=using)
 
     def _condition(self, c: Condition) -> Any:
         qe = self._qe
         if c.is_range:
-            return qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.value))
+            return qe.FieldCondition(key=c.key, range=qe.RangeFloat(gte=c.value, lte=c.upper))
         return qe.FieldCondition(key=c.key, match=qe.MatchValue(_match_value(c.value)))
 
     def _must(self, conditions: list[Any]) -> Any:
@@ -623,11 +508,11 @@ class QdrantEdgeSink(QdrantBaseSink):
         manifest = self._known_manifest()
         # An unmanaged shard is described under the layout given, else the default one (adopt or not).
         layout = self._described_layout(manifest)
-        dense = self._dense_config(layout)
-        config = self._engine_config()
+        config = self._existing_config()
+        dimensions, distance, _ = self._stored_vectors(layout, config)
         shard_info = self._call("shard info", shard.info)
         storage = {
-            **self._engine_storage(layout),
+            **self._stored_storage(layout, config),
             "indexing_threshold_kb": (config.get("optimizers") or {}).get("indexing_threshold"),
             "sparse_vectors": {
                 name: {"modifier": params.get("modifier")}
@@ -641,8 +526,8 @@ class QdrantEdgeSink(QdrantBaseSink):
             store=repr(self),
             manifest=manifest,
             points=self.count(),
-            dimensions=None if dense is None else int(dense["size"]),
-            distance=None if dense is None else str(dense.get("distance", "")).lower(),
+            dimensions=dimensions,
+            distance=distance,
             storage=storage,
             payload_indexes={
                 key: _enum_name(index.data_type).lower() for key, index in shard_info.payload_schema.items()
@@ -664,7 +549,7 @@ class QdrantEdgeSink(QdrantBaseSink):
                 {
                     "index": index.get("type"),
                     **{k: v for k, v in (index.get("options") or {}).items() if k in ("m", "ef_construct")},
-                    "quantization": _quantization_name(vector.get("quantization_config")),
+                    "quantization": quantization_name(vector.get("quantization_config")),
                     "storage_type": vector.get("storage_type"),
                 }
             )
@@ -698,16 +583,6 @@ def _match_value(value: str | int | float | bool) -> Any:
 def _enum_name(value: object) -> str:
     """`PayloadSchemaType.Keyword` → `Keyword` (the engine's enums have no `.name`)."""
     return str(value).rpartition(".")[2]
-
-
-def _quantization_name(config: object) -> str | None:
-    """`{"scalar": {"type": "int8"}}` → `int8`, `{"binary": {...}}` → `binary`, other kinds by their key."""
-    if not isinstance(config, dict) or not config:
-        return None
-    kind = next(iter(config))
-    if kind == "scalar":
-        return str((config[kind] or {}).get("type", "int8"))
-    return str(kind)
 
 
 def _disk_bytes(directory: Path) -> int:

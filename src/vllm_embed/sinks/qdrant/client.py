@@ -1,8 +1,7 @@
 """Qdrant sink: local mode (a directory or `:memory:`) or a server, through the same client calls.
 
-Over ~500 lines because it is the whole qdrant-client driver of `QdrantBaseSink` (creation, adoption and
-storage settings read back from a server's config, local mode's limits, requests); the planned split is
-`qdrant/` (requests, client driver, edge driver).
+(Just over ~500 lines: the qdrant-client driver of `QdrantBaseSink` — collection creation, local mode's
+limits and WAL tuning, the configuration read back, requests — with its documented constructor.)
 """
 
 from __future__ import annotations
@@ -13,31 +12,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
-from numpy.typing import NDArray
-
 from vllm_embed._optional import require
 from vllm_embed.errors import StoreBusyError
 from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
 from vllm_embed.sinks.base import (
-    Chunk,
     CollectionInfo,
-    Layout,
     Manifest,
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.layouts import get_layout
-from vllm_embed.sinks.qdrant_common import Condition, QdrantBaseSink, Query, payload_index_keys
+from vllm_embed.sinks.qdrant.common import Condition, QdrantBaseSink, Query, payload_index_keys
 from vllm_embed.sinks.storage import (
     IndexField,
-    QdrantCollectionSettings,
-    QdrantSearchSettings,
     Quantization,
     StorageSettingsError,
-    validated,
 )
-from vllm_embed.sparse import BM25Encoder
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -170,31 +160,12 @@ class QdrantSink(QdrantBaseSink):
         adopt: bool = False,
         **client_kwargs: Any,
     ) -> None:
-        super().__init__(
-            collection,
-            layout=layout,
-            max_attempts=max_attempts,
-            retry_wait=retry_wait,
-            hybrid=hybrid,
-            index_fields=index_fields,
-            adopt=adopt,
-        )
-        self.settings = validated(
-            QdrantCollectionSettings,
-            "QdrantSink",
-            quantization=quantization,
-            on_disk=on_disk,
-            hnsw_m=hnsw_m,
-            hnsw_ef_construct=hnsw_ef_construct,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
-        )
-        """Creation settings of the collection (applied when this sink creates it)."""
-        self.search_settings = validated(
-            QdrantSearchSettings, "QdrantSink", ef=ef, rescore=rescore, oversampling=oversampling
-        )
-        """Settings applied to every search."""
-        self._quantization: str | None = _UNKNOWN
+        cluster = {"shard_number": shard_number, "replication_factor": replication_factor}
+        creation = {"quantization": quantization, "on_disk": on_disk, "hnsw_m": hnsw_m}
+        creation |= {"hnsw_ef_construct": hnsw_ef_construct, **cluster}
+        search = {"ef": ef, "rescore": rescore, "oversampling": oversampling}
+        super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
+        self._use_settings(creation, search)
         given = [name for name, value in (("path", path), ("location", location), ("url", url)) if value]
         if client is not None:
             given.append("client")
@@ -204,6 +175,9 @@ class QdrantSink(QdrantBaseSink):
                 f"got {', '.join(given) or 'none'}"
             )
         self._target = path or location or url or "client"
+        if client is None:
+            connection = {"path": path, "location": location, "url": url, "api_key": api_key}
+            self._connection = {k: v for k, v in connection.items() if v is not None} | client_kwargs
         self._target_argument = "client=client" if client is not None else f"{given[0]}={self._target!r}"
         qdrant_client = require("qdrant_client", "QdrantSink")
         self._models = require("qdrant_client.http.models", "QdrantSink")
@@ -296,12 +270,9 @@ class QdrantSink(QdrantBaseSink):
             return False, None
         return True, (info.config.metadata or {}).get(_MANIFEST_KEY)
 
-    def _stored_dimensions(self, layout: Layout) -> int | None:
-        if self._store_absent():
-            return None
-        info = self._collection_info()
-        params = None if info is None else self._dense_params(info, layout)
-        return None if params is None else int(params.size)
+    def _config(self) -> dict[str, Any] | None:
+        info = None if self._store_absent() else self._collection_info()
+        return None if info is None else _config_of(info)
 
     def _store_manifest(self, manifest: Manifest) -> None:
         self._call(
@@ -312,32 +283,8 @@ class QdrantSink(QdrantBaseSink):
         )
         self._quantization = _UNKNOWN
 
-    def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
-        layout = get_layout(manifest.layout)
-        sparse = self._existing_info().config.params.sparse_vectors or {}
-        return self._hybrid_from_store(manifest, layout.qdrant_sparse_vector in sparse)
-
-    def check_storage(self, stored: Manifest) -> None:
-        """Refuses creation settings that differ from the existing collection's (`stored`).
-
-        When the manifest records no storage settings (a collection from before they were recorded, or a
-        repaired manifest), the ones Qdrant reports are compared.
-
-        Raises:
-            ManifestMismatchError: Naming each differing setting, both sides, and the fix.
-        """
-        if stored.storage is None and any(
-            value != self._storage_defaults()[name] for name, value in self._storage_requested().items()
-        ):
-            info = self._collection_info()
-            if info is not None:
-                storage = self._storage_of(info, self._described_layout(stored))
-                stored = stored.model_copy(update={"storage": storage})
-        super().check_storage(stored)
-
     def _prepared(self, stored: Manifest) -> None:
-        info = self._collection_info() if stored.storage is None else None
-        self._quantization = self._quantization_of(info, stored)
+        self._quantization = _UNKNOWN
         _tune_local_storage(self.client, self.collection)
 
     def _create(self, manifest: Manifest) -> Manifest:
@@ -403,31 +350,11 @@ class QdrantSink(QdrantBaseSink):
                 wait=True,
             )
 
-    def _stored_vectors(self, layout: Layout) -> tuple[int | None, str | None, dict[str, str | None]]:
-        info = self._existing_info()
-        params = self._dense_params(info, layout)
-        sparse = {
-            name: None if p.modifier is None else str(p.modifier.value).lower()
-            for name, p in (info.config.params.sparse_vectors or {}).items()
-        }
-        if params is None:
-            return None, None, sparse
-        return int(params.size), str(params.distance.value).lower(), sparse
-
-    def _stored_storage(self, layout: Layout) -> dict[str, Any]:
-        return self._storage_of(self._existing_info(), layout)
-
-    def _spec_options(self) -> tuple[dict[str, Any], bool]:
-        return {}, not self._local
+    def _shared(self) -> bool:
+        return not self._local
 
     def _sibling_options(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "max_attempts": self._max_attempts,
-            "retry_wait": self._retry_wait,
-            **self.settings.model_dump(),
-            **self.search_settings.model_dump(),
-        }
+        return {"client": self.client, **self._options()}
 
     def for_collection(self, name: str) -> Self:
         """Returns a sink on collection `name` of the same store, sharing this sink's client.
@@ -441,158 +368,44 @@ class QdrantSink(QdrantBaseSink):
 
     # -- what Qdrant reports -------------------------------------------------------------------------------
 
-    def _dense_params(self, info: models.CollectionInfo, layout: Layout) -> models.VectorParams | None:
-        """The collection's dense vector where `layout` keeps it (`None` when it has none there)."""
-        vectors = info.config.params.vectors
-        if isinstance(vectors, dict):
-            params: models.VectorParams | None = vectors.get(layout.qdrant_vector)
-            return params
-        return None if layout.qdrant_vector else vectors
-
-    def _storage_of(self, info: models.CollectionInfo, layout: Layout) -> dict[str, Any]:
-        """The collection's creation settings as Qdrant reports them, in `QdrantCollectionSettings` terms.
-
-        Product quantization, which vllm-embed does not create, is reported as `"product"`.
-        """
-        models = self._models
-        config = info.config
-        params = self._dense_params(info, layout)
-        quantization = config.quantization_config
-        hnsw_m, hnsw_ef_construct = config.hnsw_config.m, config.hnsw_config.ef_construct
-        on_disk = False
-        if params is not None:
-            quantization = params.quantization_config or quantization
-            if params.hnsw_config is not None:
-                hnsw_m = params.hnsw_config.m if params.hnsw_config.m is not None else hnsw_m
-                if params.hnsw_config.ef_construct is not None:
-                    hnsw_ef_construct = params.hnsw_config.ef_construct
-            on_disk = bool(params.on_disk) or params.memory == models.Memory.COLD
-        kind: str | None = None
-        if isinstance(quantization, models.ScalarQuantization):
-            kind = "int8"
-        elif isinstance(quantization, models.BinaryQuantization):
-            kind = "binary"
-        elif isinstance(quantization, models.ProductQuantization):
-            kind = "product"
-        return {
-            "quantization": kind,
-            "on_disk": on_disk,
-            "hnsw_m": hnsw_m,
-            "hnsw_ef_construct": hnsw_ef_construct,
-            "shard_number": config.params.shard_number,
-            "replication_factor": config.params.replication_factor,
-        }
-
-    def _quantization_of(self, info: models.CollectionInfo | None, manifest: Manifest | None) -> str | None:
-        """The collection's quantization: the manifest's, else the one Qdrant reports.
-
-        Qdrant's answer counts when the manifest records no storage settings, or there is no manifest.
-        """
-        if manifest is not None and manifest.storage is not None:
-            quantization: str | None = manifest.storage.get("quantization")
-            return quantization
-        if info is None:
-            return None
-        layout = self._layout or get_layout(manifest.layout if manifest is not None else Layout.name)
-        quantization = self._storage_of(info, layout)["quantization"]
-        return quantization
-
     def _search_params(self) -> models.SearchParams | None:
-        """The search parameters of a dense search (`None`: Qdrant's defaults, nothing to send).
+        """Local mode gets no search parameters: it searches exactly, and would warn that they do nothing."""
+        return None if self._local else super()._search_params()
 
-        Local mode gets none: it searches exactly, and would warn that they have no effect.
-        """
-        if self._local:
-            return None
-        if self._quantization is _UNKNOWN:
-            info = self._collection_info()
-            if info is not None:
-                self._quantization = self._quantization_of(info, self._known_manifest())
-        quantization = None if self._quantization is _UNKNOWN else self._quantization
-        settings = self.search_settings
-        if settings.ef is None and quantization is None:
-            return None
-        qm = self._models
-        params: models.SearchParams = qm.SearchParams(
-            hnsw_ef=settings.ef,
-            quantization=None
-            if quantization is None
-            else qm.QuantizationSearchParams(
-                rescore=settings.rescore, oversampling=settings.oversampling_for(quantization)
-            ),
-        )
-        return params
+    def _search_param_types(self) -> tuple[Any, Any]:
+        return self._models.SearchParams, self._models.QuantizationSearchParams
 
-    def fetch_texts(self, ids: Sequence[str]) -> dict[str, str]:
-        """Returns the stored text of each of `ids` that exists."""
-        if not ids:
-            return {}
-        records = self._call(
-            "point lookup",
-            self.client.retrieve,
-            self.collection,
-            ids=list(ids),
-            with_payload=self.layout.qdrant_text_keys(),
-            with_vectors=False,
-        )
-        return {str(r.id): self.layout.qdrant_text(r.payload or {}) for r in records}
+    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
+        name = self.layout.qdrant_vector
+        records: Sequence[Any] = self._call(
+            "point lookup", self.client.retrieve, self.collection, ids=ids, with_payload=payload,
+            with_vectors=([name] if name else True) if vector else False,
+        )  # fmt: skip
+        return records
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Inserts or replaces the points of `chunks`."""
-        if not chunks:
-            return
-        rows = np.asarray(vectors, dtype=np.float32).tolist()
-        vector_name = self.layout.qdrant_vector
-        named: Any = {vector_name: rows} if vector_name else rows
-        sparse = self._sparse_state()
-        if sparse is not None:
-            sparse_name, encoder = sparse
-            named = {
-                vector_name: rows,
-                sparse_name: [
-                    self._models.SparseVector(indices=v.indices, values=v.values)
-                    for v in encoder.embed_documents([c.text for c in chunks])
-                ],
-            }
-        batch = self._models.Batch(
-            ids=[c.id for c in chunks],
-            vectors=named,
-            payloads=[self.layout.qdrant_payload(c) for c in chunks],
-        )
-        self._call("upsert", self.client.upsert, self.collection, points=batch, wait=True)
+    def _sparse_vector(self, indices: list[int], values: list[float]) -> Any:
+        return self._models.SparseVector(indices=indices, values=values)
 
-    def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
-        """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
-        models = self._models
-        selector = models.FilterSelector(
-            filter=models.Filter(
-                must=[
-                    models.FieldCondition(
-                        key=self.layout.qdrant_key(self.layout.doc_id_path("qdrant")),
-                        match=models.MatchValue(value=doc_id),
-                    ),
-                    models.FieldCondition(
-                        key=self.layout.qdrant_key(self.layout.chunk_index_path("qdrant")),
-                        range=models.Range(gte=first_index),
-                    ),
-                ]
-            )
-        )
+    def _upsert(self, ids: list[str], vectors: list[dict[str, Any]], payloads: list[dict[str, Any]]) -> None:
+        points = [
+            self._models.PointStruct(id=i, vector=v[""] if list(v) == [""] else v, payload=p)
+            for i, v, p in zip(ids, vectors, payloads, strict=True)
+        ]
+        self._call("upsert", self.client.upsert, self.collection, points=points, wait=True)
+
+    def _delete(self, filter: Any) -> None:
+        selector = self._models.FilterSelector(filter=filter)
         self._call("delete", self.client.delete, self.collection, points_selector=selector, wait=True)
 
     # -- the searches' driver (`QdrantBaseSink` runs them) ------------------------------------------------
 
-    def _dense_query(self, vector: NDArray[np.float32]) -> tuple[Any, str | None]:
-        return np.asarray(vector, dtype=np.float32).reshape(-1).tolist(), self.layout.qdrant_vector or None
-
-    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> tuple[Any, str | None]:
-        vector = encoder.embed_query(query)
-        return self._models.SparseVector(indices=vector.indices, values=vector.values), name
+    def _nearest(self, vector: Any, using: str) -> tuple[Any, str | None]:
+        return vector, using or None
 
     def _condition(self, c: Condition) -> Any:
         qm = self._models
         if c.is_range:
-            return qm.FieldCondition(key=c.key, range=qm.Range(gte=c.value, lte=c.value))
+            return qm.FieldCondition(key=c.key, range=qm.Range(gte=c.value, lte=c.upper))
         return qm.FieldCondition(key=c.key, match=qm.MatchValue(value=c.value))
 
     def _must(self, conditions: list[Any]) -> Any:
@@ -641,7 +454,8 @@ class QdrantSink(QdrantBaseSink):
         info = self._existing_info()
         manifest = self._known_manifest()
         layout = self._described_layout(manifest)
-        params = self._dense_params(info, layout)
+        config = _config_of(info)
+        dimensions, distance, _ = self._stored_vectors(layout, config)
         points = info.points_count if info.points_count is not None else self.count()
         directory = _local_collection_dir(self.client, self.collection)
         disk_bytes = None
@@ -652,9 +466,9 @@ class QdrantSink(QdrantBaseSink):
             store=repr(self),
             manifest=manifest,
             points=int(points),
-            dimensions=None if params is None else int(params.size),
-            distance=None if params is None else str(params.distance.value).lower(),
-            storage=self._storage_of(info, layout),
+            dimensions=dimensions,
+            distance=distance,
+            storage=self._stored_storage(layout, config),
             payload_indexes={
                 key: str(index.data_type.value) for key, index in (info.payload_schema or {}).items()
             },
@@ -684,3 +498,11 @@ class QdrantSink(QdrantBaseSink):
     def close(self) -> None:
         """Closes the client if this sink created it (releasing a local store's lock)."""
         super().close()
+
+
+def _config_of(info: models.CollectionInfo) -> dict[str, Any]:
+    """The collection's configuration in the engine's JSON shape (`QdrantBaseSink._config`)."""
+    dump = info.config.model_dump(mode="json")
+    params = dump["params"]
+    vectors = params["vectors"] if isinstance(info.config.params.vectors, dict) else {"": params["vectors"]}
+    return {**params, "vectors": vectors, **{k: dump[k] for k in ("hnsw_config", "quantization_config")}}
