@@ -422,6 +422,26 @@ def test_a_damaged_manifest_says_so_and_write_manifest_repairs_it(store: OpenSto
         sink.write_manifest(Manifest.from_description(fake.describe()))
 
 
+def test_verify_blames_a_manifest_whose_size_the_store_contradicts_not_the_vectors(store: OpenStore) -> None:
+    with store.sink() as sink:
+        run(sink, DOCS[:2])
+        store.store.put_manifest(sink, {**GOOD, "dimensions": 16})  # hand-edited: the vectors have 8
+    repairer = FakeHashEmbedder(dimension=16)  # fits the edited manifest, so repair would re-embed all
+    with store.sink() as sink:
+        for attempt in (
+            lambda: verify_collection(sink),
+            lambda: verify_collection(sink, repairer, repair=True),
+        ):
+            with pytest.raises(ManifestError) as failure:
+                attempt()
+            message = str(failure.value)
+            assert "manifest of collection" in message and "says 16 dimensions" in message, message
+            assert "store holds 8-dimensional vectors" in message and ".write_manifest(" in message
+        assert repairer.calls == []
+        sink.write_manifest(Manifest.from_description(FakeHashEmbedder().describe()))  # the repair named
+        assert verify_collection(sink).invalid == 0
+
+
 UNCLOSED = """
 import base64, gc, pickle, sys
 from ingest_fixtures import FakeHashEmbedder
