@@ -82,3 +82,44 @@ def test_a_ray_ingest_killed_by_sigkill_leaves_no_ray_process(tmp_path: Path) ->
             driver.kill()
             driver.wait()
         server.stop()
+
+
+def test_a_ray_ingest_of_a_served_model_without_local_files_equals_the_ingest_without_ray(
+    tmp_path: Path,
+) -> None:
+    """The Ray plan takes the served size and longest input from the server, as `ingest` does (item 8)."""
+    from cli_helpers import run
+
+    from vllm_embed.sinks import QdrantEdgeSink
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": f"d{i}", "text": f"document {i} " + "words " * 300}) + "\n" for i in range(6)
+        )
+    )
+    server = StubServer()
+    served = ["-m", STUB_MODEL, "--backend", "openai", "--base-url", server.url, "--no-progress"]
+    try:
+        code, _, err = run(
+            "ingest", str(corpus), "-c", "plain", "--qdrant-edge", str(tmp_path / "e"), *served
+        )
+        assert code == 0, err
+        driver = subprocess.run(
+            [
+                sys.executable, "-m", "vllm_embed.cli", "ingest", str(corpus), "-c", "ray",
+                "--qdrant-edge", str(tmp_path / "e"), *served, "--ray", "local", "--replicas", "1",
+            ],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            timeout=START_SECONDS,
+        )  # fmt: skip
+        assert driver.returncode == 0, driver.stderr
+    finally:
+        server.stop()
+    manifests = []
+    for name in ("plain", "ray"):
+        with QdrantEdgeSink(name, path=str(tmp_path / "e")) as sink:
+            manifest = sink.read_manifest()
+            assert manifest is not None
+            manifests.append((manifest.model_dump(exclude={"vllm_embed_version"}), sink.count()))
+    assert manifests[0] == manifests[1]  # same size, same chunking, same number of chunks
