@@ -23,7 +23,7 @@ pytest.importorskip("ray")
 
 START_SECONDS = 240.0
 """How long Ray and the replicas may take to start on a loaded 2-core machine."""
-EXIT_SECONDS = 20.0
+EXIT_SECONDS = 45.0
 """How long the Ray processes get to be gone after the driver's death (Ray's own agents take ~60 s)."""
 
 

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vllm_embed._optional import require
+from vllm_embed.ray_data.watchdog import GRACE_SECONDS
 
-WATCHDOG_SECONDS = 15.0
+WATCHDOG_SECONDS = 2 * GRACE_SECONDS + 10
 """How long leaving the session waits for the watchdog to stop what `ray.shutdown()` left of the cluster."""
 
 
