@@ -269,6 +269,39 @@ def test_verify_finds_the_invalid_vectors_and_repair_replaces_them(store: OpenSt
         assert verify_collection(sink).invalid == 0
 
 
+def nested(depth: int, leaf: object = 1) -> dict:
+    value: object = leaf
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return {"a": value}
+
+
+def test_metadata_too_deep_or_too_large_is_rejected_and_the_collection_still_opens(store: OpenStore) -> None:
+    from vllm_embed.ingest import point_id
+    from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+
+    docs = [
+        Document("fine", id="ok", metadata=nested(MAX_METADATA_DEPTH)),
+        Document("deep", id="deep", metadata=nested(130)),  # unloadable in Qdrant's engine after a restart
+        Document("deeper", id="deeper", metadata=nested(5000, float("nan"))),  # past Python's recursion limit
+        Document("big", id="big", metadata={"blob": "x" * DEFAULT_MAX_METADATA_BYTES}),
+    ]
+    with store.sink() as sink:
+        report = run(sink, docs)
+        reasons = dict(report.rejected)
+        assert report.documents == 1 and sorted(reasons) == ["big", "deep", "deeper"]
+        too_deep = f"metadata nested deeper than {MAX_METADATA_DEPTH} levels; flatten it"
+        assert reasons["deep"] == reasons["deeper"] == too_deep
+        assert f"is larger than max_metadata_bytes={DEFAULT_MAX_METADATA_BYTES}" in reasons["big"]
+    with store.sink() as sink:  # the collection still opens, and holds the one document
+        ids = {name: point_id(name, 0) for name in ("ok", "deep", "deeper", "big")}
+        assert sink.count() == 1 and sink.fetch_texts(list(ids.values())) == {ids["ok"]: "fine"}
+        report = ingest(
+            docs[3:], embedder=FakeHashEmbedder(), sink=sink, progress=False, max_metadata_bytes=None
+        )
+        assert report.documents == 1 and sink.count() == 2
+
+
 HOLDER = """
 import base64, pickle, sys, time
 from ingest_fixtures import FakeHashEmbedder
@@ -441,6 +474,26 @@ def test_a_damaged_manifest_says_so_and_write_manifest_repairs_it(store: OpenSto
         assert (report.skipped, report.embedded) == (2, report.chunks - 2)
     with store.sink(collection=store.collection + "_none") as sink, pytest.raises(CollectionNotFoundError):
         sink.write_manifest(Manifest.from_description(fake.describe()))
+
+
+def test_verify_blames_a_manifest_whose_size_the_store_contradicts_not_the_vectors(store: OpenStore) -> None:
+    with store.sink() as sink:
+        run(sink, DOCS[:2])
+        store.store.put_manifest(sink, {**GOOD, "dimensions": 16})  # hand-edited: the vectors have 8
+    repairer = FakeHashEmbedder(dimension=16)  # fits the edited manifest, so repair would re-embed all
+    with store.sink() as sink:
+        for attempt in (
+            lambda: verify_collection(sink),
+            lambda: verify_collection(sink, repairer, repair=True),
+        ):
+            with pytest.raises(ManifestError) as failure:
+                attempt()
+            message = str(failure.value)
+            assert "manifest of collection" in message and "says 16 dimensions" in message, message
+            assert "store holds 8-dimensional vectors" in message and ".write_manifest(" in message
+        assert repairer.calls == []
+        sink.write_manifest(Manifest.from_description(FakeHashEmbedder().describe()))  # the repair named
+        assert verify_collection(sink).invalid == 0
 
 
 UNCLOSED = """

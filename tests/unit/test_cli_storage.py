@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import typer
 from cli_helpers import FakeEngine, no_engine, run, write_corpus
+from conftest import stop_process_tree
 from ingest_fixtures import FakeHashEmbedder, open_sink
 from pydantic import BaseModel, ConfigDict, Field
 from qdrant_client.http import models as qdrant_models
@@ -20,9 +24,11 @@ from vllm_embed import cli
 from vllm_embed.cli.storage_options import ITEM_FLAGS, StorageFlags, storage_options
 from vllm_embed.errors import UnmanagedCollectionError
 from vllm_embed.ingest import ingest
+from vllm_embed.sinks import QdrantEdgeSink
 from vllm_embed.sinks import milvus as milvus_module
 from vllm_embed.sinks import qdrant as qdrant_module
 from vllm_embed.sinks.base import BaseSink, CollectionInfo, Manifest
+from vllm_embed.sinks.qdrant.edge import MANIFEST_FILE
 from vllm_embed.sinks.storage import MilvusIndexSettings, QdrantCollectionSettings, QdrantSearchSettings
 
 
@@ -381,6 +387,48 @@ def test_collections_info_refuses_a_missing_local_store(tmp_path) -> None:
         code, _, err = run("collections", "info", *flags)
         assert code == 1 and "no such store" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+HOLDER = """
+import sys, time
+from vllm_embed.sinks import QdrantEdgeSink
+sink = QdrantEdgeSink(sys.argv[2], path=sys.argv[1])
+sink.count()
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_collections_info_lists_the_rest_when_one_collection_is_busy_or_damaged(tmp_path) -> None:
+    root = tmp_path / "edge"
+    for name in ("alpha", "busy", "damaged"):
+        with QdrantEdgeSink(name, path=str(root)) as sink:
+            ingest(["one", "two"], embedder=FakeHashEmbedder(), sink=sink, progress=False)
+    (root / "damaged" / MANIFEST_FILE).write_text("{not json")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(root), "busy"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        code, out, err = run("collections", "info", "--qdrant-edge", str(root), COLUMNS="250")
+        assert code == 0, err
+        rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ ")}
+        assert set(rows) == {"alpha", "busy", "damaged"} and "fake-model" in rows["alpha"]
+        assert "busy (open elsewhere)" in rows["busy"] and "damaged manifest" in rows["damaged"]
+        warnings = err.strip().splitlines()
+        assert len(warnings) == 2, err
+        assert warnings[0].startswith("warning: collection 'busy': ") and f"PID {holder.pid}" in warnings[0]
+        assert warnings[1].startswith("warning: collection 'damaged': ") and "is damaged" in warnings[1]
+
+        code, out, err = run("collections", "info", "--qdrant-edge", str(root), "--json")
+        assert code == 0, err
+        alpha, busy, damaged = json.loads(out)
+        assert alpha["points"] == 2 and "error" not in alpha
+        assert busy["name"] == "busy" and "is open elsewhere" in busy["error"]
+        assert damaged["name"] == "damaged" and "is damaged" in damaged["error"]
+    finally:
+        stop_process_tree(holder.pid)
 
 
 class FakeListingSink(BaseSink):

@@ -55,3 +55,18 @@ def test_verify_a_missing_collection_is_one_line(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(cli, "make_embedder", no_engine)
     code, _, err = run("verify", "--qdrant", str(tmp_path / "q"), "-c", "nope")
     assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_verify_blames_a_hand_edited_manifest_size_not_the_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_sink("qdrant", tmp_path) as sink:
+        ingest(TEXTS, embedder=FakeHashEmbedder(), sink=sink, progress=False)
+        stored = sink.read_manifest()
+        assert stored is not None
+        edited = stored.model_copy(update={"dimensions": 16}).model_dump()
+        sink.client.update_collection(sink.collection, metadata={"vllm_embed": edited})
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    code, out, err = run("verify", "--qdrant", str(tmp_path / "qdrant"), "-c", "docs", "--repair")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "says 16 dimensions but the store holds 8-dimensional vectors" in err

@@ -254,38 +254,3 @@ def test_progress_bar_reports_documents_and_chunks(
     assert "40/40" in err and "docs/s" in err and "40 chunks" in err
     ingest(corpus(), embedder=FakeHashEmbedder(tokenizer), sink=sink, progress=False)
     assert capsys.readouterr().err == ""
-
-
-def nested(depth: int, leaf: object = 1) -> dict:
-    value: object = leaf
-    for _ in range(depth - 1):
-        value = {"a": value}
-    return {"a": value}
-
-
-@pytest.mark.parametrize("kind", [*STORES, "qdrant-edge"])
-def test_metadata_too_deep_or_too_large_is_rejected_before_anything_is_written(
-    kind: str, tmp_path: Path
-) -> None:
-    from vllm_embed.ingest.documents import DEFAULT_MAX_METADATA_BYTES, MAX_METADATA_DEPTH
-
-    docs = [
-        Document("fine", id="ok", metadata=nested(MAX_METADATA_DEPTH)),
-        Document("deep", id="deep", metadata=nested(130)),  # unloadable in Qdrant's engine after a restart
-        Document("deeper", id="deeper", metadata=nested(5000, float("nan"))),  # past Python's recursion limit
-        Document("big", id="big", metadata={"blob": "x" * DEFAULT_MAX_METADATA_BYTES}),
-    ]
-    with open_sink(kind, tmp_path) as sink:
-        report = ingest(docs, embedder=FakeHashEmbedder(), sink=sink, progress=False)
-        reasons = dict(report.rejected)
-        assert report.documents == 1 and sorted(reasons) == ["big", "deep", "deeper"]
-        too_deep = f"metadata nested deeper than {MAX_METADATA_DEPTH} levels; flatten it"
-        assert reasons["deep"] == reasons["deeper"] == too_deep
-        assert f"is larger than max_metadata_bytes={DEFAULT_MAX_METADATA_BYTES}" in reasons["big"]
-    with open_sink(kind, tmp_path) as sink:  # the collection still opens, and holds the one document
-        ids = {name: point_id(name, 0) for name in ("ok", "deep", "deeper", "big")}
-        assert sink.count() == 1 and sink.fetch_texts(list(ids.values())) == {ids["ok"]: "fine"}
-        report = ingest(
-            docs[3:], embedder=FakeHashEmbedder(), sink=sink, progress=False, max_metadata_bytes=None
-        )
-        assert report.documents == 1 and sink.count() == 2

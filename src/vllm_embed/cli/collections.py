@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,8 +20,10 @@ from rich.filesize import decimal
 from rich.markup import escape
 from rich.table import Table
 
+from vllm_embed._utils import one_line
 from vllm_embed.cli.commands import ApiKeyOpt, MilvusOpt, QdrantEdgeOpt, QdrantOpt, _open_sink
-from vllm_embed.cli.output import out, user_errors
+from vllm_embed.cli.output import out, printable, user_errors, warn
+from vllm_embed.errors import ManifestError, StoreBusyError
 from vllm_embed.sinks.base import BaseSink, CollectionInfo
 from vllm_embed.sinks.storage import MilvusIndexSettings, QdrantCollectionSettings
 
@@ -70,22 +73,45 @@ def _store(
         sink.close()
 
 
-def collection_infos(sink: BaseSink, collection: str | None) -> list[CollectionInfo]:
-    """What the store reports about `collection`, or about each of its collections when `None`.
+@dataclass(frozen=True)
+class Unreadable:
+    """A collection of the store that could not be read (busy, damaged), and why: listed on its own row."""
 
-    Raises:
-        CollectionNotFoundError: If `collection` does not exist.
+    name: str
+    store: str
+    error: Exception
+
+    @property
+    def problem(self) -> str:
+        """What the table's model column says, short (the warning on stderr gives the whole error)."""
+        if isinstance(self.error, StoreBusyError):
+            return "busy (open elsewhere)"
+        if isinstance(self.error, ManifestError):
+            return "damaged manifest"
+        return "unreadable"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: its name, the store and the error."""
+        return {"name": self.name, "store": self.store, "error": one_line(self.error)}
+
+
+def collection_infos(sink: BaseSink) -> list[CollectionInfo | Unreadable]:
+    """What the store reports about each of its collections.
+
+    A collection that cannot be read (another process holds it, its manifest is damaged, its engine fails
+    to load it) is returned as `Unreadable`: the others are still listed.
     """
-    if collection is not None:
-        return [sink.info()]
-    infos = []
+    infos: list[CollectionInfo | Unreadable] = []
     for name in sorted(sink.collection_names()):
-        other = sink.for_collection(name)
         try:
-            infos.append(other.info())
-        finally:
-            if other is not sink:
-                other.close()
+            other = sink.for_collection(name)
+            try:
+                infos.append(other.info())
+            finally:
+                if other is not sink:
+                    other.close()
+        except Exception as exc:  # noqa: BLE001 - whatever keeps one collection unread must not hide the rest
+            infos.append(Unreadable(name, repr(sink), exc))
     return infos
 
 
@@ -127,12 +153,15 @@ def _disk(info: CollectionInfo) -> str:
     return "—" if info.disk_bytes is None else decimal(info.disk_bytes)
 
 
-def _table(infos: list[CollectionInfo], title: str) -> Table:
+def _table(infos: list[CollectionInfo | Unreadable], title: str) -> Table:
     table = Table(title=escape(title))
     for column in ("collection", "points", "dimensions", "distance", "model", "storage", "payload indexes"):
         table.add_column(column, justify="right" if column in ("points", "dimensions") else "left")
     table.add_column("disk", justify="right")
     for info in infos:
+        if isinstance(info, Unreadable):
+            table.add_row(escape(printable(info.name)), "—", "—", "—", escape(info.problem), "—", "—", "—")
+            continue
         table.add_row(
             escape(info.name),
             f"{info.points:,}",
@@ -198,17 +227,32 @@ def info(
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON array, one object per collection.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print a JSON array, one object per collection (one not readable: name, store, error).",
+        ),
     ] = False,
 ) -> None:
-    """List the collections of a store: points, vectors, storage settings, payload indexes, size, model."""
+    """List the collections of a store: points, vectors, storage settings, payload indexes, size, model.
+
+    A collection that cannot be read (open in another process, a damaged manifest) is listed on its own row
+    with the reason, and its whole error is printed as a warning: the other collections are still listed.
+    """
     with user_errors(), _store(qdrant, qdrant_edge, milvus, collection, api_key) as sink:
-        infos = collection_infos(sink, collection)
+        if collection is not None:
+            one = sink.info()
+            if as_json:
+                print(json.dumps([one.to_dict()], ensure_ascii=False, indent=2))
+            else:
+                for line in _details(one):
+                    out.print(escape(line))
+            return
+        infos = collection_infos(sink)
+    for unreadable in (info for info in infos if isinstance(info, Unreadable)):
+        warn(f"collection {unreadable.name!r}: {one_line(unreadable.error)}")
     if as_json:
         print(json.dumps([i.to_dict() for i in infos], ensure_ascii=False, indent=2))
-    elif collection is not None:
-        for line in _details(infos[0]):
-            out.print(escape(line))
     elif not infos:
         out.print(f"no collections in {escape(repr(sink))}")
     else:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vllm_embed._utils import first_vector_problem, vector_problem
-from vllm_embed.errors import InvalidVectorError
+from vllm_embed.errors import InvalidVectorError, ManifestError
 from vllm_embed.ingest.embedder_api import SupportsEmbedding
 from vllm_embed.ingest.search import require_manifest
 from vllm_embed.sinks.base import Manifest, Sink
@@ -83,6 +83,8 @@ def verify_collection(
 
     Raises:
         CollectionNotFoundError: If the collection does not exist.
+        ManifestError: If the manifest's `dimensions` is not the size of the store's vector (the manifest,
+            not every vector, is wrong).
         ManifestMismatchError: If `embedder` is not the model (or size) the collection was embedded with.
         InvalidVectorError: If the embedder returns an unusable vector for a stored text.
         ValueError: For `repair=True` without an embedder, a sink that cannot list its vectors, or
@@ -91,6 +93,7 @@ def verify_collection(
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be at least 1")
     manifest = require_manifest(sink)
+    _check_manifest_size(sink, manifest)
     if repair:
         if embedder is None:
             raise ValueError("repair=True needs the embedder of the model the collection was embedded with")
@@ -116,6 +119,22 @@ def verify_collection(
     )
     logger.info("%s: %s", sink, report)
     return report
+
+
+def _check_manifest_size(sink: Sink, manifest: Manifest) -> None:
+    """Refuses a manifest whose `dimensions` the store's own description of the collection contradicts.
+
+    Otherwise every vector would be reported (and with `repair=True` re-embedded) as of the wrong length
+    when it is the manifest that was changed.
+    """
+    stored = sink.info().dimensions
+    if stored is not None and stored != manifest.dimensions:
+        raise ManifestError(
+            f"the manifest of collection {sink.collection!r} says {manifest.dimensions} dimensions but the "
+            f"store holds {stored}-dimensional vectors: the manifest is wrong, not the vectors; rewrite it "
+            "with the settings the collection was embedded with (`sink.write_manifest(Manifest."
+            f"from_description(embedder.describe(), layout=...))`, vllm_embed.sinks) on {sink!r}"
+        )
 
 
 def _repair(sink: Sink, embedder: SupportsEmbedding, ids: list[str], dimensions: int) -> int:

@@ -37,6 +37,28 @@ def check_replicas(replicas: int, batch_size: int) -> None:
         raise ValueError(f"batch_size={batch_size} must be at least 1")
 
 
+def served_sizes(config: EmbedderConfig) -> EmbedderConfig:
+    """`config` with the output size and longest input its server reports, when the model's files do not tell.
+
+    A served model name without local files (`backend="openai"`) gives neither; `ingest` without Ray asks
+    the server when it starts, and so must the plan that the chunking and the replicas follow (one probe of
+    the server; a vLLM engine is never started here).
+    """
+    if config.backend != "openai":
+        return config
+    from vllm_embed.embedder import Embedder
+    from vllm_embed.profiles import detect_profile
+
+    profile = detect_profile(config.model, config.revision, config.profile)
+    known = profile.check_dimensions(config.dimensions, config.model) is not None
+    if known and (config.max_model_len or profile.max_length) is not None:
+        return config
+    with Embedder(config=config) as served:
+        return config.model_copy(
+            update={"dimensions": served.dimension, "max_model_len": served.max_model_len}
+        )
+
+
 def plan_engine(config: EmbedderConfig) -> tuple[dict[str, Any], int | None]:
     """What the replicas' engines will report (`describe()`), and their longest input, without an engine.
 
@@ -92,6 +114,7 @@ def plan_run(
 ) -> RunPlan:
     """Checks the arguments, and the collection's manifest if there is one; writes nothing."""
     check_replicas(replicas, options.batch_size)
+    config = served_sizes(config)
     description, max_input_tokens = plan_engine(config)
     documents = DocumentPlan(
         config=config,
