@@ -63,7 +63,7 @@ def _check_shape(vector: SparseVector) -> None:
 def test_splade_equals_the_formula_and_raw_vllm(splade: SparseEmbedder, splade_path: Path) -> None:
     vectors = splade.embed_documents(TEXTS)
     reference = reference_splade(splade_path, TEXTS)
-    raw = splade._backend.pool([splade.tokenizer(text)["input_ids"] for text in TEXTS], "embed")
+    raw = splade._backend.pool([splade.tokenizer(text)["input_ids"] for text in TEXTS])
     for vector, expected, engine in zip(vectors, reference, raw, strict=True):
         _check_shape(vector)
         np.testing.assert_allclose(_dense(vector, expected.shape[0]), expected, atol=TOLERANCE)
@@ -116,7 +116,7 @@ def test_bge_m3_lexical_weights_equal_flagembedding(m3_sparse: SparseEmbedder, b
 
 def test_colbert_equals_the_projection_and_raw_vllm(colbert: MultiVectorEmbedder, colbert_path: Path) -> None:
     matrices = colbert.embed_documents(TEXTS)
-    raw = colbert._backend.pool([colbert.tokenizer(text)["input_ids"] for text in TEXTS], "token_embed")
+    raw = colbert._backend.pool([colbert.tokenizer(text)["input_ids"] for text in TEXTS])
     for matrix, expected, engine in zip(matrices, reference_colbert(colbert_path, TEXTS), raw, strict=True):
         assert matrix.dtype == np.float32
         assert matrix.shape == expected.shape == engine.shape
@@ -127,6 +127,7 @@ def test_colbert_equals_the_projection_and_raw_vllm(colbert: MultiVectorEmbedder
     assert colbert.describe()["query_prefix"] == ""  # the fixture ships no markers: vLLM's rows as they are
 
 
+@pytest.mark.slow  # a second BGE-M3 engine: a vLLM engine runs one pooling task
 def test_bge_m3_colbert_vectors_equal_flagembedding(m3_sparse: SparseEmbedder, bge_m3_path: Path) -> None:
     with MultiVectorEmbedder(str(bge_m3_path), dtype="float32") as m3_multi:
         matrices = m3_multi.embed_documents(TEXTS)
