@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from vllm_embed._utils import batched
 from vllm_embed.config import (
     EmbedderConfig,
     RerankerConfig,
@@ -60,6 +61,35 @@ def special_affixes(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list
         if full[start : start + len(bare)] == bare:
             return list(full[:start]), list(full[start + len(bare) :])
     return [], []
+
+
+def token_windows(
+    ids: Sequence[int],
+    limit: int | None,
+    policy: str,
+    where: str,
+    model: str,
+    notes: tuple[str, str] = ("", ""),
+) -> list[Sequence[int]]:
+    """Applies a long-input policy to one text's token ids.
+
+    Returns `[ids]` itself when it fits, else its first `limit` tokens (`"truncate"`) or consecutive windows
+    of `limit` (`"chunk"`).
+
+    Raises:
+        ValueError: Under `"error"`, naming the text (`where`), its length and the model's limit; `notes` go
+            after the length and after the chunk policy's name.
+    """
+    if limit is None or len(ids) <= limit:
+        return [ids]
+    if policy == "error":
+        raise ValueError(
+            f"{where} is {len(ids)} tokens long{notes[0]} but {model} accepts {limit}; shorten or split it, "
+            f"or pass long_input='chunk'{notes[1]} or long_input='truncate'"
+        )
+    if policy == "truncate":
+        return [ids[:limit]]
+    return list(batched(ids, limit))
 
 
 def text_list(

@@ -20,7 +20,14 @@ from vllm_embed._version import __version__
 from vllm_embed.backends.base import PoolingBackend, PoolingTaskName
 from vllm_embed.config import TokenEmbedderSettings
 from vllm_embed.errors import InvalidVectorError, SettingsError
-from vllm_embed.facade import EngineFacade, check_text, load_tokenizer, special_affixes, text_list
+from vllm_embed.facade import (
+    EngineFacade,
+    check_text,
+    load_tokenizer,
+    special_affixes,
+    text_list,
+    token_windows,
+)
 from vllm_embed.profiles import read_model_file
 
 if TYPE_CHECKING:
@@ -128,18 +135,9 @@ class TokenEmbedderFacade(EngineFacade[ConfigT], Generic[ConfigT, _Result]):
         limit = self.max_input_tokens
         plans: list[list[Window]] = []
         for row, ids in enumerate(self._text_ids(unique, kind)):
-            pieces: list[list[int]]
-            if limit is None or len(ids) <= limit:
-                pieces = [ids]
-            elif self.config.long_input == "error":
-                raise ValueError(
-                    f"texts[{first[row]}] is {len(ids)} tokens long but {self.config.model} accepts {limit}; "
-                    "shorten or split it, or pass long_input='chunk' or long_input='truncate'"
-                )
-            elif self.config.long_input == "truncate":
-                pieces = [ids[:limit]]
-            else:
-                pieces = [ids[start : start + limit] for start in range(0, len(ids), limit)]
+            pieces = token_windows(
+                ids, limit, self.config.long_input, f"texts[{first[row]}]", self.config.model
+            )
             plans.append([Window([*self._prefix, *piece, *self._suffix]) for piece in pieces])
         return inverse, plans
 
