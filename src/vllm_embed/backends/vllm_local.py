@@ -491,7 +491,8 @@ class VLLMLocalPooler:
             {"task": task, "use_activation": True, **(user.pop("pooler_config", None) or {})},
             user,
         )
-        self._engine: _SharedEngine | None = _acquire(arguments, task, config.log_level)
+        # Not "embed": that would probe a dense width (the task is in `arguments` and so in the key).
+        self._engine: _SharedEngine | None = _acquire(arguments, "pool", config.log_level)
         self._task = task
         self.max_model_len: int | None = self._engine.max_model_len
 
