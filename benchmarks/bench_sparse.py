@@ -60,7 +60,7 @@ def main() -> None:
     from vllm_embed import MultiVectorEmbedder, SparseEmbedder
     from vllm_embed.datasets import python_docstrings
 
-    console = Console()
+    console = Console(width=130)
     texts = list(dict.fromkeys(doc["text"] for doc in python_docstrings(limit=args.texts)))
     splade_model, colbert_model = args.splade or _fixture("splade"), args.colbert or _fixture("colbert")
     dtype = getattr(torch, args.dtype)
