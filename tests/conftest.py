@@ -64,6 +64,34 @@ def qwen3_embedder(tiny_qwen3_path: Path) -> Iterator[Embedder]:
         yield embedder
 
 
+def _sparse_fixture(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `sparse_models` fixture model, rebuilt when the builder's source changes (keyed by its digest)."""
+    import hashlib
+
+    import sparse_models
+
+    digest = hashlib.sha256(Path(sparse_models.__file__).read_bytes()).hexdigest()[:10]
+    return _built_once(f"{kind}-{digest}", getattr(sparse_models, f"build_{kind}"), tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def splade_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SPLADE model (`BertSpladeSparseEmbeddingModel`) on all-MiniLM-L6-v2's BERT weights."""
+    return _sparse_fixture("splade", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def colbert_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ColBERT model (`HF_ColBERT`, 128-d token vectors) on all-MiniLM-L6-v2's BERT weights."""
+    return _sparse_fixture("colbert", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def bge_m3_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BGE-M3 (`BgeM3EmbeddingModel`, XLM-R tokenizer, sparse and ColBERT heads)."""
+    return _sparse_fixture("bge_m3", tmp_path_factory)
+
+
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
     """One local Ray for the session, on 2 CPUs (the Ray Data tests' replicas run in it)."""

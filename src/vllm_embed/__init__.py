@@ -5,9 +5,11 @@ from vllm_embed._version import __version__
 from vllm_embed.advise import Advice, AdviceRow, advise
 from vllm_embed.backends.openai import RemoteEmbeddingError, RemoteRequestError
 from vllm_embed.cache import CacheStats, EmbeddingCache
-from vllm_embed.config import EmbedderConfig, RerankerConfig
+from vllm_embed.config import EmbedderConfig, MultiVectorEmbedderConfig, RerankerConfig, SparseEmbedderConfig
 from vllm_embed.embedder import Embedder
 from vllm_embed.ingest import Document, Hit, IngestReport, ingest, load_path, load_paths, search
+from vllm_embed.learned_sparse import SparseEmbedder, SparseVector
+from vllm_embed.multivector import MultiVectorEmbedder
 from vllm_embed.profiles import ModelProfile
 from vllm_embed.reranker import Reranker
 
@@ -23,10 +25,15 @@ __all__ = [
     "IngestReport",
     "MissingDependencyError",
     "ModelProfile",
+    "MultiVectorEmbedder",
+    "MultiVectorEmbedderConfig",
     "RemoteEmbeddingError",
     "RemoteRequestError",
     "Reranker",
     "RerankerConfig",
+    "SparseEmbedder",
+    "SparseEmbedderConfig",
+    "SparseVector",
     "__version__",
     "advise",
     "ingest",

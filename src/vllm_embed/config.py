@@ -1,4 +1,4 @@
-"""Configuration models: everything that decides how an `Embedder` or a `Reranker` is built."""
+"""Configuration models: what decides how an `Embedder`, a `Reranker` or a token-level embedder is built."""
 
 from __future__ import annotations
 
@@ -229,3 +229,34 @@ class RerankerConfig(EngineSettings, EngineConfigChecks):
     long_input: RerankLongInputPolicy = "truncate"
     """What to do with a (query, document) pair longer than the model accepts: `"truncate"` cuts the document
     (never the query), `"error"` raises `ValueError` naming the document's index."""
+
+
+class TokenEmbedderSettings(EngineSettings, EngineConfigChecks):
+    """Settings every token-level embedder shares (`SparseEmbedder`, `MultiVectorEmbedder`).
+
+    They run the model's own poolers (SPLADE, ColBERT, BGE-M3), so there are no prompts, dimensions or
+    profile to choose; the persistent cache holds fixed-width vectors only and does not apply.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    long_input: LongInputPolicy = "chunk"
+    """What to do with an input longer than the model accepts: `"chunk"` runs token windows and combines them
+    (a sparse vector keeps each term's max over windows, a multi-vector embedding holds every window's rows),
+    `"truncate"` cuts it, `"error"` raises `ValueError`."""
+
+
+class SparseEmbedderConfig(TokenEmbedderSettings):
+    """Settings of a `SparseEmbedder`; `SparseEmbedder(**kwargs)` builds one of these."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_terms: int | None = Field(default=None, gt=0)
+    """Keep only this many highest-weighted terms per text (`None` keeps every non-zero term); bounds what a
+    very long document costs in the store."""
+
+
+class MultiVectorEmbedderConfig(TokenEmbedderSettings):
+    """Settings of a `MultiVectorEmbedder`; `MultiVectorEmbedder(**kwargs)` builds one of these."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")

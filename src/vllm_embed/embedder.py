@@ -19,7 +19,14 @@ from vllm_embed.backends.base import Backend, EngineInput
 from vllm_embed.cache import CacheStats, EmbeddingCache, default_cache_path, model_fingerprint, namespace_key
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.errors import InvalidVectorError
-from vllm_embed.facade import EngineFacade, check_text, load_tokenizer, text_list
+from vllm_embed.facade import (
+    EngineFacade,
+    check_text,
+    load_tokenizer,
+    special_affixes,
+    text_list,
+    token_windows,
+)
 from vllm_embed.profiles import ModelProfile, detect_profile
 
 if TYPE_CHECKING:
@@ -58,14 +65,7 @@ def prompt_affixes(tokenizer: PreTrainedTokenizerBase, profile: ModelProfile) ->
     They are what the tokenizer itself adds (e.g. `[CLS]`/`[SEP]`), plus the EOS token at the end when the
     profile pools the last token and the tokenizer does not append EOS by itself.
     """
-    bare = tokenizer("hello world", add_special_tokens=False)["input_ids"]
-    full = tokenizer("hello world", add_special_tokens=True)["input_ids"]
-    prefix: list[int] = []
-    suffix: list[int] = []
-    for start in range(len(full) - len(bare) + 1):
-        if full[start : start + len(bare)] == bare:
-            prefix, suffix = list(full[:start]), list(full[start + len(bare) :])
-            break
+    prefix, suffix = special_affixes(tokenizer)
     eos = tokenizer.eos_token_id
     if profile.append_eos and isinstance(eos, int) and suffix[-1:] != [eos]:
         suffix.append(eos)
@@ -504,19 +504,14 @@ class Embedder(EngineFacade[EmbedderConfig]):
         weight_list: list[int] = []
         for position, ids in enumerate(encoded):
             row = rows[position]
-            windows: list[Sequence[int]]
-            if limit is None or len(ids) <= limit:
-                windows = [ids]
-            elif self.config.long_input == "error":
-                raise ValueError(
-                    f"texts[{first_index[row]}] is {len(ids)} tokens long (with its prompt) but "
-                    f"{self.config.model} accepts {limit}; shorten or split it, or pass "
-                    "long_input='chunk' (weighted mean of windows) or long_input='truncate'"
-                )
-            elif self.config.long_input == "truncate":
-                windows = [ids[:limit]]
-            else:
-                windows = list(batched(ids, limit))
+            windows = token_windows(
+                ids,
+                limit,
+                self.config.long_input,
+                f"texts[{first_index[row]}]",
+                self.config.model,
+                (" (with its prompt)", " (weighted mean of windows)"),
+            )
             for window in windows:
                 owner_list.append(row)
                 weight_list.append(max(len(window), 1))

@@ -1,4 +1,6 @@
-"""What the engine facades (`Embedder`, `Reranker`) share: settings, tokenizer, engine lifetime, input checks.
+"""What the engine facades share: settings, tokenizer, engine lifetime, input checks.
+
+The facades: `Embedder`, `Reranker` and the token-level `SparseEmbedder` and `MultiVectorEmbedder`.
 
 A facade is built from keyword settings or a ready config, loads the model's tokenizer (a remote model may
 have none locally), owns a backend that a `weakref.finalize` closes, and is a context manager. The checks of
@@ -9,12 +11,17 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from vllm_embed.config import EmbedderConfig, RerankerConfig
+from vllm_embed._utils import batched
+from vllm_embed.config import (
+    EmbedderConfig,
+    RerankerConfig,
+    TokenEmbedderSettings,
+)
 from vllm_embed.errors import SettingsError
 from vllm_embed.model_source import check_model_source
 
@@ -23,10 +30,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_Config = TypeVar("_Config", EmbedderConfig, RerankerConfig)
+ConfigT = TypeVar("ConfigT", bound=EmbedderConfig | RerankerConfig | TokenEmbedderSettings)
 
 
-def load_tokenizer(config: EmbedderConfig | RerankerConfig) -> PreTrainedTokenizerBase | None:
+def load_tokenizer(
+    config: EmbedderConfig | RerankerConfig | TokenEmbedderSettings,
+) -> PreTrainedTokenizerBase | None:
     """Loads the model's tokenizer; a remote model whose tokenizer is not available locally gets `None`."""
     from transformers import AutoTokenizer
 
@@ -42,6 +51,45 @@ def load_tokenizer(config: EmbedderConfig | RerankerConfig) -> PreTrainedTokeniz
     # Long texts are tokenised whole on purpose (then chunked or truncated): silence the length warning.
     tokenizer.model_max_length = 1 << 62
     return tokenizer
+
+
+def special_affixes(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """Returns the token ids the tokenizer itself adds before and after a text (e.g. `[CLS]`/`[SEP]`)."""
+    bare = tokenizer("hello world", add_special_tokens=False)["input_ids"]
+    full = tokenizer("hello world", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return list(full[:start]), list(full[start + len(bare) :])
+    return [], []
+
+
+def token_windows(
+    ids: Sequence[int],
+    limit: int | None,
+    policy: str,
+    where: str,
+    model: str,
+    notes: tuple[str, str] = ("", ""),
+) -> list[Sequence[int]]:
+    """Applies a long-input policy to one text's token ids.
+
+    Returns `[ids]` itself when it fits, else its first `limit` tokens (`"truncate"`) or consecutive windows
+    of `limit` (`"chunk"`).
+
+    Raises:
+        ValueError: Under `"error"`, naming the text (`where`), its length and the model's limit; `notes` go
+            after the length and after the chunk policy's name.
+    """
+    if limit is None or len(ids) <= limit:
+        return [ids]
+    if policy == "error":
+        raise ValueError(
+            f"{where} is {len(ids)} tokens long{notes[0]} but {model} accepts {limit}; shorten or split it, "
+            f"or pass long_input='chunk'{notes[1]} or long_input='truncate'"
+        )
+    if policy == "truncate":
+        return [ids[:limit]]
+    return list(batched(ids, limit))
 
 
 def text_list(
@@ -86,7 +134,7 @@ def check_text(text: object, where: str) -> None:
         ) from None
 
 
-class EngineFacade(Generic[_Config]):
+class EngineFacade(Generic[ConfigT]):
     """Base of the engine facades: the settings, the engine's lifetime, `close()` and the context manager.
 
     A subclass names its settings model (`_config_type`) and an example model for the error without one,
@@ -96,20 +144,20 @@ class EngineFacade(Generic[_Config]):
         ValueError: If neither or both of a model (with keyword settings) and `config` are given.
     """
 
-    _config_type: ClassVar[type[EmbedderConfig] | type[RerankerConfig]]
+    _config_type: ClassVar[type[EmbedderConfig] | type[RerankerConfig] | type[TokenEmbedderSettings]]
     _example_model: ClassVar[str]
 
     _finalizer: weakref.finalize[Any, Any]
 
-    def __init__(self, model: str | None, config: _Config | None, settings: dict[str, Any]) -> None:
+    def __init__(self, model: str | None, config: ConfigT | None, settings: dict[str, Any]) -> None:
         kind, settings_type = type(self).__name__, self._config_type.__name__
         if config is None:
             if model is None:
                 raise SettingsError(f"{kind} needs a model: {kind}(model={self._example_model!r})")
-            config = cast(_Config, self._config_type(model=model, **settings))
+            config = cast(ConfigT, self._config_type(model=model, **settings))
         elif model is not None or settings:
             raise SettingsError(f"pass either config={settings_type}(...) or keyword settings, not both")
-        self.config: _Config = config
+        self.config: ConfigT = config
         if config.backend == "vllm":
             check_model_source(config.model, config.revision)
 

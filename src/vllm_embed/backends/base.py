@@ -1,10 +1,10 @@
-"""The contracts between the facades (`Embedder`, `Reranker`) and their engines."""
+"""The contracts between the facades (`Embedder`, `Reranker`, the token-level embedders) and their engines."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,34 @@ class Backend(Protocol):
 
     async def aembed(self, inputs: Sequence[EngineInput], dimensions: int | None) -> npt.NDArray[np.float32]:
         """Async `embed`: concurrent calls share the engine's batching."""
+        ...
+
+    def close(self) -> None:
+        """Releases the engine (shared engines stop when their last user closes)."""
+        ...
+
+
+PoolingTaskName = Literal["embed", "token_embed", "token_classify"]
+"""The vLLM pooling tasks the token-level embedders run (`SparseEmbedder`, `MultiVectorEmbedder`)."""
+
+
+@runtime_checkable
+class PoolingBackend(Protocol):
+    """An engine that runs one of the model's own pooling tasks on token ids and returns its raw output.
+
+    A vLLM engine serves one pooling task, chosen when it starts. Outputs come back per input in input
+    order: a vector for `embed`, one row per kept token for the token tasks (`token_classify` rows are one
+    value wide).
+    """
+
+    max_model_len: int | None
+
+    def pool(self, inputs: Sequence[list[int]]) -> list[npt.NDArray[np.float32]]:
+        """Runs the engine's task on token ids (special tokens included), blocking until done."""
+        ...
+
+    async def apool(self, inputs: Sequence[list[int]]) -> list[npt.NDArray[np.float32]]:
+        """Async `pool`: concurrent calls share the engine's batching."""
         ...
 
     def close(self) -> None:

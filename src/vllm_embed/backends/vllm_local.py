@@ -7,7 +7,9 @@ One engine serves every `Embedder` (or every `Reranker`) of this process whose e
 A single worker thread owns it: sync and async callers hand it jobs, and the jobs that are waiting when the
 engine becomes free are merged into one `encode` call, so concurrent callers share vLLM's batching. An
 embedding engine runs vLLM's `embed` task; a reranking engine (`VLLMLocalScorer`) runs its `classify` task
-on (query, document) token ids the `Reranker` has already built.
+on (query, document) token ids the `Reranker` has already built; a token-level engine (`VLLMLocalPooler`, for
+`SparseEmbedder` and `MultiVectorEmbedder`) runs one task of the model's own poolers.
+(A little over 500 lines: every vLLM call has to live in this one module.)
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from vllm_embed._logging import drain_echo, engine_output, mute_vllm_terminal
 from vllm_embed._optional import require
 from vllm_embed._signals import interrupted
 from vllm_embed._utils import one_line
-from vllm_embed.backends.base import EngineInput, PairTokens
+from vllm_embed.backends.base import EngineInput, PairTokens, PoolingTaskName
 from vllm_embed.backends.engine_checks import (
     check_spawn_guard,
     check_torch_companions,
@@ -42,7 +44,7 @@ from vllm_embed.backends.engine_checks import (
     shared_memory_of,
     stop_processes,
 )
-from vllm_embed.config import EmbedderConfig, EngineSettings, LogLevel, RerankerConfig
+from vllm_embed.config import EmbedderConfig, EngineSettings, LogLevel, RerankerConfig, TokenEmbedderSettings
 from vllm_embed.errors import EngineStartError
 from vllm_embed.profiles import ModelProfile, read_model_file
 from vllm_embed.rerank_profiles import RerankerProfile
@@ -69,9 +71,8 @@ class _Job:
     prompts: list[Any]
     params: list[PoolingParams]
     task: PoolingTask = "embed"
-    future: concurrent.futures.Future[npt.NDArray[np.float32]] = field(
-        default_factory=concurrent.futures.Future
-    )
+    ragged: bool = False  # one array per input (token tasks) instead of one matrix
+    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
 
 def _estimate_kv_cache_bytes(model: str, revision: str | None, max_len: int | None) -> int:
@@ -200,7 +201,7 @@ class _SharedEngine:
         self,
         key: str,
         arguments: dict[str, Any],
-        task: PoolingTask = "embed",
+        task: str = "embed",
         log_level: LogLevel | None = None,
     ) -> None:
         self.key = key
@@ -254,6 +255,15 @@ class _SharedEngine:
         self._jobs.put(job)
         return job.future
 
+    def submit_task(
+        self, inputs: Sequence[list[int]], task: PoolingTaskName
+    ) -> concurrent.futures.Future[list[npt.NDArray[np.float32]]]:
+        """Runs one of the model's pooling tasks on token ids; the result holds one array per input."""
+        prompts: list[Any] = [{"prompt_token_ids": list(ids)} for ids in inputs]
+        job = _Job(prompts, [PoolingParams(use_activation=True)] * len(prompts), task=task, ragged=True)
+        self._jobs.put(job)
+        return job.future
+
     def _serve(self) -> None:
         while True:
             job = self._jobs.get()
@@ -301,12 +311,14 @@ class _SharedEngine:
         for job in jobs:
             rows = outputs[start : start + len(job.prompts)]
             start += len(job.prompts)
-            if rows:
-                matrix = torch.stack([row.outputs.data for row in rows]).to(torch.float32).numpy()
+            if job.ragged:
+                result: Any = [row.outputs.data.to(torch.float32).numpy() for row in rows]
+            elif rows:
+                result = torch.stack([row.outputs.data for row in rows]).to(torch.float32).numpy()
             else:
-                matrix = np.zeros((0, 0), dtype=np.float32)
+                result = np.zeros((0, 0), dtype=np.float32)
             if not job.future.done():
-                job.future.set_result(matrix)
+                job.future.set_result(result)
 
     def shutdown(self) -> None:
         # After Ctrl-C or SIGTERM the user waits: a short grace period, no wait for a batch in flight (it
@@ -337,7 +349,7 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def _acquire(
-    arguments: dict[str, Any], task: PoolingTask = "embed", log_level: LogLevel | None = None
+    arguments: dict[str, Any], task: str = "embed", log_level: LogLevel | None = None
 ) -> _SharedEngine:
     key = json.dumps({"task": task, **arguments}, sort_keys=True, default=repr)
     with _ENGINES_LOCK:
@@ -455,3 +467,51 @@ def _flat(matrix: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.float32
             "single-label classifier (num_labels=1)"
         )
     return matrix.reshape(count).astype(np.float32, copy=False)
+
+
+class VLLMLocalPooler:
+    """Runs the model's own poolers (SPLADE, ColBERT, BGE-M3) in this process on token ids.
+
+    A vLLM engine runs the one pooling task it was started for, so token-level embedders share an engine
+    when model, engine settings and task are identical (a BGE-M3 `SparseEmbedder` and `MultiVectorEmbedder`
+    need two).
+
+    Args:
+        config: The embedder configuration (engine settings are read from it).
+        task: The pooling task the engine runs.
+        architecture: The vLLM architecture to run the model as (BGE-M3's files name another).
+    """
+
+    def __init__(self, config: TokenEmbedderSettings, task: PoolingTaskName, architecture: str) -> None:
+        user = dict(config.engine_kwargs)
+        arguments = _pooling_arguments(
+            config,
+            config.max_model_len,
+            {"architectures": [architecture], **(user.pop("hf_overrides", None) or {})},
+            {"task": task, "use_activation": True, **(user.pop("pooler_config", None) or {})},
+            user,
+        )
+        # Not "embed": that would probe a dense width (the task is in `arguments` and so in the key).
+        self._engine: _SharedEngine | None = _acquire(arguments, "pool", config.log_level)
+        self._task = task
+        self.max_model_len: int | None = self._engine.max_model_len
+
+    def _live_engine(self) -> _SharedEngine:
+        if self._engine is None:
+            raise RuntimeError("this embedder is closed; create a new one")
+        return self._engine
+
+    def pool(self, inputs: Sequence[list[int]]) -> list[npt.NDArray[np.float32]]:
+        """Runs the task on the shared engine, blocking until done."""
+        result: list[npt.NDArray[np.float32]] = self._live_engine().submit_task(inputs, self._task).result()
+        return result
+
+    async def apool(self, inputs: Sequence[list[int]]) -> list[npt.NDArray[np.float32]]:
+        """Runs the task on the shared engine without blocking the event loop."""
+        return await asyncio.wrap_future(self._live_engine().submit_task(inputs, self._task))
+
+    def close(self) -> None:
+        """Stops using the engine; the last user shuts it and its worker processes down."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            _release(engine)
