@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import random
 import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bench_remote import running_server
 
 CLIENTS = (1, 16, 64)
 WORDS = [
@@ -108,34 +107,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@contextlib.contextmanager
-def _running(command: list[str], port: int, log: Path) -> Iterator[str]:
-    import httpx
-    import psutil
-
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command[:4]} exited; see {log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{command[:4]} not healthy in 600 s; see {log}")
-            time.sleep(1)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        parent = psutil.Process(process.pid)
-        tree = [parent, *parent.children(recursive=True)]
-        process.terminate()
-        _, alive = psutil.wait_procs(tree, timeout=30)
-        for each in alive:
-            each.kill()
 
 
 async def _load(url: str, model: str, kind: str, clients: int, seconds: float, extra: dict) -> Cell:
@@ -218,14 +189,14 @@ def main() -> None:
         port = _free_port()
         ours = [python, "-m", "vllm_embed.cli", "serve", "--model", model, "--dtype", args.dtype,
                 "--port", str(port), "--long-input", "truncate"]  # fmt: skip
-        with _running(ours, port, args.logs / "vllm-embed.log") as url:
+        with open(args.logs / "vllm-embed.log", "wb") as log, running_server(ours, port, 600, log) as url:
             _bench("vllm-embed serve", url, model, args.seconds, {})
     if args.only in (None, "vllm"):
         port = _free_port()
         theirs = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--runner", "pooling",
                   "--dtype", args.dtype, "--host", "127.0.0.1", "--port", str(port),
                   "--kv-cache-memory-bytes", str(512 << 20), "--disable-uvicorn-access-log"]  # fmt: skip
-        with _running(theirs, port, args.logs / "vllm.log") as url:
+        with open(args.logs / "vllm.log", "wb") as log, running_server(theirs, port, 600, log) as url:
             _bench("vLLM api_server", url, model, args.seconds, {"truncate_prompt_tokens": 256})
     print(f"load average after: {os.getloadavg()}")
 

@@ -75,7 +75,30 @@ def _is_token(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class EmbeddingService:
+class _ModelService:
+    """What both services share: the served name, the token budget, the per-request input bound."""
+
+    _role = "embeds"  # what the server does with the model, in the 404 for another model
+
+    def __init__(self, name: str, budget: TokenBudget, max_inputs: int) -> None:
+        self.name = name
+        self.budget = budget
+        self.max_inputs = max_inputs
+
+    def check_model(self, model: str | None) -> None:
+        """Refuses a request for another model than the one served.
+
+        Raises:
+            APIError: 404 naming the served model.
+        """
+        if model is not None and model != self.name:
+            raise APIError(
+                404, f"the model {model!r} does not exist here; this server {self._role} with {self.name!r}",
+                param="model",
+            )  # fmt: skip
+
+
+class EmbeddingService(_ModelService):
     """The embedding model behind `/v1/embeddings`, `/v2/embed` and TEI's `/embed`.
 
     Args:
@@ -86,23 +109,9 @@ class EmbeddingService:
     """
 
     def __init__(self, embedder: Embedder, name: str, budget: TokenBudget, max_inputs: int) -> None:
+        super().__init__(name, budget, max_inputs)
         self.embedder = embedder
-        self.name = name
-        self.budget = budget
-        self.max_inputs = max_inputs
         self._special = len(embedder._prefix) + len(embedder._suffix)
-
-    def check_model(self, model: str | None, param: str = "model") -> None:
-        """Refuses a request for another model than the one served.
-
-        Raises:
-            APIError: 404 naming the served model.
-        """
-        if model is not None and model != self.name:
-            raise APIError(
-                404, f"the model {model!r} does not exist here; this server embeds with {self.name!r}",
-                param=param,
-            )  # fmt: skip
 
     def output_size(self, dimensions: int | None, param: str = "dimensions") -> int | None:
         """The size a request asks for, checked against the model (`None`: the native size).
@@ -195,7 +204,7 @@ class Ranked:
     tokens: int
 
 
-class RerankService:
+class RerankService(_ModelService):
     """The rerank model behind `/rerank`, `/v1/rerank` and `/v2/rerank`.
 
     Args:
@@ -205,24 +214,11 @@ class RerankService:
         max_inputs: Most documents per request.
     """
 
+    _role = "reranks"
+
     def __init__(self, reranker: Reranker, name: str, budget: TokenBudget, max_inputs: int) -> None:
+        super().__init__(name, budget, max_inputs)
         self.reranker = reranker
-        self.name = name
-        self.budget = budget
-        self.max_inputs = max_inputs
-
-    def check_model(self, model: str | None) -> None:
-        """Refuses a request for another rerank model.
-
-        Raises:
-            APIError: 404 naming the served rerank model.
-        """
-        if model is not None and model != self.name:
-            raise APIError(
-                404, f"the rerank model {model!r} does not exist here; this server reranks with "
-                f"{self.name!r}",
-                param="model",
-            )  # fmt: skip
 
     async def score(self, query: str, documents: list[str], field: str) -> Ranked:
         """Scores documents against `query` under the token budget.
