@@ -77,6 +77,7 @@ def serve(
             from vllm_embed.embedder import Embedder
             from vllm_embed.serve.app import create_app
 
+            server.reserve_a_core_for_http()
             _say_engine_starts(config.model, config.backend)
             with Embedder(config=config) as embedder:
                 reranker = _start_reranker(rerank_model, config) if rerank_model is not None else None

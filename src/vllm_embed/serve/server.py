@@ -7,11 +7,22 @@ until SIGTERM or Ctrl-C, after which it finishes the requests in flight.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from typing import Any
 
 from vllm_embed._optional import require
 from vllm_embed.errors import SettingsError
+
+
+def reserve_a_core_for_http() -> None:
+    """Keeps one CPU core out of vLLM's CPU worker threads (its default; the Embedder lifts it on small CPUs).
+
+    In-process batch embedding gains from computing on every core of a 2-core machine, but a server's event
+    loop and engine thread need a core of their own: with the worker threads pinned to both, each request
+    waits on them, and `benchmarks/bench_serve.py` measured 4-12x fewer requests/s. A value the user set wins.
+    """
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "1")
 
 
 def bind(host: str, port: int) -> socket.socket:
