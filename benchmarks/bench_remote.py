@@ -38,9 +38,6 @@ def _best_of(repeats: int, run: Callable[[], Any]) -> float:
 
 @contextlib.contextmanager
 def _server(model: str, dtype: str, timeout: float) -> Iterator[str]:
-    import httpx
-    import psutil
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -49,7 +46,17 @@ def _server(model: str, dtype: str, timeout: float) -> Iterator[str]:
         "--dtype", dtype, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", model,
         "--kv-cache-memory-bytes", str(512 << 20), "--disable-uvicorn-access-log",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    with running_server(command, port, timeout) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_server(command: list[str], port: int, timeout: float, log: Any = None) -> Iterator[str]:
+    """Runs a server command until it answers `/health`; yields its API root and stops it (with children)."""
+    import httpx
+    import psutil
+
+    process = subprocess.Popen(command, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while True:

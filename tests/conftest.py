@@ -159,12 +159,7 @@ def vllm_server(
     model: str, tmp_path_factory: pytest.TempPathFactory, name: str, extra: list[str]
 ) -> Iterator[str]:
     """Runs a vLLM OpenAI-compatible server for `model` (pooling runner, float32); yields its API root."""
-    import time
-
-    import httpx
-
     port = _free_port()
-    log_path = tmp_path_factory.mktemp(name) / "server.log"
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", model, "--runner", "pooling", "--dtype", "float32",
@@ -172,27 +167,58 @@ def vllm_server(
         "--kv-cache-memory-bytes", str(512 << 20),
         "--disable-uvicorn-access-log", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    log_path = tmp_path_factory.mktemp(name) / "server.log"
+    with ServerProcess(command, port, log_path, "the vLLM server") as server:
+        server.wait_healthy()
+        yield f"{server.root}/v1"
 
-    def log_tail() -> str:
-        return "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
 
-    try:
+class ServerProcess:
+    """A server subprocess on `port` whose output goes to `log_path`; stopped (with its children) on exit.
+
+    Start it with `with`, then `wait_healthy()`: starting several first lets their engines load at once.
+    """
+
+    def __init__(
+        self, command: list[str], port: int, log_path: Path, label: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.command, self.port, self.log_path, self.label = command, port, log_path, label
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+        self.root = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServerProcess:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            stop_process_tree(self.process.pid)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_healthy(self) -> None:
+        """Waits until `GET /health` answers 200; fails the test with the log's tail if it never does."""
+        import time
+
+        import httpx
+
+        assert self.process is not None
         deadline = time.monotonic() + _SERVER_START_SECONDS
         while True:
-            if process.poll() is not None:
-                pytest.fail(f"the vLLM server exited with code {process.returncode}:\n{log_tail()}")
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.label} exited with code {self.process.returncode}:\n{self._tail()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"{self.root}/health", timeout=2).status_code == 200:
+                    return
             if time.monotonic() > deadline:
-                pytest.fail(f"the vLLM server was not healthy in {_SERVER_START_SECONDS:g}s:\n{log_tail()}")
+                pytest.fail(f"{self.label} was not healthy in {_SERVER_START_SECONDS:g}s:\n{self._tail()}")
             time.sleep(1)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop_process_tree(process.pid)
+
+    def _tail(self) -> str:
+        return "\n".join(self.log().splitlines()[-40:])
 
 
 def start_milvus_server(data_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:

@@ -19,6 +19,9 @@ EXTRAS: dict[str, str] = {
     "pyarrow": "parquet",
     "ray": "ray",
     "matplotlib": "plot",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
 }
 """Top-level module → the vllm-embed extra that installs it (vLLM has two extras: see `install_hint`)."""
 

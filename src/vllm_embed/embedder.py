@@ -440,8 +440,8 @@ class Embedder(EngineFacade[EmbedderConfig]):
             plan.add(batch, backend.embed(batch.inputs, self._engine_dimensions))
         return plan.result()
 
-    async def _arun(self, prompted: list[str]) -> Vectors:
-        plan = _Plan(self, prompted)
+    async def _arun(self, prompted: list[str], token_ids: Sequence[Sequence[int]] | None = None) -> Vectors:
+        plan = _Plan(self, prompted, token_ids)
         backend = self._live_backend()
         for batch in plan.batches():
             plan.add(batch, await backend.aembed(batch.inputs, self._engine_dimensions))

@@ -154,7 +154,17 @@ class Reranker(EngineFacade[RerankerConfig]):
 
     async def ascore(self, query: str, documents: Iterable[str]) -> Scores:
         """Async `score`: concurrent calls share the engine's batching."""
-        work = self._work(query, documents, "ascore")
+        return await self._ascore_work(self._work(query, documents, "ascore"))
+
+    async def _ascore_formatted(self, query_text: str, texts: list[str]) -> Scores:
+        """Internal: `ascore` for a query and documents the profile has formatted already.
+
+        The server gets them so from a remote `Reranker`, which sends a templated family's texts in their
+        final form.
+        """
+        return await self._ascore_work(self._work(query_text, texts, "ascore", formatted=True))
+
+    async def _ascore_work(self, work: _Work) -> Scores:
         if work.empty:
             return np.zeros(len(work.inverse), dtype=np.float32)
         scorer = self._live_scorer()
@@ -204,14 +214,17 @@ class Reranker(EngineFacade[RerankerConfig]):
         self._check_open()
         return self._scorer
 
-    def _work(self, query: str, documents: Iterable[str], method: str) -> _Work:
+    def _work(self, query: str, documents: Iterable[str], method: str, *, formatted: bool = False) -> _Work:
         check_text(query, "query")
         items = text_list(documents, method, name="documents", noun="documents", call="query, [document]")
         unique = list(dict.fromkeys(items))
         positions = {document: row for row, document in enumerate(unique)}
         inverse = np.asarray([positions[document] for document in items], dtype=np.intp)
-        query_text = self.profile.query_text(query, self.config.instruction)
-        texts = [self.profile.document_text(document) for document in unique]
+        if formatted:
+            query_text, texts = query, unique
+        else:
+            query_text = self.profile.query_text(query, self.config.instruction)
+            texts = [self.profile.document_text(document) for document in unique]
         first = {row: index for index, row in reversed(list(enumerate(inverse.tolist())))}
         work = _Work(inverse=inverse, empty=not unique)
         if not unique:

@@ -21,7 +21,7 @@ from vllm_embed.cli.engine_options import NOT_FLAGS, EngineSettings, embedder_op
 from vllm_embed.config import EmbedderConfig
 from vllm_embed.sinks.layouts import LAYOUTS
 
-HELP_PAGES = [[], ["ingest"], ["search"], ["cache"], ["cache", "info"], ["cache", "clear"]]
+HELP_PAGES = [[], ["ingest"], ["search"], ["serve"], ["cache"], ["cache", "info"], ["cache", "clear"]]
 
 
 def options_of(*command: str) -> dict[str, Any]:
@@ -38,9 +38,9 @@ def help_page(*command: str) -> str:
     return out
 
 
-@pytest.mark.parametrize("command", ["ingest", "search"])
+@pytest.mark.parametrize("command", ["ingest", "search", "serve"])
 def test_every_embedder_setting_is_a_flag_unless_listed_with_a_reason(command: str) -> None:
-    skipped = {"ingest": {"query_instruction"}, "search": {"dimensions"}}[command]
+    skipped = {"ingest": {"query_instruction"}, "search": {"dimensions"}, "serve": {"dimensions"}}[command]
     options = options_of(command)
     for field in EmbedderConfig.model_fields.keys() - NOT_FLAGS.keys() - skipped:
         assert flag_name(field) in options, field

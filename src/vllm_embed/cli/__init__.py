@@ -29,6 +29,7 @@ from vllm_embed.cli.collections import collections_app
 from vllm_embed.cli.commands import ingest, search
 from vllm_embed.cli.engine_options import help_text
 from vllm_embed.cli.output import err, print_hits
+from vllm_embed.cli.serve import serve
 from vllm_embed.cli.verify import verify
 from vllm_embed.config import EmbedderConfig, LogLevel, RerankerConfig
 from vllm_embed.errors import VllmEmbedError
@@ -51,6 +52,7 @@ app.command()(ingest)
 app.command()(search)
 app.command()(verify)
 app.command()(advise)
+app.command()(serve)
 app.add_typer(cache_app, name="cache")
 app.add_typer(collections_app, name="collections")
 

@@ -1,0 +1,49 @@
+"""What every route reads from the app: the services, the metrics, the limits."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from vllm_embed.serve.errors import APIError
+from vllm_embed.serve.metrics import ServeMetrics
+from vllm_embed.serve.service import EmbeddingService, RerankService
+from vllm_embed.serve.settings import ServeLimits
+
+
+@dataclass
+class ServeState:
+    """The app's services and metrics (`app.state.serve`)."""
+
+    embeddings: EmbeddingService
+    rerank: RerankService | None
+    metrics: ServeMetrics
+    limits: ServeLimits
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def record(self, path: str, inputs: int, tokens: int) -> None:
+        """Counts a request's texts and tokens under its route."""
+        route = self.metrics.route(path)
+        self.metrics.inputs.labels(route).observe(inputs)
+        self.metrics.tokens.labels(route).inc(tokens)
+
+    def reranking(self) -> RerankService:
+        """The rerank service.
+
+        Raises:
+            APIError: 404 when the server was started without `--rerank-model`.
+        """
+        if self.rerank is None:
+            raise APIError(
+                404, "this server has no rerank model; start it with --rerank-model (a Qwen3-Reranker or a "
+                "cross-encoder) to serve /rerank",
+            )  # fmt: skip
+        return self.rerank
+
+
+def serve_state(request: Request) -> ServeState:
+    """The `ServeState` of the app that received `request`."""
+    state: ServeState = request.app.state.serve
+    return state
