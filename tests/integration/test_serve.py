@@ -226,6 +226,10 @@ def test_tei_and_cohere_routes_answer_in_their_schema(
     tei = httpx.post(f"{minilm_server.root}/embed", json={"inputs": TEXTS}, headers=_auth(), timeout=60)
     assert tei.status_code == 200, tei.text
     assert np.all(_cos(np.asarray(tei.json(), np.float32), local) >= 0.9999)  # a bare list of float lists
+    from huggingface_hub import InferenceClient  # what TEI clients (LangChain, Haystack) call: POST /
+
+    hub = InferenceClient(model=minilm_server.root, token=API_KEY).feature_extraction(TEXTS[0])
+    assert _cos(np.asarray(hub, np.float32).reshape(1, -1), local[:1])[0] >= 0.9999
     info = httpx.get(f"{minilm_server.root}/info", headers=_auth(), timeout=10).json()
     assert info["max_input_length"] == 256 and info["max_client_batch_size"] == 256
     cohere = httpx.post(
