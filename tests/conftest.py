@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from vllm_embed import Embedder, Reranker
+from vllm_embed import Embedder, Reranker, SparseEmbedder
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +78,13 @@ def _sparse_fixture(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path
 def splade_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SPLADE model (`BertSpladeSparseEmbeddingModel`) on all-MiniLM-L6-v2's BERT weights."""
     return _sparse_fixture("splade", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def splade_embedder(splade_path: Path) -> Iterator[SparseEmbedder]:
+    """The session's shared SPLADE engine (the token-embedder tests and the server's reference)."""
+    with SparseEmbedder(str(splade_path), dtype="float32") as embedder:
+        yield embedder
 
 
 @pytest.fixture(scope="session")

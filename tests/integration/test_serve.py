@@ -1,8 +1,9 @@
 """`vllm-embed serve` as a client sees it: the real server in a subprocess, with MiniLM and the tiny Qwen3.
 
-Both servers start once, together (their engines load at the same time), and every test shares them. The
-MiniLM server requires an API key (read from the environment, as documented) and has small limits, so that
-the 413 cases are cheap; the last test stops it with SIGTERM during a burst.
+Both servers start once, together (their engines load at the same time), and every test shares them: MiniLM
+with the SPLADE fixture as `--sparse-model`, the tiny Qwen3 with its reranker. The MiniLM server requires an
+API key (read from the environment, as documented) and has small limits, so that the 413 cases are cheap;
+the last test stops it with SIGTERM during a burst.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 from conftest import ServerProcess, _free_port
 
-from vllm_embed import Embedder, Reranker
+from vllm_embed import Embedder, Reranker, SparseEmbedder, SparseVector
 from vllm_embed._utils import unit_rows
 
 openai = pytest.importorskip("openai")
@@ -50,13 +51,14 @@ def servers(
     minilm_path: str,
     tiny_qwen3_path: Path,
     tiny_reranker_path: Path,
+    splade_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, ServerProcess]]:
     """Both servers, started at once; each test waits for the one it uses."""
     logs = tmp_path_factory.mktemp("serve")
     minilm_port, qwen3_port = _free_port(), _free_port()
     minilm = ServerProcess(
-        _serve_command(minilm_path, minilm_port, *LIMITS),
+        _serve_command(minilm_path, minilm_port, *LIMITS, "--sparse-model", str(splade_path)),
         minilm_port,
         logs / "minilm.log",
         "vllm-embed serve (MiniLM)",
@@ -243,6 +245,39 @@ def test_tei_and_cohere_routes_answer_in_their_schema(
     assert cohere["meta"]["billed_units"]["input_tokens"] > len(TEXTS)
 
 
+def test_embed_sparse_equals_the_sparse_embedders_in_teis_schema(
+    minilm_server: ServerProcess, splade_embedder: SparseEmbedder
+) -> None:
+    def served(body: dict[str, object]) -> list[list[dict[str, float]]]:
+        answer = _post(minilm_server, "/embed_sparse", body)
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def assert_equal(terms: list[dict[str, float]], expected: SparseVector) -> None:
+        assert all(set(term) == {"index", "value"} for term in terms)
+        assert [term["index"] for term in terms] == expected.indices.tolist()
+        np.testing.assert_allclose([term["value"] for term in terms], expected.values, atol=1e-4)
+
+    documents = served({"inputs": TEXTS, "truncate": True, "truncation_direction": "Right"})
+    assert len(documents) == len(TEXTS)
+    for terms, expected in zip(documents, splade_embedder.embed_documents(TEXTS), strict=True):
+        assert_equal(terms, expected)
+    (query,) = served({"inputs": TEXTS[0], "prompt_name": "query"})
+    assert_equal(query, splade_embedder.embed_query(TEXTS[0]))
+    ids = splade_embedder.tokenizer(TEXTS[1], add_special_tokens=False)["input_ids"]
+    assert served({"inputs": ids}) == documents[1:2]
+    for body, says in [
+        ({"inputs": TEXTS, "normalize": True}, "unknown field 'normalize'"),
+        ({"inputs": TEXTS, "prompt_name": "classification"}, "use 'query'"),
+        ({"inputs": []}, "inputs must be"),
+    ]:
+        answer = _post(minilm_server, "/embed_sparse", body)
+        assert answer.status_code == 400 and says in answer.json()["error"]["message"], answer.text
+    assert _post(minilm_server, "/embed_sparse", {"inputs": "a"}, key=False).status_code == 401
+    metrics = httpx.get(f"{minilm_server.root}/metrics", timeout=10).text
+    assert 'vllm_embed_requests_total{route="/embed_sparse",status="200"} 3.0' in metrics
+
+
 def test_metrics_count_requests_latency_and_inputs(minilm_server: ServerProcess) -> None:
     httpx.post(f"{minilm_server.root}/embed", json={"inputs": TEXTS}, headers=_auth(), timeout=60)
     text = httpx.get(f"{minilm_server.root}/metrics", timeout=10).text
@@ -313,11 +348,19 @@ def test_rerank_equals_the_rerankers_score_in_both_body_shapes(
         np.testing.assert_allclose(remote.score(query, documents), expected, atol=1e-4)
 
 
-def test_no_rerank_model_answers_404_naming_the_flag(minilm_server: ServerProcess) -> None:
-    answer = httpx.post(
-        f"{minilm_server.root}/rerank", json={"query": "q", "documents": ["d"]}, headers=_auth(), timeout=60
-    )
-    assert answer.status_code == 404 and "--rerank-model" in answer.json()["error"]["message"]
+@pytest.mark.parametrize(
+    ("server", "path", "body", "status", "flag"),
+    [
+        ("minilm_server", "/rerank", {"query": "q", "documents": ["d"]}, 404, "--rerank-model"),
+        ("qwen3_server", "/embed_sparse", {"inputs": "a"}, 424, "--sparse-model"),  # 424: as TEI answers
+    ],
+    ids=["rerank", "sparse"],
+)
+def test_a_route_without_its_model_answers_naming_the_flag(
+    request: pytest.FixtureRequest, server: str, path: str, body: object, status: int, flag: str
+) -> None:
+    answer = _post(request.getfixturevalue(server), path, body)
+    assert answer.status_code == status and flag in answer.json()["error"]["message"]
 
 
 # -- shutdown (last: it stops the MiniLM server) ------------------------------------------------------------

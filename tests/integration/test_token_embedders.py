@@ -30,12 +30,6 @@ TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def splade(splade_path: Path) -> Iterator[SparseEmbedder]:
-    with SparseEmbedder(str(splade_path), dtype="float32") as embedder:
-        yield embedder
-
-
-@pytest.fixture(scope="module")
 def colbert(colbert_path: Path) -> Iterator[MultiVectorEmbedder]:
     with MultiVectorEmbedder(str(colbert_path), dtype="float32") as embedder:
         yield embedder
@@ -60,10 +54,10 @@ def _check_shape(vector: SparseVector) -> None:
     assert (vector.values > 0).all()
 
 
-def test_splade_equals_the_formula_and_raw_vllm(splade: SparseEmbedder, splade_path: Path) -> None:
-    vectors = splade.embed_documents(TEXTS)
+def test_splade_equals_the_formula_and_raw_vllm(splade_embedder: SparseEmbedder, splade_path: Path) -> None:
+    vectors = splade_embedder.embed_documents(TEXTS)
     reference = reference_splade(splade_path, TEXTS)
-    raw = splade._backend.pool([splade.tokenizer(text)["input_ids"] for text in TEXTS])
+    raw = splade_embedder._backend.pool([splade_embedder.tokenizer(text)["input_ids"] for text in TEXTS])
     for vector, expected, engine in zip(vectors, reference, raw, strict=True):
         _check_shape(vector)
         np.testing.assert_allclose(_dense(vector, expected.shape[0]), expected, atol=TOLERANCE)
@@ -71,12 +65,12 @@ def test_splade_equals_the_formula_and_raw_vllm(splade: SparseEmbedder, splade_p
         np.testing.assert_array_equal(vector.values, engine[vector.indices])
     assert 20 < len(vectors[0]) < 5000  # the fixture's biased head keeps it sparse
     assert vectors[1].to_dict() == vectors[4].to_dict()
-    query = splade.embed_query(TEXTS[0])
+    query = splade_embedder.embed_query(TEXTS[0])
     assert query.dot(vectors[0]) == pytest.approx(float(reference[0] @ reference[0]), rel=1e-4)
 
 
-def test_max_terms_keeps_the_heaviest_terms(splade: SparseEmbedder, splade_path: Path) -> None:
-    full = splade.embed_documents(TEXTS[:2])
+def test_max_terms_keeps_the_heaviest_terms(splade_embedder: SparseEmbedder, splade_path: Path) -> None:
+    full = splade_embedder.embed_documents(TEXTS[:2])
     before = vllm_local.running_engines()
     with SparseEmbedder(str(splade_path), dtype="float32", max_terms=7) as pruned:
         assert vllm_local.running_engines() == before  # the same engine
@@ -88,12 +82,12 @@ def test_max_terms_keeps_the_heaviest_terms(splade: SparseEmbedder, splade_path:
             assert set(kept.indices.tolist()) <= set(whole.indices.tolist())
 
 
-def test_long_input_policies(splade: SparseEmbedder, splade_path: Path) -> None:
+def test_long_input_policies(splade_embedder: SparseEmbedder, splade_path: Path) -> None:
     long_text = "alpha beta gamma delta " * 200  # 800 words, over BERT's 512 tokens
     strict = SparseEmbedder(str(splade_path), dtype="float32", long_input="error")
     with strict, pytest.raises(ValueError, match=r"texts\[1\] is \d+ tokens long .* long_input='chunk'"):
         strict.embed_documents(["short", long_text])
-    chunked = splade.embed_documents([long_text])[0]
+    chunked = splade_embedder.embed_documents([long_text])[0]
     with SparseEmbedder(str(splade_path), dtype="float32", long_input="truncate") as cut:
         truncated = cut.embed_documents([long_text])[0]
     # Each term's max over the windows is at least its weight in the first (truncated) window.
@@ -155,12 +149,12 @@ def test_bad_input_fails_before_any_engine_starts(minilm_path: str, splade_path:
     assert vllm_local.running_engines() == before
 
 
-def test_bad_texts_get_one_line_errors(splade: SparseEmbedder) -> None:
+def test_bad_texts_get_one_line_errors(splade_embedder: SparseEmbedder) -> None:
     with pytest.raises(
         TypeError, match=r"embed_documents\(\) expects a list of strings .* wrap it in a list"
     ):
-        splade.embed_documents("one text")  # type: ignore[arg-type]
+        splade_embedder.embed_documents("one text")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"texts\[1\] is int"):
-        splade.embed_queries(["fine", 3])  # type: ignore[list-item]
+        splade_embedder.embed_queries(["fine", 3])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="lone surrogate"):
-        splade.embed_query("bad \ud800")
+        splade_embedder.embed_query("bad \ud800")

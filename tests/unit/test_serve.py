@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from cli_helpers import run
+from cli_helpers import no_engine, run
 
+from vllm_embed import cli
 from vllm_embed.serve.auth import APIKeyCheck
 from vllm_embed.serve.encoding import base64_rows
 from vllm_embed.serve.errors import APIError, error_response
@@ -159,3 +160,16 @@ def test_serve_fails_in_seconds_when_its_port_is_taken() -> None:
         code, _, err = run("serve", "--model", "no/such-model", "--port", str(port))
     assert code == 1
     assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_serve_refuses_a_sparse_model_of_another_architecture_before_any_engine(
+    minilm_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "make_reranker", no_engine)
+    monkeypatch.setenv("VLLM_CPU_NUM_OF_RESERVED_CPU", "1")  # what serve sets, restored after the test
+    code, _, err = run("serve", "--model", minilm_path, "--sparse-model", minilm_path, "--port", "0")
+    assert code == 1
+    last = err.splitlines()[-1]  # after the one progress line
+    assert (
+        err.count("error:") == 1 and "SparseEmbedder serves the architectures" in last and "BertModel" in last
+    )

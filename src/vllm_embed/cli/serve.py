@@ -1,20 +1,25 @@
-"""`vllm-embed serve`: the Embedder (and a Reranker) behind an OpenAI-, TEI- and Cohere-compatible server.
+"""`vllm-embed serve`: the Embedder (a Reranker, a SparseEmbedder) behind OpenAI, TEI and Cohere routes.
 
 Its engine, cache and long-input flags are the other commands' (`embedder_options`); its limits come from
-`ServeLimits`. The socket is bound and the settings checked before the engine's minute of start-up.
+`ServeLimits`. The socket is bound and the settings checked before the engine's minute of start-up; the
+sparse model, whose architecture is checked as it is built, starts first.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options, flag_parameters, options_as
 from vllm_embed.cli.output import err, user_errors
-from vllm_embed.config import EmbedderConfig
+from vllm_embed.config import EmbedderConfig, SparseEmbedderConfig
 from vllm_embed.serve.settings import DEFAULT_PORT, ServeLimits
+
+if TYPE_CHECKING:
+    from vllm_embed.learned_sparse import SparseEmbedder
 
 API_KEY_VARIABLES = ("VLLM_EMBED_API_KEY", "VLLM_API_KEY")
 """Where `serve` reads its key without `--api-key`: ours (which our client reads too), then vLLM's."""
@@ -33,6 +38,15 @@ def serve(
             "--rerank-model",
             help="Also serve /rerank with this reranker (a Qwen3-Reranker or a cross-encoder), run in this "
             "process with the same --dtype and parallelism.",
+            show_default=False,
+        ),
+    ] = None,
+    sparse_model: Annotated[
+        str | None,
+        typer.Option(
+            "--sparse-model",
+            help="Also serve TEI's /embed_sparse with this learned sparse model (SPLADE or BGE-M3), run in "
+            "this process with the same --dtype, parallelism and --long-input.",
             show_default=False,
         ),
     ] = None,
@@ -73,31 +87,51 @@ def serve(
         config = EmbedderConfig(**settings)
         server_limits = ServeLimits(**limits)
         sock = server.bind(host, port)
-        with sock:
+        with sock, ExitStack() as engines:
             from vllm_embed.embedder import Embedder
             from vllm_embed.serve.app import create_app
 
             server.reserve_a_core_for_http()
+            sparse = (
+                None if sparse_model is None else engines.enter_context(_start_sparse(sparse_model, config))
+            )
             _say_engine_starts(config.model, config.backend)
-            with Embedder(config=config) as embedder:
-                reranker = _start_reranker(rerank_model, config) if rerank_model is not None else None
-                try:
-                    app = create_app(
-                        embedder,
-                        reranker,
-                        served_model_name=served_model_name,
-                        api_key=api_key,
-                        limits=server_limits,
-                    )
-                    bound_host, bound_port = sock.getsockname()[:2]
-                    name = served_model_name or config.model
-                    err.print(
-                        f"serving {escape(name)} on http://{escape(str(bound_host))}:{bound_port} "
-                        "(/v1/embeddings, /v2/embed, /embed, /rerank, /metrics); Ctrl-C or SIGTERM stops "
-                        "it after the requests in flight",
-                        highlight=False,
-                    )
-                    server.run(app, sock)
-                finally:
-                    if reranker is not None:
-                        reranker.close()
+            embedder = engines.enter_context(Embedder(config=config))
+            reranker = None
+            if rerank_model is not None:
+                reranker = engines.enter_context(_start_reranker(rerank_model, config))
+            app = create_app(
+                embedder,
+                reranker,
+                sparse=sparse,
+                served_model_name=served_model_name,
+                api_key=api_key,
+                limits=server_limits,
+            )
+            bound_host, bound_port = sock.getsockname()[:2]
+            name = served_model_name or config.model
+            err.print(
+                f"serving {escape(name)} on http://{escape(str(bound_host))}:{bound_port} "
+                f"(/v1/embeddings, /v2/embed, /embed{', /embed_sparse' if sparse else ''}, /rerank, "
+                "/metrics); Ctrl-C or SIGTERM stops it after the requests in flight",
+                highlight=False,
+            )
+            server.run(app, sock)
+
+
+def _start_sparse(model: str, embedder_config: EmbedderConfig) -> SparseEmbedder:
+    """Starts the `--sparse-model` SparseEmbedder with the Embedder's engine and long-input settings.
+
+    Raises:
+        SettingsError: For a model that is neither SPLADE nor BGE-M3, before its engine starts.
+    """
+    from vllm_embed.cli import _say_engine_starts
+    from vllm_embed.cli.commands import RERANKER_SHARED_SETTINGS
+    from vllm_embed.learned_sparse import SparseEmbedder
+    from vllm_embed.model_source import check_model_source
+
+    shared = {name: getattr(embedder_config, name) for name in (*RERANKER_SHARED_SETTINGS, "long_input")}
+    config = SparseEmbedderConfig(model=model, **shared)
+    check_model_source(config.model, config.revision)
+    _say_engine_starts(config.model, config.backend)
+    return SparseEmbedder(config=config)

@@ -1,4 +1,4 @@
-"""The app factory: every API family's routes over one Embedder (and a Reranker).
+"""The app factory: every API family's routes over one Embedder (and a Reranker, a SparseEmbedder).
 
 Around them: the body limit, the API-key check and the metrics.
 """
@@ -23,13 +23,14 @@ from vllm_embed.serve.errors import APIError, error_body, error_response  # noqa
 from vllm_embed.serve.limits import BodyLimit, TokenBudget  # noqa: E402
 from vllm_embed.serve.metrics import MetricsMiddleware, ServeMetrics  # noqa: E402
 from vllm_embed.serve.routes import cohere, openai, rerank, tei  # noqa: E402
-from vllm_embed.serve.service import EmbeddingService, RerankService  # noqa: E402
+from vllm_embed.serve.service import EmbeddingService, RerankService, SparseService  # noqa: E402
 from vllm_embed.serve.settings import ServeLimits  # noqa: E402
 from vllm_embed.serve.state import ServeState, serve_state  # noqa: E402
 from vllm_embed.serve.validation import validation_message  # noqa: E402
 
 if TYPE_CHECKING:
     from vllm_embed.embedder import Embedder
+    from vllm_embed.learned_sparse import SparseEmbedder
     from vllm_embed.reranker import Reranker
 
 
@@ -37,11 +38,12 @@ def create_app(
     embedder: Embedder,
     reranker: Reranker | None = None,
     *,
+    sparse: SparseEmbedder | None = None,
     served_model_name: str | None = None,
     api_key: str | None = None,
     limits: ServeLimits | None = None,
 ) -> fastapi.FastAPI:
-    """Builds the ASGI app that serves `embedder` (and `reranker`) over the OpenAI, TEI and Cohere APIs.
+    """Builds the ASGI app that serves `embedder` (`reranker`, `sparse`) over the OpenAI, TEI and Cohere APIs.
 
     The facades are used as they are: start their engines first (the `serve` command does) and close them
     after the app stops.
@@ -49,6 +51,7 @@ def create_app(
     Args:
         embedder: The embedding model; its `dimensions` should be unset (requests choose theirs).
         reranker: The rerank model behind `/rerank`, if any (served under its model name).
+        sparse: The learned sparse model behind TEI's `/embed_sparse`, if any (served under its model name).
         served_model_name: The name clients pass as `model`; defaults to the Embedder's model.
         api_key: When given, every route but `/health` and `/metrics` needs `Authorization: Bearer <key>`.
         limits: Request size limits and the queued-token bound.
@@ -65,22 +68,23 @@ def create_app(
         if reranker is None
         else RerankService(reranker, reranker.config.model, budget, limits.max_request_inputs)
     )
+    sparsing = (
+        None
+        if sparse is None
+        else SparseService(sparse, sparse.config.model, budget, limits.max_request_inputs)
+    )
     app = fastapi.FastAPI(title="vllm-embed", version=__version__)
     for family in (openai, cohere, tei, rerank):
         app.include_router(family.router)
     routes = {getattr(route, "path", "") for route in app.routes} - {""}
     metrics = ServeMetrics(routes, lambda: embedder.cache_stats)
     metrics.queued_tokens.set_function(lambda: budget.queued)
-    app.state.serve = ServeState(embeddings, reranking, metrics, limits)
+    app.state.serve = ServeState(embeddings, reranking, metrics, limits, sparsing)
 
     @app.get("/health")
     async def health(request: Request) -> Response:
         """200 while the engines are open; 503 once they are closed."""
-        state = serve_state(request)
-        closed = state.embeddings.embedder.closed or (
-            state.rerank is not None and state.rerank.reranker.closed
-        )
-        if closed:
+        if any(service.facade.closed for service in serve_state(request).services()):
             raise APIError(503, "the engine is stopped; restart the server")
         return Response(status_code=200)
 

@@ -16,6 +16,7 @@ _TYPES: Mapping[int, str] = {
     404: "NotFoundError",
     405: "MethodNotAllowedError",
     413: "RequestTooLargeError",
+    424: "FailedDependencyError",
     429: "RateLimitError",
     500: "InternalServerError",
     503: "ServiceUnavailableError",

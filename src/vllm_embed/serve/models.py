@@ -109,6 +109,27 @@ class TEIEmbedRequest(_Request):
     """Accepted for compatibility (float only)."""
 
 
+class TEIEmbedSparseRequest(_Request):
+    """`POST /embed_sparse` (text-embeddings-inference)."""
+
+    inputs: Any
+    """A string, a list of strings, or token ids."""
+    prompt_name: str | None = None
+    """`query` applies the model's query marker, if it ships one; `document`, `passage` or omitted: none."""
+    truncate: bool | None = None
+    """Accepted for compatibility; the server's `--long-input` policy decides."""
+    truncation_direction: Literal["Left", "Right", "left", "right"] | None = None
+    """Accepted for compatibility; the server's `--long-input` policy decides."""
+
+
+class TEISparseValue(BaseModel):
+    """One term of a TEI sparse vector (`/embed_sparse` answers a list of these per input)."""
+
+    index: int
+    """The term's vocabulary id."""
+    value: float
+
+
 class TEIRerankRequest(_Request):
     """TEI's `POST /rerank` body (`texts`), told apart from vLLM's (`documents`) by its fields."""
 

@@ -1,4 +1,4 @@
-"""The work behind the routes: the Embedder and Reranker under the token budget, in request terms.
+"""The work behind the routes: the Embedder, Reranker and SparseEmbedder under the token budget.
 
 Every API family's route turns its body into a call here, so a prompt, a `dimensions` check or a limit is
 written once. Texts are prompted and tokenised once on the event loop (for the usage count and the budget),
@@ -7,7 +7,6 @@ and the Embedder's async path takes those token ids: requests that wait together
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,11 @@ from vllm_embed.serve.limits import TokenBudget
 from vllm_embed.serve.models import InputType
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from vllm_embed.embedder import Embedder
+    from vllm_embed.facade import EngineFacade
+    from vllm_embed.learned_sparse import SparseEmbedder, SparseVector
     from vllm_embed.reranker import Reranker, Scores
 
 _CHARS_PER_TOKEN = 4
@@ -76,11 +79,12 @@ def _is_token(value: Any) -> bool:
 
 
 class _ModelService:
-    """What both services share: the served name, the token budget, the per-request input bound."""
+    """What every service shares: the facade, the served name, the token budget, the per-request bound."""
 
     _role = "embeds"  # what the server does with the model, in the 404 for another model
 
-    def __init__(self, name: str, budget: TokenBudget, max_inputs: int) -> None:
+    def __init__(self, facade: EngineFacade[Any], name: str, budget: TokenBudget, max_inputs: int) -> None:
+        self.facade = facade
         self.name = name
         self.budget = budget
         self.max_inputs = max_inputs
@@ -97,6 +101,52 @@ class _ModelService:
                 param="model",
             )  # fmt: skip
 
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        """The model's tokenizer (`None` for a proxied remote model)."""
+        raise NotImplementedError
+
+    def texts(self, inputs: list[str] | list[list[int]], field: str) -> list[str]:
+        """Checks texts, or decodes token ids with the model's tokenizer (then embedded as text).
+
+        Raises:
+            APIError: 400 for a lone surrogate, a token id outside the vocabulary, or token ids without a
+                local tokenizer.
+        """
+        if not inputs or isinstance(inputs[0], str):
+            try:
+                return text_list(inputs, "embed", name=field)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                raise APIError(400, str(exc), param=field) from None
+        tokenizer = self.tokenizer
+        if tokenizer is None:
+            raise APIError(
+                400, f"token-id {field} needs the model's tokenizer, which this server lacks; send text"
+            )
+        vocabulary = len(tokenizer)
+        for index, ids in enumerate(inputs):
+            assert isinstance(ids, list)
+            bad = next((token for token in ids if not 0 <= token < vocabulary), None)
+            if bad is not None:
+                raise APIError(
+                    400, f"{field}[{index}] holds token id {bad}, outside {self.name}'s vocabulary "
+                    f"(0..{vocabulary - 1}); token ids must come from this model's tokenizer", param=field,
+                )  # fmt: skip
+        return [str(text) for text in tokenizer.batch_decode(inputs)]
+
+    def count(self, texts: list[str], special: int) -> tuple[list[list[int]] | None, int]:
+        """Each text's token ids (`None` without a tokenizer) and the input tokens the request takes.
+
+        Args:
+            texts: The texts as the engine gets them (prompts applied).
+            special: Special tokens the model adds to each text.
+        """
+        tokenizer = self.tokenizer
+        if tokenizer is None:
+            return None, sum(len(text) // _CHARS_PER_TOKEN + 1 for text in texts)
+        ids: list[list[int]] = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return ids, sum(len(each) for each in ids) + special * len(ids)
+
 
 class EmbeddingService(_ModelService):
     """The embedding model behind `/v1/embeddings`, `/v2/embed` and TEI's `/embed`.
@@ -109,7 +159,7 @@ class EmbeddingService(_ModelService):
     """
 
     def __init__(self, embedder: Embedder, name: str, budget: TokenBudget, max_inputs: int) -> None:
-        super().__init__(name, budget, max_inputs)
+        super().__init__(embedder, name, budget, max_inputs)
         self.embedder = embedder
         self._special = len(embedder._prefix) + len(embedder._suffix)
 
@@ -139,33 +189,10 @@ class EmbeddingService(_ModelService):
             ) from None
         return dimensions
 
-    def texts(self, inputs: list[str] | list[list[int]], field: str) -> list[str]:
-        """Checks texts, or decodes token ids with the model's tokenizer (then embedded as text).
-
-        Raises:
-            APIError: 400 for a lone surrogate, a token id outside the vocabulary, or token ids without a
-                local tokenizer.
-        """
-        if not inputs or isinstance(inputs[0], str):
-            try:
-                return text_list(inputs, "embed", name=field)  # type: ignore[arg-type]
-            except (TypeError, ValueError) as exc:
-                raise APIError(400, str(exc), param=field) from None
-        tokenizer = self.embedder.tokenizer
-        if tokenizer is None:
-            raise APIError(
-                400, f"token-id {field} needs the model's tokenizer, which this server lacks; send text"
-            )
-        vocabulary = len(tokenizer)
-        for index, ids in enumerate(inputs):
-            assert isinstance(ids, list)
-            bad = next((token for token in ids if not 0 <= token < vocabulary), None)
-            if bad is not None:
-                raise APIError(
-                    400, f"{field}[{index}] holds token id {bad}, outside {self.name}'s vocabulary "
-                    f"(0..{vocabulary - 1}); token ids must come from this model's tokenizer", param=field,
-                )  # fmt: skip
-        return [str(text) for text in tokenizer.batch_decode(inputs)]
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        """The Embedder's tokenizer (`None` for a proxied remote model)."""
+        return self.embedder.tokenizer
 
     async def embed(self, texts: list[str], kind: InputType, dimensions: int | None) -> Embedded:
         """Embeds texts with the prompt of `kind` under the token budget; `dimensions` is checked already.
@@ -178,12 +205,7 @@ class EmbeddingService(_ModelService):
             prompted = [embedder.format_query(text) for text in texts]
         else:
             prompted = [embedder.format_document(text) for text in texts]
-        ids: Sequence[Sequence[int]] | None = None
-        if embedder.tokenizer is not None:
-            ids = embedder.tokenizer(prompted, add_special_tokens=False)["input_ids"]
-            tokens = sum(len(each) for each in ids) + self._special * len(ids)
-        else:
-            tokens = sum(len(text) // _CHARS_PER_TOKEN + 1 for text in prompted)
+        ids, tokens = self.count(prompted, self._special)
         with self.budget.admit(tokens):
             try:
                 vectors = await embedder._arun(prompted, ids)
@@ -217,8 +239,13 @@ class RerankService(_ModelService):
     _role = "reranks"
 
     def __init__(self, reranker: Reranker, name: str, budget: TokenBudget, max_inputs: int) -> None:
-        super().__init__(name, budget, max_inputs)
+        super().__init__(reranker, name, budget, max_inputs)
         self.reranker = reranker
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        """The Reranker's tokenizer (`None` for a proxied remote model)."""
+        return self.reranker.tokenizer
 
     async def score(self, query: str, documents: list[str], field: str) -> Ranked:
         """Scores documents against `query` under the token budget.
@@ -233,7 +260,7 @@ class RerankService(_ModelService):
                 f"(--max-request-inputs {self.max_inputs}); split it into several requests",
                 param=field,
             )
-        tokenizer = self.reranker.tokenizer
+        tokenizer = self.tokenizer
         if tokenizer is not None and documents:
             lengths = [
                 len(ids) for ids in tokenizer([query, *documents], add_special_tokens=False)["input_ids"]
@@ -264,3 +291,53 @@ class RerankService(_ModelService):
             inner = [document.removesuffix(QWEN3_RERANKER_SUFFIX) for document in documents]
             return await reranker._ascore_formatted(query.removeprefix(QWEN3_RERANKER_PREFIX), inner)
         return await reranker.ascore(query, documents)
+
+
+@dataclass(frozen=True)
+class SparseEmbedded:
+    """Sparse vectors of a request's texts, in order, and the input tokens they took."""
+
+    vectors: list[SparseVector]
+    tokens: int
+
+
+class SparseService(_ModelService):
+    """The learned sparse model (SPLADE, BGE-M3) behind TEI's `/embed_sparse`.
+
+    Args:
+        embedder: The started SparseEmbedder.
+        name: The served model name.
+        budget: The token budget shared by every route.
+        max_inputs: Most texts per request.
+    """
+
+    _role = "embeds sparse vectors"
+
+    def __init__(self, embedder: SparseEmbedder, name: str, budget: TokenBudget, max_inputs: int) -> None:
+        super().__init__(embedder, name, budget, max_inputs)
+        self.embedder = embedder
+        self._special = len(embedder._prefix) + len(embedder._suffix)
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The SparseEmbedder's tokenizer."""
+        return self.embedder.tokenizer
+
+    async def embed(self, texts: list[str], kind: InputType) -> SparseEmbedded:
+        """Embeds texts as sparse vectors (with the model's query marker for `query`) under the token budget.
+
+        Raises:
+            APIError: 413 or 429 from the budget; 400 for a text too long under `--long-input error`.
+        """
+        _, tokens = self.count(texts, self._special)
+        with self.budget.admit(tokens):
+            try:
+                if kind == "query":
+                    vectors = await self.embedder.aembed_queries(texts)
+                else:
+                    vectors = await self.embedder.aembed_documents(texts)
+            except InvalidVectorError as exc:
+                raise APIError(500, str(exc)) from None
+            except ValueError as exc:  # a text over the model's limit under --long-input error
+                raise APIError(400, str(exc)) from None
+        return SparseEmbedded(vectors, tokens)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from vllm_embed.serve.errors import APIError
 from vllm_embed.serve.metrics import ServeMetrics
-from vllm_embed.serve.service import EmbeddingService, RerankService
+from vllm_embed.serve.service import EmbeddingService, RerankService, SparseService
 from vllm_embed.serve.settings import ServeLimits
 
 
@@ -21,6 +21,7 @@ class ServeState:
     rerank: RerankService | None
     metrics: ServeMetrics
     limits: ServeLimits
+    sparse: SparseService | None = None
     created: int = field(default_factory=lambda: int(time.time()))
 
     def record(self, path: str, inputs: int, tokens: int) -> None:
@@ -41,6 +42,24 @@ class ServeState:
                 "cross-encoder) to serve /rerank",
             )  # fmt: skip
         return self.rerank
+
+    def sparse_embedding(self) -> SparseService:
+        """The sparse embedding service.
+
+        Raises:
+            APIError: 424, as TEI answers for a model without sparse output, when the server was started
+                without `--sparse-model`.
+        """
+        if self.sparse is None:
+            raise APIError(
+                424, "this server has no sparse model; start it with --sparse-model (a SPLADE or BGE-M3 "
+                "model) to serve /embed_sparse",
+            )  # fmt: skip
+        return self.sparse
+
+    def services(self) -> list[EmbeddingService | RerankService | SparseService]:
+        """Every model service the server runs."""
+        return [self.embeddings, *(s for s in (self.rerank, self.sparse) if s is not None)]
 
 
 def serve_state(request: Request) -> ServeState:
