@@ -37,6 +37,7 @@ TEXTS = [
 ]
 LONG_TEXT = " ".join(f"word{i} is a token that the tokenizer splits" for i in range(60))  # ~540 tokens
 FITTING_TEXT = LONG_TEXT[: len(LONG_TEXT) // 3]  # within MiniLM's 256 tokens
+QWEN3_SERVED = "qwen3-served"
 
 
 def _serve_command(model: str, port: int, *extra: str) -> list[str]:
@@ -57,6 +58,8 @@ def servers(
     """Both servers, started at once; each test waits for the one it uses."""
     logs = tmp_path_factory.mktemp("serve")
     minilm_port, qwen3_port = _free_port(), _free_port()
+    qwen3_flags = ["--rerank-model", str(tiny_reranker_path), "--served-model-name", QWEN3_SERVED]
+    qwen3_flags += ["--cache", str(logs / "qwen3-cache.sqlite")]
     minilm = ServerProcess(
         _serve_command(minilm_path, minilm_port, *LIMITS, "--sparse-model", str(splade_path)),
         minilm_port,
@@ -65,7 +68,7 @@ def servers(
         env={"VLLM_EMBED_API_KEY": API_KEY},
     )
     qwen3 = ServerProcess(
-        _serve_command(str(tiny_qwen3_path), qwen3_port, "--rerank-model", str(tiny_reranker_path)),
+        _serve_command(str(tiny_qwen3_path), qwen3_port, *qwen3_flags),
         qwen3_port,
         logs / "qwen3.log",
         "vllm-embed serve (tiny Qwen3)",
@@ -218,18 +221,40 @@ def test_our_remote_backend_works_against_it(minilm_server: ServerProcess, minil
     assert np.all(_cos(vectors, local) >= 0.9999)
 
 
+def test_the_framework_adapters_work_against_it(
+    minilm_server: ServerProcess, minilm_embedder: Embedder
+) -> None:
+    VLLMEmbeddings = pytest.importorskip("langchain_vllm_embed").VLLMEmbeddings
+    VLLMEmbedding = pytest.importorskip("llama_index.embeddings.vllm_embed").VLLMEmbedding
+    local = minilm_embedder.embed_documents(TEXTS)
+    remote_settings = {"backend": "openai", "base_url": f"{minilm_server.root}/v1", "api_key": API_KEY}
+    langchain = VLLMEmbeddings(model=minilm_embedder.config.model, **remote_settings)
+    llama_index = VLLMEmbedding(model_name=minilm_embedder.config.model, **remote_settings)
+    try:
+        assert np.all(_cos(np.asarray(langchain.embed_documents(TEXTS), np.float32), local) >= 0.9999)
+        served = np.asarray(llama_index.get_text_embedding_batch(TEXTS), np.float32)
+        assert np.all(_cos(served, local) >= 0.9999)
+    finally:
+        langchain.close()
+        llama_index.close()
+
+
 # -- TEI and Cohere --------------------------------------------------------------------------------------
 
 
 def test_tei_and_cohere_routes_answer_in_their_schema(
-    minilm_server: ServerProcess, minilm_embedder: Embedder
+    minilm_server: ServerProcess, minilm_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     local = minilm_embedder.embed_documents(TEXTS)
     tei = httpx.post(f"{minilm_server.root}/embed", json={"inputs": TEXTS}, headers=_auth(), timeout=60)
     assert tei.status_code == 200, tei.text
     assert np.all(_cos(np.asarray(tei.json(), np.float32), local) >= 0.9999)  # a bare list of float lists
-    from huggingface_hub import InferenceClient  # what TEI clients (LangChain, Haystack) call: POST /
+    from huggingface_hub import (
+        InferenceClient,
+        constants,
+    )  # what TEI clients (LangChain, Haystack) call: POST /
 
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # offline mode refuses every URL, a local one too
     hub = InferenceClient(model=minilm_server.root, token=API_KEY).feature_extraction(TEXTS[0])
     assert _cos(np.asarray(hub, np.float32).reshape(1, -1), local[:1])[0] >= 0.9999
     info = httpx.get(f"{minilm_server.root}/info", headers=_auth(), timeout=10).json()
@@ -290,11 +315,14 @@ def test_metrics_count_requests_latency_and_inputs(minilm_server: ServerProcess)
 # -- the Qwen3 profile: query prompts, Matryoshka dimensions, rerank ----------------------------------------
 
 
-def test_input_type_query_applies_the_query_instruction(
+def test_input_type_query_applies_the_query_instruction_under_the_served_name(
     qwen3_server: ServerProcess, qwen3_embedder: Embedder
 ) -> None:
     client = openai.OpenAI(base_url=f"{qwen3_server.root}/v1", api_key="unused")
-    model = str(qwen3_embedder.config.model)
+    model = QWEN3_SERVED  # --served-model-name: the name clients pass, not the path the model loaded from
+    assert client.models.list().data[0].id == model
+    with pytest.raises(openai.NotFoundError, match=f"this server embeds with '{model}'"):
+        client.embeddings.create(model=str(qwen3_embedder.config.model), input=TEXTS)
     queries = client.embeddings.create(model=model, input=TEXTS, extra_body={"input_type": "query"})
     documents = client.embeddings.create(model=model, input=TEXTS)  # input_type defaults to document
     served_q = np.asarray([item.embedding for item in queries.data], np.float32)
@@ -308,7 +336,7 @@ def test_dimensions_on_qwen3_keep_the_leading_dimensions(
     qwen3_server: ServerProcess, qwen3_embedder: Embedder
 ) -> None:
     client = openai.OpenAI(base_url=f"{qwen3_server.root}/v1", api_key="unused")
-    answer = client.embeddings.create(model=str(qwen3_embedder.config.model), input=TEXTS, dimensions=32)
+    answer = client.embeddings.create(model=QWEN3_SERVED, input=TEXTS, dimensions=32)
     served = np.asarray([item.embedding for item in answer.data], np.float32)
     assert served.shape == (3, 32)
     expected = unit_rows(qwen3_embedder.embed_documents(TEXTS)[:, :32])
@@ -317,6 +345,24 @@ def test_dimensions_on_qwen3_keep_the_leading_dimensions(
         f"{qwen3_server.root}/v1/embeddings", json={"input": "a", "dimensions": 8}, timeout=60
     )
     assert too_small.status_code == 400 and "outside 32..64" in too_small.json()["error"]["message"]
+
+
+def test_a_cache_hit_answers_the_same_vector_and_is_counted(qwen3_server: ServerProcess) -> None:
+    def counters() -> dict[str, float]:
+        text = httpx.get(f"{qwen3_server.root}/metrics", timeout=10).text
+        return {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith(("vllm_embed_cache_hits_total ", "vllm_embed_cache_misses_total "))
+        }
+
+    body = {"input": ["a text only this test sends"], "input_type": "query"}  # the cache file is new
+    before = counters()
+    first, second = (_post(qwen3_server, "/v1/embeddings", body).json() for _ in range(2))
+    after = counters()
+    assert first["data"] == second["data"]
+    assert after["vllm_embed_cache_misses_total"] == before["vllm_embed_cache_misses_total"] + 1
+    assert after["vllm_embed_cache_hits_total"] == before["vllm_embed_cache_hits_total"] + 1
 
 
 def test_rerank_equals_the_rerankers_score_in_both_body_shapes(
@@ -340,6 +386,12 @@ def test_rerank_equals_the_rerankers_score_in_both_body_shapes(
     ).json()
     assert [r["index"] for r in tei_shape] == list(np.argsort(-expected, kind="stable"))  # a bare list
     assert [r["score"] for r in tei_shape] == pytest.approx(sorted(expected, reverse=True), abs=1e-4)
+    cohere = _post(
+        qwen3_server,
+        "/v2/rerank",
+        {"query": query, "documents": [{"text": d} for d in documents], "top_n": 0},
+    ).json()  # documents as objects (Jina, Cohere); top_n 0: all
+    assert [r["index"] for r in cohere["results"]] == [r["index"] for r in tei_shape]
     both = _post(qwen3_server, "/rerank", {"query": query})
     assert both.status_code == 400 and "documents" in both.json()["error"]["message"]
     with Reranker(

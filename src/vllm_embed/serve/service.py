@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from vllm_embed.embedder import Embedder
-    from vllm_embed.facade import EngineFacade
     from vllm_embed.learned_sparse import SparseEmbedder, SparseVector
     from vllm_embed.reranker import Reranker, Scores
 
@@ -83,8 +82,12 @@ class _ModelService:
 
     _role = "embeds"  # what the server does with the model, in the 404 for another model
 
-    def __init__(self, facade: EngineFacade[Any], name: str, budget: TokenBudget, max_inputs: int) -> None:
+    def __init__(
+        self, facade: Embedder | Reranker | SparseEmbedder, name: str, budget: TokenBudget, max_inputs: int
+    ) -> None:
         self.facade = facade
+        self.tokenizer: PreTrainedTokenizerBase | None = facade.tokenizer
+        """The model's tokenizer (`None` for a proxied remote model)."""
         self.name = name
         self.budget = budget
         self.max_inputs = max_inputs
@@ -100,11 +103,6 @@ class _ModelService:
                 404, f"the model {model!r} does not exist here; this server {self._role} with {self.name!r}",
                 param="model",
             )  # fmt: skip
-
-    @property
-    def tokenizer(self) -> PreTrainedTokenizerBase | None:
-        """The model's tokenizer (`None` for a proxied remote model)."""
-        raise NotImplementedError
 
     def texts(self, inputs: list[str] | list[list[int]], field: str) -> list[str]:
         """Checks texts, or decodes token ids with the model's tokenizer (then embedded as text).
@@ -189,11 +187,6 @@ class EmbeddingService(_ModelService):
             ) from None
         return dimensions
 
-    @property
-    def tokenizer(self) -> PreTrainedTokenizerBase | None:
-        """The Embedder's tokenizer (`None` for a proxied remote model)."""
-        return self.embedder.tokenizer
-
     async def embed(self, texts: list[str], kind: InputType, dimensions: int | None) -> Embedded:
         """Embeds texts with the prompt of `kind` under the token budget; `dimensions` is checked already.
 
@@ -241,11 +234,6 @@ class RerankService(_ModelService):
     def __init__(self, reranker: Reranker, name: str, budget: TokenBudget, max_inputs: int) -> None:
         super().__init__(reranker, name, budget, max_inputs)
         self.reranker = reranker
-
-    @property
-    def tokenizer(self) -> PreTrainedTokenizerBase | None:
-        """The Reranker's tokenizer (`None` for a proxied remote model)."""
-        return self.reranker.tokenizer
 
     async def score(self, query: str, documents: list[str], field: str) -> Ranked:
         """Scores documents against `query` under the token budget.
@@ -304,11 +292,7 @@ class SparseEmbedded:
 class SparseService(_ModelService):
     """The learned sparse model (SPLADE, BGE-M3) behind TEI's `/embed_sparse`.
 
-    Args:
-        embedder: The started SparseEmbedder.
-        name: The served model name.
-        budget: The token budget shared by every route.
-        max_inputs: Most texts per request.
+    Its arguments are `EmbeddingService`'s, `embedder` being a started SparseEmbedder.
     """
 
     _role = "embeds sparse vectors"
@@ -317,11 +301,6 @@ class SparseService(_ModelService):
         super().__init__(embedder, name, budget, max_inputs)
         self.embedder = embedder
         self._special = len(embedder._prefix) + len(embedder._suffix)
-
-    @property
-    def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The SparseEmbedder's tokenizer."""
-        return self.embedder.tokenizer
 
     async def embed(self, texts: list[str], kind: InputType) -> SparseEmbedded:
         """Embeds texts as sparse vectors (with the model's query marker for `query`) under the token budget.
