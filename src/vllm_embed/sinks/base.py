@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from vllm_embed._utils import one_line
 from vllm_embed.errors import ManifestError, UnmanagedCollectionError
@@ -620,19 +620,16 @@ class BaseSink:
 
     def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs one client operation under the lock, retrying transient errors; `SinkError` when it fails."""
-        retrying = Retrying(
-            retry=retry_if_exception(self._is_transient),
-            stop=stop_after_attempt(self._max_attempts),
-            wait=wait_exponential_jitter(initial=self._retry_wait, max=30.0),
-            before_sleep=lambda state: logger.warning(
-                "%s: %s failed (attempt %d), retrying: %s",
-                self,
-                action,
-                state.attempt_number,
-                state.outcome.exception() if state.outcome else "",
-            ),
-            reraise=True,
-        )
+
+        def log(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else ""
+            logger.warning(
+                "%s: %s failed (attempt %d), retrying: %s", self, action, state.attempt_number, error
+            )
+
+        retry, stop = retry_if_exception(self._is_transient), stop_after_attempt(self._max_attempts)
+        wait = wait_exponential_jitter(initial=self._retry_wait, max=30.0)
+        retrying = Retrying(retry=retry, stop=stop, wait=wait, before_sleep=log, reraise=True)
         try:
             for attempt in retrying:
                 with attempt, self._lock:

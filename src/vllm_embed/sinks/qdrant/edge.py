@@ -1,11 +1,9 @@
 """Qdrant's own engine in-process (qdrant-edge-py): HNSW, quantization with rescoring, payload indexes, WAL.
 
-Unlike qdrant-client's local mode (a pure-Python brute-force emulation), this runs the Qdrant server's Rust
-engine in the process. Each collection is one edge shard in `path/<collection>/` (`edge_config.json`,
-`wal/`, `segments/`) with vllm-embed's manifest `vllm_embed.json` beside them. A new collection is built in
-a hidden sibling directory and renamed into place once its indexes and manifest are written. Every update
-is in the write-ahead log before it returns; HNSW graphs and quantized vectors are built only by
-`optimize()`, which `close()` runs after writing (until then searches are exact scans).
+The Qdrant server's Rust engine in the process (qdrant-client's local mode is a brute-force emulation). Each
+collection is one shard directory `path/<collection>/` with the manifest `vllm_embed.json`, built in a hidden
+sibling and renamed into place. Updates are in the write-ahead log before they return; HNSW graphs and
+quantized vectors are built by `optimize()`, which `close()` runs after writing.
 """
 
 from __future__ import annotations
@@ -49,7 +47,6 @@ _ENGINE_CONFIG = "edge_config.json"  # written by the engine: marks a directory 
 _WAL_DIR = "wal"  # the engine holds an exclusive flock on it while the shard is open
 _CREATING = ".creating-"
 _OPTIMIZE_PENDING = ".vllm_embed.optimize-pending"  # written before the first write, removed by optimize()
-_SCHEMA_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
 
 
 class _OpenShard:
@@ -164,11 +161,7 @@ class QdrantEdgeSink(QdrantBaseSink):
         return (directory / _ENGINE_CONFIG).is_file()
 
     def _load(self) -> qdrant_edge.EdgeShard:
-        """Opens the existing shard.
-
-        Raises:
-            StoreBusyError: If another sink or process has it open.
-        """
+        """Opens the existing shard (`StoreBusyError` if another sink or process has it open)."""
         try:
             shard: qdrant_edge.EdgeShard = self._qe.EdgeShard.load(str(self._dir))
         except Exception as exc:
@@ -297,9 +290,8 @@ class QdrantEdgeSink(QdrantBaseSink):
         return manifest
 
     def _create_index(self, key: str, kind: str, shard: qdrant_edge.EdgeShard | None = None) -> None:
-        operation = self._qe.UpdateOperation.create_field_index(
-            key, getattr(self._qe.PayloadSchemaType, _SCHEMA_TYPES[kind])
-        )
+        schema = getattr(self._qe.PayloadSchemaType, kind.capitalize())
+        operation = self._qe.UpdateOperation.create_field_index(key, schema)
         self._call("payload index creation", (shard or self._shard()).update, operation)
 
     def _payload_schema(self) -> dict[str, str]:
@@ -336,9 +328,8 @@ class QdrantEdgeSink(QdrantBaseSink):
             size=dimensions, distance=qe.Distance.Cosine, memory=memory, quantization_config=quantization,
             hnsw_config=hnsw,
         )  # fmt: skip
-        sparse = (
-            {sparse_vector: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if sparse_vector else None
-        )
+        idf = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
+        sparse = {sparse_vector: idf} if sparse_vector else None
         optimizers = None
         if self.indexing_threshold_kb is not None:
             optimizers = qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
@@ -351,8 +342,9 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
         with_vector = [self.layout.qdrant_vector] if vector else False
+        retrieve = self._shard().retrieve
         records: Sequence[Any] = self._call(
-            "point lookup", self._shard().retrieve, ids, with_payload=payload, with_vector=with_vector
+            "point lookup", retrieve, ids, with_payload=payload, with_vector=with_vector
         )
         return records
 
@@ -383,8 +375,7 @@ class QdrantEdgeSink(QdrantBaseSink):
     def _must(self, conditions: list[Any]) -> Any:
         return self._qe.Filter(must=conditions)
 
-    def _request(self, query: Query) -> Any:
-        q = query
+    def _request(self, q: Query) -> Any:
         return self._qe.QueryRequest(
             limit=q.limit, query=q.query, filter=q.filter, params=q.params, with_payload=True
         )
@@ -414,8 +405,6 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def optimize(self) -> bool:
         """Runs the engine's optimizers until none has work left: builds HNSW graphs and quantized vectors.
-
-        `close()` runs it after this sink wrote anything.
 
         Returns:
             Whether any segment changed.
@@ -472,14 +461,10 @@ class QdrantEdgeSink(QdrantBaseSink):
                 continue
             vector = (data.get("config", {}).get("vector_data") or {}).get(layout.qdrant_vector) or {}
             index = vector.get("index") or {}
-            segments.append(
-                {
-                    "index": index.get("type"),
-                    **{k: v for k, v in (index.get("options") or {}).items() if k in ("m", "ef_construct")},
-                    "quantization": quantization_name(vector.get("quantization_config")),
-                    "storage_type": vector.get("storage_type"),
-                }
-            )
+            hnsw = {k: v for k, v in (index.get("options") or {}).items() if k in ("m", "ef_construct")}
+            quantization = quantization_name(vector.get("quantization_config"))
+            segment = {"index": index.get("type"), **hnsw, "quantization": quantization}
+            segments.append({**segment, "storage_type": vector.get("storage_type")})
         return segments
 
     def collection_names(self) -> list[str]:
