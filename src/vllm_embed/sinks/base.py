@@ -1,14 +1,8 @@
 """The one sink API and the collection lifecycle, written once for every store: `BaseSink` over store hooks.
 
-(Over ~500 lines: the API every caller uses, the lifecycle and the declaration of every store hook,
-documented, live together.)
-
-`BaseSink` owns what every store does alike: reading the collection's state (missing, unmanaged or managed:
-`CollectionState`), creating or adopting it, the run checks (model, chunking, hybrid, storage, index
-fields, all before anything is written), indexing the metadata fields a collection lacks, retries with
-backoff under one lock, the sparse state, the spec that reopens it elsewhere, and closing the client.
-A store (`QdrantSink`, `QdrantEdgeSink`, `MilvusSink`) only says how to do each step on its client: the
-hooks below marked "store hook". What a point stores next to its vector is a `Layout` (`sinks.layouts`).
+(Over ~500 lines: the API every caller uses, the lifecycle and every store hook's declaration live together.)
+State, create / adopt, run checks, index fields, retries under one lock, sparse state, spec and close are
+here; a store only implements the hooks marked "store hook". What a point stores is a `Layout`.
 """
 
 from __future__ import annotations
@@ -23,7 +17,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from vllm_embed._utils import one_line
 from vllm_embed.errors import ManifestError, UnmanagedCollectionError
@@ -70,27 +64,21 @@ def is_transient_grpc_error(exc: BaseException, codes: Collection[str]) -> bool:
 class BaseSink:
     """A vector store collection: what ingest writes to, `search` reads from and `verify` checks and repairs.
 
-    This is the one sink API (`Sink` names it too): the collection lifecycle every store shares (state,
-    create / adopt / checks, retries, one lock) written here, over the store hooks each store implements.
-    Sinks must be safe to call from two threads (the pipeline checks stored points while its writer thread
-    upserts).
-
-    A client the sink created is closed by `close()`, when the sink is garbage-collected, or at interpreter
-    exit, whichever comes first (so an unclosed local store still releases its lock cleanly).
+    The one sink API (`Sink` names it too), safe to call from two threads. A client the sink created is
+    closed by `close()`, garbage collection or interpreter exit, whichever comes first.
 
     Args:
         collection: Collection name (checked against the store's naming rules here, before any I/O).
         layout: Payload layout name (`"vllm-embed"`, `"langchain"`, `"llama-index"`), or `None` for the
-            existing collection's layout (`"vllm-embed"` for a new one).
+            existing collection's (`"vllm-embed"` for a new one).
         max_attempts: Attempts per operation when the store reports a transient error.
         retry_wait: First backoff wait in seconds (doubles each attempt, with jitter, up to 30 s).
         hybrid: Whether the collection stores BM25 sparse vectors beside the dense ones; `None` for the
             existing collection's choice (dense only for a new one).
-        index_fields: Metadata fields to index for filtering, as `NAME` (keyword) or `NAME:TYPE`
-            (`vllm_embed.sinks.storage.IndexField`); `doc_id` is always indexed. Fields missing from an
-            existing collection are indexed on `prepare`; a field it indexes with another type is refused.
-        adopt: Take over an existing collection that vllm-embed did not create (it has no manifest) when
-            its dense vector's size and distance fit the run: `prepare` checks them and writes the manifest.
+        index_fields: Metadata fields to index for filtering, as `NAME` (keyword) or `NAME:TYPE`; `doc_id`
+            is always indexed. Missing ones are indexed on `prepare`; another type than the collection's is
+            refused.
+        adopt: Take over an existing collection without vllm-embed manifest when its dense vector fits.
 
     Raises:
         CollectionNameError: If the store would refuse the collection name (one line naming the rule).
@@ -98,10 +86,11 @@ class BaseSink:
 
     store_label: ClassVar[str] = "store"
     """How messages name the store's collections, e.g. `"Qdrant collection"`."""
+    _sibling_attributes: ClassVar[tuple[str, ...]] = ()
+    """Attributes `for_collection` copies to the new sink (how the store was addressed)."""
 
     _connection: dict[str, Any] | None = None
-    """Set by each store's constructor: the options that connect to the store again (`spec()`), or `None`
-    for a sink built on a caller's client object (which cannot travel to another process)."""
+    """The options that connect to the store again (`spec()`); `None` for a sink on a caller's client."""
 
     def __init__(
         self,
@@ -118,8 +107,7 @@ class BaseSink:
             raise ValueError(f"max_attempts={max_attempts} must be at least 1")
         self.collection = collection
         self._layout = None if layout is None else get_layout(layout)
-        self._max_attempts = max_attempts
-        self._retry_wait = retry_wait
+        self._max_attempts, self._retry_wait = max_attempts, retry_wait
         self._lock = threading.RLock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._hybrid = hybrid
@@ -127,20 +115,18 @@ class BaseSink:
             self._sparse_name(self._layout)
         self.index_fields: tuple[IndexField, ...] = index_fields_of(index_fields)
         self.adopt = adopt
+        specs = tuple(field.to_spec() for field in self.index_fields)
         self._choices = {
             "layout": layout,
             "hybrid": hybrid,
-            "index_fields": tuple(field.to_spec() for field in self.index_fields),
+            "index_fields": specs,
             "adopt": adopt,
-        }  # as asked: `spec()` reopens with them
+        }  # for spec()
         self._sparse: Any = UNKNOWN
         self._absent: Path | None = None
 
     def _lazy_client(self, client: Any, connect: Callable[[], Any], path: Path | None) -> None:
-        """Keeps `client`, else connects now, or on first use if the local store `path` does not exist yet.
-
-        A store opened to read (to search or list it) must not create it.
-        """
+        """Keeps `client`, else connects now, or on first use if the local store `path` is missing."""
         self._connect, self._client = connect, client
         self._absent = path if client is None and path is not None and not path.exists() else None
         if client is None and self._absent is None:
@@ -176,17 +162,11 @@ class BaseSink:
         raise NotImplementedError
 
     def _create(self, manifest: Manifest) -> Manifest:
-        """Store hook: creates the collection with its payload indexes and `manifest`.
-
-        Returns the manifest the collection ended up with (another process's, when it came first).
-        """
+        """Store hook: creates the collection with its indexes and `manifest`; returns the manifest it has."""
         raise NotImplementedError
 
     def _adopt(self, manifest: Manifest) -> Manifest:
-        """Store hook: adopts a collection without manifest that fits `manifest`; returns what was written.
-
-        Checks it fits, writes the manifest (`adopted=True`) and indexes its fields.
-        """
+        """Store hook: checks a collection without manifest fits, indexes it, writes its manifest."""
         raise NotImplementedError
 
     def _ensure_indexes(self, stored: Manifest, fields: Sequence[IndexField]) -> None:
@@ -213,11 +193,7 @@ class BaseSink:
         raise NotImplementedError
 
     def _sparse_name(self, layout: Layout) -> str:
-        """The layout's sparse vector name in this store.
-
-        Raises:
-            ValueError: If the layout stores no sparse vector here (naming the layouts that do).
-        """
+        """The layout's sparse vector name in this store; `ValueError` naming the layouts that have one."""
         name = self._layout_sparse(layout)
         if not name:
             hybrid = " or ".join(repr(name) for name, other in LAYOUTS.items() if self._layout_sparse(other))
@@ -255,26 +231,32 @@ class BaseSink:
         """How the sink was built, for messages (e.g. `QdrantSink('docs', url='http://…')`)."""
         return f"{type(self).__name__}({self.collection!r})"
 
+    def _hits(self, store: str, rows: Iterable[tuple[Any, float, Any]], branch: str) -> list[Hit]:
+        """Hits of (point id, score, stored record) rows found by the search `branch`."""
+        return [self.layout.hit(store, str(i), score, record, (branch,)) for i, score, record in rows]
+
+    def _collection_info(self, manifest: Manifest | None, **values: Any) -> CollectionInfo:
+        """The `CollectionInfo` of this collection: its name and store, `manifest` and `values`."""
+        return CollectionInfo(name=self.collection, store=repr(self), manifest=manifest, **values)
+
     # -- the collection's state --------------------------------------------------------------------------
 
     def state(self) -> CollectionState:
         """Reads the collection's state once: missing, unmanaged (no manifest) or managed (its manifest).
 
         Raises:
-            ManifestError: If its manifest is damaged (saying what is wrong and how to repair it).
+            ManifestError: If its manifest is damaged (saying how to repair it).
         """
         exists, stored = self._read_stored()
         if not exists:
             return MISSING
         if stored is None:
             return UNMANAGED
-        manifest = Manifest.from_stored(
-            stored,
-            collection=self.collection,
-            location=self._manifest_location(),
-            repair=self._repair_hint(self._constructor_text()),
+        location, repair = self._manifest_location(), self._repair_hint(self._constructor_text())
+        return CollectionState(
+            "managed",
+            Manifest.from_stored(stored, collection=self.collection, location=location, repair=repair),
         )
-        return CollectionState("managed", manifest)
 
     def read_manifest(self) -> Manifest | None:
         """Returns the collection's manifest, or `None` when the collection does not exist.
@@ -301,9 +283,7 @@ class BaseSink:
 
     @property
     def layout(self) -> Layout:
-        """The payload layout: the one asked for, else the collection's, else `"vllm-embed"`.
-
-        A collection to adopt (`adopt=True`; it has no manifest to say) gets `"vllm-embed"` too.
+        """The payload layout: the one asked for, else the collection's, else (also to adopt) `"vllm-embed"`.
 
         Raises:
             UnmanagedCollectionError: If the collection has no manifest and the sink does not adopt it.
@@ -326,15 +306,12 @@ class BaseSink:
     def prepare(self, manifest: Manifest) -> None:
         """Creates the collection with `manifest` when missing, checks it when it exists, adopts it if asked.
 
-        Everything is checked before anything is written. A new collection gets its creation settings, a
-        payload index on `doc_id` and one per `index_fields` entry; on an existing collection the
-        `index_fields` it lacks are indexed and added to its manifest. With `adopt=True`, a collection
-        without a manifest whose dense vector fits is adopted (its manifest written with `adopted=True`).
+        Everything is checked before anything is written; the `index_fields` a collection lacks are indexed
+        and added to its manifest; an adopted collection's manifest says `adopted=True`.
 
         Raises:
-            ManifestMismatchError: If the collection was embedded differently, `hybrid` or the creation
-                settings differ from it, an index field has another type in it, or (adopting) its vectors
-                do not fit.
+            ManifestMismatchError: If the collection was embedded differently, `hybrid`, the creation settings
+                or an index field's type differ from it, or (adopting) its vectors do not fit.
             UnmanagedCollectionError: If the collection has no manifest and `adopt` is not set.
             SparseAnalyzerError: If the collection's BM25 analyzer is not the installed one.
         """
@@ -347,13 +324,16 @@ class BaseSink:
                 raise self._unmanaged_error()
             stored = self._adopt(manifest)
         else:
-            stored = state.manifest
-            stored.require_compatible(manifest, self.collection)
-            self.check_hybrid(stored)
-            self.check_storage(stored)
-            stored = self._add_index_fields(stored)
+            stored = self._check_existing(state.manifest, manifest)
         self._sparse = self._sparse_of(stored)
         self._prepared(stored)
+
+    def _check_existing(self, stored: Manifest, manifest: Manifest) -> Manifest:
+        """Runs the checks of this run (`manifest`) on a collection's, indexes the fields it lacks."""
+        stored.require_compatible(manifest, self.collection)
+        self.check_hybrid(stored)
+        self.check_storage(stored)
+        return self._add_index_fields(stored)
 
     def _new_manifest(self, manifest: Manifest) -> Manifest:
         """The manifest a new collection gets: `manifest` with storage settings, and sparse ones if hybrid."""
@@ -373,30 +353,32 @@ class BaseSink:
             ManifestMismatchError: Naming the fix.
         """
         if self._hybrid and stored.sparse is None:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} is dense-only and a sparse vector cannot be added to an "
-                "existing collection: ingest with --hybrid (hybrid=True) into a new collection"
+            raise self._mismatch(
+                "is dense-only and a sparse vector cannot be added to an existing collection: ingest with "
+                "--hybrid (hybrid=True) into a new collection"
             )
         if self._hybrid is False and stored.sparse is not None:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} is hybrid (it stores {stored.sparse} sparse vectors); "
-                "leave out --no-hybrid (hybrid=False) to keep filling them, or use another collection"
+            raise self._mismatch(
+                f"is hybrid (it stores {stored.sparse} sparse vectors); leave out --no-hybrid (hybrid=False) "
+                "to keep filling them, or use another collection"
             )
+
+    def _mismatch(self, problem: str) -> ManifestMismatchError:
+        """The `ManifestMismatchError` saying collection {name} `problem`."""
+        return ManifestMismatchError(f"collection {self.collection!r} {problem}")
 
     def check_storage(self, stored: Manifest) -> None:
         """Refuses creation settings or index-field types that differ from the existing collection's.
-
-        Settings left at their defaults follow the collection; index fields it lacks are added by `prepare`.
 
         Raises:
             ManifestMismatchError: Naming each differing setting, both sides, and the fix.
         """
         differences = storage_mismatches(stored.storage, self._storage_requested(), self._storage_defaults())
         if differences:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} was created with other storage settings "
-                f"({'; '.join(differences)}): storage settings apply when a collection is created; leave "
-                "them out to use the collection's, or ingest into a new collection"
+            raise self._mismatch(
+                f"was created with other storage settings ({'; '.join(differences)}): storage settings apply "
+                "when a collection is created; leave them out to use the collection's, or ingest into a new "
+                "collection"
             )
         self.check_index_fields(stored)
 
@@ -408,16 +390,14 @@ class BaseSink:
         """
         by_name = {field.name: field for field in _recorded_fields(stored)}
         conflicts = [
-            f"{field.name!r}: collection indexes it as {by_name[field.name].type}, this run asks for "
-            f"{field.type}"
-            for field in self.index_fields
-            if field.name in by_name and by_name[field.name] != field
+            f"{f.name!r}: collection indexes it as {by_name[f.name].type}, this run asks for {f.type}"
+            for f in self.index_fields
+            if f.name in by_name and by_name[f.name] != f
         ]
         if conflicts:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} indexes a metadata field with another type "
-                f"({'; '.join(conflicts)}): give the collection's type (--index-field NAME:TYPE), or leave "
-                "the field out"
+            raise self._mismatch(
+                f"indexes a metadata field with another type ({'; '.join(conflicts)}): give the collection's "
+                "type (--index-field NAME:TYPE), or leave the field out"
             )
 
     def check_creation(self) -> None:
@@ -441,12 +421,7 @@ class BaseSink:
         return updated
 
     def check_adoptable(self, dimensions: int | None, distance: str | None, manifest: Manifest) -> None:
-        """Refuses to adopt a collection whose dense vector does not fit `manifest`.
-
-        Args:
-            dimensions: Size of the collection's dense vector under the layout's name (`None`: it has none).
-            distance: Its distance, lower case as in `Manifest.distance`.
-            manifest: What this run would record.
+        """Refuses to adopt a collection whose dense vector (size, lower-case distance) does not fit.
 
         Raises:
             ManifestMismatchError: Naming both sides of each difference.
@@ -459,9 +434,9 @@ class BaseSink:
         if dimensions is not None and distance != manifest.distance:
             problems.append(f"distance: collection has {distance!r}, this run has {manifest.distance!r}")
         if problems:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} cannot be adopted ({'; '.join(problems)}): ingest with the "
-                "model and --dimensions the collection was made for, or into a new collection"
+            raise self._mismatch(
+                f"cannot be adopted ({'; '.join(problems)}): ingest with the model and --dimensions the "
+                "collection was made for, or into a new collection"
             )
 
     # -- sparse state --------------------------------------------------------------------------------------
@@ -514,10 +489,7 @@ class BaseSink:
     def _hybrid_candidates(
         self, query: str, vector: NDArray[np.float32], limit: int, filter: MetadataFilter | None
     ) -> dict[str, list[Hit]]:
-        """Store hook: the `limit` best dense and BM25 hits, `{"dense": [...], "sparse": [...]}`.
-
-        By default two searches; a store whose client runs both in one request overrides it.
-        """
+        """Store hook: the `limit` best dense and BM25 hits (two searches unless the client batches them)."""
         return {
             "dense": self.search(vector, limit, filter),
             "sparse": self.sparse_search(query, limit, filter),
@@ -544,8 +516,7 @@ class BaseSink:
     def update_metadata(self, chunks: Sequence[Chunk]) -> None:
         """Rewrites the stored points of `chunks` (same ids and texts) with their metadata, embedding nothing.
 
-        The stored vectors are read back and written again with the new payload (one upsert; the sparse
-        vectors are recomputed from the unchanged text).
+        The stored vectors are read back and upserted again with the new payload.
 
         Raises:
             SinkError: If a point does not exist any more.
@@ -589,10 +560,7 @@ class BaseSink:
         raise NotImplementedError
 
     def optimize(self) -> bool:
-        """Builds the indexes a store builds on demand (an embedded engine); whether anything changed.
-
-        A store that indexes as it writes has nothing to do (`False`).
-        """
+        """Builds the indexes a store builds on demand (an embedded engine); whether anything changed."""
         return False
 
     # -- the store ---------------------------------------------------------------------------------------
@@ -600,10 +568,8 @@ class BaseSink:
     def spec(self) -> SinkSpec:
         """A small picklable value that opens this collection again (`spec.open()`), in another process too.
 
-        Its options are the store's connection options, this sink's settings and the collection choices
-        asked for, without those left at the constructor's defaults. `spec.shared` says whether other
-        processes may open it while this sink has it open (a server), or not (an embedded directory or
-        file, or a sink built on a client object, which cannot travel).
+        Its options are the connection, this sink's settings and the collection choices asked for, less
+        the constructor's defaults; `spec.shared` says whether other processes may open it meanwhile.
         """
         cls = type(self)
         defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items()}
@@ -612,29 +578,26 @@ class BaseSink:
             for name, value in {**self._choices, **self._options()}.items()
             if not _is_default(value, defaults.get(name, inspect.Parameter.empty))
         }
-        reopenable = self._connection is not None
-        return SinkSpec(
-            sink=f"{cls.__module__}:{cls.__qualname__}",
-            collection=self.collection,
-            options={**given, **(self._connection or {})},
-            shared=self._shared() and reopenable,
-            reopenable=reopenable,
-        )
+        options, reopenable = {**given, **(self._connection or {})}, self._connection is not None
+        sink = f"{cls.__module__}:{cls.__qualname__}"
+        return SinkSpec(sink, self.collection, options, self._shared() and reopenable, reopenable)
 
     def for_collection(self, name: str) -> Self:
         """Returns a sink on collection `name` of the same store, with this sink's storage/search settings.
 
-        The new sink shares this sink's client where the store has one (it then leaves it open on `close()`),
-        follows that collection's layout, hybrid choice and index fields, and reopens (`spec()`) as this
-        sink does.
+        It shares this sink's client where the store has one (leaving it open on `close()`), follows that
+        collection's layout, hybrid choice and index fields, and reopens (`spec()`) as this sink does.
         """
         sibling = type(self)(name, **self._sibling_options())
         sibling._connection = self._connection
+        for attribute in self._sibling_attributes:
+            if attribute in self.__dict__:
+                setattr(sibling, attribute, self.__dict__[attribute])
         return sibling
 
     def _sibling_options(self) -> dict[str, Any]:
         """Store hook: the constructor options of a sink on another collection of the same store."""
-        raise NotImplementedError
+        return {"client": self._connected(), **self._options()}
 
     def info(self) -> CollectionInfo:
         """Reads back what the store reports about this collection.
@@ -656,24 +619,17 @@ class BaseSink:
         return isinstance(exc, ConnectionError | TimeoutError)
 
     def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Runs one client operation under the lock, retrying transient errors.
+        """Runs one client operation under the lock, retrying transient errors; `SinkError` when it fails."""
 
-        Raises:
-            SinkError: When the operation fails for good.
-        """
-        retrying = Retrying(
-            retry=retry_if_exception(self._is_transient),
-            stop=stop_after_attempt(self._max_attempts),
-            wait=wait_exponential_jitter(initial=self._retry_wait, max=30.0),
-            before_sleep=lambda state: logger.warning(
-                "%s: %s failed (attempt %d), retrying: %s",
-                self,
-                action,
-                state.attempt_number,
-                state.outcome.exception() if state.outcome else "",
-            ),
-            reraise=True,
-        )
+        def log(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else ""
+            logger.warning(
+                "%s: %s failed (attempt %d), retrying: %s", self, action, state.attempt_number, error
+            )
+
+        retry, stop = retry_if_exception(self._is_transient), stop_after_attempt(self._max_attempts)
+        wait = wait_exponential_jitter(initial=self._retry_wait, max=30.0)
+        retrying = Retrying(retry=retry, stop=stop, wait=wait, before_sleep=log, reraise=True)
         try:
             for attempt in retrying:
                 with attempt, self._lock:
@@ -681,6 +637,10 @@ class BaseSink:
         except Exception as exc:
             raise SinkError(f"{self}: {action} failed: {one_line(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _on(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`_call` of a client method whose first argument is the collection name."""
+        return self._call(action, fn, self.collection, *args, **kwargs)
 
     def __enter__(self) -> Self:
         return self
@@ -698,10 +658,8 @@ class BaseSink:
     def write_manifest(self, manifest: Manifest) -> None:
         """Replaces the stored manifest of an existing collection: the repair for a damaged manifest.
 
-        Give the settings the collection was embedded with, e.g.
-        `Manifest.from_description(embedder.describe(), layout="vllm-embed")`. A hybrid collection's sparse
-        settings are read from the collection itself when `manifest` has none (on Qdrant, the installed
-        BM25 analyzer's).
+        Give the settings the collection was embedded with (`Manifest.from_description(embedder.describe(),
+        layout=...)`); a hybrid collection's sparse settings are read from the collection when missing.
 
         Raises:
             CollectionNotFoundError: If the collection does not exist.
@@ -711,9 +669,9 @@ class BaseSink:
         if dimensions is None:
             raise self._not_found()
         if dimensions != manifest.dimensions:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} holds {dimensions}-dimensional vectors, the manifest says "
-                f"{manifest.dimensions}: give the model the collection was embedded with"
+            raise self._mismatch(
+                f"holds {dimensions}-dimensional vectors, the manifest says {manifest.dimensions}: give the "
+                "model the collection was embedded with"
             )
         if manifest.sparse is None:
             manifest = self._with_stored_sparse(manifest)
@@ -767,6 +725,13 @@ def _is_default(value: object, default: object) -> bool:
     if default is inspect.Parameter.empty:
         return False
     return value == default or (default in (None, ()) and value in ({}, (), []))
+
+
+def directory_size(directory: Path | None) -> int | None:
+    """The size of the files under `directory` (`None`: no such directory)."""
+    if directory is None or not directory.is_dir():
+        return None
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
 def _close_quietly(close: Callable[[], object], owner: str) -> None:

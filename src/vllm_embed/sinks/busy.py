@@ -1,9 +1,4 @@
-"""Which process holds an embedded store's lock file, for `StoreBusyError` messages.
-
-Qdrant's local mode and Milvus Lite take an exclusive `flock` on a lock file inside the store; a second
-process that opens the store fails. Linux lists every held lock in `/proc/locks` with the holder's PID, so
-the error can name the process; elsewhere the message says "another process".
-"""
+"""Which process holds an embedded store's lock file (`/proc/locks` on Linux), for `StoreBusyError`."""
 
 from __future__ import annotations
 

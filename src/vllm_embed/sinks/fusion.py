@@ -1,9 +1,4 @@
-"""How a hybrid search fuses its dense and BM25 candidates: written once, client-side, for every store.
-
-A store returns its dense candidates and its BM25 candidates (one request where its client allows both);
-`fuse` ranks their union here. Which list held a hit is its `Hit.found_by`, so provenance costs no extra
-search. The settings (`FusionSettings`) are search-time only: no collection records them.
-"""
+"""How a hybrid search fuses its dense and BM25 candidates: once, client-side, for every store."""
 
 from __future__ import annotations
 
@@ -46,27 +41,16 @@ class FusionSettings(BaseModel):
 
 
 def fusion_settings(**values: Any) -> FusionSettings:
-    """`FusionSettings(**values)`, with a one-line error.
-
-    Raises:
-        FusionSettingsError: Naming each invalid setting and what it accepts.
-    """
+    """`FusionSettings(**values)`, with a one-line `FusionSettingsError` naming each invalid setting."""
     return validated(FusionSettings, "search", error=FusionSettingsError, what="fusion settings", **values)
 
 
 def fuse(
     candidates: Mapping[str, Sequence[Hit]], top_k: int, settings: FusionSettings | None = None
 ) -> list[Hit]:
-    """Fuses ranked candidate lists into the `top_k` best hits, each naming the lists that held it.
+    """Fuses ranked candidate lists (`{"dense": [...], "sparse": [...]}`, best first) into the `top_k` best.
 
-    Args:
-        candidates: Each retrieval's hits, best first: `{"dense": [...], "sparse": [...]}`.
-        top_k: Number of hits to return.
-        settings: The fusion (`FusionSettings()` when `None`).
-
-    Returns:
-        Hits ordered by fused score (ties: the order they were first met, dense before sparse), with
-        `score` the fused score and `found_by` the retrievals that returned each.
+    Hits are ordered by fused score (`score`; ties in the order first met), `found_by` naming their lists.
     """
     settings = settings or FusionSettings()
     weights = {"dense": settings.dense_weight, "sparse": settings.sparse_weight}

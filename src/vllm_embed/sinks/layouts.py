@@ -1,23 +1,9 @@
-"""Payload layouts: how a chunk becomes stored fields, in vllm-embed's own shape or a framework's.
+"""Payload layouts as data: where each store keeps a chunk's text, document id, chunk number and metadata.
 
-A layout is data: for each store, where the text, the document id, the chunk number and the metadata sit in
-a stored point (`StoreFields`, key paths), plus the Milvus schema and the names of the vectors. One generic
-code path (`Layout.record`, `Layout.hit`) writes and reads every layout in every store. `"vllm-embed"` keeps
-the document's metadata in one `metadata` object next to `text`, `doc_id` and `chunk_index`. The framework
-layouts write exactly what the framework's own vector store writes with its default settings, so that store
-reads (and can keep writing to) the collection:
-
-- `langchain`: on Qdrant, the unnamed vector with `page_content` and a `metadata` object (langchain-qdrant
-  `QdrantVectorStore`); on Milvus, `pk`, `vector`, `text`, `doc_id` and `chunk_index` fields with the other
-  metadata as dynamic fields (langchain-milvus `Milvus`).
-- `llama-index`: on Qdrant, the vector `text-dense` with the metadata at the top level and the node as
-  `_node_content` JSON; on Milvus, `id`, `embedding`, `text` and `doc_id` fields with the rest as dynamic
-  fields (LlamaIndex `QdrantVectorStore` / `MilvusVectorStore`).
-
-In every layout the document id is readable as metadata `doc_id` and the chunk number as `chunk_index`.
-A hybrid collection adds a BM25 sparse vector: `bm25` on Qdrant and `sparse` on Milvus in the vllm-embed
-layout, `langchain-sparse` (langchain-qdrant's default name) in the langchain layout on Qdrant; the other
-framework layouts stay dense only.
+One code path (`Layout.record`, `Layout.hit`) writes and reads every layout in every store. The framework
+layouts (`langchain`, `llama-index`) write exactly what that framework's own vector store writes by default,
+so it reads (and can keep writing to) the collection. In every layout the document id is readable as
+metadata `doc_id` and the chunk number as `chunk_index`.
 """
 
 from __future__ import annotations
@@ -50,12 +36,10 @@ of `"dimensions"` / `"text_max_bytes"` is filled in when the collection is made.
 
 @dataclass(frozen=True)
 class StoreFields:
-    """Where one layout keeps a chunk's values in one store's points.
+    """Where one layout keeps a chunk's values in one store's points (key paths).
 
     Attributes:
         text: The text's key path; `(NODE, "text")` for the text inside LlamaIndex's node JSON.
-        doc_id: The document id's key path.
-        chunk_index: The chunk number's key path.
         metadata: Where the metadata keys go: inside an object (`("metadata",)`) or at the top level (`()`).
         node: Whether each point also carries LlamaIndex's node JSON (`NODE`), the metadata's source on read.
     """
@@ -113,11 +97,7 @@ class Layout:
         return self.milvus.text[0]
 
     def check_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> None:
-        """Refuses a document whose metadata uses a key this layout writes itself.
-
-        Raises:
-            ValueError: Naming the document, the key and the fix.
-        """
+        """Refuses (`ValueError`) a document whose metadata uses a key this layout writes itself."""
         clashes = sorted(self.reserved_metadata.intersection(metadata))
         if clashes:
             raise ValueError(
@@ -158,9 +138,7 @@ class Layout:
         """Returns the fields a Milvus search must return for `hit`."""
         fields = self.milvus
         last = NODE if fields.node else fields.metadata[0] if fields.metadata else "$meta"
-        paths = (
-            (fields.text, fields.doc_id) if fields.node else (fields.text, fields.doc_id, fields.chunk_index)
-        )
+        paths = (fields.text, fields.doc_id) + (() if fields.node else (fields.chunk_index,))
         return list(dict.fromkeys([*(path[0] for path in paths), last]))
 
     # -- the one code path that writes and reads every layout ----------------------------------------
@@ -182,7 +160,14 @@ class Layout:
         _put(record, fields.chunk_index, chunk.chunk_index)
         return record
 
-    def hit(self, store: str, point_id: str, score: float, record: Mapping[str, Any]) -> Hit:
+    def hit(
+        self,
+        store: str,
+        point_id: str,
+        score: float,
+        record: Mapping[str, Any],
+        found_by: tuple[str, ...] = (),
+    ) -> Hit:
         """Builds a `Hit` from what `store` returned for a point (`record` as `record` writes it)."""
         fields = self._fields[store]
         node = _node(record) if fields.node else {}
@@ -198,14 +183,7 @@ class Layout:
         if fields.node or fields.doc_id[:-1] == fields.metadata:  # kept among the metadata: not metadata
             doc_id = metadata.pop(DOC_ID, doc_id)
             chunk_index = metadata.pop(CHUNK_INDEX, chunk_index)
-        return Hit(
-            id=str(point_id),
-            doc_id=str(doc_id),
-            chunk_index=int(chunk_index),
-            score=float(score),
-            text=str(text),
-            metadata=metadata,
-        )
+        return Hit(str(point_id), str(doc_id), int(chunk_index), float(score), str(text), metadata, found_by)
 
 
 def _put(record: dict[str, Any], path: KeyPath, value: Any, *, merge: bool = False) -> None:
@@ -222,6 +200,7 @@ def _put(record: dict[str, Any], path: KeyPath, value: Any, *, merge: bool = Fal
 
 
 def _get(record: Mapping[str, Any], path: KeyPath, default: Any) -> Any:
+    """The value at `path`, else `default`."""
     value: Any = record
     for segment in path:
         if not isinstance(value, Mapping) or segment not in value:
@@ -239,19 +218,15 @@ def _node(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _node_fields(chunk: Chunk, metadata: dict[str, Any], text: str) -> dict[str, Any]:
-    """LlamaIndex's `node_to_metadata_dict` of the chunk's `TextNode`.
-
-    Its id is the point id, its `SOURCE` the document; all metadata is excluded from its embedding text,
-    since the vector is of the chunk text alone.
-    """
+    """LlamaIndex's `node_to_metadata_dict` of the chunk's `TextNode` (embedded without its metadata)."""
     node: dict[str, Any] = {
         "id_": chunk.id,
         "embedding": None,
         "metadata": metadata,
         "excluded_embed_metadata_keys": sorted(metadata),
         "excluded_llm_metadata_keys": [],
-        "relationships": {
-            "1": {  # NodeRelationship.SOURCE → the document (ObjectType.DOCUMENT is "4")
+        "relationships": {  # NodeRelationship.SOURCE → the document (ObjectType.DOCUMENT is "4")
+            "1": {
                 "node_id": chunk.doc_id,
                 "node_type": "4",
                 "metadata": {},
@@ -283,6 +258,12 @@ _ID, _TEXT = (
     ("VARCHAR", {"max_length": "text_max_bytes"}),
 )
 _VECTOR, _KEYWORD = ("FLOAT_VECTOR", {"dim": "dimensions"}), ("VARCHAR", {"max_length": 65535})
+_VLLM_EMBED_FIELDS: Schema = (
+    ("vector", *_VECTOR),
+    ("text", *_TEXT),
+    (DOC_ID, *_KEYWORD),
+    (CHUNK_INDEX, "INT64", {}),
+)
 
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
@@ -293,28 +274,15 @@ LAYOUTS: dict[str, Layout] = {
             milvus=StoreFields(text=("text",)),
             milvus_schema=(
                 ("id", "VARCHAR", {"is_primary": True, "max_length": 64}),
-                ("vector", *_VECTOR),
-                ("text", *_TEXT),
-                (DOC_ID, *_KEYWORD),
-                (CHUNK_INDEX, "INT64", {}),
+                *_VLLM_EMBED_FIELDS,
                 ("metadata", "JSON", {}),
             ),
         ),
         Layout(  # langchain-qdrant's SPARSE_VECTOR_NAME; langchain-milvus keeps no sparse field here
             name="langchain",
-            qdrant=StoreFields(
-                text=("page_content",),
-                doc_id=("metadata", DOC_ID),
-                chunk_index=("metadata", CHUNK_INDEX),
-            ),
+            qdrant=StoreFields(("page_content",), ("metadata", DOC_ID), ("metadata", CHUNK_INDEX)),
             milvus=StoreFields(text=("text",), metadata=()),
-            milvus_schema=(
-                ("pk", *_ID),
-                ("vector", *_VECTOR),
-                ("text", *_TEXT),
-                (DOC_ID, *_KEYWORD),
-                (CHUNK_INDEX, "INT64", {}),
-            ),
+            milvus_schema=(("pk", *_ID), *_VLLM_EMBED_FIELDS),
             reserved_metadata=frozenset({DOC_ID, CHUNK_INDEX, "pk", "text", "vector"}),
             qdrant_sparse_vector="langchain-sparse",
             milvus_dynamic=True,
@@ -348,11 +316,7 @@ LAYOUTS: dict[str, Layout] = {
 
 
 def get_layout(name: str) -> Layout:
-    """Returns the layout called `name`.
-
-    Raises:
-        ValueError: If no such layout exists.
-    """
+    """Returns the layout called `name` (`ValueError` listing the layouts if there is none)."""
     try:
         return LAYOUTS[name]
     except KeyError:

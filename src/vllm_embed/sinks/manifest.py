@@ -28,10 +28,7 @@ class CollectionNotFoundError(VllmEmbedError, LookupError):
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """What a store reports about one collection (`vllm-embed collections info`).
-
-    The vector, storage and payload-index settings are read back from the store, not from the manifest.
-    """
+    """What a store reports about one collection (`vllm-embed collections info`), read back from the store."""
 
     name: str
     """Collection name."""
@@ -86,11 +83,7 @@ class Manifest(BaseModel):
     _CHUNKING: ClassVar[tuple[str, ...]] = ("splitter", "chunk_tokens", "chunk_overlap")
 
     def chunking_mismatches(self, other: Manifest) -> list[str]:
-        """Describes each chunking setting that differs from `other` (this one is the stored one).
-
-        A collection from before chunking was recorded counts as `tokens` (fixed token windows, the only
-        splitter then) of any size.
-        """
+        """Describes each chunking setting that differs from `other` (a manifest without any: `tokens`)."""
         if self.splitter is None:
             splitter = other.splitter or "tokens"
             if splitter == "tokens":
@@ -135,13 +128,7 @@ class Manifest(BaseModel):
 
     @classmethod
     def from_stored(cls, stored: object, *, collection: str, location: str, repair: str) -> Manifest:
-        """Reads a manifest as a store kept it: a dict, or its JSON text.
-
-        Args:
-            stored: What the store returned.
-            collection: Collection name, for the message.
-            location: Where the store keeps the manifest (e.g. "Qdrant collection metadata key 'vllm_embed'").
-            repair: How to rewrite it, for the message.
+        """Reads a manifest as a store kept it (a dict, or its JSON text); the rest is for the message.
 
         Raises:
             ManifestError: Saying the manifest is damaged, what is wrong and how to repair it.
@@ -153,10 +140,8 @@ class Manifest(BaseModel):
             return cls.model_validate(fields)
         except (ValueError, ValidationError) as exc:
             problem = one_line(exc)
-        raise ManifestError(
-            f"the vllm-embed manifest of collection {collection!r} is damaged ({location}: {problem}); "
-            f"{repair}"
-        )
+        damaged = f"the vllm-embed manifest of collection {collection!r} is damaged"
+        raise ManifestError(f"{damaged} ({location}: {problem}); {repair}")
 
     def mismatches(self, other: Manifest) -> list[str]:
         """Returns a description of each setting that differs from `other` (this one is the stored one)."""
@@ -167,11 +152,7 @@ class Manifest(BaseModel):
         ]
 
     def require_compatible(self, other: Manifest, collection: str) -> None:
-        """Refuses a run whose embedding settings differ from the collection's.
-
-        Raises:
-            ManifestMismatchError: Naming every differing setting.
-        """
+        """Refuses (`ManifestMismatchError`) a run whose embedding settings differ from the collection's."""
         differences = self.mismatches(other)
         if differences:
             raise ManifestMismatchError(
@@ -182,12 +163,7 @@ class Manifest(BaseModel):
 
 @dataclass(frozen=True)
 class CollectionState:
-    """What a store holds under a collection name, read once: one of three states.
-
-    - `missing`: no such collection (`prepare` creates it);
-    - `unmanaged`: a collection vllm-embed did not create (no manifest; `prepare` adopts it if asked);
-    - `managed`: a collection with its vllm-embed `manifest`.
-    """
+    """What a store holds under a collection name: `missing`, `unmanaged` (adoptable) or `managed`."""
 
     kind: Literal["missing", "unmanaged", "managed"]
     manifest: Manifest | None = None

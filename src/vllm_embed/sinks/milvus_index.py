@@ -1,16 +1,8 @@
-"""Which dense index types and parameters a Milvus store builds, and the checks `MilvusSink` runs on them.
+"""Which dense index types and parameters a Milvus store builds, checked before anything is written.
 
-Milvus Lite (a `.db` path, and the `python -m milvus_lite server` process, which serves the same engine over
-gRPC) builds fewer index types than a Milvus server, and records any other type without building it: it
-then searches by brute force and logs a background error on every flush. Unknown build or search
-parameters are ignored by both without a word. So `MilvusSink` checks the type and every parameter name
-here, before anything is written.
-
-Parameter defaults: the sink sends only what is given, so a store's own defaults apply (Milvus Lite: HNSW
-`M=16, efConstruction=200`, `ef=64`; IVF `nlist=128`, `nprobe=10`). The one exception is `m` of the
-product-quantized types (server only), which a Milvus server requires and which must divide the vector
-size: when missing it is set to `dimensions / 4` (else `/ 2`, else `dimensions`): 8-bit codes of four
-dimensions, 8× smaller than float32.
+Milvus Lite builds fewer types than a server and silently searches by brute force on any other; both ignore
+unknown parameters without a word. Only given parameters are sent, except `m` of the PQ types (a server
+requires it, dividing the vector size): `dimensions / 4` (else `/ 2`, else `dimensions`) when missing.
 """
 
 from __future__ import annotations
@@ -61,19 +53,9 @@ INDEX_TYPES: tuple[str, ...] = tuple(SERVER_INDEXES)
 
 _PQ_TYPES = frozenset({"IVF_PQ", "HNSW_PQ", "HNSW_PRQ"})
 _INT_RANGES: dict[str, tuple[int, int]] = {
-    "M": (2, 2048),
-    "efConstruction": (1, 2**31 - 1),
-    "nlist": (1, 65536),
-    "m": (1, 65536),
-    "nbits": (1, 24),
-    "nrq": (1, 16),
-    "ef": (1, 2**31 - 1),
-    "nprobe": (1, 65536),
-    "level": (1, 10),
-    "refine_k": (1, 2**31 - 1),
-    "reorder_k": (1, 2**31 - 1),
-    "search_list": (1, 2**31 - 1),
-    "rbq_query_bits": (0, 8),
+    **dict.fromkeys(("efConstruction", "ef", "refine_k", "reorder_k", "search_list"), (1, 2**31 - 1)),
+    **dict.fromkeys(("nlist", "m", "nprobe"), (1, 65536)),
+    **{"M": (2, 2048), "nbits": (1, 24), "nrq": (1, 16), "level": (1, 10), "rbq_query_bits": (0, 8)},
 }
 
 
@@ -87,10 +69,7 @@ def store_kind(lite: bool | None) -> str:
 
 
 def check_index(index: str, index_params: Mapping[str, Any], search_params: Mapping[str, Any]) -> str:
-    """Checks an index type and its parameter names and values against every type a Milvus server builds.
-
-    Returns:
-        The index type in upper case.
+    """Checks an index type and its parameters against every type a server builds; returns it upper case.
 
     Raises:
         ValueError: For an unknown type (listing the types) or parameter (listing the type's parameters).
@@ -109,16 +88,10 @@ def check_index(index: str, index_params: Mapping[str, Any], search_params: Mapp
 def check_params(
     index: str, index_params: Mapping[str, Any], search_params: Mapping[str, Any], *, lite: bool | None
 ) -> None:
-    """Checks the parameter names of index type `index` (known to the store) and their integer ranges.
-
-    Args:
-        index: The index type, upper case.
-        index_params: Its build parameters.
-        search_params: Its search parameters.
-        lite: Whether the store is Milvus Lite (`None`: either store).
+    """Checks the parameters of (upper case) `index` on Milvus Lite (`lite`), a server or either (`None`).
 
     Raises:
-        ValueError: Naming the parameter, the accepted ones, and which store accepts them.
+        ValueError: Naming the parameter and the accepted ones.
     """
     build, search = SERVER_INDEXES[index]
     if lite is None and index in LITE_INDEXES:
@@ -145,11 +118,7 @@ def check_params(
 def check_supported(
     index: str, index_params: Mapping[str, Any], search_params: Mapping[str, Any], lite: bool
 ) -> None:
-    """Refuses an index type or parameter that this store (Milvus Lite or a server) does not build.
-
-    Raises:
-        MilvusIndexError: Listing what this store builds, and saying when a Milvus server builds more.
-    """
+    """Refuses (`MilvusIndexError`) an index type or parameter this store (Milvus Lite or a server) lacks."""
     if lite and index not in LITE_INDEXES:
         raise MilvusIndexError(
             f"Milvus Lite does not build {index} indexes (it builds {', '.join(LITE_INDEXES)}; a Milvus "
@@ -163,11 +132,7 @@ def check_supported(
 
 
 def build_params(index: str, index_params: Mapping[str, Any], dimensions: int) -> dict[str, Any]:
-    """The build parameters sent for a new collection of `dimensions`: `index_params`, with `m` of a PQ index.
-
-    Raises:
-        MilvusIndexError: If a PQ index's `m` does not divide `dimensions`.
-    """
+    """The build parameters of a new collection: `index_params`, with `m` of a PQ index (must divide)."""
     params = dict(index_params)
     if index not in _PQ_TYPES:
         return params

@@ -34,12 +34,7 @@ def _common(name: str) -> str | None:
 
 
 def qdrant_name_problem(name: str, *, max_bytes: int = QDRANT_MAX_BYTES) -> str | None:
-    """What is wrong with `name` as a Qdrant collection name under the Qdrant server's rules, or `None`.
-
-    Args:
-        name: The collection name.
-        max_bytes: Longest name in UTF-8 bytes (`EDGE_MAX_BYTES` for an embedded collection).
-    """
+    """What is wrong with `name` under the Qdrant server's rules (`max_bytes` UTF-8 bytes), or `None`."""
     problem = _common(name)
     if problem:
         return problem

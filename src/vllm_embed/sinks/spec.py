@@ -20,11 +20,9 @@ class SinkSpec:
 
     Attributes:
         sink: The sink class as `module:QualifiedName`.
-        collection: Collection name.
         options: The constructor's keyword arguments (picklable; never a client object).
-        shared: Whether other processes may open the collection while this one has it open (a server
-            URL). `False` for an embedded store (a directory or file only one process may hold) and for a
-            sink built on a caller-supplied client (the client cannot travel to another process).
+        shared: Whether other processes may open the collection meanwhile (a server, not an embedded store
+            or a caller-supplied client).
     """
 
     sink: str
@@ -35,11 +33,7 @@ class SinkSpec:
     """`False` for a sink built on a caller-supplied client: nothing in the spec can open that store."""
 
     def open(self) -> BaseSink:
-        """Builds the sink this spec describes.
-
-        Raises:
-            ValueError: If the sink was built on a caller-supplied client (there is nothing to reopen).
-        """
+        """Builds the sink this spec describes (`ValueError` for one built on a caller-supplied client)."""
         if not self.reopenable:
             raise ValueError(
                 f"{self.sink} on {self.collection!r} was built on a client object, which cannot be reopened: "
@@ -50,10 +44,6 @@ class SinkSpec:
         return cls(self.collection, **self.options)
 
     def for_collection(self, name: str) -> SinkSpec:
-        """The same store and storage/search settings on collection `name`, which keeps its own choices.
-
-        As `BaseSink.for_collection`: the layout, hybrid choice, index fields and adoption are that
-        collection's (`COLLECTION_CHOICES` are left out).
-        """
+        """The same store and settings on collection `name`, less its own `COLLECTION_CHOICES`."""
         options = {k: v for k, v in self.options.items() if k not in COLLECTION_CHOICES}
         return SinkSpec(self.sink, name, options, self.shared, self.reopenable)

@@ -1,9 +1,4 @@
-"""Storage plans: how a collection keeps its vectors, and which payload fields it indexes.
-
-Each setting (quantization, index, on-disk, payload indexes) is declared once here; the sinks' constructors
-and the CLI flags come from these. Creation settings apply when a sink creates a collection and are recorded
-in its manifest (`Manifest.storage`); search settings apply to every search through a sink.
-"""
+"""Storage settings, declared once for sinks and CLI flags: creation, search, and payload-index fields."""
 
 from __future__ import annotations
 
@@ -44,11 +39,7 @@ class IndexField:
 
     @classmethod
     def parse(cls, spec: str | IndexField) -> IndexField:
-        """Reads `NAME` (a keyword field) or `NAME:TYPE` (`keyword`, `integer`, `float`, `bool`).
-
-        Raises:
-            ValueError: If the name is empty or the type unknown, naming the accepted forms.
-        """
+        """Reads `NAME` (a keyword field) or `NAME:TYPE` (`ValueError` naming the accepted forms)."""
         if isinstance(spec, IndexField):
             return spec
         name, _sep, kind = spec.rpartition(":") if ":" in spec else (spec, "", "keyword")
@@ -66,11 +57,7 @@ class IndexField:
 
 
 def index_fields(specs: Iterable[str | IndexField]) -> tuple[IndexField, ...]:
-    """Parses metadata fields to index, once each in the order given (`doc_id` is always indexed anyway).
-
-    Raises:
-        ValueError: For a malformed spec, or one field given with two types.
-    """
+    """Parses metadata fields to index, once each, less `doc_id` (`ValueError`: malformed, two types)."""
     fields: dict[str, IndexField] = {}
     for spec in specs:
         field = IndexField.parse(spec)
@@ -91,18 +78,7 @@ def validated(
     what: str = "storage settings",
     **values: Any,
 ) -> SettingsT:
-    """Builds the settings `model` from keyword arguments, with a one-line error.
-
-    Args:
-        model: The settings model, e.g. `QdrantCollectionSettings`.
-        owner: Whose settings, for the message (e.g. `"QdrantSink"`).
-        error: The error to raise.
-        what: What the settings are, for the message.
-        **values: The keyword arguments, named as the model's fields.
-
-    Raises:
-        StorageSettingsError: (or `error`) Naming each invalid setting and what it accepts.
-    """
+    """Builds the settings `model` from `values`; `error` in one line naming `owner`'s invalid ones."""
     try:
         return model(**values)
     except ValidationError as exc:
@@ -177,11 +153,7 @@ class MilvusIndexSettings(BaseModel):
 def storage_mismatches(
     stored: Mapping[str, Any] | None, requested: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> list[str]:
-    """Describes each requested creation setting that differs from the collection's stored one.
-
-    A setting left at its default follows the collection; so does every setting of a collection whose
-    manifest records none (made before storage settings were recorded, with the defaults).
-    """
+    """Describes each requested creation setting that differs from the collection's (defaults follow it)."""
     stored = stored or {}
     return [
         f"{name}: collection has {stored.get(name, defaults.get(name))!r}, this run asks for {value!r}"

@@ -1,9 +1,4 @@
-"""The Milvus store: a Milvus Lite file or a Milvus server, through the same pymilvus client calls.
-
-`sink.py` is `MilvusSink` (client, points, expressions, searches), `collection.py` its lifecycle hooks
-(schema, indexes, adoption, what the store reports), `values.py` the limits, literals and BM25 terms text.
-Index types and parameters per server kind are `sinks/milvus_index.py`.
-"""
+"""The Milvus store (Milvus Lite or a server): `sink.py` over `collection.py`'s hooks and `values.py`."""
 
 from vllm_embed.sinks.milvus.collection import MilvusCollection
 from vllm_embed.sinks.milvus.sink import MilvusSink

@@ -1,8 +1,4 @@
-"""The Milvus collection's lifecycle hooks: schema and index creation, adoption checks, settings, `info`.
-
-`MilvusSink` (`sink.py`) adds the client, points and searches on top; `BaseSink` runs these hooks. (Just
-over ~500 lines: index targets and the adoption checks of a hand-made schema belong with the schema.)
-"""
+"""The Milvus collection's lifecycle hooks: schema, indexes, adoption, settings, `info`."""
 
 from __future__ import annotations
 
@@ -20,9 +16,21 @@ from vllm_embed.sinks.base import (
     CollectionInfo,
     Layout,
     Manifest,
-    ManifestMismatchError,
+    directory_size,
 )
 from vllm_embed.sinks.layouts import DEFAULT_LAYOUT, DOC_ID, KeyPath, get_layout
+from vllm_embed.sinks.milvus.values import (
+    _JSON_CAST,
+    _LEGACY_ANALYZER,
+    _MANIFEST_PROPERTY,
+    BM25_TERMS_ANALYZER,
+    BM25_TERMS_FIELD,
+    JSON_MAX_BYTES,
+    VARCHAR_MAX_BYTES,
+    MilvusSparse,
+    _index_params,
+    milvus_literal,
+)
 from vllm_embed.sinks.milvus_index import (
     DEFAULT_INDEX,
     SCALAR_INDEX,
@@ -37,18 +45,6 @@ from vllm_embed.sparse import TERM_TEXT_ANALYSIS, BM25Terms
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
-from vllm_embed.sinks.milvus.values import (
-    _JSON_CAST,
-    _LEGACY_ANALYZER,
-    _MANIFEST_PROPERTY,
-    BM25_TERMS_ANALYZER,
-    BM25_TERMS_FIELD,
-    JSON_MAX_BYTES,
-    VARCHAR_MAX_BYTES,
-    MilvusSparse,
-    _index_params,
-    milvus_literal,
-)
 
 
 class MilvusCollection(BaseSink):
@@ -83,39 +79,37 @@ class MilvusCollection(BaseSink):
     def _manifest_location(self) -> str:
         return f"Milvus collection property {_MANIFEST_PROPERTY!r}"
 
+    def _describe(self, missing_ok: bool = False) -> dict[str, Any] | None:
+        """`describe_collection`; `None` for a missing collection when `missing_ok`."""
+        if missing_ok and (
+            self._store_absent() or not self._on("collection lookup", self.client.has_collection)
+        ):
+            return None
+        info: dict[str, Any] = self._on("collection lookup", self.client.describe_collection)
+        return info
+
     def _read_stored(self) -> tuple[bool, object]:
-        if self._store_absent():
-            return False, None
-        if not self._call("collection lookup", self.client.has_collection, self.collection):
-            return False, None
-        info = self._call("collection lookup", self.client.describe_collection, self.collection)
-        return True, (info.get("properties") or {}).get(_MANIFEST_PROPERTY)
+        info = self._describe(missing_ok=True)
+        return (
+            (False, None) if info is None else (True, (info.get("properties") or {}).get(_MANIFEST_PROPERTY))
+        )
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
-        if self._store_absent():
-            return None
-        if not self._call("collection lookup", self.client.has_collection, self.collection):
-            return None
-        info = self._call("collection lookup", self.client.describe_collection, self.collection)
-        for field in info.get("fields", []):
-            if field.get("name") == layout.milvus_vector:
-                return int((field.get("params") or {})["dim"])
-        return None
+        fields = {
+            field.get("name"): field for field in (self._describe(missing_ok=True) or {}).get("fields", [])
+        }
+        vector = fields.get(layout.milvus_vector)
+        return None if vector is None else int((vector.get("params") or {})["dim"])
 
     def _store_manifest(self, manifest: Manifest) -> None:
-        self._call(
-            "manifest update",
-            self.client.alter_collection_properties,
-            self.collection,
-            properties={_MANIFEST_PROPERTY: manifest.model_dump_json()},
-        )
+        properties = {_MANIFEST_PROPERTY: manifest.model_dump_json()}
+        self._on("manifest update", self.client.alter_collection_properties, properties=properties)
 
     def check_document_id(self, doc_id: str) -> None:
         """Refuses a document id longer than the layout's fields can hold on a Milvus server.
 
-        Sizes are UTF-8 bytes: the `doc_id` VARCHAR field (65,535 bytes), and in the framework layouts the
-        row's dynamic fields together (one JSON value of at most 65,536 bytes; the LlamaIndex layout keeps the
-        id there three more times).
+        Sizes are UTF-8 bytes: the `doc_id` VARCHAR field, and in the framework layouts the row's dynamic
+        fields together (one JSON value; the LlamaIndex layout keeps the id there three more times).
 
         Raises:
             ValueError: Naming the limit the id exceeds.
@@ -142,8 +136,7 @@ class MilvusCollection(BaseSink):
                 )
 
     def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
-        layout = get_layout(manifest.layout)
-        info = self._call("collection lookup", self.client.describe_collection, self.collection)
+        layout, info = get_layout(manifest.layout), self._describe() or {}
         outputs = {name for function in info.get("functions", []) for name in function["output_field_names"]}
         stored = bool(layout.milvus_sparse) and layout.milvus_sparse in outputs
         manifest = self._hybrid_from_store(manifest, stored)
@@ -175,12 +168,9 @@ class MilvusCollection(BaseSink):
         return str(version).lower().startswith("milvus_lite")
 
     def _check_index(self, index: str, search_params: Mapping[str, Any] | None) -> None:
-        """Refuses an index type or parameter this store does not build.
+        """Refuses an index type (requested, or the collection's) or parameter this store does not build.
 
-        Args:
-            index: The index type that applies (the requested one, or the existing collection's).
-            search_params: The search parameters to check against it (`None`: not known to apply yet, as
-                the default index type follows an existing collection's).
+        `search_params` `None`: not known to apply yet (the default type follows an existing collection's).
         """
         requested = self.index_settings
         params = requested.index_params if index == requested.index else {}
@@ -195,12 +185,11 @@ class MilvusCollection(BaseSink):
         return {"index": DEFAULT_INDEX, "index_params": {}}
 
     def check_storage(self, stored: Manifest) -> None:
-        """Refuses index settings that differ from the existing collection's, or that this store cannot use.
+        """As `BaseSink.check_storage`, and refuses settings or index fields this store cannot use.
 
         Raises:
             ManifestMismatchError: Naming each differing setting, both sides, and the fix.
-            MilvusIndexError: For search parameters the collection's index type does not take, or index
-                fields this store cannot index.
+            MilvusIndexError: For search parameters or index fields this store cannot use.
         """
         super().check_storage(stored)
         storage = stored.storage or {}
@@ -212,21 +201,13 @@ class MilvusCollection(BaseSink):
         self._index_targets(get_layout(stored.layout), self.index_fields)
 
     def check_creation(self) -> None:
-        """Refuses `index_fields` this store cannot index in a new collection of the sink's layout.
-
-        Raises:
-            MilvusIndexError: Naming the field and the fix (Milvus Lite: metadata is kept in JSON).
-        """
+        """Refuses `index_fields` this store cannot index in a new collection (`MilvusIndexError`)."""
         self._index_targets(self._layout or get_layout(DEFAULT_LAYOUT), self.index_fields)
 
     def _index_targets(
         self, layout: Layout, index_fields: Iterable[IndexField]
     ) -> dict[IndexField, tuple[str, str, dict[str, Any]]]:
-        """Where each of `index_fields` is indexed: (field name, index name, index params).
-
-        Raises:
-            MilvusIndexError: If the store cannot index one of them (Milvus Lite: metadata kept in JSON).
-        """
+        """Where each of `index_fields` is indexed: (field, index name, params); else `MilvusIndexError`."""
         fields = frozenset(name for name, _, _ in layout.milvus_fields(1, self.text_max_bytes))
         targets: dict[IndexField, tuple[str, str, dict[str, Any]]] = {}
         for field in index_fields:
@@ -244,26 +225,23 @@ class MilvusCollection(BaseSink):
                 )
             # A key of the JSON field: `metadata["lang"]`; a dynamic field: the key names field and path.
             head, json_path = (path[0], self._field(path)) if len(path) > 1 else (field.name, field.name)
-            targets[field] = (
-                head,
-                "meta_" + re.sub(r"\W", "_", field.name),
-                {"json_path": json_path, "json_cast_type": _JSON_CAST[field.type]},
-            )
+            params = {"json_path": json_path, "json_cast_type": _JSON_CAST[field.type]}
+            targets[field] = (head, "meta_" + re.sub(r"\W", "_", field.name), params)
         return targets
 
     def _scalar_indexes(self) -> dict[str, dict[str, Any]]:
         """The collection's indexes other than on vectors, by index name (`describe_index` of each)."""
         indexes = {}
-        for name in self._call("index lookup", self.client.list_indexes, self.collection):
-            described = self._call("index lookup", self.client.describe_index, self.collection, name)
+        for name in self._on("index lookup", self.client.list_indexes):
+            described = self._on("index lookup", self.client.describe_index, name)
             if described and str(described.get("metric_type", "NONE")).upper() in ("", "NONE"):
                 indexes[str(name)] = described
         return indexes
 
     def _vector_index(self, vector: str) -> dict[str, Any] | None:
         """`describe_index` of the index on the dense vector field `vector` (`None` without one)."""
-        for name in self._call("index lookup", self.client.list_indexes, self.collection, vector):
-            described = self._call("index lookup", self.client.describe_index, self.collection, name)
+        for name in self._on("index lookup", self.client.list_indexes, vector):
+            described = self._on("index lookup", self.client.describe_index, name)
             if described and described.get("field_name", vector) == vector:
                 return dict(described)
         return None
@@ -274,19 +252,15 @@ class MilvusCollection(BaseSink):
             return
         from pymilvus import MilvusClient
 
-        index_params = MilvusClient.prepare_index_params()
-        for field_name, index_name, params in specs:
-            index_params.add_index(
-                field_name=field_name, index_type=SCALAR_INDEX, index_name=index_name, params=params
-            )
+        index_params = _with_scalar_indexes(MilvusClient.prepare_index_params(), specs)
         try:
-            self._call("index creation", self.client.create_index, self.collection, index_params)
+            self._on("index creation", self.client.create_index, index_params)
         except Exception as exc:
             if "load" not in str(exc).lower():
                 raise
-            self._call("collection release", self.client.release_collection, self.collection)
-            self._call("index creation", self.client.create_index, self.collection, index_params)
-            self._call("collection load", self.client.load_collection, self.collection)
+            self._on("collection release", self.client.release_collection)
+            self._on("index creation", self.client.create_index, index_params)
+            self._on("collection load", self.client.load_collection)
 
     def _ensure_doc_id_index(self) -> dict[str, dict[str, Any]]:
         """Indexes `doc_id` unless it is; returns the scalar indexes as `_scalar_indexes` read them before."""
@@ -296,6 +270,7 @@ class MilvusCollection(BaseSink):
         return present
 
     def _use_search_params(self, stored: Manifest) -> None:
+        """Searches with the search parameters given, else those the collection recorded."""
         recorded = (stored.storage or {}).get("search_params") or {}
         self._search_params = dict(self.index_settings.search_params or recorded)
 
@@ -306,9 +281,10 @@ class MilvusCollection(BaseSink):
             stored = self._known_manifest()
             if stored is not None:
                 self._use_search_params(stored)
-        if not self._search_params:
-            return {"metric_type": "COSINE"}
-        return {"metric_type": "COSINE", "params": dict(self._search_params)}
+        return {
+            "metric_type": "COSINE",
+            **({"params": dict(self._search_params)} if self._search_params else {}),
+        }
 
     def _prepared(self, stored: Manifest) -> None:
         self._use_search_params(stored)
@@ -322,8 +298,7 @@ class MilvusCollection(BaseSink):
     def _create(self, manifest: Manifest) -> Manifest:
         from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-        layout = self.layout
-        settings = self.index_settings
+        layout, settings = self.layout, self.index_settings
         self._check_index(settings.index, settings.search_params)
         targets = self._index_targets(layout, self.index_fields)
         params = build_params(settings.index, settings.index_params, manifest.dimensions)
@@ -338,47 +313,30 @@ class MilvusCollection(BaseSink):
             field_name=layout.milvus_vector, index_type=settings.index, metric_type="COSINE", params=params
         )
         index_params.add_index(field_name=DOC_ID, index_type=SCALAR_INDEX)
-        for field_name, index_name, json_params in targets.values():
-            index_params.add_index(
-                field_name=field_name, index_type=SCALAR_INDEX, index_name=index_name, params=json_params
-            )
-        if stored.sparse_vector:
+        _with_scalar_indexes(index_params, targets.values())
+        if sparse := stored.sparse_vector:
             schema.add_field(
-                BM25_TERMS_FIELD,
-                DataType.VARCHAR,
-                max_length=VARCHAR_MAX_BYTES,
-                enable_analyzer=True,
+                BM25_TERMS_FIELD, DataType.VARCHAR, max_length=VARCHAR_MAX_BYTES, enable_analyzer=True,
                 analyzer_params=BM25_TERMS_ANALYZER,
-            )
-            schema.add_field(stored.sparse_vector, DataType.SPARSE_FLOAT_VECTOR)
+            )  # fmt: skip
+            schema.add_field(sparse, DataType.SPARSE_FLOAT_VECTOR)
+            bm25 = FunctionType.BM25
             schema.add_function(
-                Function(
-                    name="bm25",
-                    function_type=FunctionType.BM25,
-                    input_field_names=[BM25_TERMS_FIELD],
-                    output_field_names=[stored.sparse_vector],
-                )
+                Function("bm25", bm25, input_field_names=[BM25_TERMS_FIELD], output_field_names=[sparse])
             )
-            index_params.add_index(
-                field_name=stored.sparse_vector, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25"
-            )
-        self._call(
-            "collection creation",
-            self.client.create_collection,
-            self.collection,
-            schema=schema,
-            index_params=index_params,
-            consistency_level="Strong",
+            index_params.add_index(field_name=sparse, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        self._on(
+            "collection creation", self.client.create_collection, schema=schema,
+            index_params=index_params, consistency_level="Strong",
             properties={_MANIFEST_PROPERTY: stored.model_dump_json()},
-        )
+        )  # fmt: skip
         self._loaded = True
         return stored
 
     # -- adopting a collection vllm-embed did not create ------------------------------------------------
 
     def _adopt(self, manifest: Manifest) -> Manifest:
-        layout = self.layout
-        info = self._call("collection lookup", self.client.describe_collection, self.collection)
+        layout, info = self.layout, self._describe() or {}
         fields = {str(field["name"]): field for field in info.get("fields", [])}
         vector = fields.get(layout.milvus_vector)
         dimensions = None if vector is None else int((vector.get("params") or {}).get("dim", 0))
@@ -393,12 +351,9 @@ class MilvusCollection(BaseSink):
         index = str((described or {}).get("index_type", DEFAULT_INDEX)).upper()
         known_params = SERVER_INDEXES.get(index, (frozenset(), frozenset()))[0]
         read_back = {k: v for k, v in _index_params(described or {}).items() if k in known_params}
-        storage: dict[str, Any] = {
-            "index": index,
-            "index_params": read_back,
-            "search_params": self.index_settings.search_params,
-            "index_fields": [],
-        }
+        search_params = self.index_settings.search_params
+        storage: dict[str, Any] = {"index": index, "index_params": read_back, "search_params": search_params}
+        storage["index_fields"] = []
         adopted = adopted.model_copy(update={"storage": storage, "adopted": True})
         self.check_storage(adopted)
         present = self._ensure_doc_id_index()
@@ -408,7 +363,7 @@ class MilvusCollection(BaseSink):
         adopted = adopted.model_copy(update={"storage": storage})
         self._store_manifest(adopted)
         self._layout = layout
-        self._call("collection load", self.client.load_collection, self.collection)
+        self._on("collection load", self.client.load_collection)
         self._loaded = True
         return adopted
 
@@ -426,10 +381,8 @@ class MilvusCollection(BaseSink):
                 continue
             stored_type = getattr(field.get("type"), "name", str(field.get("type")))
             if stored_type != type_name:
-                problems.append(
-                    f"field {name!r}: collection has {stored_type}, the {layout.name} layout needs "
-                    f"{type_name}"
-                )
+                needs = f"the {layout.name} layout needs {type_name}"
+                problems.append(f"field {name!r}: collection has {stored_type}, {needs}")
             elif kwargs.get("is_primary") and not field.get("is_primary"):
                 problems.append(
                     f"field {name!r}: collection has it as a plain field, the layout needs the primary key"
@@ -442,9 +395,9 @@ class MilvusCollection(BaseSink):
                 f"dynamic fields: collection has them off, the {layout.name} layout keeps metadata in them"
             )
         if problems:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} cannot be adopted ({'; '.join(problems)}): adopt it with "
-                "the layout its fields follow (--layout), or ingest into a new collection"
+            raise self._mismatch(
+                f"cannot be adopted ({'; '.join(problems)}): adopt it with the layout its fields follow "
+                "(--layout), or ingest into a new collection"
             )
 
     # -- what the store reports -----------------------------------------------------------------------
@@ -460,10 +413,8 @@ class MilvusCollection(BaseSink):
             raise self._not_found()
         manifest = state.manifest
         layout = self._described_layout(manifest)
-        described = self._call("collection lookup", self.client.describe_collection, self.collection)
-        vectors = [
-            f for f in described.get("fields", []) if getattr(f.get("type"), "name", "") == "FLOAT_VECTOR"
-        ]
+        fields = (self._describe() or {}).get("fields", [])
+        vectors = [f for f in fields if getattr(f.get("type"), "name", "") == "FLOAT_VECTOR"]
         vector = next(
             (f for f in vectors if f["name"] == layout.milvus_vector), vectors[0] if vectors else None
         )
@@ -475,43 +426,30 @@ class MilvusCollection(BaseSink):
             if index is not None:
                 distance = str(index.get("metric_type", "")).lower() or None
                 storage = {"index": index.get("index_type"), "index_params": _index_params(index)}
-        payload_indexes = {}
-        for index in self._scalar_indexes().values():
-            params = _index_params(index)
-            payload_indexes[str(params.get("json_path") or index.get("field_name"))] = str(
+        payload_indexes = {
+            str(_index_params(index).get("json_path") or index.get("field_name")): str(
                 index.get("index_type")
             )
-        stats = self._call("count", self.client.get_collection_stats, self.collection)
-        return CollectionInfo(
-            name=self.collection,
-            store=repr(self),
-            manifest=manifest,
-            points=int(stats.get("row_count", 0)),
-            dimensions=dimensions,
-            distance=distance,
-            storage=storage,
-            payload_indexes=payload_indexes,
-            disk_bytes=self._disk_bytes(),
-        )
-
-    def _disk_bytes(self) -> int | None:
-        """Size of the collection's directory in a Milvus Lite store (`None` for a server)."""
-        if "://" in self._target or self._target == "client":
-            return None
-        directory = Path(self._target) / "collections" / self.collection
-        if not directory.is_dir():
-            return None
-        return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+            for index in self._scalar_indexes().values()
+        }
+        stats = self._on("count", self.client.get_collection_stats)
+        lite = "://" not in self._target and self._target != "client"  # a Milvus Lite directory to measure
+        return self._collection_info(
+            manifest, points=int(stats.get("row_count", 0)), dimensions=dimensions, distance=distance,
+            storage=storage, payload_indexes=payload_indexes,
+            disk_bytes=directory_size(Path(self._target, "collections", self.collection)) if lite else None,
+        )  # fmt: skip
 
     def collection_names(self) -> list[str]:
-        """Returns the names of every collection in the store (the client's database)."""
+        """Returns the names of every collection in this sink's store, sorted."""
         if self._store_absent():
             return []
         return sorted(str(name) for name in self._call("collection list", self.client.list_collections))
 
     def _ensure_loaded(self) -> None:
+        """Loads the collection once (Milvus searches and queries only loaded ones)."""
         if not self._loaded:
-            self._call("collection load", self.client.load_collection, self.collection)
+            self._on("collection load", self.client.load_collection)
             self._loaded = True
 
     @functools.cached_property
@@ -522,9 +460,15 @@ class MilvusCollection(BaseSink):
     def _field(self, path: KeyPath) -> str:
         """Returns the Milvus expression for a stored value: a field, a JSON key, or a dynamic field."""
         if len(path) == 1:
-            (name,) = path
-            if name in self._field_names:
-                return name
-            return f"$meta[{milvus_literal(name)}]"
+            return path[0] if path[0] in self._field_names else f"$meta[{milvus_literal(path[0])}]"
         head, *keys = path
         return head + "".join(f"[{milvus_literal(key)}]" for key in keys)
+
+
+def _with_scalar_indexes(index_params: Any, specs: Iterable[tuple[str, str, dict[str, Any]]]) -> Any:
+    """`index_params` with a scalar index per (field name, index name, params)."""
+    for field_name, index_name, params in specs:
+        index_params.add_index(
+            field_name=field_name, index_type=SCALAR_INDEX, index_name=index_name, params=params
+        )
+    return index_params

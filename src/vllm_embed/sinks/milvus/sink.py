@@ -1,21 +1,15 @@
-"""`MilvusSink`: a Milvus Lite file or a Milvus server, through the same client calls.
-
-The constructor, the client, points and searches; the lifecycle hooks are `MilvusCollection`'s.
-"""
+"""`MilvusSink`: a Milvus Lite file or a Milvus server; points and searches over `MilvusCollection`."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import ValidationError
 
 from vllm_embed._optional import require
-from vllm_embed._utils import one_line
 from vllm_embed.errors import StoreBusyError
 from vllm_embed.sinks.base import (
     Chunk,
@@ -26,14 +20,6 @@ from vllm_embed.sinks.base import (
     is_transient_grpc_error,
 )
 from vllm_embed.sinks.busy import held_elsewhere, holders_text
-from vllm_embed.sinks.milvus_index import (
-    DEFAULT_INDEX,
-    MilvusIndexError,
-)
-from vllm_embed.sinks.storage import IndexField, MilvusIndexSettings
-
-if TYPE_CHECKING:
-    from pymilvus import MilvusClient
 from vllm_embed.sinks.milvus.collection import MilvusCollection
 from vllm_embed.sinks.milvus.values import (
     _LITE_GRPC_OPTIONS,
@@ -48,6 +34,11 @@ from vllm_embed.sinks.milvus.values import (
     terms_text,
     truncate_utf8,
 )
+from vllm_embed.sinks.milvus_index import DEFAULT_INDEX, MilvusIndexError
+from vllm_embed.sinks.storage import IndexField, MilvusIndexSettings, validated
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
 
 
 class MilvusSink(MilvusCollection):
@@ -60,38 +51,34 @@ class MilvusSink(MilvusCollection):
         uri: A Milvus Lite file (`./milvus.db`) or a server URI (`http://localhost:19530`).
         token: Server token (`user:password` or an API key).
         client: An existing `MilvusClient`; it is not closed by `close()`.
-        layout: Payload layout: `"vllm-embed"`, `"langchain"` (readable by langchain-milvus's `Milvus`)
-            or `"llama-index"` (LlamaIndex's `MilvusVectorStore`); `None` uses the existing collection's
-            (`"vllm-embed"` for a new one).
+        layout: Payload layout: `"vllm-embed"`, `"langchain"` (langchain-milvus's `Milvus`) or
+            `"llama-index"` (LlamaIndex's `MilvusVectorStore`); `None`: the existing collection's.
         text_max_bytes: Size of the `text` VARCHAR field; longer chunk texts are stored cut to this size.
         max_attempts: Attempts per operation when the server reports a transient error.
         retry_wait: First backoff wait in seconds.
-        hybrid: Store a BM25 sparse field beside the dense vector, for `sparse_search` and `hybrid_search`:
-            Milvus's own BM25 Function computes it from the `bm25_terms` field, which holds each chunk
-            analysed as Qdrant's BM25 analyses it (`vllm_embed.sparse.BM25Terms`: stop words dropped,
-            words stemmed), so BM25 ranks alike on every store. `None` follows the existing collection
-            (dense only for a new one); a hybrid collection made before `bm25_terms` is searched as it
-            was made (the text field, the server's analyzer).
+        hybrid: Store a BM25 sparse field beside the dense vector: Milvus's BM25 Function computes it from
+            the `bm25_terms` field, each chunk analysed as on Qdrant (`vllm_embed.sparse.BM25Terms`), so
+            BM25 ranks alike on every store. `None` follows the existing collection (dense only if new).
         index: Dense index type of a new collection (`MilvusIndexSettings.index`; Milvus Lite builds
             `AUTOINDEX`, `FLAT`, `HNSW`, `HNSW_SQ`, `IVF_FLAT` and `IVF_SQ8`). Left at `"AUTOINDEX"`, an
             existing collection keeps its own; another type that differs from it is refused.
         index_params: Build parameters of the index (e.g. `{"M": 32}` for HNSW, `{"nlist": 256}` for IVF).
         search_params: Parameters of every dense search (e.g. `{"ef": 128}`, `{"nprobe": 32}`); `None`
             uses those recorded when the collection was created.
-        index_fields: Metadata fields to index for filtering (`NAME` or `NAME:TYPE`): on a Milvus server
-            as JSON-path indexes of the metadata JSON field or dynamic fields; Milvus Lite cannot index
-            those (only schema fields), so it refuses them.
+        index_fields: Metadata fields to index for filtering (`NAME` or `NAME:TYPE`): JSON-path indexes on
+            a Milvus server; Milvus Lite indexes only schema fields, so it refuses them.
         adopt: Take over a collection vllm-embed did not create when its vector field, distance and the
-            layout's fields fit (`prepare` checks them, indexes `doc_id` and writes the manifest).
+            layout's fields fit.
         **client_kwargs: Passed to `MilvusClient` (e.g. `db_name`, `timeout`).
 
     Raises:
         ValueError: If neither or both of `uri` and `client` are given, or `hybrid=True` with a framework
             layout.
-        MilvusIndexError: For an unknown index type or parameter, or one Milvus Lite does not build (a
-            Milvus Lite file is checked here; a server when the collection is prepared).
+        MilvusIndexError: For an unknown index type or parameter, or one Milvus Lite does not build.
         StoreBusyError: If the Milvus Lite file `uri` is open in another process.
     """
+
+    _sibling_attributes = ("_target", "_lite")
 
     def __init__(
         self,
@@ -113,12 +100,14 @@ class MilvusSink(MilvusCollection):
         **client_kwargs: Any,
     ) -> None:
         super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
-        try:
-            self.index_settings = MilvusIndexSettings(
-                index=index, index_params=dict(index_params or {}), search_params=dict(search_params or {})
-            )
-        except ValidationError as exc:
-            raise MilvusIndexError(f"MilvusSink: invalid index settings ({one_line(exc)})") from None
+        settings = {
+            "index": index,
+            "index_params": dict(index_params or {}),
+            "search_params": dict(search_params or {}),
+        }
+        self.index_settings = validated(
+            MilvusIndexSettings, "MilvusSink", error=MilvusIndexError, what="index settings", **settings
+        )
         self._search_params: dict[str, Any] | None = None
         if (uri is None) == (client is None):
             raise ValueError(
@@ -156,14 +145,10 @@ class MilvusSink(MilvusCollection):
 
         self._lazy_client(client, connect, Path(str(uri)) if lite else None)
 
-    def _lite_lock_files(self) -> list[Path]:
-        """Lock files of a Milvus Lite store: `LOCK` in its directory (3.x), `.<name>.lock` beside a file."""
-        path = Path(self._target)
-        return [path / "LOCK", path.parent / f".{path.name}.lock"]
-
     def _refuse_busy_lite_file(self, *, retried: bool = False) -> None:
         """Raises `StoreBusyError` if another process holds the Lite file (any process if `retried`)."""
-        locks = self._lite_lock_files()
+        path = Path(self._target)
+        locks = [path / "LOCK", path.parent / f".{path.name}.lock"]  # Milvus Lite 3.x; beside a file
         if held_elsewhere(locks) or (retried and holders_text(locks) != "another process"):
             raise StoreBusyError(
                 f"the Milvus Lite file {self._target!r} is open elsewhere ({holders_text(locks)}); "
@@ -185,21 +170,6 @@ class MilvusSink(MilvusCollection):
         settings = {"text_max_bytes": self.text_max_bytes, **self.index_settings.model_dump()}
         return {**super()._options(), **settings}
 
-    def _sibling_options(self) -> dict[str, Any]:
-        return {"client": self.client, **self._options()}
-
-    def for_collection(self, name: str) -> Self:
-        """Returns a sink on collection `name` of the same store, sharing this sink's client.
-
-        The new sink leaves the client open on `close()`, has this sink's index settings, and follows that
-        collection's layout, hybrid choice and index fields.
-        """
-        sink = super().for_collection(name)
-        sink._target = self._target
-        if "_lite" in self.__dict__:
-            sink._lite = self._lite
-        return sink
-
     def _shared(self) -> bool:
         return "://" in self._target
 
@@ -208,8 +178,8 @@ class MilvusSink(MilvusCollection):
         if not ids:
             return []
         self._ensure_loaded()
-        rows: list[dict[str, Any]] = self._call(
-            "point lookup", self.client.get, self.collection, ids=list(ids), output_fields=fields
+        rows: list[dict[str, Any]] = self._on(
+            "point lookup", self.client.get, ids=list(ids), output_fields=fields
         )
         return rows
 
@@ -224,10 +194,8 @@ class MilvusSink(MilvusCollection):
     def fetch_vectors(self, ids: Sequence[str]) -> dict[str, NDArray[np.float32]]:
         """Returns the stored dense vector of each of `ids` that exists."""
         layout = self.layout
-        vectors = {
-            str(row[layout.milvus_id]): _as_vector(row.get(layout.milvus_vector))
-            for row in self._get(ids, [layout.milvus_vector])
-        }
+        rows = self._get(ids, [layout.milvus_vector])
+        vectors = {str(row[layout.milvus_id]): _as_vector(row.get(layout.milvus_vector)) for row in rows}
         return {point: vector for point, vector in vectors.items() if vector is not None}
 
     def stored_text(self, text: str) -> str:
@@ -238,17 +206,15 @@ class MilvusSink(MilvusCollection):
         """Inserts or replaces the points of `chunks`."""
         if not chunks:
             return
-        rows = []
-        sparse = self._sparse_state()
+        rows, layout, sparse = [], self.layout, self._sparse_state()
         terms = None if sparse is None else sparse.terms
         for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32).tolist(), strict=True):
-            row = self.layout.record("milvus", chunk, self.stored_text(chunk.text))
-            row[self.layout.milvus_id] = chunk.id
-            row[self.layout.milvus_vector] = vector
+            row = layout.record("milvus", chunk, self.stored_text(chunk.text))
+            row[layout.milvus_id], row[layout.milvus_vector] = chunk.id, vector
             if terms is not None:
                 row[BM25_TERMS_FIELD] = terms_text(terms, chunk.text)
             rows.append(row)
-        self._call("upsert", self.client.upsert, self.collection, rows)
+        self._on("upsert", self.client.upsert, rows)
 
     def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
         """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
@@ -257,7 +223,7 @@ class MilvusSink(MilvusCollection):
             f"{self._field(layout.doc_id_path('milvus'))} == {milvus_literal(doc_id)} "
             f"and {self._field(layout.chunk_index_path('milvus'))} >= {int(first_index)}"
         )
-        self._call("delete", self.client.delete, self.collection, filter=expression)
+        self._on("delete", self.client.delete, filter=expression)
 
     def filter_expression(self, filter: MetadataFilter | None) -> str:
         """Returns the Milvus boolean expression for a metadata equality filter (`""` for none)."""
@@ -266,29 +232,35 @@ class MilvusSink(MilvusCollection):
             for key, value in check_filter(filter).items()
         )
 
+    def _search(
+        self,
+        branch: str,
+        data: Any,
+        field: str,
+        top_k: int,
+        filter: MetadataFilter | None,
+        params: dict[str, Any],
+    ) -> list[Hit]:
+        """The hits of one search of `data` on `field` (BM25 scores as abs: Milvus Lite negates them)."""
+        self._ensure_loaded()
+        results = self._on(
+            "search", self.client.search, data=[data], anns_field=field, limit=top_k,
+            filter=self.filter_expression(filter), output_fields=self.layout.milvus_output_fields(),
+            search_params=params,
+        )  # fmt: skip
+        key, score = self.layout.milvus_id, abs if branch == "sparse" else float
+        rows = ((r.get(key, r.get("id")), score(r["distance"]), r.get("entity", {})) for r in results[0])
+        return self._hits("milvus", rows, branch)
+
     def search(
         self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
     ) -> list[Hit]:
         """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
-        self._ensure_loaded()
-        results = self._call(
-            "search",
-            self.client.search,
-            self.collection,
-            data=[np.asarray(vector, dtype=np.float32).tolist()],
-            anns_field=self.layout.milvus_vector,
-            limit=top_k,
-            filter=self.filter_expression(filter),
-            output_fields=self.layout.milvus_output_fields(),
-            search_params=self._dense_params(),
-        )
-        return self._hits(results[0], {"dense": None})
+        data = np.asarray(vector, dtype=np.float32).tolist()
+        return self._search("dense", data, self.layout.milvus_vector, top_k, filter, self._dense_params())
 
     def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Returns the `top_k` points with the highest BM25 score for the text `query` (Milvus's BM25).
-
-        The query is analysed as the collection's documents were (`BM25Terms`, or the server's analyzer
-        for a collection made before); a query of stop words alone finds nothing.
+        """As `BaseSink.sparse_search`; the query is analysed as the documents were (stop words: no hit).
 
         Raises:
             ValueError: If the collection is dense-only.
@@ -297,53 +269,23 @@ class MilvusSink(MilvusCollection):
         text = query if sparse.terms is None else sparse.terms.query_text(query)
         if not text.strip():
             return []
-        self._ensure_loaded()
-        results = self._call(
-            "search",
-            self.client.search,
-            self.collection,
-            data=[text],
-            anns_field=sparse.field,
-            limit=top_k,
-            filter=self.filter_expression(filter),
-            output_fields=self.layout.milvus_output_fields(),
-            search_params={"metric_type": "BM25"},
-        )
-        # Milvus Lite reports BM25 scores negated; a BM25 score is never negative.
-        return [dataclasses.replace(h, score=abs(h.score)) for h in self._hits(results[0], {"sparse": None})]
-
-    def _hit_id(self, result: Mapping[str, Any]) -> str:
-        return str(result.get(self.layout.milvus_id, result.get("id")))
-
-    def _hits(self, results: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
-        """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
-        hits = []
-        for result in results:
-            hit = self.layout.hit(
-                "milvus", self._hit_id(result), result["distance"], result.get("entity", {})
-            )
-            by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
-            hits.append(dataclasses.replace(hit, found_by=by))
-        return hits
+        return self._search("sparse", text, sparse.field, top_k, filter, {"metric_type": "BM25"})
 
     def count(self) -> int:
         """Returns the number of points in the collection."""
         self._ensure_loaded()
-        rows = self._call("count", self.client.query, self.collection, filter="", output_fields=["count(*)"])
+        rows = self._on("count", self.client.query, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
     def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
-        """Yields every stored point's id and vector, `batch_size` points at a time (a query iterator)."""
+        """Yields every stored point's id and vector, `batch_size` points at a time."""
         self._ensure_loaded()
         layout = self.layout
+        fields = [layout.milvus_id, layout.milvus_vector]
         with _muted(_QUERY_ITERATOR_LOGGER, "failed to get mvccTs"):
+            query = self.client.query_iterator
             iterator = self._call(
-                "scan",
-                self.client.query_iterator,
-                self.collection,
-                batch_size=batch_size,
-                filter="",
-                output_fields=[layout.milvus_id, layout.milvus_vector],
+                "scan", query, self.collection, batch_size=batch_size, filter="", output_fields=fields
             )
         try:
             while rows := self._call("scan", iterator.next):
@@ -354,7 +296,7 @@ class MilvusSink(MilvusCollection):
             iterator.close()
 
     def replace_vectors(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        """Replaces the vectors of existing points; every other field is written back as it was."""
+        """As `BaseSink.replace_vectors`: every other field is written back as it was."""
         if not ids:
             return
         layout = self.layout
@@ -369,8 +311,4 @@ class MilvusSink(MilvusCollection):
                 kept = {k: v for k, v in row.items() if k != function_output}
                 updated.append({**kept, layout.milvus_vector: replacement[point_id]})
         if updated:
-            self._call("vector update", self.client.upsert, self.collection, updated)
-
-    def close(self) -> None:
-        """Closes the client if this sink created it."""
-        super().close()
+            self._on("vector update", self.client.upsert, updated)

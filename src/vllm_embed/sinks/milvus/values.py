@@ -6,19 +6,13 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from vllm_embed.sinks.base import (
-    MetadataValue,
-)
+from vllm_embed.sinks.base import MetadataValue
 from vllm_embed.sparse import BM25Terms
-
-if TYPE_CHECKING:
-    pass
-
 
 _MANIFEST_PROPERTY = "vllm_embed.manifest"
 VARCHAR_MAX_BYTES = 65535
@@ -27,7 +21,6 @@ JSON_MAX_BYTES = 65536
 """Largest JSON value (a JSON field, or a row's dynamic fields together) a Milvus server accepts."""
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
-_UNKNOWN: Any = object()
 BM25_ANALYZER: dict[str, Any] = {
     "tokenizer": "standard",
     "filter": [
@@ -62,11 +55,7 @@ class MilvusSparse:
 
 
 def terms_text(terms: BM25Terms, text: str) -> str:
-    """`terms.document_text(text)` cut at a word to fit the `bm25_terms` VARCHAR (65,535 bytes).
-
-    At about 8 bytes a token this keeps the first ~8,000 analysed tokens, far beyond a chunk; a longer
-    text is still embedded whole, only its BM25 terms stop there.
-    """
+    """`terms.document_text(text)` cut at a word to fit the `bm25_terms` VARCHAR (~8,000 tokens)."""
     words = terms.document_text(text)
     if len(words) <= VARCHAR_MAX_BYTES:  # base-36 words are ASCII: one byte a character
         return words
@@ -76,9 +65,8 @@ def terms_text(terms: BM25Terms, text: str) -> str:
 def milvus_literal(value: MetadataValue) -> str:
     r"""Returns `value` as a Milvus expression literal, escaped so it can never change the expression.
 
-    Milvus Lite does not support templated expressions (`filter_params`), so values are escaped instead;
-    the escapes used (`\\ \" \n \r \t`) mean the same on Milvus Lite and on a Milvus server, and every
-    other character (other control characters included) stands for itself inside the quotes.
+    Milvus Lite has no templated expressions (`filter_params`); the escapes used (`\\ \" \n \r \t`)
+    mean the same on Milvus Lite and a server, every other character stands for itself inside the quotes.
     """
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -108,8 +96,16 @@ _JSON_CAST = {"keyword": "VARCHAR", "integer": "DOUBLE", "float": "DOUBLE", "boo
 """`json_cast_type` of a JSON-path index per `IndexField.type` (Milvus keeps JSON numbers as doubles)."""
 
 _INDEX_KEYS = frozenset(
-    {"index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows"}
-    | {"pending_index_rows", "state", "index_state_fail_reason", "mmap.enabled"}
+    {
+        "index_type",
+        "metric_type",
+        "field_name",
+        "index_name",
+        "total_rows",
+        "indexed_rows",
+        "pending_index_rows",
+    }
+    | {"state", "index_state_fail_reason", "mmap.enabled"}
 )
 
 
@@ -137,6 +133,7 @@ def _muted(logger_name: str, message_start: str) -> Iterator[None]:
 
 
 def _as_vector(value: Any) -> NDArray[np.float32] | None:
+    """A stored vector as an array (`None`: none)."""
     return None if value is None else np.asarray(value, dtype=np.float32)
 
 

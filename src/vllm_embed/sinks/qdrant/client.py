@@ -1,33 +1,19 @@
-"""Qdrant sink: local mode (a directory or `:memory:`) or a server, through the same client calls.
-
-(Just over ~500 lines: the qdrant-client driver of `QdrantBaseSink` — collection creation, local mode's
-limits and WAL tuning, the configuration read back, requests — with its documented constructor.)
-"""
+"""Qdrant sink: local mode (a directory or `:memory:`) or a server, through the same client calls."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from vllm_embed._optional import require
 from vllm_embed.errors import StoreBusyError
-from vllm_embed.sinks.base import UNKNOWN as _UNKNOWN
-from vllm_embed.sinks.base import (
-    CollectionInfo,
-    Manifest,
-    is_transient_grpc_error,
-)
+from vllm_embed.sinks.base import UNKNOWN, Manifest, directory_size, is_transient_grpc_error
 from vllm_embed.sinks.busy import holders_text
-from vllm_embed.sinks.layouts import get_layout
 from vllm_embed.sinks.qdrant.common import Condition, QdrantBaseSink, Query, payload_index_keys
-from vllm_embed.sinks.storage import (
-    IndexField,
-    Quantization,
-    StorageSettingsError,
-)
+from vllm_embed.sinks.storage import IndexField, Quantization, StorageSettingsError
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -64,11 +50,9 @@ def _local_collection_dir(client: QdrantClient, collection: str) -> Path | None:
 def _tune_local_storage(client: QdrantClient, collection: str) -> None:
     """Puts a local-mode collection's SQLite file in WAL mode with `synchronous=NORMAL`.
 
-    Local mode commits every point in its own transaction; in SQLite's default rollback-journal mode each
-    commit rewrites and syncs a journal file, which costs more CPU than the rest of the upsert and competes
-    with the engine for cores (2,048 points: 1.8 s CPU → 0.6 s). A WAL commit survives a crash of the
-    process (what resumable ingest relies on); only a power cut may undo the last commits, which a re-run
-    embeds again. Servers and `:memory:` stores have no such file; an unknown client layout is left alone.
+    Local mode commits every point in its own transaction; a rollback-journal commit rewrites and syncs a
+    journal file (2,048 points: 1.8 s CPU → 0.6 s in WAL). A WAL commit survives a crash of the process;
+    only a power cut may undo the last commits, which a re-run embeds again.
     """
     collections = getattr(getattr(client, "_client", None), "collections", None)
     local = collections.get(collection) if isinstance(collections, dict) else None
@@ -85,8 +69,7 @@ def _tune_local_storage(client: QdrantClient, collection: str) -> None:
 class QdrantSink(QdrantBaseSink):
     """A Qdrant collection with cosine distance, created (with its manifest) on first ingest.
 
-    Give exactly one of `path`, `location`, `url` or `client`. Any string is a valid document id: Qdrant keeps
-    payload values whole, so `check_document_id` accepts every id.
+    Give exactly one of `path`, `location`, `url` or `client`. Any string is a valid document id.
 
     Args:
         collection: Collection name.
@@ -95,36 +78,28 @@ class QdrantSink(QdrantBaseSink):
         url: Qdrant server URL, e.g. `http://localhost:6333`.
         api_key: API key for a server.
         client: An existing `QdrantClient`; it is not closed by `close()`.
-        layout: Payload layout: `"vllm-embed"`, `"langchain"` (readable by langchain-qdrant's
-            `QdrantVectorStore`) or `"llama-index"` (LlamaIndex's `QdrantVectorStore`); `None` uses the
-            existing collection's (`"vllm-embed"` for a new one).
+        layout: Payload layout: `"vllm-embed"`, `"langchain"` (langchain-qdrant's `QdrantVectorStore`) or
+            `"llama-index"` (LlamaIndex's `QdrantVectorStore`); `None`: the existing collection's.
         max_attempts: Attempts per operation when the server reports a transient error.
         retry_wait: First backoff wait in seconds.
-        hybrid: Store a BM25 sparse vector beside the dense one (a named sparse vector with Qdrant's IDF
-            modifier; term weights from `vllm_embed.sparse.BM25Encoder`), for `sparse_search` and
-            `hybrid_search`. `None` follows the existing collection (dense only for a new one).
-        quantization: Quantized copy of the dense vectors, searched first: `"int8"` (scalar) or
-            `"binary"`, kept in RAM; `None` keeps float32 only. Set when the collection is created.
-        on_disk: Keep the original float32 vectors on disk (memory-mapped). Set at creation.
-        hnsw_m: Edges per node of the HNSW graph (Qdrant's default when `None`). Set at creation.
-        hnsw_ef_construct: Candidates kept while building the HNSW graph. Set at creation.
-        shard_number: Shards of the collection (a server cluster). Set at creation.
-        replication_factor: Copies of each shard (a server cluster). Set at creation.
-        ef: Candidates each HNSW search keeps (`hnsw_ef`; Qdrant's default when `None`).
+        hybrid: Store a BM25 sparse vector (IDF modifier, `vllm_embed.sparse.BM25Encoder` weights) beside
+            the dense one; `None` follows the existing collection (dense only for a new one).
+        quantization: Creation setting (`QdrantCollectionSettings`, like the next five).
+        on_disk: Keep the original float32 vectors on disk (memory-mapped).
+        hnsw_m: Edges per node of the HNSW graph.
+        hnsw_ef_construct: Candidates kept while building the HNSW graph.
+        shard_number: Shards of the collection (a server cluster).
+        replication_factor: Copies of each shard (a server cluster).
+        ef: Search setting (`QdrantSearchSettings`, like the next two): candidates each HNSW search keeps.
         rescore: In a quantized collection, re-rank the candidates with the original vectors.
-        oversampling: In a quantized collection, fetch this many times the limit before rescoring
-            (2.0 for binary quantization when `None`).
-        index_fields: Metadata fields to index for filtering (`NAME` or `NAME:TYPE`); `doc_id` is always
-            indexed (keyword). Local mode creates no payload index (it would have no effect) but records
-            them in the manifest.
-        adopt: Take over an existing collection that has no vllm-embed manifest when its dense vector
-            fits (see `prepare`).
+        oversampling: In a quantized collection, fetch this many times the limit before rescoring.
+        index_fields: Metadata fields to index for filtering (`NAME` or `NAME:TYPE`); local mode records
+            them but creates no payload index (it would have no effect).
+        adopt: Take over an existing collection without vllm-embed manifest when its dense vector fits.
         **client_kwargs: Passed to `QdrantClient` (e.g. `timeout`, `prefer_grpc`).
 
     The creation settings (`quantization` … `replication_factor`) are recorded in the manifest; on an
-    existing collection, settings left at their defaults follow the collection and differing ones are
-    refused. The search settings (`ef`, `rescore`, `oversampling`) apply to every dense search, and to the
-    dense half of a hybrid search.
+    existing collection, differing ones are refused. The search settings apply to every dense search.
 
     Raises:
         ValueError: If not exactly one of `path`, `location`, `url`, `client` is given, or `hybrid=True`
@@ -133,6 +108,8 @@ class QdrantSink(QdrantBaseSink):
             mode store, which would ignore it.
         StoreBusyError: If the local store at `path` is open in another client or process.
     """
+
+    _sibling_attributes = ("_target", "_target_argument")
 
     def __init__(
         self,
@@ -160,20 +137,14 @@ class QdrantSink(QdrantBaseSink):
         adopt: bool = False,
         **client_kwargs: Any,
     ) -> None:
-        cluster = {"shard_number": shard_number, "replication_factor": replication_factor}
-        creation = {"quantization": quantization, "on_disk": on_disk, "hnsw_m": hnsw_m}
-        creation |= {"hnsw_ef_construct": hnsw_ef_construct, **cluster}
-        search = {"ef": ef, "rescore": rescore, "oversampling": oversampling}
         super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
-        self._use_settings(creation, search)
+        self._use_settings(locals())
         given = [name for name, value in (("path", path), ("location", location), ("url", url)) if value]
         if client is not None:
             given.append("client")
         if len(given) != 1:
-            raise ValueError(
-                "QdrantSink needs exactly one of path=, location=, url= or client=, "
-                f"got {', '.join(given) or 'none'}"
-            )
+            got = ", ".join(given) or "none"
+            raise ValueError(f"QdrantSink needs exactly one of path=, location=, url= or client=, got {got}")
         self._target = path or location or url or "client"
         if client is None:
             connection = {"path": path, "location": location, "url": url, "api_key": api_key}
@@ -215,14 +186,10 @@ class QdrantSink(QdrantBaseSink):
         self._client = client
 
     def _refuse_local_creation_settings(self) -> None:
-        changed = {
-            name: value
-            for name, value in self._storage_requested().items()
-            if value != self._storage_defaults()[name]
-        }
-        if changed:
+        defaults = self._storage_defaults()
+        given = ", ".join(f"{k}={v!r}" for k, v in self._storage_requested().items() if v != defaults[k])
+        if given:
             self.close()
-            given = ", ".join(f"{name}={value!r}" for name, value in changed.items())
             raise StorageSettingsError(
                 f"QdrantSink({self._target_argument}) cannot apply {given}: {_LOCAL_MODE_ADVICE}"
             )
@@ -247,61 +214,41 @@ class QdrantSink(QdrantBaseSink):
     def _manifest_location(self) -> str:
         return f"Qdrant collection metadata key {_MANIFEST_KEY!r}"
 
-    def _collection_info(self) -> models.CollectionInfo | None:
+    def _described(self) -> models.CollectionInfo | None:
         """The collection as Qdrant reports it, or `None` when it does not exist."""
-        if not self._call("collection lookup", self.client.collection_exists, self.collection):
+        if self._store_absent() or not self._on("collection lookup", self.client.collection_exists):
             return None
-        info: models.CollectionInfo = self._call(
-            "collection lookup", self.client.get_collection, self.collection
-        )
-        return info
-
-    def _existing_info(self) -> models.CollectionInfo:
-        info = self._collection_info()
-        if info is None:
-            raise self._not_found()
+        info: models.CollectionInfo = self._on("collection lookup", self.client.get_collection)
         return info
 
     def _read_stored(self) -> tuple[bool, object]:
-        if self._store_absent():
-            return False, None
-        info = self._collection_info()
-        if info is None:
-            return False, None
-        return True, (info.config.metadata or {}).get(_MANIFEST_KEY)
+        info = self._described()
+        return (False, None) if info is None else (True, (info.config.metadata or {}).get(_MANIFEST_KEY))
 
     def _config(self) -> dict[str, Any] | None:
-        info = None if self._store_absent() else self._collection_info()
+        info = self._described()
         return None if info is None else _config_of(info)
 
     def _store_manifest(self, manifest: Manifest) -> None:
-        self._call(
-            "manifest update",
-            self.client.update_collection,
-            self.collection,
-            metadata={_MANIFEST_KEY: manifest.model_dump()},
-        )
-        self._quantization = _UNKNOWN
+        metadata = {_MANIFEST_KEY: manifest.model_dump()}
+        self._on("manifest update", self.client.update_collection, metadata=metadata)
+        self._quantization = UNKNOWN
 
     def _prepared(self, stored: Manifest) -> None:
-        self._quantization = _UNKNOWN
+        self._quantization = UNKNOWN
         _tune_local_storage(self.client, self.collection)
 
     def _create(self, manifest: Manifest) -> Manifest:
         indexes = payload_index_keys(self.layout, self.index_fields)  # a bad key fails before writing
-        models = self._models
-        settings = self.settings
+        models, settings = self._models, self.settings
+        on_disk = True if settings.on_disk else None
         params = models.VectorParams(
-            size=manifest.dimensions,
-            distance=models.Distance.COSINE,
-            on_disk=True if settings.on_disk else None,
+            size=manifest.dimensions, distance=models.Distance.COSINE, on_disk=on_disk
         )
         vector_name = self.layout.qdrant_vector
-        sparse = (
-            {manifest.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
-            if manifest.sparse_vector
-            else None
-        )
+        sparse = None
+        if manifest.sparse_vector:
+            sparse = {manifest.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
         quantization: Any = None
         if settings.quantization == "int8":
             quantization = models.ScalarQuantization(
@@ -312,59 +259,34 @@ class QdrantSink(QdrantBaseSink):
         hnsw = None
         if settings.hnsw_m is not None or settings.hnsw_ef_construct is not None:
             hnsw = models.HnswConfigDiff(m=settings.hnsw_m, ef_construct=settings.hnsw_ef_construct)
-        self._call(
-            "collection creation",
-            self.client.create_collection,
-            self.collection,
-            vectors_config={vector_name: params} if vector_name else params,
-            sparse_vectors_config=sparse,
-            shard_number=settings.shard_number,
-            replication_factor=settings.replication_factor,
-            hnsw_config=hnsw,
-            quantization_config=quantization,
+        self._on(
+            "collection creation", self.client.create_collection,
+            vectors_config={vector_name: params} if vector_name else params, sparse_vectors_config=sparse,
+            shard_number=settings.shard_number, replication_factor=settings.replication_factor,
+            hnsw_config=hnsw, quantization_config=quantization,
             metadata={_MANIFEST_KEY: manifest.model_dump()},
-        )
-        self._create_payload_indexes({}, indexes)
+        )  # fmt: skip
+        for key, kind in indexes.items():
+            self._create_index(key, kind)
         return manifest
 
-    def _ensure_indexes(self, stored: Manifest, fields: Sequence[IndexField]) -> None:
-        wanted = payload_index_keys(get_layout(stored.layout), fields)
-        self._create_payload_indexes(self._existing_info().payload_schema or {}, wanted)
+    def _payload_schema(self) -> dict[str, str]:
+        info = self._described()
+        if info is None:
+            raise self._not_found()
+        return {key: str(index.data_type.value) for key, index in (info.payload_schema or {}).items()}
 
-    def _create_payload_indexes(self, existing: Mapping[str, Any], wanted: Mapping[str, str]) -> None:
-        """Creates the payload indexes of `wanted` missing from `existing` (the collection's payload schema).
-
-        Local mode creates none: it would ignore them.
-        """
-        if self._local:
+    def _create_index(self, key: str, kind: str) -> None:
+        if self._local:  # local mode would ignore it
             return
-        for key, kind in wanted.items():
-            if key in existing:
-                continue
-            self._call(
-                "payload index creation",
-                self.client.create_payload_index,
-                self.collection,
-                field_name=key,
-                field_schema=self._models.PayloadSchemaType(kind),
-                wait=True,
-            )
+        schema = self._models.PayloadSchemaType(kind)
+        self._on(
+            "payload index creation", self.client.create_payload_index, field_name=key,
+            field_schema=schema, wait=True,
+        )  # fmt: skip
 
     def _shared(self) -> bool:
         return not self._local
-
-    def _sibling_options(self) -> dict[str, Any]:
-        return {"client": self.client, **self._options()}
-
-    def for_collection(self, name: str) -> Self:
-        """Returns a sink on collection `name` of the same store, sharing this sink's client.
-
-        The new sink leaves the client open on `close()`, has this sink's storage and search settings, and
-        follows that collection's layout, hybrid choice and index fields.
-        """
-        sink = super().for_collection(name)
-        sink._target, sink._target_argument = self._target, self._target_argument
-        return sink
 
     # -- what Qdrant reports -------------------------------------------------------------------------------
 
@@ -377,8 +299,8 @@ class QdrantSink(QdrantBaseSink):
 
     def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
         name = self.layout.qdrant_vector
-        records: Sequence[Any] = self._call(
-            "point lookup", self.client.retrieve, self.collection, ids=ids, with_payload=payload,
+        records: Sequence[Any] = self._on(
+            "point lookup", self.client.retrieve, ids=ids, with_payload=payload,
             with_vectors=([name] if name else True) if vector else False,
         )  # fmt: skip
         return records
@@ -391,11 +313,11 @@ class QdrantSink(QdrantBaseSink):
             self._models.PointStruct(id=i, vector=v[""] if list(v) == [""] else v, payload=p)
             for i, v, p in zip(ids, vectors, payloads, strict=True)
         ]
-        self._call("upsert", self.client.upsert, self.collection, points=points, wait=True)
+        self._on("upsert", self.client.upsert, points=points, wait=True)
 
     def _delete(self, filter: Any) -> None:
         selector = self._models.FilterSelector(filter=filter)
-        self._call("delete", self.client.delete, self.collection, points_selector=selector, wait=True)
+        self._on("delete", self.client.delete, points_selector=selector, wait=True)
 
     # -- the searches' driver (`QdrantBaseSink` runs them) ------------------------------------------------
 
@@ -423,60 +345,27 @@ class QdrantSink(QdrantBaseSink):
     def _run(self, requests: Sequence[models.QueryRequest]) -> list[Sequence[Any]]:
         if len(requests) == 1:
             (r,) = requests
-            response = self._call(
-                "search", self.client.query_points, self.collection, query=r.query, using=r.using,
+            response = self._on(
+                "search", self.client.query_points, query=r.query, using=r.using,
                 query_filter=r.filter, search_params=r.params, limit=r.limit, with_payload=True,
             )  # fmt: skip
             return [response.points]
-        responses = self._call("search", self.client.query_batch_points, self.collection, requests=requests)
+        responses = self._on("search", self.client.query_batch_points, requests=requests)
         return [response.points for response in responses]
 
     def count(self) -> int:
         """Returns the number of points in the collection."""
-        result = self._call("count", self.client.count, self.collection, exact=True)
-        return int(result.count)
+        return int(self._on("count", self.client.count, exact=True).count)
 
-    def info(self) -> CollectionInfo:
-        """Reads back what Qdrant reports about this collection.
+    def _disk_bytes(self) -> int | None:
+        """A local-mode directory's size (`None`: a server or `:memory:`).
 
-        That is its dense vector, quantization, HNSW and on-disk settings, payload indexes and point count,
-        and the size on disk of a local-mode directory (`None` for a server or `:memory:`).
-
-        Local mode reports the settings it emulates (no quantization, Qdrant's default HNSW, no payload
-        index), whatever was asked for.
-
-        Raises:
-            CollectionNotFoundError: If the collection does not exist.
-            ManifestError: If its manifest is damaged.
+        Local mode's `info` reports the settings it emulates (no quantization, default HNSW, no index).
         """
-        if self._store_absent():
-            raise self._not_found()
-        info = self._existing_info()
-        manifest = self._known_manifest()
-        layout = self._described_layout(manifest)
-        config = _config_of(info)
-        dimensions, distance, _ = self._stored_vectors(layout, config)
-        points = info.points_count if info.points_count is not None else self.count()
-        directory = _local_collection_dir(self.client, self.collection)
-        disk_bytes = None
-        if directory is not None and directory.is_dir():
-            disk_bytes = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
-        return CollectionInfo(
-            name=self.collection,
-            store=repr(self),
-            manifest=manifest,
-            points=int(points),
-            dimensions=dimensions,
-            distance=distance,
-            storage=self._stored_storage(layout, config),
-            payload_indexes={
-                key: str(index.data_type.value) for key, index in (info.payload_schema or {}).items()
-            },
-            disk_bytes=disk_bytes,
-        )
+        return directory_size(_local_collection_dir(self.client, self.collection))
 
     def collection_names(self) -> list[str]:
-        """Returns the names of every collection in this store (server or local directory), sorted."""
+        """Returns the names of every collection in this sink's store, sorted."""
         if self._store_absent():
             return []
         response = self._call("collection listing", self.client.get_collections)
@@ -484,8 +373,8 @@ class QdrantSink(QdrantBaseSink):
 
     def _scroll(self, offset: Any, limit: int) -> tuple[Sequence[Any], Any]:
         name = self.layout.qdrant_vector
-        scrolled: tuple[Sequence[Any], Any] = self._call(
-            "scroll", self.client.scroll, self.collection, limit=limit, offset=offset, with_payload=False,
+        scrolled: tuple[Sequence[Any], Any] = self._on(
+            "scroll", self.client.scroll, limit=limit, offset=offset, with_payload=False,
             with_vectors=[name] if name else True,
         )  # fmt: skip
         return scrolled
@@ -493,11 +382,7 @@ class QdrantSink(QdrantBaseSink):
     def _update_vectors(self, vectors: Sequence[tuple[str, list[float]]]) -> None:
         name = self.layout.qdrant_vector
         points = [self._models.PointVectors(id=i, vector={name: row} if name else row) for i, row in vectors]
-        self._call("vector update", self.client.update_vectors, self.collection, points=points, wait=True)
-
-    def close(self) -> None:
-        """Closes the client if this sink created it (releasing a local store's lock)."""
-        super().close()
+        self._on("vector update", self.client.update_vectors, points=points, wait=True)
 
 
 def _config_of(info: models.CollectionInfo) -> dict[str, Any]:

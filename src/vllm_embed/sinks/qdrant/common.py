@@ -1,15 +1,11 @@
 """The Qdrant driver body, whichever client runs it: settings, points, filters, queries, indexes, adoption.
 
-`QdrantSink` (qdrant-client) and `QdrantEdgeSink` (the embedded engine, qdrant-edge-py) build their
-requests from different classes; every decision behind them (which payload paths are indexed and with what
-type, what a point holds, how a metadata filter becomes conditions, the dense / BM25 / fused searches, the
-search parameters of a quantized collection, what the manifest records) is made once here. A client module
-only implements the `Driver:` methods: how its client builds and runs each request.
+Every decision is made once here; `QdrantSink` (qdrant-client) and `QdrantEdgeSink` (qdrant-edge-py) only
+implement the `Driver:` methods: how their client builds and runs each request.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +18,7 @@ from vllm_embed.sinks.base import (
     UNKNOWN,
     BaseSink,
     Chunk,
+    CollectionInfo,
     Hit,
     Manifest,
     MetadataFilter,
@@ -30,28 +27,13 @@ from vllm_embed.sinks.base import (
     check_filter,
 )
 from vllm_embed.sinks.layouts import Layout, get_layout
-from vllm_embed.sinks.manifest import ManifestMismatchError
 from vllm_embed.sinks.names import qdrant_name_problem
 from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings, validated
 from vllm_embed.sparse import BM25Encoder
 
 
-def collection_settings(owner: str, **values: Any) -> QdrantCollectionSettings:
-    """`validated(QdrantCollectionSettings, ...)`: the creation settings of a Qdrant collection."""
-    return validated(QdrantCollectionSettings, owner, **values)
-
-
-def search_settings(owner: str, **values: Any) -> QdrantSearchSettings:
-    """`validated(QdrantSearchSettings, ...)`: the search settings of a Qdrant sink."""
-    return validated(QdrantSearchSettings, owner, **values)
-
-
 def payload_index_keys(layout: Layout, fields: Iterable[IndexField]) -> dict[str, str]:
-    """Payload key → index type (`keyword`, `integer`, `float`, `bool`) of every payload index to create.
-
-    The document id (where the layout keeps it, keyword) comes first: the resume check and
-    `delete_chunks_from` filter on it. Metadata fields are indexed where the layout keeps metadata.
-    """
+    """Payload key → index type of every payload index: the document id first (keyword), then `fields`."""
     keys = {layout.qdrant_key(layout.doc_id_path("qdrant")): "keyword"}
     for field in fields:
         keys.setdefault(layout.qdrant_key(layout.metadata_path("qdrant", field.name)), field.type)
@@ -60,20 +42,18 @@ def payload_index_keys(layout: Layout, fields: Iterable[IndexField]) -> dict[str
 
 @dataclass(frozen=True)
 class Condition:
-    """One condition of a Qdrant metadata filter: `key` equals `value`.
+    """One condition of a Qdrant filter: `key` equals `value`, or is at least `value`.
 
-    A float is matched as the range `[value, value]` (Qdrant matches only keywords, integers and booleans
-    by value).
+    A float is matched as the range `[value, value]` (Qdrant matches only keywords, integers and booleans).
     """
 
     key: str
     value: MetadataValue
     at_least: bool = False
-    """Match every value from `value` on (the range `[value, ∞)`)."""
 
     @property
     def is_range(self) -> bool:
-        """Whether the condition is a range (a float value, or `at_least`) rather than a match."""
+        """Whether the condition is a range rather than a match."""
         return self.at_least or isinstance(self.value, float)
 
     @property
@@ -84,21 +64,16 @@ class Condition:
 
 @dataclass(frozen=True)
 class Query:
-    """One query of a search, in the driver's terms: `_request` turns it into the client's request."""
+    """One query of a search in the driver's terms (its dense or sparse query): `_request` builds it."""
 
     query: Any
-    """The driver's dense or sparse query."""
     limit: int
     filter: Any
     params: Any = None
 
 
 def filter_conditions(layout: Layout, filter: MetadataFilter | None) -> list[Condition]:
-    """The conditions (all must hold) of a metadata filter, keyed where the layout stores metadata.
-
-    Raises:
-        ValueError: If the filter is malformed (see `check_filter`) or a key cannot be addressed.
-    """
+    """The conditions (all must hold) of a metadata filter; `ValueError` for a malformed one."""
     return [
         Condition(layout.qdrant_key(layout.metadata_path("qdrant", key)), value)
         for key, value in check_filter(filter).items()
@@ -106,21 +81,22 @@ def filter_conditions(layout: Layout, filter: MetadataFilter | None) -> list[Con
 
 
 class QdrantBaseSink(BaseSink):
-    """What `QdrantSink` and `QdrantEdgeSink` do alike: Qdrant payloads, BM25 sparse vectors, settings.
-
-    Subclasses set `settings` in their constructor. Collection names follow the Qdrant server's rules.
-    """
+    """What `QdrantSink` and `QdrantEdgeSink` do alike: Qdrant payloads, BM25 sparse vectors, settings."""
 
     settings: QdrantCollectionSettings
     search_settings: QdrantSearchSettings
     store_label = "Qdrant collection"
 
-    def _use_settings(self, creation: Mapping[str, Any], search: Mapping[str, Any]) -> None:
-        """Validates and keeps the creation and search settings (`QdrantCollectionSettings`, …)."""
+    def _use_settings(self, arguments: Mapping[str, Any]) -> None:
+        """Validates and keeps the creation and search settings among the constructor's `arguments`."""
         owner = type(self).__name__
-        self.settings = collection_settings(owner, **creation)
+        creation = {
+            name: arguments[name] for name in QdrantCollectionSettings.model_fields if name in arguments
+        }
+        search = {name: arguments[name] for name in QdrantSearchSettings.model_fields}
+        self.settings = validated(QdrantCollectionSettings, owner, **creation)
         """Creation settings of the collection (applied when this sink creates it)."""
-        self.search_settings = search_settings(owner, **search)
+        self.search_settings = validated(QdrantSearchSettings, owner, **search)
         """Settings applied to every search."""
         self._quantization: str | None = UNKNOWN
 
@@ -148,23 +124,17 @@ class QdrantBaseSink(BaseSink):
         encoder = BM25Encoder.from_manifest(manifest.sparse_analyzer or {}, self.collection)
         return manifest.sparse_vector, encoder
 
-    def _hits(self, points: Sequence[Any], found: Mapping[str, set[str] | None]) -> list[Hit]:
-        """Builds hits; `found` maps each search to the ids it found (`None`: every hit)."""
-        hits = []
-        for point in points:
-            hit = self.layout.hit("qdrant", str(point.id), point.score, point.payload or {})
-            by = tuple(branch for branch, ids in found.items() if ids is None or hit.id in ids)
-            hits.append(dataclasses.replace(hit, found_by=by))
-        return hits
+    def _found(self, points: Sequence[Any], branch: str) -> list[Hit]:
+        """The hits of the scored points a search `branch` found."""
+        return self._hits("qdrant", ((p.id, p.score, p.payload or {}) for p in points), branch)
 
     # -- the collection's configuration, read the same way from either engine ---------------------------
 
     def _config(self) -> dict[str, Any] | None:
         """Driver: the collection's configuration in the engine's JSON shape (`None`: no collection).
 
-        `vectors` by name (`""` for the unnamed vector: `size`, `distance`, `on_disk`, `memory`,
-        `hnsw_config`, `quantization_config`), `sparse_vectors` (`modifier`), the collection's `hnsw_config`
-        and `quantization_config`, and a server's `shard_number` and `replication_factor`.
+        `vectors` by name (`""`: unnamed), `sparse_vectors`, `hnsw_config`, `quantization_config`, and a
+        server's `shard_number` and `replication_factor`.
         """
         raise NotImplementedError
 
@@ -185,13 +155,9 @@ class QdrantBaseSink(BaseSink):
         return None if dense is None else int(dense["size"])
 
     def _stored_vectors(
-        self, layout: Layout, config: Mapping[str, Any] | None = None
+        self, layout: Layout, config: Mapping[str, Any]
     ) -> tuple[int | None, str | None, dict[str, str | None]]:
-        """The dense vector's size and distance where `layout` keeps it, and each sparse one's modifier.
-
-        Size and distance are `None` when there is no vector there; modifiers are lower case (`"idf"`).
-        """
-        config = self._existing_config() if config is None else config
+        """The dense vector's size and distance (`None`: no vector there), and each sparse one's modifier."""
         sparse = {
             name: None if params.get("modifier") is None else str(params["modifier"]).lower()
             for name, params in (config.get("sparse_vectors") or {}).items()
@@ -201,12 +167,8 @@ class QdrantBaseSink(BaseSink):
             return None, None, sparse
         return int(dense["size"]), str(dense.get("distance", "")).lower(), sparse
 
-    def _stored_storage(self, layout: Layout, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The collection's creation settings as the engine keeps them (`QdrantCollectionSettings` terms).
-
-        Product quantization, which vllm-embed does not create, is reported as `"product"`.
-        """
-        config = self._existing_config() if config is None else config
+    def _stored_storage(self, layout: Layout, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The collection's creation settings as the engine keeps them (`QdrantCollectionSettings` terms)."""
         dense = self._dense_config(layout, config) or {}
         own = {key: value for key, value in (dense.get("hnsw_config") or {}).items() if value is not None}
         hnsw = {**(config.get("hnsw_config") or {}), **own}
@@ -222,14 +184,7 @@ class QdrantBaseSink(BaseSink):
         }
 
     def check_storage(self, stored: Manifest) -> None:
-        """Refuses creation settings that differ from the existing collection's (`stored`).
-
-        When the manifest records no storage settings (a collection from before they were recorded, or a
-        repaired manifest), the ones the engine reports are compared.
-
-        Raises:
-            ManifestMismatchError: Naming each differing setting, both sides, and the fix.
-        """
+        """As `BaseSink.check_storage`; a manifest without storage settings is compared with the engine's."""
         requested, defaults = self._storage_requested(), self._storage_defaults()
         if stored.storage is None and any(value != defaults[name] for name, value in requested.items()):
             config = self._config()
@@ -248,29 +203,31 @@ class QdrantBaseSink(BaseSink):
                 config = self._config()
                 if config is None:
                     return None
-                self._quantization = self._stored_storage(self._described_layout(manifest), config)[
-                    "quantization"
-                ]
+                layout = self._described_layout(manifest)
+                self._quantization = self._stored_storage(layout, config)["quantization"]
         return self._quantization
 
     # -- adopting a collection vllm-embed did not create ----------------------------------------------
 
     def _adopt(self, manifest: Manifest) -> Manifest:
-        layout = self.layout
-        dimensions, distance, sparse = self._stored_vectors(layout)
+        layout, config = self.layout, self._existing_config()
+        dimensions, distance, sparse = self._stored_vectors(layout, config)
         self.check_adoptable(dimensions, distance, manifest)
         name = layout.qdrant_sparse_vector
         has_sparse = bool(name) and sparse.get(name) == "idf"
         if self._hybrid and not has_sparse:
-            raise ManifestMismatchError(
-                f"collection {self.collection!r} cannot be adopted as hybrid: it has no sparse vector "
-                f"{self._sparse_name(layout)!r} with the IDF modifier, which the {layout.name} layout keeps "
-                "BM25 vectors in; adopt it without --hybrid (dense only), or ingest into a new collection"
+            raise self._mismatch(
+                f"cannot be adopted as hybrid: it has no sparse vector {self._sparse_name(layout)!r} with "
+                f"the IDF modifier, which the {layout.name} layout keeps BM25 vectors in; adopt it without "
+                "--hybrid (dense only), or ingest into a new collection"
             )
         if has_sparse and self._hybrid is None:
             self._hybrid = True  # hybrid left out follows the collection
         payload_index_keys(layout, self.index_fields)  # a bad key fails before writing
-        storage = {**self._stored_storage(layout), "index_fields": [f.to_spec() for f in self.index_fields]}
+        storage = {
+            **self._stored_storage(layout, config),
+            "index_fields": [f.to_spec() for f in self.index_fields],
+        }
         adopted = self._new_manifest(manifest).model_copy(update={"adopted": True, "storage": storage})
         self.check_storage(adopted)
         self._ensure_indexes(adopted, self.index_fields)
@@ -279,8 +236,49 @@ class QdrantBaseSink(BaseSink):
 
     def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
         layout = get_layout(manifest.layout)
-        has_sparse = layout.qdrant_sparse_vector in self._stored_vectors(layout)[2]
+        has_sparse = layout.qdrant_sparse_vector in self._stored_vectors(layout, self._existing_config())[2]
         return self._hybrid_from_store(manifest, has_sparse)
+
+    # -- payload indexes and what the engine reports -------------------------------------------------------
+
+    def _payload_schema(self) -> dict[str, str]:
+        """Driver: the indexed payload keys and their type (`keyword`, `integer`, …)."""
+        raise NotImplementedError
+
+    def _create_index(self, key: str, kind: str) -> None:
+        """Driver: creates the payload index of `key` with type `kind`."""
+        raise NotImplementedError
+
+    def _ensure_indexes(self, stored: Manifest, fields: Sequence[IndexField]) -> None:
+        existing = self._payload_schema()
+        for key, kind in payload_index_keys(get_layout(stored.layout), fields).items():
+            if key not in existing:
+                self._create_index(key, kind)
+
+    def _info_storage(self, layout: Layout, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Driver: the storage settings `info` reports."""
+        return self._stored_storage(layout, config)
+
+    def _disk_bytes(self) -> int | None:
+        """Driver: the collection's size on disk (`None`: not on a local disk)."""
+        raise NotImplementedError
+
+    def info(self) -> CollectionInfo:
+        """Reads back what the engine reports: vector and storage settings, payload indexes, points, size.
+
+        Raises:
+            CollectionNotFoundError: If the collection does not exist.
+            ManifestError: If its manifest is damaged.
+        """
+        config = self._existing_config()
+        manifest = self._known_manifest()
+        layout = self._described_layout(manifest)  # an unmanaged collection: the layout given, or default
+        dimensions, distance, _ = self._stored_vectors(layout, config)
+        return self._collection_info(
+            manifest, points=self.count(), dimensions=dimensions, distance=distance,
+            storage=self._info_storage(layout, config), payload_indexes=self._payload_schema(),
+            disk_bytes=self._disk_bytes(),
+        )  # fmt: skip
 
     # -- points, written once over the driver's point and filter builders -------------------------------
 
@@ -297,7 +295,7 @@ class QdrantBaseSink(BaseSink):
         raise NotImplementedError
 
     def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Inserts or replaces the points of `chunks` (with their BM25 vector in a hybrid collection)."""
+        """Inserts or replaces the points of `chunks`."""
         if not chunks:
             return
         layout = self.layout
@@ -320,9 +318,7 @@ class QdrantBaseSink(BaseSink):
         ]
         self._delete(self._must([self._condition(c) for c in conditions]))
 
-    # -- searches, written once over the driver's requests ----------------------------------------------
-    # A driver (`QdrantSink`, `QdrantEdgeSink`) builds its client's request objects (`_request`), runs a
-    # batch of them (`_run`), and makes the dense and BM25 queries and the filter.
+    # -- searches, written once over the driver's requests (`_request`) and batches (`_run`) -------------
 
     def _nearest(self, vector: Any, using: str) -> Any:
         """Driver: the nearest-neighbour query of `vector` (a list, or a sparse vector) on vector `using`."""
@@ -376,36 +372,33 @@ class QdrantBaseSink(BaseSink):
         """Driver: the points each request found (one call for the whole batch)."""
         raise NotImplementedError
 
+    def _queries(
+        self, vector: NDArray[np.float32] | None, query: str | None, limit: int, filter: MetadataFilter | None
+    ) -> dict[str, list[Hit]]:
+        """The hits of a dense search of `vector` and/or a BM25 search of `query`, in one batch."""
+        query_filter, queries = self._filter(filter), {}
+        if vector is not None:
+            queries["dense"] = Query(self._dense_query(vector), limit, query_filter, self._search_params())
+        if query is not None:
+            name, encoder = self._require_sparse()
+            queries["sparse"] = Query(self._sparse_query(encoder, name, query), limit, query_filter)
+        found = self._run([self._request(q) for q in queries.values()])
+        return {branch: self._found(points, branch) for branch, points in zip(queries, found, strict=True)}
+
     def search(
         self, vector: NDArray[np.float32], top_k: int, filter: MetadataFilter | None = None
     ) -> list[Hit]:
         """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
-        query = Query(self._dense_query(vector), top_k, self._filter(filter), self._search_params())
-        return self._hits(self._run([self._request(query)])[0], {"dense": None})
+        return self._queries(vector, None, top_k, filter)["dense"]
 
     def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Returns the `top_k` points with the highest BM25 score for the text `query`.
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
-        name, encoder = self._require_sparse()
-        sparse = Query(self._sparse_query(encoder, name, query), top_k, self._filter(filter))
-        return self._hits(self._run([self._request(sparse)])[0], {"sparse": None})
+        """Returns the `top_k` points with the highest BM25 score for the text `query`."""
+        return self._queries(None, query, top_k, filter)["sparse"]
 
     def _hybrid_candidates(
         self, query: str, vector: NDArray[np.float32], limit: int, filter: MetadataFilter | None
     ) -> dict[str, list[Hit]]:
-        """The dense and BM25 candidates, in one batch of two queries."""
-        name, encoder = self._require_sparse()
-        query_filter = self._filter(filter)
-        dense, sparse = self._run(
-            [
-                self._request(Query(self._dense_query(vector), limit, query_filter, self._search_params())),
-                self._request(Query(self._sparse_query(encoder, name, query), limit, query_filter)),
-            ]
-        )
-        return {"dense": self._hits(dense, {"dense": None}), "sparse": self._hits(sparse, {"sparse": None})}
+        return self._queries(vector, query, limit, filter)
 
     # -- stored vectors (verify), over the driver's scroll and vector update -------------------------------
 
@@ -440,7 +433,7 @@ class QdrantBaseSink(BaseSink):
         return {point: vector for point, vector in vectors.items() if vector is not None}
 
     def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
-        """Yields every stored point's id and vector, `batch_size` points at a time (a scroll)."""
+        """Yields every stored point's id and vector, `batch_size` points at a time."""
         offset = None
         while True:
             records, offset = self._scroll(offset, batch_size)

@@ -1,34 +1,20 @@
 """Qdrant's own engine in-process (qdrant-edge-py): HNSW, quantization with rescoring, payload indexes, WAL.
 
-(Over ~500 lines: the edge engine's driver of `QdrantBaseSink` plus its on-disk shard handling — atomic
-creation, manifest file, segments read back, optimize — which no other store has.)
-
-qdrant-client's local mode (`QdrantSink(path=...)`) is a pure-Python emulation that searches by brute
-force and ignores quantization, HNSW settings and payload indexes. `QdrantEdgeSink` runs the Rust engine
-of the Qdrant server inside the process instead, with no server to run.
-
-On disk, `path` is a directory of collections: each collection is one edge shard in `path/<collection>/`
-(the engine's `edge_config.json`, `wal/` and `segments/`), and vllm-embed's manifest is the JSON file
-`vllm_embed.json` inside the shard directory, so a collection moves or is deleted as one directory.
-A new collection is built in a hidden sibling directory (`.<collection>.creating-…`) and renamed into place
-once its payload indexes and manifest are written: a collection directory always has its manifest, unless
-someone else created the shard (then it can be adopted).
-
-The engine writes every update to its write-ahead log before it returns, so a killed process loses no
-acknowledged point; the next open replays the log. It builds HNSW graphs and quantized vectors only when
-its optimizers run, which in-process happens on `optimize()`: the sink runs it on `close()` after writing,
-so an ingest ends with an indexed collection. Until then (and for segments below the engine's indexing
-threshold) searches are exact scans.
+The Qdrant server's Rust engine in the process (qdrant-client's local mode is a brute-force emulation). Each
+collection is one shard directory `path/<collection>/` with the manifest `vllm_embed.json`, built in a hidden
+sibling and renamed into place. Updates are in the write-ahead log before they return; HNSW graphs and
+quantized vectors are built by `optimize()`, which `close()` runs after writing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,15 +22,8 @@ import numpy as np
 
 from vllm_embed._optional import require
 from vllm_embed.errors import ManifestError, StoreBusyError, UnmanagedCollectionError
-from vllm_embed.sinks.base import (
-    CollectionInfo,
-    CollectionNotFoundError,
-    Layout,
-    Manifest,
-    ManifestMismatchError,
-)
+from vllm_embed.sinks.base import Layout, Manifest, ManifestMismatchError
 from vllm_embed.sinks.busy import holders_text
-from vllm_embed.sinks.layouts import get_layout
 from vllm_embed.sinks.names import EDGE_MAX_BYTES, StorePathError, qdrant_name_problem
 from vllm_embed.sinks.qdrant.common import (
     Condition,
@@ -68,7 +47,6 @@ _ENGINE_CONFIG = "edge_config.json"  # written by the engine: marks a directory 
 _WAL_DIR = "wal"  # the engine holds an exclusive flock on it while the shard is open
 _CREATING = ".creating-"
 _OPTIMIZE_PENDING = ".vllm_embed.optimize-pending"  # written before the first write, removed by optimize()
-_SCHEMA_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
 
 
 class _OpenShard:
@@ -89,34 +67,28 @@ class _OpenShard:
 class QdrantEdgeSink(QdrantBaseSink):
     """A collection in Qdrant's embedded engine (qdrant-edge-py), created with its manifest on first ingest.
 
-    Cosine distance, like `QdrantSink`; the same layouts, filters, hybrid search and manifest. One process
-    at a time may open a collection (the engine locks its write-ahead log); other collections under the same
-    `path` are independent.
+    Cosine distance and the same layouts, filters, hybrid search and manifest as `QdrantSink`. One process
+    at a time may open a collection (the engine locks its write-ahead log).
 
     Args:
         collection: Collection name: the shard's directory name under `path`.
         path: Directory holding the collections (created when missing).
-        layout: Payload layout: `"vllm-embed"`, `"langchain"` or `"llama-index"` (the payload shapes of
-            `QdrantSink`); `None` uses the existing collection's (`"vllm-embed"` for a new one).
-        hybrid: Store a BM25 sparse vector beside the dense one (a named sparse vector with the IDF
-            modifier, term weights from `vllm_embed.sparse.BM25Encoder`); `None` follows the existing
-            collection (dense only for a new one).
-        quantization: `"int8"` or `"binary"`: a quantized copy of the vectors, searched first (creation
-            setting, `QdrantCollectionSettings`).
-        on_disk: Keep the float32 vectors on disk, memory-mapped (creation setting).
-        hnsw_m: Edges per node of the HNSW graph (creation setting).
-        hnsw_ef_construct: Candidates kept while building the HNSW graph (creation setting).
-        shard_number: Accepted for the CLI's shared flags; an in-process collection is one shard, so only
-            `None` is valid.
+        layout: Payload layout (as `QdrantSink`'s); `None` uses the existing collection's.
+        hybrid: Store a BM25 sparse vector beside the dense one (as `QdrantSink`); `None` follows the
+            existing collection (dense only for a new one).
+        quantization: Creation setting, as `QdrantSink`'s (so are `on_disk`, `hnsw_m`, `hnsw_ef_construct`).
+        on_disk: As `QdrantSink`'s.
+        hnsw_m: As `QdrantSink`'s.
+        hnsw_ef_construct: As `QdrantSink`'s.
+        shard_number: Accepted for the CLI's shared flags; only `None` is valid (one shard).
         replication_factor: Likewise; only `None` is valid.
-        ef: Candidates the HNSW search keeps (`QdrantSearchSettings`).
-        rescore: In a quantized collection, re-rank the candidates with the float32 vectors.
-        oversampling: In a quantized collection, candidates fetched per hit before rescoring.
+        ef: Search setting, as `QdrantSink`'s (so are `rescore` and `oversampling`).
+        rescore: As `QdrantSink`'s.
+        oversampling: As `QdrantSink`'s.
         index_fields: Metadata fields to index (`NAME` or `NAME:TYPE`); `doc_id` is always indexed.
         adopt: Take over an edge shard vllm-embed did not create, when its dense vector fits the run.
-        indexing_threshold_kb: Vector data (KB) a segment needs before the optimizer builds its HNSW graph
-            and quantized vectors; smaller segments are scanned exactly. `None` keeps the engine's default
-            (10,000 KB); 0 never indexes. A creation setting kept by the engine.
+        indexing_threshold_kb: Vector data (KB) a segment needs before the optimizer indexes it (smaller
+            ones are scanned exactly); `None`: the engine's 10,000 KB; 0 never indexes. Creation setting.
         max_attempts: Attempts per operation on a transient error.
         retry_wait: First backoff wait in seconds.
 
@@ -152,11 +124,7 @@ class QdrantEdgeSink(QdrantBaseSink):
         retry_wait: float = 0.5,
     ) -> None:
         owner = type(self).__name__
-        creation = {"quantization": quantization, "on_disk": on_disk, "hnsw_m": hnsw_m}
-        creation["hnsw_ef_construct"] = hnsw_ef_construct
-        search = {"ef": ef, "rescore": rescore, "oversampling": oversampling}
         super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
-        self._use_settings(creation, search)
         cluster = (("shard_number", shard_number), ("replication_factor", replication_factor))
         given = [f"{name}={value}" for name, value in cluster if value is not None]
         if given:
@@ -164,6 +132,7 @@ class QdrantEdgeSink(QdrantBaseSink):
                 f"{owner}: {', '.join(given)} applies to a Qdrant server's cluster; an in-process collection "
                 "is a single shard: leave them out, or use QdrantSink(url=...) with a server"
             )
+        self._use_settings(locals())
         if indexing_threshold_kb is not None and indexing_threshold_kb < 0:
             raise StorageSettingsError(f"{owner}: indexing_threshold_kb={indexing_threshold_kb} must be >= 0")
         self.indexing_threshold_kb = indexing_threshold_kb
@@ -192,11 +161,7 @@ class QdrantEdgeSink(QdrantBaseSink):
         return (directory / _ENGINE_CONFIG).is_file()
 
     def _load(self) -> qdrant_edge.EdgeShard:
-        """Opens the existing shard.
-
-        Raises:
-            StoreBusyError: If another sink or process has it open.
-        """
+        """Opens the existing shard (`StoreBusyError` if another sink or process has it open)."""
         try:
             shard: qdrant_edge.EdgeShard = self._qe.EdgeShard.load(str(self._dir))
         except Exception as exc:
@@ -214,14 +179,11 @@ class QdrantEdgeSink(QdrantBaseSink):
     def _shard(self) -> qdrant_edge.EdgeShard:
         """The open shard, opened on first use (another process may have created the collection since)."""
         with self._lock:
-            shard = self._open.shard
-            if shard is None:
-                if not self._is_shard(self._dir):
-                    raise CollectionNotFoundError(
-                        f"collection {self.collection!r} does not exist in {self!r}"
-                    )
-                shard = self._load()
-            return shard
+            if self._open.shard is not None:
+                return self._open.shard
+            if not self._is_shard(self._dir):
+                raise self._not_found()
+            return self._load()
 
     def _config(self) -> dict[str, Any] | None:
         """The shard's configuration as the engine persisted it (`edge_config.json`)."""
@@ -275,15 +237,10 @@ class QdrantEdgeSink(QdrantBaseSink):
             ) from None
 
     def prepare(self, manifest: Manifest) -> None:
-        """Creates the collection with `manifest` when missing, checks it when it exists, adopts it if asked.
-
-        See `BaseSink.prepare`. A directory under the collection's name that is not an edge collection is
-        refused; an optimization a killed run left unfinished is resumed by `close()`.
+        """As `BaseSink.prepare`; an optimization a killed run left unfinished is resumed by `close()`.
 
         Raises:
-            ManifestMismatchError: If the collection was embedded differently, `hybrid` or the creation
-                settings differ from it, an index field has another type in it, a shard to adopt does not
-                fit, or the collection's directory holds something else.
+            ManifestMismatchError: As `BaseSink.prepare`, or the collection's directory holds something else.
             UnmanagedCollectionError: If the shard has no manifest and `adopt` is not set.
             StoreBusyError: If another process created the collection and holds it.
         """
@@ -309,7 +266,7 @@ class QdrantEdgeSink(QdrantBaseSink):
             shard = self._call("collection creation", self._qe.EdgeShard.create, str(building), config)
             try:
                 for key, kind in index_keys.items():
-                    self._create_index(shard, key, kind)
+                    self._create_index(key, kind, shard)
                 self._write_manifest_file(building, manifest)
             finally:
                 shard.flush()
@@ -324,10 +281,7 @@ class QdrantEdgeSink(QdrantBaseSink):
                 self._load()
                 existing = self.read_manifest()
                 assert existing is not None
-                existing.require_compatible(manifest, self.collection)
-                self.check_hybrid(existing)
-                self.check_storage(existing)
-                return self._add_index_fields(existing)
+                return self._check_existing(existing, manifest)
             _fsync_directory(self.path)
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
@@ -335,20 +289,12 @@ class QdrantEdgeSink(QdrantBaseSink):
         self._load()
         return manifest
 
-    def _create_index(self, shard: qdrant_edge.EdgeShard, key: str, kind: str) -> None:
-        schema = getattr(self._qe.PayloadSchemaType, _SCHEMA_TYPES[kind])
-        self._call(
-            "payload index creation", shard.update, self._qe.UpdateOperation.create_field_index(key, schema)
-        )
-
-    def _ensure_indexes(self, stored: Manifest, fields: Sequence[IndexField]) -> None:
-        existing = self._payload_schema()
-        for key, kind in payload_index_keys(get_layout(stored.layout), fields).items():
-            if key not in existing:
-                self._create_index(self._shard(), key, kind)
+    def _create_index(self, key: str, kind: str, shard: qdrant_edge.EdgeShard | None = None) -> None:
+        schema = getattr(self._qe.PayloadSchemaType, kind.capitalize())
+        operation = self._qe.UpdateOperation.create_field_index(key, schema)
+        self._call("payload index creation", (shard or self._shard()).update, operation)
 
     def _payload_schema(self) -> dict[str, str]:
-        """Indexed payload keys and their type, as the engine reports them (`keyword`, `integer`, …)."""
         info = self._call("shard info", self._shard().info)
         return {key: _enum_name(index.data_type).lower() for key, index in info.payload_schema.items()}
 
@@ -377,21 +323,16 @@ class QdrantEdgeSink(QdrantBaseSink):
                 ef_construct=settings.hnsw_ef_construct or 100,
                 full_scan_threshold=10_000,
             )
+        memory = qe.Memory.Cold if settings.on_disk else None
         dense = qe.EdgeVectorParams(
-            size=dimensions,
-            distance=qe.Distance.Cosine,
-            memory=qe.Memory.Cold if settings.on_disk else None,
-            quantization_config=quantization,
+            size=dimensions, distance=qe.Distance.Cosine, memory=memory, quantization_config=quantization,
             hnsw_config=hnsw,
-        )
-        sparse = (
-            {sparse_vector: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if sparse_vector else None
-        )
-        optimizers = (
-            qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
-            if self.indexing_threshold_kb is not None
-            else None
-        )
+        )  # fmt: skip
+        idf = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
+        sparse = {sparse_vector: idf} if sparse_vector else None
+        optimizers = None
+        if self.indexing_threshold_kb is not None:
+            optimizers = qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
         config: qdrant_edge.EdgeConfig = qe.EdgeConfig(
             vectors={self.layout.qdrant_vector: dense}, sparse_vectors=sparse, optimizers=optimizers
         )
@@ -401,8 +342,9 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
         with_vector = [self.layout.qdrant_vector] if vector else False
+        retrieve = self._shard().retrieve
         records: Sequence[Any] = self._call(
-            "point lookup", self._shard().retrieve, ids, with_payload=payload, with_vector=with_vector
+            "point lookup", retrieve, ids, with_payload=payload, with_vector=with_vector
         )
         return records
 
@@ -433,14 +375,9 @@ class QdrantEdgeSink(QdrantBaseSink):
     def _must(self, conditions: list[Any]) -> Any:
         return self._qe.Filter(must=conditions)
 
-    def _request(self, query: Query) -> Any:
-        qe, f = self._qe, query.filter
-        return qe.QueryRequest(
-            limit=query.limit,
-            query=query.query,
-            filter=f,
-            params=query.params,
-            with_payload=True,
+    def _request(self, q: Query) -> Any:
+        return self._qe.QueryRequest(
+            limit=q.limit, query=q.query, filter=q.filter, params=q.params, with_payload=True
         )
 
     def _run(self, requests: Sequence[Any]) -> list[Sequence[Any]]:
@@ -469,8 +406,6 @@ class QdrantEdgeSink(QdrantBaseSink):
     def optimize(self) -> bool:
         """Runs the engine's optimizers until none has work left: builds HNSW graphs and quantized vectors.
 
-        `close()` runs it after this sink wrote anything.
-
         Returns:
             Whether any segment changed.
 
@@ -483,10 +418,9 @@ class QdrantEdgeSink(QdrantBaseSink):
         return changed
 
     def _update(self, action: str, operation: Any) -> None:
-        """Applies a write; the first one of a session first records that an optimize is due.
+        """Applies a write; the session's first records that an optimize is due (`_OPTIMIZE_PENDING`).
 
-        The record (`_OPTIMIZE_PENDING` in the shard directory) is removed once `optimize()` finishes, so a
-        run killed before then leaves it, and the next `prepare` has `close()` optimize.
+        A run killed before its optimize leaves the record, so the next `prepare` has `close()` run it.
         """
         shard = self._shard()
         if not self._dirty:
@@ -494,23 +428,8 @@ class QdrantEdgeSink(QdrantBaseSink):
             self._dirty = True
         self._call(action, shard.update, operation)
 
-    def info(self) -> CollectionInfo:
-        """Reads back what the engine reports: vector and storage settings, segments, payload indexes, size.
-
-        `storage` holds the dense vector's settings from the engine's configuration (quantization, HNSW,
-        on-disk, indexing threshold) and `segments`: each segment's index (`hnsw` with its parameters, or
-        `plain` before the optimizer indexed it) and quantization, from the segments themselves.
-
-        Raises:
-            CollectionNotFoundError: If the collection does not exist.
-        """
-        shard = self._shard()
-        manifest = self._known_manifest()
-        # An unmanaged shard is described under the layout given, else the default one (adopt or not).
-        layout = self._described_layout(manifest)
-        config = self._existing_config()
-        dimensions, distance, _ = self._stored_vectors(layout, config)
-        shard_info = self._call("shard info", shard.info)
+    def _info_storage(self, layout: Layout, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The engine's settings, the sparse vectors' modifiers and each segment's index and quantization."""
         storage = {
             **self._stored_storage(layout, config),
             "indexing_threshold_kb": (config.get("optimizers") or {}).get("indexing_threshold"),
@@ -521,22 +440,19 @@ class QdrantEdgeSink(QdrantBaseSink):
             "segments": self._segments(layout),
         }
         del storage["shard_number"], storage["replication_factor"]
-        return CollectionInfo(
-            name=self.collection,
-            store=repr(self),
-            manifest=manifest,
-            points=self.count(),
-            dimensions=dimensions,
-            distance=distance,
-            storage=storage,
-            payload_indexes={
-                key: _enum_name(index.data_type).lower() for key, index in shard_info.payload_schema.items()
-            },
-            disk_bytes=_disk_bytes(self._dir),
-        )
+        return storage
+
+    def _disk_bytes(self) -> int:
+        """Bytes the shard's files occupy on disk (allocated blocks: the WAL's files are sparse)."""
+        total = 0
+        for root, _dirs, files in os.walk(self._dir):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(root, name)).st_blocks * 512
+        return total
 
     def _segments(self, layout: Layout) -> list[dict[str, Any]]:
-        """Each segment's dense index and quantization as the segment records them (`segment.json`)."""
+        """Each segment's dense index (`hnsw` or `plain`) and quantization (its `segment.json`)."""
         segments = []
         for file in sorted((self._dir / "segments").glob("*/segment.json")):
             try:
@@ -545,14 +461,10 @@ class QdrantEdgeSink(QdrantBaseSink):
                 continue
             vector = (data.get("config", {}).get("vector_data") or {}).get(layout.qdrant_vector) or {}
             index = vector.get("index") or {}
-            segments.append(
-                {
-                    "index": index.get("type"),
-                    **{k: v for k, v in (index.get("options") or {}).items() if k in ("m", "ef_construct")},
-                    "quantization": quantization_name(vector.get("quantization_config")),
-                    "storage_type": vector.get("storage_type"),
-                }
-            )
+            hnsw = {k: v for k, v in (index.get("options") or {}).items() if k in ("m", "ef_construct")}
+            quantization = quantization_name(vector.get("quantization_config"))
+            segment = {"index": index.get("type"), **hnsw, "quantization": quantization}
+            segments.append({**segment, "storage_type": vector.get("storage_type")})
         return segments
 
     def collection_names(self) -> list[str]:
@@ -572,29 +484,13 @@ class QdrantEdgeSink(QdrantBaseSink):
 
 
 def _match_value(value: str | int | float | bool) -> Any:
-    """The value to give `MatchValue`.
-
-    qdrant-edge-py 0.9 reads a Python bool as the integer 0 or 1 (which matches no boolean payload), but
-    a NumPy bool as a bool.
-    """
+    """The value for `MatchValue`: qdrant-edge-py 0.9 reads a Python bool as 0 or 1, a NumPy bool right."""
     return np.bool_(value) if isinstance(value, bool) else value
 
 
 def _enum_name(value: object) -> str:
     """`PayloadSchemaType.Keyword` → `Keyword` (the engine's enums have no `.name`)."""
     return str(value).rpartition(".")[2]
-
-
-def _disk_bytes(directory: Path) -> int:
-    """Bytes the directory's files occupy on disk (allocated blocks: the WAL's files are sparse)."""
-    total = 0
-    for root, _dirs, files in os.walk(directory):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_blocks * 512
-            except OSError:
-                continue
-    return total
 
 
 def _fsync_directory(directory: Path) -> None:
