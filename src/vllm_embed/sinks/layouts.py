@@ -257,6 +257,7 @@ _ID, _TEXT = (
     ("VARCHAR", {"is_primary": True, "max_length": 65535}),
     ("VARCHAR", {"max_length": "text_max_bytes"}),
 )
+_NODE_KEYS = frozenset({DOC_ID, CHUNK_INDEX, "document_id", "ref_doc_id", NODE, "_node_type"})
 _VECTOR, _KEYWORD = ("FLOAT_VECTOR", {"dim": "dimensions"}), ("VARCHAR", {"max_length": 65535})
 _VLLM_EMBED_FIELDS: Schema = (
     ("vector", *_VECTOR),
@@ -293,19 +294,7 @@ LAYOUTS: dict[str, Layout] = {
             qdrant=StoreFields(text=(NODE, "text"), metadata=(), node=True),
             milvus=StoreFields(text=("text",), metadata=(), node=True),
             milvus_schema=(("id", *_ID), (DOC_ID, *_KEYWORD), ("text", *_TEXT), ("embedding", *_VECTOR)),
-            reserved_metadata=frozenset(
-                {
-                    DOC_ID,
-                    CHUNK_INDEX,
-                    "document_id",
-                    "ref_doc_id",
-                    NODE,
-                    "_node_type",
-                    "id",
-                    "text",
-                    "embedding",
-                }
-            ),
+            reserved_metadata=_NODE_KEYS | {"id", "text", "embedding"},
             qdrant_vector="text-dense",
             qdrant_sparse_vector="",
             milvus_dynamic=True,

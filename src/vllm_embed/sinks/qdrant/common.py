@@ -6,7 +6,7 @@ implement the `Driver:` methods: how their client builds and runs each request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,18 @@ class QdrantBaseSink(BaseSink):
 
     def _name_problem(self, name: str) -> str | None:
         return qdrant_name_problem(name)
+
+    def _index_configs(
+        self,
+        int8: Callable[[], Any],
+        binary: Callable[[], Any],
+        hnsw: Callable[[int | None, int | None], Any],
+    ) -> tuple[Any, Any]:
+        """The client's quantization and HNSW configs built from the creation settings (`None`: defaults)."""
+        settings = self.settings
+        quantization = {"int8": int8, "binary": binary}.get(settings.quantization or "", lambda: None)()
+        tuned = settings.hnsw_m is not None or settings.hnsw_ef_construct is not None
+        return quantization, hnsw(settings.hnsw_m, settings.hnsw_ef_construct) if tuned else None
 
     def _storage_requested(self) -> dict[str, Any]:
         return self.settings.model_dump()
