@@ -226,10 +226,8 @@ class BaseSink:
         if stored is None:
             return UNMANAGED
         location, repair = self._manifest_location(), self._repair_hint(self._constructor_text())
-        return CollectionState(
-            "managed",
-            Manifest.from_stored(stored, collection=self.collection, location=location, repair=repair),
-        )
+        manifest = Manifest.from_stored(stored, collection=self.collection, location=location, repair=repair)
+        return CollectionState("managed", manifest)
 
     def read_manifest(self) -> Manifest | None:
         """Returns the collection's manifest, or `None` when the collection does not exist.
@@ -340,6 +338,11 @@ class BaseSink:
         """The `ManifestMismatchError` saying collection {name} `problem`."""
         return ManifestMismatchError(f"collection {self.collection!r} {problem}")
 
+    def _refuse(self, what: str, problems: Sequence[str], fix: str) -> None:
+        """Raises `_mismatch` "{what} ({problems}): {fix}" when there are `problems`."""
+        if problems:
+            raise self._mismatch(f"{what} ({'; '.join(problems)}): {fix}")
+
     def check_storage(self, stored: Manifest) -> None:
         """Refuses creation settings or index-field types that differ from the existing collection's.
 
@@ -367,11 +370,8 @@ class BaseSink:
             for f in self.index_fields
             if f.name in by_name and by_name[f.name] != f
         ]
-        if conflicts:
-            raise self._mismatch(
-                f"indexes a metadata field with another type ({'; '.join(conflicts)}): give the collection's "
-                "type (--index-field NAME:TYPE), or leave the field out"
-            )
+        fix = "give the collection's type (--index-field NAME:TYPE), or leave the field out"
+        self._refuse("indexes a metadata field with another type", conflicts, fix)
 
     def check_creation(self) -> None:
         """Refuses creation settings this store cannot apply to a new collection, before any model is known.
@@ -406,11 +406,8 @@ class BaseSink:
             problems.append(f"vector size: collection has {dimensions}, this run has {manifest.dimensions}")
         if dimensions is not None and distance != manifest.distance:
             problems.append(f"distance: collection has {distance!r}, this run has {manifest.distance!r}")
-        if problems:
-            raise self._mismatch(
-                f"cannot be adopted ({'; '.join(problems)}): ingest with the model and --dimensions the "
-                "collection was made for, or into a new collection"
-            )
+        fix = "ingest with the model and --dimensions the collection was made for, or into a new collection"
+        self._refuse("cannot be adopted", problems, fix)
 
     # -- sparse state --------------------------------------------------------------------------------------
 

@@ -92,10 +92,8 @@ class MilvusCollection(ClientSink["MilvusClient"]):
         )
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
-        fields = {
-            field.get("name"): field for field in (self._describe(missing_ok=True) or {}).get("fields", [])
-        }
-        vector = fields.get(layout.milvus_vector)
+        fields = (self._describe(missing_ok=True) or {}).get("fields", [])
+        vector = next((field for field in fields if field.get("name") == layout.milvus_vector), None)
         return None if vector is None else int((vector.get("params") or {})["dim"])
 
     def _store_manifest(self, manifest: Manifest) -> None:
@@ -275,10 +273,8 @@ class MilvusCollection(ClientSink["MilvusClient"]):
             stored = self._known_manifest()
             if stored is not None:
                 self._use_search_params(stored)
-        return {
-            "metric_type": "COSINE",
-            **({"params": dict(self._search_params)} if self._search_params else {}),
-        }
+        params = {"params": dict(self._search_params)} if self._search_params else {}
+        return {"metric_type": "COSINE", **params}
 
     def _prepared(self, stored: Manifest) -> None:
         self._use_search_params(stored)
@@ -384,11 +380,8 @@ class MilvusCollection(ClientSink["MilvusClient"]):
             problems.append(
                 f"dynamic fields: collection has them off, the {layout.name} layout keeps metadata in them"
             )
-        if problems:
-            raise self._mismatch(
-                f"cannot be adopted ({'; '.join(problems)}): adopt it with the layout its fields follow "
-                "(--layout), or ingest into a new collection"
-            )
+        fix = "adopt it with the layout its fields follow (--layout), or ingest into a new collection"
+        self._refuse("cannot be adopted", problems, fix)
 
     # -- what the store reports -----------------------------------------------------------------------
 

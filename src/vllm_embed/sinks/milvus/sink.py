@@ -91,11 +91,8 @@ class MilvusSink(MilvusCollection):
         **client_kwargs: Any,
     ) -> None:
         super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
-        settings = {
-            "index": index,
-            "index_params": dict(index_params or {}),
-            "search_params": dict(search_params or {}),
-        }
+        settings = {"index": index, "index_params": dict(index_params or {})}
+        settings["search_params"] = dict(search_params or {})
         self.index_settings = validated(
             MilvusIndexSettings, "MilvusSink", error=MilvusIndexError, what="index settings", **settings
         )
@@ -177,10 +174,8 @@ class MilvusSink(MilvusCollection):
     def fetch_chunks(self, ids: Sequence[str]) -> dict[str, Hit]:
         """Returns the stored text and metadata of each of `ids` that exists (as hits, score 0)."""
         layout = self.layout
-        rows = self._get(ids, layout.milvus_output_fields())
-        return {
-            str(row[layout.milvus_id]): layout.hit("milvus", row[layout.milvus_id], 0.0, row) for row in rows
-        }
+        key, rows = layout.milvus_id, self._get(ids, layout.milvus_output_fields())
+        return {str(row[key]): layout.hit("milvus", row[key], 0.0, row) for row in rows}
 
     def fetch_vectors(self, ids: Sequence[str]) -> dict[str, NDArray[np.float32]]:
         """Returns the stored dense vector of each of `ids` that exists."""

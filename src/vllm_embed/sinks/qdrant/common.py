@@ -184,10 +184,9 @@ class QdrantBaseSink(BaseSink):
         dense = self._dense_config(layout, config) or {}
         own = {key: value for key, value in (dense.get("hnsw_config") or {}).items() if value is not None}
         hnsw = {**(config.get("hnsw_config") or {}), **own}
+        quantization = dense.get("quantization_config") or config.get("quantization_config")
         return {
-            "quantization": quantization_name(
-                dense.get("quantization_config") or config.get("quantization_config")
-            ),
+            "quantization": quantization_name(quantization),
             "on_disk": bool(dense.get("on_disk")) or dense.get("memory") == "cold",
             "hnsw_m": hnsw.get("m"),
             "hnsw_ef_construct": hnsw.get("ef_construct"),
@@ -321,14 +320,10 @@ class QdrantBaseSink(BaseSink):
 
     def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
         """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
-        layout = self.layout
-        conditions = [
-            Condition(layout.qdrant_key(layout.doc_id_path("qdrant")), doc_id),
-            Condition(
-                layout.qdrant_key(layout.chunk_index_path("qdrant")), float(first_index), at_least=True
-            ),
-        ]
-        self._delete(self._must([self._condition(c) for c in conditions]))
+        layout, chunk_index = self.layout, float(first_index)
+        doc = Condition(layout.qdrant_key(layout.doc_id_path("qdrant")), doc_id)
+        later = Condition(layout.qdrant_key(layout.chunk_index_path("qdrant")), chunk_index, at_least=True)
+        self._delete(self._must([self._condition(doc), self._condition(later)]))
 
     # -- searches, written once over the driver's requests (`_request`) and batches (`_run`) -------------
 
@@ -428,9 +423,8 @@ class QdrantBaseSink(BaseSink):
 
     def _record_vector(self, record: Any) -> NDArray[np.float32] | None:
         """The dense vector of a scrolled or retrieved record (`None`: it has none)."""
-        vector = (
-            record.vector.get(self.layout.qdrant_vector) if isinstance(record.vector, dict) else record.vector
-        )
+        vector = record.vector
+        vector = vector.get(self.layout.qdrant_vector) if isinstance(vector, dict) else vector
         return None if vector is None else np.asarray(vector, np.float32)
 
     def fetch_chunks(self, ids: Sequence[str]) -> dict[str, Hit]:

@@ -333,9 +333,8 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
         with_vector = [self.layout.qdrant_vector] if vector else False
-        retrieve = self._shard().retrieve
         records: Sequence[Any] = self._call(
-            "point lookup", retrieve, ids, with_payload=payload, with_vector=with_vector
+            "point lookup", self._shard().retrieve, ids, with_payload=payload, with_vector=with_vector
         )
         return records
 
