@@ -262,18 +262,13 @@ class MilvusSink(MilvusCollection):
     def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
         """Yields every stored point's id and vector, `batch_size` points at a time."""
         self._ensure_loaded()
-        layout = self.layout
-        fields = [layout.milvus_id, layout.milvus_vector]
+        key, vector = self.layout.milvus_id, self.layout.milvus_vector
         with _muted(_QUERY_ITERATOR_LOGGER, "failed to get mvccTs"):
             query = self.client.query_iterator
-            iterator = self._call(
-                "scan", query, self.collection, batch_size=batch_size, filter="", output_fields=fields
-            )
+            iterator = self._on("scan", query, batch_size=batch_size, filter="", output_fields=[key, vector])
         try:
             while rows := self._call("scan", iterator.next):
-                yield [
-                    (str(row[layout.milvus_id]), _as_vector(row.get(layout.milvus_vector))) for row in rows
-                ]
+                yield [(str(row[key]), _as_vector(row.get(vector))) for row in rows]
         finally:
             iterator.close()
 

@@ -235,9 +235,8 @@ class QdrantSink(QdrantBaseSink, ClientSink["QdrantClient"]):
             size=manifest.dimensions, distance=models.Distance.COSINE, on_disk=on_disk
         )
         vector_name = self.layout.qdrant_vector
-        sparse = None
-        if manifest.sparse_vector:
-            sparse = {manifest.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+        idf = models.SparseVectorParams(modifier=models.Modifier.IDF)
+        sparse = {manifest.sparse_vector: idf} if manifest.sparse_vector else None
         quantization, hnsw = self._index_configs(
             lambda: models.ScalarQuantization(
                 scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)

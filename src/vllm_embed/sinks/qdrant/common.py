@@ -90,9 +90,8 @@ class QdrantBaseSink(BaseSink):
     def _use_settings(self, arguments: Mapping[str, Any]) -> None:
         """Validates and keeps the creation and search settings among the constructor's `arguments`."""
         owner = type(self).__name__
-        creation = {
-            name: arguments[name] for name in QdrantCollectionSettings.model_fields if name in arguments
-        }
+        fields = QdrantCollectionSettings.model_fields
+        creation = {name: arguments[name] for name in fields if name in arguments}
         search = {name: arguments[name] for name in QdrantSearchSettings.model_fields}
         self.settings = validated(QdrantCollectionSettings, owner, **creation)
         """Creation settings of the collection (applied when this sink creates it)."""
