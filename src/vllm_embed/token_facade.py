@@ -16,18 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from vllm_embed import facade
 from vllm_embed._version import __version__
 from vllm_embed.backends.base import PoolingBackend, PoolingTaskName
 from vllm_embed.config import TokenEmbedderSettings
 from vllm_embed.errors import InvalidVectorError, SettingsError
-from vllm_embed.facade import (
-    EngineFacade,
-    check_text,
-    load_tokenizer,
-    special_affixes,
-    text_list,
-    token_windows,
-)
 from vllm_embed.profiles import read_model_file
 
 if TYPE_CHECKING:
@@ -64,7 +57,7 @@ class Window:
     output: npt.NDArray[np.float32] | None = None
 
 
-class TokenEmbedderFacade(EngineFacade[ConfigT], Generic[ConfigT, _Result]):
+class TokenEmbedderFacade(facade.EngineFacade[ConfigT], Generic[ConfigT, _Result]):
     """Base of `SparseEmbedder` and `MultiVectorEmbedder`: settings, engine, inputs, windows, output checks.
 
     Raises:
@@ -93,10 +86,10 @@ class TokenEmbedderFacade(EngineFacade[ConfigT], Generic[ConfigT, _Result]):
             )
         self._task: PoolingTaskName = task
         self._model_files = files
-        tokenizer = load_tokenizer(self.config)
+        tokenizer = facade.load_tokenizer(self.config)
         assert tokenizer is not None  # the in-process backend raises when it has none
         self.tokenizer: PreTrainedTokenizerBase = tokenizer
-        self._prefix, self._suffix = special_affixes(tokenizer)
+        self._prefix, self._suffix = facade.special_affixes(tokenizer)
         self._backends: list[PoolingBackend] = []
         self._finalizer = weakref.finalize(self, _close, self._backends)
         from vllm_embed.backends.vllm_local import VLLMLocalPooler
@@ -124,7 +117,7 @@ class TokenEmbedderFacade(EngineFacade[ConfigT], Generic[ConfigT, _Result]):
 
     def _inputs(self, texts: Iterable[str], method: str) -> list[str]:
         self._check_open()
-        return text_list(texts, method)
+        return facade.text_list(texts, method)
 
     def _plan(self, items: list[str], kind: Kind) -> tuple[list[int], list[list[Window]]]:
         """Each caller text's position among the unique texts, and the windows of each unique text."""
@@ -135,7 +128,7 @@ class TokenEmbedderFacade(EngineFacade[ConfigT], Generic[ConfigT, _Result]):
         limit = self.max_input_tokens
         plans: list[list[Window]] = []
         for row, ids in enumerate(self._text_ids(unique, kind)):
-            pieces = token_windows(
+            pieces = facade.token_windows(
                 ids, limit, self.config.long_input, f"texts[{first[row]}]", self.config.model
             )
             plans.append([Window([*self._prefix, *piece, *self._suffix]) for piece in pieces])
@@ -196,7 +189,7 @@ class TokenEmbedderFacade(EngineFacade[ConfigT], Generic[ConfigT, _Result]):
 
     def embed_query(self, text: str) -> _Result:
         """Embeds one search query."""
-        check_text(text, "text")
+        facade.check_text(text, "text")
         return self.embed_queries([text])[0]
 
     async def aembed_documents(self, texts: Iterable[str]) -> list[_Result]:
@@ -209,7 +202,7 @@ class TokenEmbedderFacade(EngineFacade[ConfigT], Generic[ConfigT, _Result]):
 
     async def aembed_query(self, text: str) -> _Result:
         """Async `embed_query`."""
-        check_text(text, "text")
+        facade.check_text(text, "text")
         return (await self.aembed_queries([text]))[0]
 
     def describe(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,6 +44,7 @@ from vllm_embed.sinks.storage import index_fields as index_fields_of
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ClientT = TypeVar("ClientT")
 
 UNKNOWN: Any = object()
 """Stands for a collection state not read from the store yet."""
@@ -69,15 +70,11 @@ class BaseSink:
 
     Args:
         collection: Collection name (checked against the store's naming rules here, before any I/O).
-        layout: Payload layout name (`"vllm-embed"`, `"langchain"`, `"llama-index"`), or `None` for the
-            existing collection's (`"vllm-embed"` for a new one).
+        layout: Payload layout (`"vllm-embed"`, `"langchain"`, `"llama-index"`); `None`: the collection's.
         max_attempts: Attempts per operation when the store reports a transient error.
         retry_wait: First backoff wait in seconds (doubles each attempt, with jitter, up to 30 s).
-        hybrid: Whether the collection stores BM25 sparse vectors beside the dense ones; `None` for the
-            existing collection's choice (dense only for a new one).
-        index_fields: Metadata fields to index for filtering, as `NAME` (keyword) or `NAME:TYPE`; `doc_id`
-            is always indexed. Missing ones are indexed on `prepare`; another type than the collection's is
-            refused.
+        hybrid: Store BM25 sparse vectors beside the dense ones; `None`: the collection's (new: dense only).
+        index_fields: Metadata fields to index, as `NAME` (keyword) or `NAME:TYPE` (`doc_id` always is).
         adopt: Take over an existing collection without vllm-embed manifest when its dense vector fits.
 
     Raises:
@@ -116,32 +113,8 @@ class BaseSink:
         self.index_fields: tuple[IndexField, ...] = index_fields_of(index_fields)
         self.adopt = adopt
         specs = tuple(field.to_spec() for field in self.index_fields)
-        self._choices = {
-            "layout": layout,
-            "hybrid": hybrid,
-            "index_fields": specs,
-            "adopt": adopt,
-        }  # for spec()
+        self._choices = {"layout": layout, "hybrid": hybrid, "index_fields": specs, "adopt": adopt}  # spec()
         self._sparse: Any = UNKNOWN
-        self._absent: Path | None = None
-
-    def _lazy_client(self, client: Any, connect: Callable[[], Any], path: Path | None) -> None:
-        """Keeps `client`, else connects now, or on first use if the local store `path` is missing."""
-        self._connect, self._client = connect, client
-        self._absent = path if client is None and path is not None and not path.exists() else None
-        if client is None and self._absent is None:
-            self._client = connect()
-
-    def _connected(self) -> Any:
-        """The client, connected now if it was left for first use."""
-        if self._client is None:
-            self._client = self._connect()
-            self._absent = None
-        return self._client
-
-    def _store_absent(self) -> bool:
-        """Whether the local store does not exist (it is created by the first write)."""
-        return self._absent is not None and not self._absent.exists()
 
     def _close_at_exit(self, close: Callable[[], object]) -> None:
         """Registers `close` (of a client this sink created) to run once: on `close()`, collection or exit."""
@@ -253,10 +226,8 @@ class BaseSink:
         if stored is None:
             return UNMANAGED
         location, repair = self._manifest_location(), self._repair_hint(self._constructor_text())
-        return CollectionState(
-            "managed",
-            Manifest.from_stored(stored, collection=self.collection, location=location, repair=repair),
-        )
+        manifest = Manifest.from_stored(stored, collection=self.collection, location=location, repair=repair)
+        return CollectionState("managed", manifest)
 
     def read_manifest(self) -> Manifest | None:
         """Returns the collection's manifest, or `None` when the collection does not exist.
@@ -367,6 +338,11 @@ class BaseSink:
         """The `ManifestMismatchError` saying collection {name} `problem`."""
         return ManifestMismatchError(f"collection {self.collection!r} {problem}")
 
+    def _refuse(self, what: str, problems: Sequence[str], fix: str) -> None:
+        """Raises `_mismatch` "{what} ({problems}): {fix}" when there are `problems`."""
+        if problems:
+            raise self._mismatch(f"{what} ({'; '.join(problems)}): {fix}")
+
     def check_storage(self, stored: Manifest) -> None:
         """Refuses creation settings or index-field types that differ from the existing collection's.
 
@@ -394,11 +370,8 @@ class BaseSink:
             for f in self.index_fields
             if f.name in by_name and by_name[f.name] != f
         ]
-        if conflicts:
-            raise self._mismatch(
-                f"indexes a metadata field with another type ({'; '.join(conflicts)}): give the collection's "
-                "type (--index-field NAME:TYPE), or leave the field out"
-            )
+        fix = "give the collection's type (--index-field NAME:TYPE), or leave the field out"
+        self._refuse("indexes a metadata field with another type", conflicts, fix)
 
     def check_creation(self) -> None:
         """Refuses creation settings this store cannot apply to a new collection, before any model is known.
@@ -433,11 +406,8 @@ class BaseSink:
             problems.append(f"vector size: collection has {dimensions}, this run has {manifest.dimensions}")
         if dimensions is not None and distance != manifest.distance:
             problems.append(f"distance: collection has {distance!r}, this run has {manifest.distance!r}")
-        if problems:
-            raise self._mismatch(
-                f"cannot be adopted ({'; '.join(problems)}): ingest with the model and --dimensions the "
-                "collection was made for, or into a new collection"
-            )
+        fix = "ingest with the model and --dimensions the collection was made for, or into a new collection"
+        self._refuse("cannot be adopted", problems, fix)
 
     # -- sparse state --------------------------------------------------------------------------------------
 
@@ -597,7 +567,7 @@ class BaseSink:
 
     def _sibling_options(self) -> dict[str, Any]:
         """Store hook: the constructor options of a sink on another collection of the same store."""
-        return {"client": self._connected(), **self._options()}
+        raise NotImplementedError
 
     def info(self) -> CollectionInfo:
         """Reads back what the store reports about this collection.
@@ -698,6 +668,35 @@ class BaseSink:
         """Releases the client if this sink created it (a client passed in is left open)."""
         if self._finalizer is not None:
             self._finalizer()
+
+
+class ClientSink(BaseSink, Generic[ClientT]):
+    """A sink on a store client it is given or creates: now, or on first use if the local store is missing."""
+
+    def _lazy_client(self, client: ClientT | None, connect: Callable[[], ClientT], path: Path | None) -> None:
+        """Keeps `client`, else connects now, or on first use if the local store `path` is missing."""
+        self._connect, self._client = connect, client
+        self._absent = path if client is None and path is not None and not path.exists() else None
+        if client is None and self._absent is None:
+            self._client = connect()
+
+    @property
+    def client(self) -> ClientT:
+        """The store's client (connected, and a missing local store created, on first use)."""
+        if self._client is None:
+            self._client, self._absent = self._connect(), None
+        return self._client
+
+    @client.setter
+    def client(self, client: ClientT) -> None:
+        self._client = client
+
+    def _store_absent(self) -> bool:
+        """Whether the local store does not exist (it is created by the first write)."""
+        return self._absent is not None and not self._absent.exists()
+
+    def _sibling_options(self) -> dict[str, Any]:
+        return {"client": self.client, **self._options()}
 
 
 Sink = BaseSink

@@ -253,17 +253,11 @@ def _node_fields(chunk: Chunk, metadata: dict[str, Any], text: str) -> dict[str,
     }
 
 
-_ID, _TEXT = (
-    ("VARCHAR", {"is_primary": True, "max_length": 65535}),
-    ("VARCHAR", {"max_length": "text_max_bytes"}),
-)
+_ID = ("VARCHAR", {"is_primary": True, "max_length": 65535})
+_TEXT = ("VARCHAR", {"max_length": "text_max_bytes"})
+_NODE_KEYS = frozenset({DOC_ID, CHUNK_INDEX, "document_id", "ref_doc_id", NODE, "_node_type"})
 _VECTOR, _KEYWORD = ("FLOAT_VECTOR", {"dim": "dimensions"}), ("VARCHAR", {"max_length": 65535})
-_VLLM_EMBED_FIELDS: Schema = (
-    ("vector", *_VECTOR),
-    ("text", *_TEXT),
-    (DOC_ID, *_KEYWORD),
-    (CHUNK_INDEX, "INT64", {}),
-)
+_FIELDS: Schema = (("vector", *_VECTOR), ("text", *_TEXT), (DOC_ID, *_KEYWORD), (CHUNK_INDEX, "INT64", {}))
 
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
@@ -274,7 +268,7 @@ LAYOUTS: dict[str, Layout] = {
             milvus=StoreFields(text=("text",)),
             milvus_schema=(
                 ("id", "VARCHAR", {"is_primary": True, "max_length": 64}),
-                *_VLLM_EMBED_FIELDS,
+                *_FIELDS,
                 ("metadata", "JSON", {}),
             ),
         ),
@@ -282,7 +276,7 @@ LAYOUTS: dict[str, Layout] = {
             name="langchain",
             qdrant=StoreFields(("page_content",), ("metadata", DOC_ID), ("metadata", CHUNK_INDEX)),
             milvus=StoreFields(text=("text",), metadata=()),
-            milvus_schema=(("pk", *_ID), *_VLLM_EMBED_FIELDS),
+            milvus_schema=(("pk", *_ID), *_FIELDS),
             reserved_metadata=frozenset({DOC_ID, CHUNK_INDEX, "pk", "text", "vector"}),
             qdrant_sparse_vector="langchain-sparse",
             milvus_dynamic=True,
@@ -293,19 +287,7 @@ LAYOUTS: dict[str, Layout] = {
             qdrant=StoreFields(text=(NODE, "text"), metadata=(), node=True),
             milvus=StoreFields(text=("text",), metadata=(), node=True),
             milvus_schema=(("id", *_ID), (DOC_ID, *_KEYWORD), ("text", *_TEXT), ("embedding", *_VECTOR)),
-            reserved_metadata=frozenset(
-                {
-                    DOC_ID,
-                    CHUNK_INDEX,
-                    "document_id",
-                    "ref_doc_id",
-                    NODE,
-                    "_node_type",
-                    "id",
-                    "text",
-                    "embedding",
-                }
-            ),
+            reserved_metadata=_NODE_KEYS | {"id", "text", "embedding"},
             qdrant_vector="text-dense",
             qdrant_sparse_vector="",
             milvus_dynamic=True,

@@ -1,15 +1,8 @@
 """The Milvus store (Milvus Lite or a server): `sink.py` over `collection.py`'s hooks and `values.py`."""
 
-from vllm_embed.sinks.milvus.collection import MilvusCollection
-from vllm_embed.sinks.milvus.sink import MilvusSink
-from vllm_embed.sinks.milvus.values import (
-    _LITE_GRPC_OPTIONS,
-    BM25_ANALYZER,
-    VARCHAR_MAX_BYTES,
-    milvus_literal,
-    terms_text,
-    truncate_utf8,
-)
+from vllm_embed.sinks.milvus.collection import BM25_ANALYZER, MilvusCollection
+from vllm_embed.sinks.milvus.sink import _LITE_GRPC_OPTIONS, MilvusSink, terms_text, truncate_utf8
+from vllm_embed.sinks.milvus.values import VARCHAR_MAX_BYTES, milvus_literal
 
 __all__ = [
     "BM25_ANALYZER",

@@ -10,27 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vllm_embed.sinks.base import (
-    BaseSink,
-    Chunk,
-    CollectionInfo,
-    Layout,
-    Manifest,
-    directory_size,
-)
+from vllm_embed.sinks.base import Chunk, ClientSink, CollectionInfo, Layout, Manifest, directory_size
 from vllm_embed.sinks.layouts import DEFAULT_LAYOUT, DOC_ID, KeyPath, get_layout
-from vllm_embed.sinks.milvus.values import (
-    _JSON_CAST,
-    _LEGACY_ANALYZER,
-    _MANIFEST_PROPERTY,
-    BM25_TERMS_ANALYZER,
-    BM25_TERMS_FIELD,
-    JSON_MAX_BYTES,
-    VARCHAR_MAX_BYTES,
-    MilvusSparse,
-    _index_params,
-    milvus_literal,
-)
+from vllm_embed.sinks.milvus.values import BM25_TERMS_FIELD, VARCHAR_MAX_BYTES, MilvusSparse, milvus_literal
 from vllm_embed.sinks.milvus_index import (
     DEFAULT_INDEX,
     SCALAR_INDEX,
@@ -46,26 +28,41 @@ from vllm_embed.sparse import TERM_TEXT_ANALYSIS, BM25Terms
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
+_MANIFEST_PROPERTY = "vllm_embed.manifest"
+JSON_MAX_BYTES = 65536
+"""Largest JSON value (a JSON field, or a row's dynamic fields together) a Milvus server accepts."""
+BM25_ANALYZER: dict[str, Any] = {
+    "tokenizer": "standard",
+    "filter": [
+        "lowercase",
+        {"type": "stemmer", "language": "english"},
+        {"type": "stop", "stop_words": ["_english_"]},
+    ],
+}
+"""Analyzer of the text field of a hybrid collection made before `bm25_terms` (still searched with it):
+Unicode words, lower-cased, English stemming and stop words. Milvus Lite 3.2 applies the tokenizer and
+lowercasing but neither the stemmer nor `_english_` stop words, which is why new collections index
+`BM25Terms` text instead."""
+_LEGACY_ANALYZER: dict[str, Any] = {"function": "BM25", "analyzer_params": BM25_ANALYZER}
+"""What the manifest of a hybrid collection made before `bm25_terms` records: the text field's analyzer."""
+BM25_TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "standard"}
+"""Analyzer of the `bm25_terms` field: its words are already analysed (base-36 token hashes)."""
+_JSON_CAST = {"keyword": "VARCHAR", "integer": "DOUBLE", "float": "DOUBLE", "bool": "BOOL"}
+"""`json_cast_type` of a JSON-path index per `IndexField.type` (Milvus keeps JSON numbers as doubles)."""
+_INDEX_KEYS = frozenset({"index_type", "metric_type", "field_name", "index_name", "total_rows", "state"})
+_INDEX_KEYS |= {"indexed_rows", "pending_index_rows", "index_state_fail_reason", "mmap.enabled"}
 
-class MilvusCollection(BaseSink):
+
+class MilvusCollection(ClientSink["MilvusClient"]):
     """The store hooks of `BaseSink` for a Milvus collection (schema, indexes, adoption, what it reports)."""
 
     store_label = "Milvus collection"
+    _client: MilvusClient | None
     index_settings: MilvusIndexSettings
     text_max_bytes: int
     _target: str
     _loaded: bool
     _search_params: dict[str, Any] | None
-
-    @property
-    def client(self) -> MilvusClient:
-        """The pymilvus `MilvusClient` (connected, and a missing Milvus Lite file created, on first use)."""
-        client: MilvusClient = self._connected()
-        return client
-
-    @client.setter
-    def client(self, client: MilvusClient) -> None:
-        self._client = client
 
     # -- store hooks of the lifecycle (`BaseSink`) -----------------------------------------------------
 
@@ -95,10 +92,8 @@ class MilvusCollection(BaseSink):
         )
 
     def _stored_dimensions(self, layout: Layout) -> int | None:
-        fields = {
-            field.get("name"): field for field in (self._describe(missing_ok=True) or {}).get("fields", [])
-        }
-        vector = fields.get(layout.milvus_vector)
+        fields = (self._describe(missing_ok=True) or {}).get("fields", [])
+        vector = next((field for field in fields if field.get("name") == layout.milvus_vector), None)
         return None if vector is None else int((vector.get("params") or {})["dim"])
 
     def _store_manifest(self, manifest: Manifest) -> None:
@@ -106,13 +101,10 @@ class MilvusCollection(BaseSink):
         self._on("manifest update", self.client.alter_collection_properties, properties=properties)
 
     def check_document_id(self, doc_id: str) -> None:
-        """Refuses a document id longer than the layout's fields can hold on a Milvus server.
+        """Raises `ValueError` naming the limit when `doc_id` is longer than a Milvus server's fields hold.
 
         Sizes are UTF-8 bytes: the `doc_id` VARCHAR field, and in the framework layouts the row's dynamic
         fields together (one JSON value; the LlamaIndex layout keeps the id there three more times).
-
-        Raises:
-            ValueError: Naming the limit the id exceeds.
         """
         layout = self.layout
         size = len(doc_id.encode("utf-8"))
@@ -281,10 +273,8 @@ class MilvusCollection(BaseSink):
             stored = self._known_manifest()
             if stored is not None:
                 self._use_search_params(stored)
-        return {
-            "metric_type": "COSINE",
-            **({"params": dict(self._search_params)} if self._search_params else {}),
-        }
+        params = {"params": dict(self._search_params)} if self._search_params else {}
+        return {"metric_type": "COSINE", **params}
 
     def _prepared(self, stored: Manifest) -> None:
         self._use_search_params(stored)
@@ -351,9 +341,8 @@ class MilvusCollection(BaseSink):
         index = str((described or {}).get("index_type", DEFAULT_INDEX)).upper()
         known_params = SERVER_INDEXES.get(index, (frozenset(), frozenset()))[0]
         read_back = {k: v for k, v in _index_params(described or {}).items() if k in known_params}
-        search_params = self.index_settings.search_params
-        storage: dict[str, Any] = {"index": index, "index_params": read_back, "search_params": search_params}
-        storage["index_fields"] = []
+        search = self.index_settings.search_params
+        storage = {"index": index, "index_params": read_back, "search_params": search, "index_fields": []}
         adopted = adopted.model_copy(update={"storage": storage, "adopted": True})
         self.check_storage(adopted)
         present = self._ensure_doc_id_index()
@@ -373,15 +362,12 @@ class MilvusCollection(BaseSink):
         """Refuses a collection that lacks one of the layout's fields, or has it with another type."""
         problems = []
         for name, type_name, kwargs in layout.milvus_fields(dimensions, self.text_max_bytes):
-            field = fields.get(name)
+            field, needs = fields.get(name), f"the {layout.name} layout needs {type_name}"
             if field is None:
-                problems.append(
-                    f"field {name!r}: collection has none, the {layout.name} layout needs {type_name}"
-                )
+                problems.append(f"field {name!r}: collection has none, {needs}")
                 continue
             stored_type = getattr(field.get("type"), "name", str(field.get("type")))
             if stored_type != type_name:
-                needs = f"the {layout.name} layout needs {type_name}"
                 problems.append(f"field {name!r}: collection has {stored_type}, {needs}")
             elif kwargs.get("is_primary") and not field.get("is_primary"):
                 problems.append(
@@ -394,20 +380,13 @@ class MilvusCollection(BaseSink):
             problems.append(
                 f"dynamic fields: collection has them off, the {layout.name} layout keeps metadata in them"
             )
-        if problems:
-            raise self._mismatch(
-                f"cannot be adopted ({'; '.join(problems)}): adopt it with the layout its fields follow "
-                "(--layout), or ingest into a new collection"
-            )
+        fix = "adopt it with the layout its fields follow (--layout), or ingest into a new collection"
+        self._refuse("cannot be adopted", problems, fix)
 
     # -- what the store reports -----------------------------------------------------------------------
 
     def info(self) -> CollectionInfo:
-        """Reads back the collection's schema, indexes and row count from the store.
-
-        Raises:
-            CollectionNotFoundError: If the collection does not exist.
-        """
+        """As `BaseSink.info`: the collection's schema, indexes and row count as the store reports them."""
         state = self.state()
         if state.missing:
             raise self._not_found()
@@ -427,10 +406,8 @@ class MilvusCollection(BaseSink):
                 distance = str(index.get("metric_type", "")).lower() or None
                 storage = {"index": index.get("index_type"), "index_params": _index_params(index)}
         payload_indexes = {
-            str(_index_params(index).get("json_path") or index.get("field_name")): str(
-                index.get("index_type")
-            )
-            for index in self._scalar_indexes().values()
+            str(_index_params(i).get("json_path") or i.get("field_name")): str(i.get("index_type"))
+            for i in self._scalar_indexes().values()
         }
         stats = self._on("count", self.client.get_collection_stats)
         lite = "://" not in self._target and self._target != "client"  # a Milvus Lite directory to measure
@@ -472,3 +449,11 @@ def _with_scalar_indexes(index_params: Any, specs: Iterable[tuple[str, str, dict
             field_name=field_name, index_type=SCALAR_INDEX, index_name=index_name, params=params
         )
     return index_params
+
+
+def _index_params(described: Mapping[str, Any]) -> dict[str, Any]:
+    """The build parameters in a `describe_index` answer (a server lists them beside its own keys)."""
+    nested = described.get("params")
+    if isinstance(nested, Mapping):
+        return dict(nested)
+    return {k: v for k, v in described.items() if k not in _INDEX_KEYS}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,24 +23,22 @@ from vllm_embed.sinks.base import (
 )
 from vllm_embed.sinks.busy import held_elsewhere, holders_text
 from vllm_embed.sinks.milvus.collection import MilvusCollection
-from vllm_embed.sinks.milvus.values import (
-    _LITE_GRPC_OPTIONS,
-    _QUERY_ITERATOR_LOGGER,
-    _TRANSIENT_GRPC_CODES,
-    BM25_TERMS_FIELD,
-    VARCHAR_MAX_BYTES,
-    MilvusSparse,
-    _as_vector,
-    _muted,
-    milvus_literal,
-    terms_text,
-    truncate_utf8,
-)
+from vllm_embed.sinks.milvus.values import BM25_TERMS_FIELD, VARCHAR_MAX_BYTES, MilvusSparse, milvus_literal
 from vllm_embed.sinks.milvus_index import DEFAULT_INDEX, MilvusIndexError
 from vllm_embed.sinks.storage import IndexField, MilvusIndexSettings, validated
+from vllm_embed.sparse import BM25Terms
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
+
+_TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
+_QUERY_ITERATOR_LOGGER = "pymilvus.client.iterator.query_iterator"
+_TERMS_SEPARATOR = " "
+# pymilvus pings its server every 10 s, even when idle; Milvus Lite's in-process gRPC server keeps gRPC's
+# default policy (one ping per 5 minutes without calls) and, after about 80 s of idling, answers with a
+# GOAWAY ("too_many_pings") that gRPC logs on stderr before pymilvus reconnects. Pings over loopback to our
+# own process find nothing, so they are switched off for Milvus Lite files.
+_LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
 
 
 class MilvusSink(MilvusCollection):
@@ -51,29 +51,20 @@ class MilvusSink(MilvusCollection):
         uri: A Milvus Lite file (`./milvus.db`) or a server URI (`http://localhost:19530`).
         token: Server token (`user:password` or an API key).
         client: An existing `MilvusClient`; it is not closed by `close()`.
-        layout: Payload layout: `"vllm-embed"`, `"langchain"` (langchain-milvus's `Milvus`) or
-            `"llama-index"` (LlamaIndex's `MilvusVectorStore`); `None`: the existing collection's.
+        layout: `"vllm-embed"`, `"langchain"` or `"llama-index"` (those frameworks' Milvus stores).
         text_max_bytes: Size of the `text` VARCHAR field; longer chunk texts are stored cut to this size.
         max_attempts: Attempts per operation when the server reports a transient error.
         retry_wait: First backoff wait in seconds.
-        hybrid: Store a BM25 sparse field beside the dense vector: Milvus's BM25 Function computes it from
-            the `bm25_terms` field, each chunk analysed as on Qdrant (`vllm_embed.sparse.BM25Terms`), so
-            BM25 ranks alike on every store. `None` follows the existing collection (dense only if new).
-        index: Dense index type of a new collection (`MilvusIndexSettings.index`; Milvus Lite builds
-            `AUTOINDEX`, `FLAT`, `HNSW`, `HNSW_SQ`, `IVF_FLAT` and `IVF_SQ8`). Left at `"AUTOINDEX"`, an
-            existing collection keeps its own; another type that differs from it is refused.
+        hybrid: Store a BM25 sparse field, computed from `bm25_terms` analysed as on Qdrant (`BM25Terms`).
+        index: Dense index type of a new collection (`MilvusIndexSettings.index`); an existing one's is kept.
         index_params: Build parameters of the index (e.g. `{"M": 32}` for HNSW, `{"nlist": 256}` for IVF).
-        search_params: Parameters of every dense search (e.g. `{"ef": 128}`, `{"nprobe": 32}`); `None`
-            uses those recorded when the collection was created.
-        index_fields: Metadata fields to index for filtering (`NAME` or `NAME:TYPE`): JSON-path indexes on
-            a Milvus server; Milvus Lite indexes only schema fields, so it refuses them.
-        adopt: Take over a collection vllm-embed did not create when its vector field, distance and the
-            layout's fields fit.
+        search_params: Parameters of every dense search (e.g. `{"ef": 128}`); `None`: the recorded ones.
+        index_fields: Metadata fields to index (`NAME` or `NAME:TYPE`) on a server; Milvus Lite refuses them.
+        adopt: Take over a collection vllm-embed did not create when its fields and distance fit.
         **client_kwargs: Passed to `MilvusClient` (e.g. `db_name`, `timeout`).
 
     Raises:
-        ValueError: If neither or both of `uri` and `client` are given, or `hybrid=True` with a framework
-            layout.
+        ValueError: If neither or both of `uri` and `client` are given; `hybrid=True` with a framework layout.
         MilvusIndexError: For an unknown index type or parameter, or one Milvus Lite does not build.
         StoreBusyError: If the Milvus Lite file `uri` is open in another process.
     """
@@ -100,11 +91,8 @@ class MilvusSink(MilvusCollection):
         **client_kwargs: Any,
     ) -> None:
         super().__init__(collection, layout, max_attempts, retry_wait, hybrid, index_fields, adopt)
-        settings = {
-            "index": index,
-            "index_params": dict(index_params or {}),
-            "search_params": dict(search_params or {}),
-        }
+        settings = {"index": index, "index_params": dict(index_params or {})}
+        settings["search_params"] = dict(search_params or {})
         self.index_settings = validated(
             MilvusIndexSettings, "MilvusSink", error=MilvusIndexError, what="index settings", **settings
         )
@@ -186,10 +174,8 @@ class MilvusSink(MilvusCollection):
     def fetch_chunks(self, ids: Sequence[str]) -> dict[str, Hit]:
         """Returns the stored text and metadata of each of `ids` that exists (as hits, score 0)."""
         layout = self.layout
-        rows = self._get(ids, layout.milvus_output_fields())
-        return {
-            str(row[layout.milvus_id]): layout.hit("milvus", row[layout.milvus_id], 0.0, row) for row in rows
-        }
+        key, rows = layout.milvus_id, self._get(ids, layout.milvus_output_fields())
+        return {str(row[key]): layout.hit("milvus", row[key], 0.0, row) for row in rows}
 
     def fetch_vectors(self, ids: Sequence[str]) -> dict[str, NDArray[np.float32]]:
         """Returns the stored dense vector of each of `ids` that exists."""
@@ -260,11 +246,7 @@ class MilvusSink(MilvusCollection):
         return self._search("dense", data, self.layout.milvus_vector, top_k, filter, self._dense_params())
 
     def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """As `BaseSink.sparse_search`; the query is analysed as the documents were (stop words: no hit).
-
-        Raises:
-            ValueError: If the collection is dense-only.
-        """
+        """As `BaseSink.sparse_search`; the query is analysed as the documents were (stop words: no hit)."""
         sparse: MilvusSparse = self._require_sparse()
         text = query if sparse.terms is None else sparse.terms.query_text(query)
         if not text.strip():
@@ -280,18 +262,13 @@ class MilvusSink(MilvusCollection):
     def iter_vectors(self, batch_size: int) -> Iterator[StoredVectors]:
         """Yields every stored point's id and vector, `batch_size` points at a time."""
         self._ensure_loaded()
-        layout = self.layout
-        fields = [layout.milvus_id, layout.milvus_vector]
+        key, vector = self.layout.milvus_id, self.layout.milvus_vector
         with _muted(_QUERY_ITERATOR_LOGGER, "failed to get mvccTs"):
             query = self.client.query_iterator
-            iterator = self._call(
-                "scan", query, self.collection, batch_size=batch_size, filter="", output_fields=fields
-            )
+            iterator = self._on("scan", query, batch_size=batch_size, filter="", output_fields=[key, vector])
         try:
             while rows := self._call("scan", iterator.next):
-                yield [
-                    (str(row[layout.milvus_id]), _as_vector(row.get(layout.milvus_vector))) for row in rows
-                ]
+                yield [(str(row[key]), _as_vector(row.get(vector))) for row in rows]
         finally:
             iterator.close()
 
@@ -312,3 +289,39 @@ class MilvusSink(MilvusCollection):
                 updated.append({**kept, layout.milvus_vector: replacement[point_id]})
         if updated:
             self._on("vector update", self.client.upsert, updated)
+
+
+@contextlib.contextmanager
+def _muted(logger_name: str, message_start: str) -> Iterator[None]:
+    """Drops the log records of `logger_name` that start with `message_start` (Milvus Lite's noise)."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(message_start)
+
+    logger = logging.getLogger(logger_name)
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def _as_vector(value: Any) -> NDArray[np.float32] | None:
+    """A stored vector as an array (`None`: none)."""
+    return None if value is None else np.asarray(value, dtype=np.float32)
+
+
+def terms_text(terms: BM25Terms, text: str) -> str:
+    """`terms.document_text(text)` cut at a word to fit the `bm25_terms` VARCHAR (~8,000 tokens)."""
+    words = terms.document_text(text)
+    if len(words) <= VARCHAR_MAX_BYTES:  # base-36 words are ASCII: one byte a character
+        return words
+    return words[: VARCHAR_MAX_BYTES + 1].rsplit(_TERMS_SEPARATOR, 1)[0]
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """Returns the longest prefix of `text` whose UTF-8 encoding fits in `max_bytes`."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[:max_bytes].decode("utf-8", errors="ignore")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from vllm_embed._optional import require
 from vllm_embed.errors import StoreBusyError
-from vllm_embed.sinks.base import UNKNOWN, Manifest, directory_size, is_transient_grpc_error
+from vllm_embed.sinks.base import UNKNOWN, ClientSink, Manifest, directory_size, is_transient_grpc_error
 from vllm_embed.sinks.busy import holders_text
 from vllm_embed.sinks.qdrant.common import Condition, QdrantBaseSink, Query, payload_index_keys
 from vllm_embed.sinks.storage import IndexField, Quantization, StorageSettingsError
@@ -66,7 +66,7 @@ def _tune_local_storage(client: QdrantClient, collection: str) -> None:
         logger.debug("could not switch the Qdrant local store to WAL mode", exc_info=True)
 
 
-class QdrantSink(QdrantBaseSink):
+class QdrantSink(QdrantBaseSink, ClientSink["QdrantClient"]):
     """A Qdrant collection with cosine distance, created (with its manifest) on first ingest.
 
     Give exactly one of `path`, `location`, `url` or `client`. Any string is a valid document id.
@@ -78,12 +78,10 @@ class QdrantSink(QdrantBaseSink):
         url: Qdrant server URL, e.g. `http://localhost:6333`.
         api_key: API key for a server.
         client: An existing `QdrantClient`; it is not closed by `close()`.
-        layout: Payload layout: `"vllm-embed"`, `"langchain"` (langchain-qdrant's `QdrantVectorStore`) or
-            `"llama-index"` (LlamaIndex's `QdrantVectorStore`); `None`: the existing collection's.
+        layout: `"vllm-embed"`, `"langchain"` or `"llama-index"` (those frameworks' `QdrantVectorStore`).
         max_attempts: Attempts per operation when the server reports a transient error.
         retry_wait: First backoff wait in seconds.
-        hybrid: Store a BM25 sparse vector (IDF modifier, `vllm_embed.sparse.BM25Encoder` weights) beside
-            the dense one; `None` follows the existing collection (dense only for a new one).
+        hybrid: Store a BM25 sparse vector (IDF modifier, `sparse.BM25Encoder` weights) beside the dense one.
         quantization: Creation setting (`QdrantCollectionSettings`, like the next five).
         on_disk: Keep the original float32 vectors on disk (memory-mapped).
         hnsw_m: Edges per node of the HNSW graph.
@@ -93,19 +91,15 @@ class QdrantSink(QdrantBaseSink):
         ef: Search setting (`QdrantSearchSettings`, like the next two): candidates each HNSW search keeps.
         rescore: In a quantized collection, re-rank the candidates with the original vectors.
         oversampling: In a quantized collection, fetch this many times the limit before rescoring.
-        index_fields: Metadata fields to index for filtering (`NAME` or `NAME:TYPE`); local mode records
-            them but creates no payload index (it would have no effect).
+        index_fields: Metadata fields to index (`NAME` or `NAME:TYPE`); local mode indexes nothing.
         adopt: Take over an existing collection without vllm-embed manifest when its dense vector fits.
         **client_kwargs: Passed to `QdrantClient` (e.g. `timeout`, `prefer_grpc`).
 
-    The creation settings (`quantization` … `replication_factor`) are recorded in the manifest; on an
-    existing collection, differing ones are refused. The search settings apply to every dense search.
+    Creation settings are recorded in the manifest; differing ones are refused on an existing collection.
 
     Raises:
-        ValueError: If not exactly one of `path`, `location`, `url`, `client` is given, or `hybrid=True`
-            with the llama-index layout.
-        StorageSettingsError: If a storage setting is invalid, or a creation setting is given to a local
-            mode store, which would ignore it.
+        ValueError: Unless exactly one of `path`, `location`, `url`, `client` is given; hybrid llama-index.
+        StorageSettingsError: If a storage setting is invalid, or a creation setting is given to local mode.
         StoreBusyError: If the local store at `path` is open in another client or process.
     """
 
@@ -175,16 +169,6 @@ class QdrantSink(QdrantBaseSink):
         if self._local:
             self._refuse_local_creation_settings()
 
-    @property
-    def client(self) -> QdrantClient:
-        """The qdrant-client `QdrantClient` (connected, and a missing local store created, on first use)."""
-        client: QdrantClient = self._connected()
-        return client
-
-    @client.setter
-    def client(self, client: QdrantClient) -> None:
-        self._client = client
-
     def _refuse_local_creation_settings(self) -> None:
         defaults = self._storage_defaults()
         given = ", ".join(f"{k}={v!r}" for k, v in self._storage_requested().items() if v != defaults[k])
@@ -227,7 +211,12 @@ class QdrantSink(QdrantBaseSink):
 
     def _config(self) -> dict[str, Any] | None:
         info = self._described()
-        return None if info is None else _config_of(info)
+        if info is None:
+            return None
+        dump = info.config.model_dump(mode="json")
+        params, vectors = dump["params"], dump["params"]["vectors"]
+        vectors = vectors if isinstance(info.config.params.vectors, dict) else {"": vectors}
+        return {**params, "vectors": vectors, **{k: dump[k] for k in ("hnsw_config", "quantization_config")}}
 
     def _store_manifest(self, manifest: Manifest) -> None:
         metadata = {_MANIFEST_KEY: manifest.model_dump()}
@@ -246,19 +235,15 @@ class QdrantSink(QdrantBaseSink):
             size=manifest.dimensions, distance=models.Distance.COSINE, on_disk=on_disk
         )
         vector_name = self.layout.qdrant_vector
-        sparse = None
-        if manifest.sparse_vector:
-            sparse = {manifest.sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
-        quantization: Any = None
-        if settings.quantization == "int8":
-            quantization = models.ScalarQuantization(
+        idf = models.SparseVectorParams(modifier=models.Modifier.IDF)
+        sparse = {manifest.sparse_vector: idf} if manifest.sparse_vector else None
+        quantization, hnsw = self._index_configs(
+            lambda: models.ScalarQuantization(
                 scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
-            )
-        elif settings.quantization == "binary":
-            quantization = models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
-        hnsw = None
-        if settings.hnsw_m is not None or settings.hnsw_ef_construct is not None:
-            hnsw = models.HnswConfigDiff(m=settings.hnsw_m, ef_construct=settings.hnsw_ef_construct)
+            ),
+            lambda: models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True)),
+            lambda m, ef_construct: models.HnswConfigDiff(m=m, ef_construct=ef_construct),
+        )
         self._on(
             "collection creation", self.client.create_collection,
             vectors_config={vector_name: params} if vector_name else params, sparse_vectors_config=sparse,
@@ -333,14 +318,11 @@ class QdrantSink(QdrantBaseSink):
     def _must(self, conditions: list[Any]) -> Any:
         return self._models.Filter(must=conditions)
 
-    def _request(self, query: Query) -> models.QueryRequest:
-        qm, f = self._models, query.filter
-        vector, using = query.query
-        request: models.QueryRequest = qm.QueryRequest(
-            query=vector, using=using, filter=f, params=query.params, limit=query.limit,
-            with_payload=True,
-        )  # fmt: skip
-        return request
+    def _request(self, q: Query) -> Any:
+        (vector, using), qm = q.query, self._models
+        return qm.QueryRequest(
+            query=vector, using=using, filter=q.filter, params=q.params, limit=q.limit, with_payload=True
+        )
 
     def _run(self, requests: Sequence[models.QueryRequest]) -> list[Sequence[Any]]:
         if len(requests) == 1:
@@ -383,11 +365,3 @@ class QdrantSink(QdrantBaseSink):
         name = self.layout.qdrant_vector
         points = [self._models.PointVectors(id=i, vector={name: row} if name else row) for i, row in vectors]
         self._on("vector update", self.client.update_vectors, points=points, wait=True)
-
-
-def _config_of(info: models.CollectionInfo) -> dict[str, Any]:
-    """The collection's configuration in the engine's JSON shape (`QdrantBaseSink._config`)."""
-    dump = info.config.model_dump(mode="json")
-    params = dump["params"]
-    vectors = params["vectors"] if isinstance(info.config.params.vectors, dict) else {"": params["vectors"]}
-    return {**params, "vectors": vectors, **{k: dump[k] for k in ("hnsw_config", "quantization_config")}}

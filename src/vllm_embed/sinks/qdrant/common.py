@@ -6,7 +6,7 @@ implement the `Driver:` methods: how their client builds and runs each request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,9 +90,8 @@ class QdrantBaseSink(BaseSink):
     def _use_settings(self, arguments: Mapping[str, Any]) -> None:
         """Validates and keeps the creation and search settings among the constructor's `arguments`."""
         owner = type(self).__name__
-        creation = {
-            name: arguments[name] for name in QdrantCollectionSettings.model_fields if name in arguments
-        }
+        fields = QdrantCollectionSettings.model_fields
+        creation = {name: arguments[name] for name in fields if name in arguments}
         search = {name: arguments[name] for name in QdrantSearchSettings.model_fields}
         self.settings = validated(QdrantCollectionSettings, owner, **creation)
         """Creation settings of the collection (applied when this sink creates it)."""
@@ -102,6 +101,18 @@ class QdrantBaseSink(BaseSink):
 
     def _name_problem(self, name: str) -> str | None:
         return qdrant_name_problem(name)
+
+    def _index_configs(
+        self,
+        int8: Callable[[], Any],
+        binary: Callable[[], Any],
+        hnsw: Callable[[int | None, int | None], Any],
+    ) -> tuple[Any, Any]:
+        """The client's quantization and HNSW configs built from the creation settings (`None`: defaults)."""
+        settings = self.settings
+        quantization = {"int8": int8, "binary": binary}.get(settings.quantization or "", lambda: None)()
+        tuned = settings.hnsw_m is not None or settings.hnsw_ef_construct is not None
+        return quantization, hnsw(settings.hnsw_m, settings.hnsw_ef_construct) if tuned else None
 
     def _storage_requested(self) -> dict[str, Any]:
         return self.settings.model_dump()
@@ -172,10 +183,9 @@ class QdrantBaseSink(BaseSink):
         dense = self._dense_config(layout, config) or {}
         own = {key: value for key, value in (dense.get("hnsw_config") or {}).items() if value is not None}
         hnsw = {**(config.get("hnsw_config") or {}), **own}
+        quantization = dense.get("quantization_config") or config.get("quantization_config")
         return {
-            "quantization": quantization_name(
-                dense.get("quantization_config") or config.get("quantization_config")
-            ),
+            "quantization": quantization_name(quantization),
             "on_disk": bool(dense.get("on_disk")) or dense.get("memory") == "cold",
             "hnsw_m": hnsw.get("m"),
             "hnsw_ef_construct": hnsw.get("ef_construct"),
@@ -309,14 +319,10 @@ class QdrantBaseSink(BaseSink):
 
     def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
         """Deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
-        layout = self.layout
-        conditions = [
-            Condition(layout.qdrant_key(layout.doc_id_path("qdrant")), doc_id),
-            Condition(
-                layout.qdrant_key(layout.chunk_index_path("qdrant")), float(first_index), at_least=True
-            ),
-        ]
-        self._delete(self._must([self._condition(c) for c in conditions]))
+        layout, chunk_index = self.layout, float(first_index)
+        doc = Condition(layout.qdrant_key(layout.doc_id_path("qdrant")), doc_id)
+        later = Condition(layout.qdrant_key(layout.chunk_index_path("qdrant")), chunk_index, at_least=True)
+        self._delete(self._must([self._condition(doc), self._condition(later)]))
 
     # -- searches, written once over the driver's requests (`_request`) and batches (`_run`) -------------
 
@@ -416,9 +422,8 @@ class QdrantBaseSink(BaseSink):
 
     def _record_vector(self, record: Any) -> NDArray[np.float32] | None:
         """The dense vector of a scrolled or retrieved record (`None`: it has none)."""
-        vector = (
-            record.vector.get(self.layout.qdrant_vector) if isinstance(record.vector, dict) else record.vector
-        )
+        vector = record.vector
+        vector = vector.get(self.layout.qdrant_vector) if isinstance(vector, dict) else vector
         return None if vector is None else np.asarray(vector, np.float32)
 
     def fetch_chunks(self, ids: Sequence[str]) -> dict[str, Hit]:

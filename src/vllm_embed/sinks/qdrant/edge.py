@@ -74,8 +74,7 @@ class QdrantEdgeSink(QdrantBaseSink):
         collection: Collection name: the shard's directory name under `path`.
         path: Directory holding the collections (created when missing).
         layout: Payload layout (as `QdrantSink`'s); `None` uses the existing collection's.
-        hybrid: Store a BM25 sparse vector beside the dense one (as `QdrantSink`); `None` follows the
-            existing collection (dense only for a new one).
+        hybrid: As `QdrantSink`'s.
         quantization: Creation setting, as `QdrantSink`'s (so are `on_disk`, `hnsw_m`, `hnsw_ef_construct`).
         on_disk: As `QdrantSink`'s.
         hnsw_m: As `QdrantSink`'s.
@@ -87,16 +86,13 @@ class QdrantEdgeSink(QdrantBaseSink):
         oversampling: As `QdrantSink`'s.
         index_fields: Metadata fields to index (`NAME` or `NAME:TYPE`); `doc_id` is always indexed.
         adopt: Take over an edge shard vllm-embed did not create, when its dense vector fits the run.
-        indexing_threshold_kb: Vector data (KB) a segment needs before the optimizer indexes it (smaller
-            ones are scanned exactly); `None`: the engine's 10,000 KB; 0 never indexes. Creation setting.
+        indexing_threshold_kb: Vector KB a segment needs to be indexed (`None`: 10,000; 0: never).
         max_attempts: Attempts per operation on a transient error.
         retry_wait: First backoff wait in seconds.
 
     Raises:
-        StorageSettingsError: For an invalid storage setting, or a cluster setting (`shard_number`,
-            `replication_factor`).
-        ValueError: For a collection name that is not a plain directory name, or `hybrid=True` with the
-            llama-index layout.
+        StorageSettingsError: For an invalid storage setting, or a cluster setting.
+        ValueError: For a collection name that is not a plain directory name; `hybrid=True` with llama-index.
         StoreBusyError: If the collection is open in another sink or process.
         MissingDependencyError: If qdrant-edge-py is not installed.
     """
@@ -311,18 +307,13 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def _edge_config(self, dimensions: int, sparse_vector: str | None) -> qdrant_edge.EdgeConfig:
         qe, settings = self._qe, self.settings
-        quantization: Any = None
-        if settings.quantization == "int8":
-            quantization = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, memory=qe.Memory.Pinned)
-        elif settings.quantization == "binary":
-            quantization = qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)
-        hnsw = None
-        if settings.hnsw_m is not None or settings.hnsw_ef_construct is not None:
-            hnsw = qe.HnswIndexConfig(
-                m=16 if settings.hnsw_m is None else settings.hnsw_m,
-                ef_construct=settings.hnsw_ef_construct or 100,
-                full_scan_threshold=10_000,
-            )
+        quantization, hnsw = self._index_configs(
+            lambda: qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, memory=qe.Memory.Pinned),
+            lambda: qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned),
+            lambda m, ef_construct: qe.HnswIndexConfig(
+                m=16 if m is None else m, ef_construct=ef_construct or 100, full_scan_threshold=10_000
+            ),
+        )
         memory = qe.Memory.Cold if settings.on_disk else None
         dense = qe.EdgeVectorParams(
             size=dimensions, distance=qe.Distance.Cosine, memory=memory, quantization_config=quantization,
@@ -342,9 +333,8 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
         with_vector = [self.layout.qdrant_vector] if vector else False
-        retrieve = self._shard().retrieve
         records: Sequence[Any] = self._call(
-            "point lookup", retrieve, ids, with_payload=payload, with_vector=with_vector
+            "point lookup", self._shard().retrieve, ids, with_payload=payload, with_vector=with_vector
         )
         return records
 

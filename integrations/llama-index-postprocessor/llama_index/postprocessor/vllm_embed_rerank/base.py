@@ -74,30 +74,27 @@ class VLLMRerank(RerankerAdapter, BaseNodePostprocessor):
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        query = self._start(nodes, query_bundle)
-        if not nodes:
+        if (query := self._start(nodes, query_bundle)) is None:
             return []
         with self._event(nodes, query) as event:
-            ranked = self.rerank_texts(query, _texts(nodes), self.top_n)
-            return self._end(nodes, ranked, event)
+            return self._end(nodes, self.rerank_texts(query, _texts(nodes), self.top_n), event)
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        query = self._start(nodes, query_bundle)
-        if not nodes:
+        if (query := self._start(nodes, query_bundle)) is None:
             return []
         with self._event(nodes, query) as event:
-            ranked = await self.arerank_texts(query, _texts(nodes), self.top_n)
-            return self._end(nodes, ranked, event)
+            return self._end(nodes, await self.arerank_texts(query, _texts(nodes), self.top_n), event)
 
-    def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> str:
+    def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> str | None:
+        """Dispatches the start event; the query, or `None` when there are no nodes to rerank."""
         dispatcher.event(
             ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n, model_name=self.model)
         )
         if query_bundle is None:
             raise ValueError("VLLMRerank needs the query: call postprocess_nodes(nodes, query_str=...)")
-        return query_bundle.query_str
+        return query_bundle.query_str if nodes else None
 
     def _event(self, nodes: list[NodeWithScore], query: str) -> Any:
         payload: dict[str, Any] = {
