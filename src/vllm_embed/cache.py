@@ -1,5 +1,7 @@
 """Persistent embedding cache: SQLite in WAL mode, vectors as raw float32 bytes, bounded with LRU eviction.
 
+(Over ~500 lines: the key, the store, eviction and the checks on what is read back are one file format.)
+
 An entry's key is a SHA-256 over a *namespace* — everything that changes a vector: model identity (a hub
 model by the commit of its weights, a local directory by a fingerprint of its files), profile, dimensions,
 normalisation, long-input policy and length limit — and the exact text the model sees (prompt and

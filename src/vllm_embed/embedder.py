@@ -1,4 +1,8 @@
-"""The `Embedder` facade: validation → prompts → deduplication → long-input policy → engine → unit vectors."""
+"""The `Embedder` facade: validation → prompts → deduplication → long-input policy → engine → unit vectors.
+
+(Over ~500 lines: the public API users read first — its docstrings are most of the length — and the
+sync, async and cached paths that must stay one pipeline.)
+"""
 
 from __future__ import annotations
 

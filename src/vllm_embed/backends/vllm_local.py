@@ -1,5 +1,7 @@
 """In-process vLLM pooling engine. The only module of vllm-embed that imports vLLM.
 
+(Over ~500 lines because it is that only module: every call into vLLM, dense and token-level, lives here.)
+
 vLLM's offline API changes often (`task=` became `runner=`, `normalize` became `use_activation`, truncation
 moved into `tokenization_kwargs`), so every call into it lives here, written against vLLM 0.32.
 
