@@ -37,6 +37,7 @@ def running(processes: set[psutil.Process]) -> set[psutil.Process]:
     return alive
 
 
+@pytest.mark.slow  # a real cluster killed mid-ingest; unit/test_ray_watchdog.py checks the watchdog
 def test_a_ray_ingest_killed_by_sigkill_leaves_no_ray_process(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(
@@ -84,6 +85,7 @@ def test_a_ray_ingest_killed_by_sigkill_leaves_no_ray_process(tmp_path: Path) ->
         server.stop()
 
 
+@pytest.mark.slow  # a Ray run against a vLLM server; test_cli_remote checks the plan in the fast tier
 def test_a_ray_ingest_of_a_served_model_without_local_files_equals_the_ingest_without_ray(
     tmp_path: Path,
 ) -> None:
