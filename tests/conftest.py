@@ -33,6 +33,13 @@ def minilm_embedder(minilm_path: str) -> Iterator[Embedder]:
         yield embedder
 
 
+@pytest.fixture(scope="session")
+def default_minilm_embedder(minilm_path: str) -> Iterator[Embedder]:
+    """MiniLM at default settings, as docs and examples build it: their Embedders share its engine."""
+    with Embedder(model=minilm_path) as embedder:
+        yield embedder
+
+
 def _built_once(name: str, build: Callable[[Path], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A test model built deterministically at a stable path (vLLM's compile cache is keyed by the path)."""
     root = Path(os.environ.get("VLLM_EMBED_TEST_CACHE", Path.home() / ".cache" / "vllm-embed-tests"))

@@ -94,10 +94,9 @@ class _DocumentRun:
 
 
 @pytest.fixture(scope="module")
-def doc_engine(minilm_path: str) -> Iterator[Embedder]:
+def doc_engine(default_minilm_embedder: Embedder) -> Embedder:
     """The engine every documented `Embedder(model=<packaged MiniLM>)` shares (default settings)."""
-    with Embedder(model=minilm_path) as embedder:
-        yield embedder
+    return default_minilm_embedder
 
 
 @pytest.fixture(scope="module")

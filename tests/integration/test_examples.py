@@ -31,7 +31,7 @@ def test_rag_examples_retrieve_the_right_passages(
     script: str,
     store: str,
     minilm_path: str,
-    minilm_embedder: Embedder,
+    default_minilm_embedder: Embedder,  # the examples' Embedders (default settings) share its engine
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
