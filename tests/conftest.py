@@ -33,7 +33,7 @@ def minilm_embedder(minilm_path: str) -> Iterator[Embedder]:
         yield embedder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: an idle engine left open slows every later engine's start
 def default_minilm_embedder(minilm_path: str) -> Iterator[Embedder]:
     """MiniLM at default settings, as docs and examples build it: their Embedders share its engine."""
     with Embedder(model=minilm_path) as embedder:
