@@ -71,6 +71,73 @@ class FakeHashEmbedder:
         return [t for call in self.calls for t in call]
 
 
+def _word_seed(word: str) -> int:
+    return int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+
+
+class FakeHashSparseEmbedder:
+    """Fake learned sparse embedder for store and pipeline logic (no meaning at all).
+
+    Each word is a vocabulary id (a hash), its weight a hash of word and text; `SparseVector`s as
+    `SparseEmbedder` returns them.
+    """
+
+    def __init__(self, model: str = "fake-splade", vocabulary: int = 30_000) -> None:
+        self.model, self.vocabulary = model, vocabulary
+        self.calls: list[list[str]] = []
+
+    def _vector(self, text: str) -> Any:
+        from vllm_embed.learned_sparse import SparseVector
+
+        terms: dict[int, float] = {}
+        for word in text.lower().split():
+            token = _word_seed(word) % self.vocabulary
+            weight = 0.5 + (_word_seed(f"{word}|{text}") >> 20) % 1000 / 400  # no ties between texts
+            terms[token] = max(terms.get(token, 0.0), weight)
+        return SparseVector.from_terms(terms.keys(), terms.values())
+
+    def embed_documents(self, texts: list[str]) -> list[Any]:
+        self.calls.append(list(texts))
+        return [self._vector(text) for text in texts]
+
+    def embed_query(self, text: str) -> Any:
+        return self._vector(text)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.model, "revision": None, "kind": "learned-sparse", "max_terms": None}
+
+
+class FakeHashMultiVectorEmbedder:
+    """Fake multi-vector embedder for store and pipeline logic: one hashed unit vector per word."""
+
+    def __init__(self, model: str = "fake-colbert", dimensions: int = 6) -> None:
+        self.model, self.dimensions = model, dimensions
+        self.calls: list[list[str]] = []
+
+    def _matrix(self, text: str) -> np.ndarray:
+        rows = [
+            np.random.default_rng(_word_seed(word)).normal(size=self.dimensions)
+            for word in text.lower().split()
+        ] or [np.ones(self.dimensions)]
+        matrix = np.asarray(rows, dtype=np.float64)
+        return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+    def embed_documents(self, texts: list[str]) -> list[np.ndarray]:
+        self.calls.append(list(texts))
+        return [self._matrix(text) for text in texts]
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._matrix(text)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.model, "revision": None, "kind": "multivector", "dimensions": self.dimensions}
+
+
+def maxsim(query: np.ndarray, document: np.ndarray) -> float:
+    """Brute-force late interaction: each query row's best dot product with a document row, summed."""
+    return float((query.astype(np.float64) @ document.astype(np.float64).T).max(axis=1).sum())
+
+
 def open_sink(kind: str, root: Path, collection: str = "docs", **kwargs: Any) -> BaseSink:
     """Opens a real embedded store under `root`: Qdrant local mode or Milvus Lite."""
     if kind == "qdrant":

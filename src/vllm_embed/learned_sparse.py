@@ -46,6 +46,15 @@ class SparseVector:
         _, mine, theirs = np.intersect1d(self.indices, other.indices, assume_unique=True, return_indices=True)
         return float(np.dot(self.values[mine].astype(np.float64), other.values[theirs]))
 
+    @classmethod
+    def from_terms(cls, indices: Iterable[int], values: Iterable[float]) -> SparseVector:
+        """A sparse vector of `(index, value)` pairs in any order (as a store reads them back)."""
+        pairs = sorted(zip(indices, values, strict=True))
+        return cls(
+            np.asarray([int(index) for index, _ in pairs], dtype=np.int64),
+            np.asarray([value for _, value in pairs], dtype=np.float32),
+        )
+
     def to_dict(self) -> dict[int, float]:
         """`{vocabulary id: weight}`, as FlagEmbedding's `lexical_weights` (with int keys)."""
         return dict(zip(self.indices.tolist(), self.values.tolist(), strict=True))

@@ -24,15 +24,12 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
-import numpy.typing as npt
 
 from vllm_embed.backends.base import PoolingTaskName
 from vllm_embed.config import MultiVectorEmbedderConfig
 from vllm_embed.profiles import read_model_file
+from vllm_embed.sinks.chunks import MultiVector as MultiVector
 from vllm_embed.token_facade import Kind, TokenEmbedderFacade, Window
-
-MultiVector = npt.NDArray[np.float32]
-"""One text's token vectors: float32, shape `(tokens, dim)`, unit rows."""
 
 
 class MultiVectorEmbedder(TokenEmbedderFacade[MultiVectorEmbedderConfig, MultiVector]):
@@ -72,6 +69,7 @@ class MultiVectorEmbedder(TokenEmbedderFacade[MultiVectorEmbedderConfig, MultiVe
             dtype=np.int64,
         )
         self._drops_bos = self.architecture == "BgeM3EmbeddingModel"
+        self._dimensions: int | None = None
         self._bos = self._model_files.get("bos_token_id")
 
     def embed_documents(self, texts: Iterable[str]) -> list[MultiVector]:
@@ -87,10 +85,18 @@ class MultiVectorEmbedder(TokenEmbedderFacade[MultiVectorEmbedderConfig, MultiVe
         """
         return super().embed_documents(texts)
 
+    @property
+    def dimensions(self) -> int:
+        """The width of the token vectors (the engine is asked once, with a one-word text)."""
+        if self._dimensions is None:
+            self._dimensions = int(self.embed_documents(["dimensions"])[0].shape[1])
+        return self._dimensions
+
     def describe(self) -> dict[str, Any]:
-        """Returns what decides the meaning of these vectors (for collection manifests)."""
+        """Returns what decides the meaning of these vectors (for collection manifests), with `dimensions`."""
         markers = {key: value for key, value in self._markers.items() if key != "skiplist"}
-        return {**super().describe(), "kind": "multivector", "skiplist": len(self._skip), **markers}
+        described = {**super().describe(), "kind": "multivector", "skiplist": len(self._skip), **markers}
+        return {**described, "dimensions": self.dimensions}
 
     def _text_ids(self, texts: list[str], kind: Kind) -> list[list[int]]:
         marker = self._markers["query_prefix" if kind == "query" else "document_prefix"]

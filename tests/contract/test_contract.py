@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import stop_process_tree
 from contract.stores import STORES, OpenStore, open_store
-from ingest_fixtures import FakeHashEmbedder
+from ingest_fixtures import FakeHashEmbedder, FakeHashMultiVectorEmbedder, FakeHashSparseEmbedder, maxsim
 
 from vllm_embed.errors import ManifestError, StoreBusyError, UnmanagedCollectionError
 from vllm_embed.ingest import Document, ingest, search
@@ -198,6 +198,99 @@ def test_a_hybrid_milvus_collection_from_before_bm25_terms_is_searched_as_before
         }
         fused = sink.hybrid_search("zlib.crc32", FakeHashEmbedder().embed_query("zlib.crc32"), 3)
         assert "sparse" in {b for h in fused for b in h.found_by}
+
+
+MORE_DOCS = [
+    *DOCS,
+    *(Document(f"{word} notes on vectors and {word} stores", id=f"d{i}", metadata={"lang": "en", "year": i})
+      for i, word in enumerate(["qdrant", "milvus", "colbert", "splade", "checksum", "fox"]))
+]  # fmt: skip
+QUERIES = ["checksum zlib", "qdrant vectors", "lazy fox stores", "word7 word30 splade"]
+
+
+def stored_texts(sink: BaseSink) -> dict[str, str]:
+    ids = [point for batch in sink.iter_vectors(64) for point, _ in batch]
+    return sink.fetch_texts(ids)
+
+
+def test_learned_sparse_search_is_the_brute_force_dot_product_and_the_model_sticks(store: OpenStore) -> None:
+    fake, sparse = FakeHashEmbedder(), FakeHashSparseEmbedder()
+    with store.sink() as sink:
+        ingest(MORE_DOCS, embedder=fake, sink=sink, sparse=sparse, progress=False)
+        manifest = sink.read_manifest()
+        assert (manifest.sparse, manifest.sparse_model["model"]) == ("learned", "fake-splade")
+        texts = stored_texts(sink)
+        for query in QUERIES:
+            vector = sparse.embed_query(query)
+            scores = {point: vector.dot(sparse.embed_query(text)) for point, text in texts.items()}
+            expected = sorted((p for p in scores if scores[p] > 0), key=lambda p: -scores[p])[:5]
+            hits = sink.sparse_search(vector, 5)
+            assert [h.id for h in hits] == expected
+            assert [h.score for h in hits] == pytest.approx([scores[p] for p in expected], rel=1e-4)
+        hits = search(DOCS[0].text, embedder=fake, sink=sink, sparse=sparse, top_k=3)  # hybrid
+        assert hits[0].doc_id == "crc" and hits[0].found_by == ("dense", "sparse")
+        with pytest.raises(
+            ValueError, match=r"learned sparse vectors of 'fake-splade'.*sparse=SparseEmbedder"
+        ):
+            search("zlib", embedder=fake, sink=sink, mode="sparse")
+        with pytest.raises(ValueError, match="learned sparse vectors"):
+            sink.sparse_search("zlib", 3)  # a text is BM25's query
+        # changed metadata is rewritten without embedding, keeping the sparse vectors
+        changed = [Document(d.text, id=d.id, metadata={**d.metadata, "v": 2}) for d in MORE_DOCS]
+        report = ingest(changed, embedder=fake, sink=sink, sparse=sparse, progress=False)
+        assert report.embedded == 0 and report.updated == report.chunks
+        assert sink.sparse_search(sparse.embed_query("checksum zlib"), 1)[0].metadata["v"] == 2
+    with store.sink() as sink, pytest.raises(ManifestMismatchError, match=r"'fake-splade'.*--sparse-model"):
+        run(sink)
+    with store.sink() as sink, pytest.raises(ManifestMismatchError, match="sparse model: collection has"):
+        ingest(DOCS, embedder=fake, sink=sink, sparse=FakeHashSparseEmbedder("other"), progress=False)
+    with store.sink(hybrid=True) as sink, pytest.raises(ManifestMismatchError, match="not BM25"):
+        run(sink)
+    with store.sink(collection=store.collection + "_dense") as sink:
+        run(sink)  # dense-only: a sparse model cannot be added afterwards
+        with pytest.raises(ManifestMismatchError, match="cannot be added to an existing collection"):
+            ingest(DOCS, embedder=fake, sink=sink, sparse=sparse, progress=False)
+
+
+def test_multivector_maxsim_is_the_brute_force_one_in_qdrant_and_refused_by_milvus(store: OpenStore) -> None:
+    fake, colbert = FakeHashEmbedder(), FakeHashMultiVectorEmbedder()
+    if store.name.startswith("milvus"):
+        with store.sink() as sink, pytest.raises(ValueError, match=r"Milvus Lite 3\.2 .* Qdrant"):
+            ingest(DOCS, embedder=fake, sink=sink, multivector=colbert, progress=False)
+        with store.sink() as sink:
+            assert sink.state().missing and fake.calls == []  # refused before anything was embedded
+        return
+    with store.sink() as sink:
+        ingest(MORE_DOCS, embedder=fake, sink=sink, multivector=colbert, progress=False)
+        assert sink.read_manifest().multivector["dimensions"] == colbert.dimensions
+        texts = stored_texts(sink)
+        for query in QUERIES:
+            matrix = colbert.embed_query(query)
+            expected = {point: maxsim(matrix, colbert.embed_query(text)) for point, text in texts.items()}
+            assert sink.maxsim(matrix, list(texts)) == pytest.approx(expected, rel=1e-4)
+            hits = search(
+                query, embedder=fake, sink=sink, multivector=colbert, top_k=5, candidates=len(texts)
+            )
+            best = sorted(expected.values(), reverse=True)[:5]  # the top 5 (tied points may swap places)
+            assert [expected[h.id] for h in hits] == pytest.approx(best, rel=1e-4)
+            assert [h.maxsim_score for h in hits] == pytest.approx(best, rel=1e-4)
+        with pytest.raises(ValueError, match=r"per-token vectors of 'fake-colbert'.*multivector=False"):
+            search("zlib", embedder=fake, sink=sink)
+        plain = search("zlib", embedder=fake, sink=sink, multivector=False)
+        assert all(h.maxsim_score is None for h in plain)
+        changed = [Document(d.text, id=d.id, metadata={**d.metadata, "v": 2}) for d in MORE_DOCS]
+        report = ingest(changed, embedder=fake, sink=sink, multivector=colbert, progress=False)
+        assert report.embedded == 0 and report.updated == report.chunks
+        assert sink.maxsim(matrix, list(texts)) == pytest.approx(expected, rel=1e-4)
+    with (
+        store.sink() as sink,
+        pytest.raises(ManifestMismatchError, match=r"'fake-colbert'.*--multivector-model"),
+    ):
+        run(sink)
+    with store.sink(collection=store.collection + "_lc", layout="langchain") as sink:
+        ingest(DOCS, embedder=fake, sink=sink, multivector=colbert, progress=False)  # beside an unnamed one
+        hits = search("zlib", embedder=fake, sink=sink, multivector=colbert, top_k=3)
+        assert len(hits) == 3 and all(h.maxsim_score is not None for h in hits)
 
 
 def test_a_differing_storage_setting_is_refused_before_anything_is_written(store: OpenStore) -> None:

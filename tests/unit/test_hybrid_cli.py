@@ -40,7 +40,7 @@ def test_mistakes_are_refused_before_the_engine_starts(tmp_path: Path, monkeypat
 
     monkeypatch.setattr(cli, "make_embedder", no_engine)
     code, _, err = run("search", "tea", "-c", "dense", *store, "--mode", "hybrid")
-    assert code == 1 and "mode='hybrid' needs BM25 vectors" in err and "--hybrid" in err
+    assert code == 1 and "mode='hybrid' needs sparse vectors" in err and "--hybrid" in err
     code, _, err = run("ingest", corpus, "-m", "fake-model", "-c", "dense", *store, "--hybrid")
     assert code == 1 and "is dense-only" in err
     code, _, err = run(

@@ -75,7 +75,7 @@ def test_search_modes_are_checked_against_the_collection(tmp_path: Path) -> None
         ingest(DOCS[:2], embedder=fake, sink=dense_sink, progress=False)
         assert search("fox", embedder=fake, sink=dense_sink)[0].found_by == ("dense",)  # dense by default
         for mode in ("sparse", "hybrid"):
-            with pytest.raises(ValueError, match=f"mode='{mode}' needs BM25 vectors.*--hybrid"):
+            with pytest.raises(ValueError, match=f"mode='{mode}' needs sparse vectors.*--hybrid"):
                 search("fox", embedder=fake, sink=dense_sink, mode=mode)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="choose one of dense, sparse, hybrid"):
             search("fox", embedder=fake, sink=dense_sink, mode="bm25")  # type: ignore[arg-type]

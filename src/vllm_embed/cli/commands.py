@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from vllm_embed.cache import EmbeddingCache
+from vllm_embed.cli import token_models
 from vllm_embed.cli.cache import cache_file
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options
 from vllm_embed.cli.input_options import (
@@ -89,8 +90,27 @@ def _start_engine(config: EmbedderConfig) -> Embedder:
     return cli.make_embedder(config)
 
 
-RERANKER_SHARED_SETTINGS = ("dtype", "tensor_parallel_size", "pipeline_parallel_size", "trust_remote_code")
+RERANKER_SHARED_SETTINGS = token_models.SHARED_SETTINGS
 """The search command's engine flags that its `--rerank` model runs with too."""
+
+SparseModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sparse-model",
+        help="A learned sparse model (SPLADE, BGE-M3) whose vectors are the collection's sparse half, "
+        "for --mode sparse/hybrid searches, instead of --hybrid's BM25 (a new collection only).",
+        show_default=False,
+    ),
+]
+MultiVectorModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--multivector-model",
+        help="A multi-vector model (ColBERT, BGE-M3) whose per-token vectors are stored for a MaxSim "
+        "stage of searches (Qdrant; a new collection only).",
+        show_default=False,
+    ),
+]
 
 
 def _start_reranker(model: str, embedder_config: EmbedderConfig) -> Reranker:
@@ -166,7 +186,11 @@ def _closing(*resources: Any) -> Iterator[None]:
 
 
 def _check_before_engine(
-    sink: Sink, config: EmbedderConfig, layout: str | None, options: IngestOptions | None = None
+    sink: Sink,
+    config: EmbedderConfig,
+    layout: str | None,
+    options: IngestOptions | None = None,
+    vector_kinds: dict[str, Any] | None = None,
 ) -> None:
     """Refuses a collection embedded otherwise, and a bad cache file, before the engine's minute of start-up.
 
@@ -182,6 +206,7 @@ def _check_before_engine(
         known["layout"] = layout
     if options is not None:
         known.update(options.chunking)
+    known.update(vector_kinds or {})
     check_collection(sink, known, rechunk=options is not None and options.rechunk)
     if config.cache:
         EmbeddingCache(cache_file(config.cache), config.cache_max_bytes).close()
@@ -279,6 +304,8 @@ def ingest(
             help="Replace the chunks of these documents when the collection was chunked otherwise.",
         ),
     ] = False,
+    sparse_model: SparseModelOpt = None,
+    multivector_model: MultiVectorModelOpt = None,
 ) -> None:
     """Chunk, embed and store documents; re-running skips what is already stored.
 
@@ -291,6 +318,7 @@ def ingest(
                 f"--chunk-overlap {chunk_overlap} must be below --chunk-tokens {chunk_tokens}"
             )
         options = IngestOptions.pick({**locals(), "progress": progress and not quiet})
+        token_models.check_flags(sparse_model, hybrid, ray_address, multivector_model)
         files = FileOptions(
             text_field=text_field, id_field=id_field, encoding=encoding, errors=encoding_errors
         )
@@ -300,7 +328,8 @@ def ingest(
             qdrant, milvus, collection, api_key, layout, hybrid, qdrant_edge=qdrant_edge, storage=storage
         )
         with _closing(sink):
-            _check_before_engine(sink, config, layout, options)
+            kinds = token_models.known_vector_kinds(sparse_model, multivector_model)
+            _check_before_engine(sink, config, layout, options, kinds)
             if ray_address is not None:
                 from vllm_embed.ray_data.api import run_paths
 
@@ -312,7 +341,8 @@ def ingest(
                 # Every file is read once ahead (repeated ids, broken records) before anything starts.
                 scan = scan_input(documents, options, files.text_field, files.id_field)
                 embedder = _start_engine(config)  # its engine starts only if something must be embedded
-                with _closing(embedder):
+                extra = token_models.start_extra(sparse_model, multivector_model, config)
+                with _closing(embedder, extra):
                     report = run_ingest(
                         documents,
                         embedder=embedder,
@@ -321,6 +351,7 @@ def ingest(
                         scan=scan,
                         text_field=files.text_field,
                         id_field=files.id_field,
+                        extra=extra,
                     )
     _print_ingest_report(report, as_json)
 
@@ -363,8 +394,8 @@ def search(
         SearchMode | None,
         typer.Option(
             "--mode",
-            help="dense (vectors), sparse (BM25) or hybrid (both, fused as --fusion says) "
-            "\\[default: hybrid for a collection ingested with --hybrid, else dense].",
+            help="dense (vectors), sparse (the collection's BM25 or learned sparse vectors) or hybrid (both, "
+            "fused as --fusion says) \\[default: hybrid for a collection with sparse vectors, else dense].",
             show_default=False,
         ),
     ] = None,
@@ -396,8 +427,16 @@ def search(
             show_default=False,
         ),
     ] = None,
+    late_interaction: Annotated[
+        bool,
+        typer.Option(
+            "--multivector/--no-multivector",
+            help="Reorder the first-stage hits by MaxSim with the collection's multi-vector model, when it "
+            "has one (--candidates of them, default 50).",
+        ),
+    ] = True,
 ) -> None:
-    """Search a collection with the model recorded in its manifest.
+    """Search a collection with the models recorded in its manifest.
 
     Embedding the query first starts the model's vLLM engine here: a minute or more on a CPU.
 
@@ -409,13 +448,14 @@ def search(
         sink = _open_sink(qdrant, milvus, collection, api_key, qdrant_edge=qdrant_edge, storage=storage)
         with _closing(sink):
             manifest = require_manifest(sink)
-            resolve_mode(manifest, mode, collection)
+            resolved = resolve_mode(manifest, mode, collection)
             config = EmbedderConfig(model=model or manifest.model, dimensions=manifest.dimensions, **settings)
             _check_before_engine(sink, config, None)
             embedder = _start_engine(config)
+            extra = token_models.search_models(manifest, resolved, late_interaction, config)
             with _closing(embedder):
                 reranker = _start_reranker(rerank, config) if rerank is not None else None
-                with _closing(reranker):
+                with _closing(reranker, extra):
                     hits = run_search(
                         query,
                         embedder=embedder,
@@ -426,6 +466,8 @@ def search(
                         candidates=candidates,
                         rerank=reranker,
                         fusion=fused,
+                        sparse=extra.sparse,
+                        multivector=extra.multivector if late_interaction else False,
                     )
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))

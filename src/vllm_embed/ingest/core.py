@@ -20,7 +20,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,11 +29,15 @@ from vllm_embed.errors import UnmanagedCollectionError
 from vllm_embed.ingest.chunk_settings import check_chunking, chunking_fields, record_chunking
 from vllm_embed.ingest.documents import DocumentLike
 from vllm_embed.ingest.duplicates import can_read_twice, superseded_positions
+from vllm_embed.ingest.embedder_api import SupportsMultiVectorEmbedding, SupportsSparseEmbedding
 from vllm_embed.ingest.ids import point_id
 from vllm_embed.ingest.options import IngestOptions
 from vllm_embed.ingest.report import IngestReport
 from vllm_embed.ingest.splitters import DocumentChunker
-from vllm_embed.sinks.base import Chunk, Manifest, Sink
+from vllm_embed.sinks.base import Chunk, Manifest, MultiVector, Sink
+
+if TYPE_CHECKING:
+    from vllm_embed.learned_sparse import SparseVector
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,59 @@ def scan_input(
     return InputScan(None)
 
 
-def planned_manifest(description: Mapping[str, Any], layout: str, chunker: DocumentChunker) -> Manifest:
-    """This run's manifest: what the engine reports (or will: see `Embedder`) and the chunker's settings."""
-    return Manifest.from_description(description, layout=layout).model_copy(update=chunking_fields(chunker))
+def planned_manifest(
+    description: Mapping[str, Any],
+    layout: str,
+    chunker: DocumentChunker,
+    extra: ExtraEmbedders | None = None,
+) -> Manifest:
+    """This run's manifest: the engine's description (see `Embedder`), chunking and the other models.
+
+    `extra` names the learned sparse and multi-vector models, when the run has them.
+    """
+    manifest = Manifest.from_description(description, layout=layout)
+    return manifest.model_copy(update={**chunking_fields(chunker), **(extra or ExtraEmbedders()).fields()})
+
+
+@dataclass(frozen=True)
+class ExtraEmbedders:
+    """The vectors a run makes beside the dense one: learned sparse, per-token (each `None`: not made).
+
+    Attributes:
+        sparse: A `SparseEmbedder` (its vectors are the collection's sparse half instead of BM25).
+        multivector: A `MultiVectorEmbedder` (per-token vectors for a late-interaction stage).
+    """
+
+    sparse: SupportsSparseEmbedding | None = None
+    multivector: SupportsMultiVectorEmbedding | None = None
+
+    def __post_init__(self) -> None:
+        for name, given, kind, expected in (
+            ("sparse", self.sparse, "learned-sparse", "a SparseEmbedder (or 'bm25')"),
+            ("multivector", self.multivector, "multivector", "a MultiVectorEmbedder"),
+        ):
+            describe = getattr(given, "describe", None)
+            if given is not None and (not callable(describe) or describe().get("kind") != kind):
+                raise TypeError(
+                    f"{name}= takes {expected}, got {given!r}: e.g. {name}=vllm_embed."
+                    f"{'SparseEmbedder' if name == 'sparse' else 'MultiVectorEmbedder'}(model=...)"
+                )
+
+    def close(self) -> None:
+        """Stops the models' engines (each one's last user stops it)."""
+        for model in (self.sparse, self.multivector):
+            close = getattr(model, "close", None)
+            if callable(close):
+                close()
+
+    def fields(self) -> dict[str, Any]:
+        """The manifest fields recording these models."""
+        fields: dict[str, Any] = {}
+        if self.sparse is not None:
+            fields.update(sparse="learned", sparse_model=self.sparse.describe())
+        if self.multivector is not None:
+            fields["multivector"] = self.multivector.describe()
+        return fields
 
 
 def stored_manifest(sink: Sink) -> Manifest | None:
@@ -107,10 +161,13 @@ def check_collection(sink: Sink, run: Manifest | Mapping[str, Any], *, rechunk: 
     stored = stored_manifest(sink)
     if stored is None:
         sink.check_creation()
+        fields = run if isinstance(run, Mapping) else run.model_dump()
+        sink.check_new_vectors(fields.get("sparse"), fields.get("multivector") is not None)
         return
     planned = run if isinstance(run, Manifest) else stored.model_copy(update=dict(run))
     stored.require_compatible(planned, sink.collection)
     sink.check_hybrid(stored)
+    sink.check_vector_kinds(stored, planned)
     sink.check_storage(stored)
     check_chunking(stored, planned, sink.collection, rechunk=rechunk)
 
@@ -145,6 +202,10 @@ class ChunkBatch:
     to_update: list[Chunk] = field(default_factory=list)
     """Chunks stored with the same text but other metadata: `update_metadata` rewrites them, unembedded."""
     vectors: NDArray[np.float32] | None = None
+    sparse: list[SparseVector] | None = None
+    """The learned sparse vectors of `to_embed`, when the run makes them."""
+    multivectors: list[MultiVector] | None = None
+    """The per-token vectors of `to_embed`, when the run makes them."""
     token_ids: list[list[int]] | None = None
     """The prompted token ids of each chunk of `to_embed`, when the chunker knows them."""
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
+
+from vllm_embed.sinks.chunks import MultiVector
+
+if TYPE_CHECKING:
+    from vllm_embed.learned_sparse import SparseVector
 
 
 class SupportsEmbedding(Protocol):
@@ -59,4 +64,36 @@ class SupportsLazyStart(Protocol):
 
     def _live_backend(self) -> Any:
         """Returns the engine, starting it first if needed."""
+        ...
+
+
+class SupportsSparseEmbedding(Protocol):
+    """What `ingest` and `search` need from a learned sparse embedder (`vllm_embed.SparseEmbedder`)."""
+
+    def embed_documents(self, texts: list[str]) -> list[SparseVector]:
+        """Returns one sparse vector per text."""
+        ...
+
+    def embed_query(self, text: str) -> SparseVector:
+        """Returns the sparse vector of one query."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Returns what decides the meaning of the vectors: model, revision, architecture, `max_terms`."""
+        ...
+
+
+class SupportsMultiVectorEmbedding(Protocol):
+    """What `ingest` and `search` need from a multi-vector embedder (`vllm_embed.MultiVectorEmbedder`)."""
+
+    def embed_documents(self, texts: list[str]) -> list[MultiVector]:
+        """Returns one `(tokens, dim)` matrix of unit rows per text."""
+        ...
+
+    def embed_query(self, text: str) -> MultiVector:
+        """Returns the token vectors of one query."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Returns what decides the meaning of the vectors, with their `dimensions`."""
         ...

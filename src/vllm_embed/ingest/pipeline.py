@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sized
+from typing import Literal
 
 from vllm_embed._utils import one_line
 from vllm_embed.ingest.chunk_settings import make_chunker
 from vllm_embed.ingest.core import (
     ChunkBatch,
+    ExtraEmbedders,
     InputScan,
     check_collection,
     open_collection,
@@ -35,7 +37,11 @@ from vllm_embed.ingest.documents import (
     unstorable_reason,
 )
 from vllm_embed.ingest.duplicates import DuplicateCheck, OnDuplicate, duplicate_error
-from vllm_embed.ingest.embedder_api import SupportsEmbedding
+from vllm_embed.ingest.embedder_api import (
+    SupportsEmbedding,
+    SupportsMultiVectorEmbedding,
+    SupportsSparseEmbedding,
+)
 from vllm_embed.ingest.ids import point_id
 from vllm_embed.ingest.loaders import DEFAULT_MAX_DOCUMENT_BYTES
 from vllm_embed.ingest.options import IngestOptions
@@ -149,6 +155,8 @@ def ingest(
     splitter: SplitterLike | None = None,
     rechunk: bool = False,
     max_metadata_bytes: int | None = DEFAULT_MAX_METADATA_BYTES,
+    sparse: SupportsSparseEmbedding | Literal["bm25"] | None = None,
+    multivector: SupportsMultiVectorEmbedding | None = None,
 ) -> IngestReport:
     """Chunks, embeds and stores documents; idempotent and resumable.
 
@@ -197,6 +205,12 @@ def ingest(
             the new chunking. Documents not in this run keep their old chunks.
         max_metadata_bytes: Largest document metadata in bytes (as JSON, UTF-8; every chunk stores a
             copy); a document with larger metadata is rejected. `None` accepts any size.
+        sparse: The collection's sparse half for hybrid and sparse search: a `SparseEmbedder` (SPLADE,
+            BGE-M3: its vectors are stored, inner product, no IDF) or `"bm25"` (as `hybrid=True` on the
+            sink). A collection made with a sparse model needs it on every run.
+        multivector: A `MultiVectorEmbedder` (ColBERT, BGE-M3) whose per-token vectors are stored for a
+            late-interaction (MaxSim) stage of `search` (Qdrant; Milvus refuses them). A collection made
+            with one needs it on every run.
 
     Returns:
         The counts of the run.
@@ -209,8 +223,12 @@ def ingest(
         ValueError: For invalid arguments or documents.
     """
     options = IngestOptions.pick(locals())
+    if sparse == "bm25":
+        sink.use_bm25()
+    extra = ExtraEmbedders(None if sparse == "bm25" else sparse, multivector)
     return run_ingest(
         documents,
+        extra=extra,
         embedder=embedder,
         sink=sink,
         options=options,
@@ -230,6 +248,7 @@ def run_ingest(
     id_field: str | None = None,
     total: int | None = None,
     scan: InputScan | None = None,
+    extra: ExtraEmbedders | None = None,
 ) -> IngestReport:
     """`ingest` with its settings as one `IngestOptions` (the CLI calls this).
 
@@ -247,7 +266,7 @@ def run_ingest(
     )
     if scan is None:
         scan = scan_input(documents, options, text_field, id_field)
-    manifest = planned_manifest(embedder.describe(), sink.layout.name, chunker)
+    manifest = planned_manifest(embedder.describe(), sink.layout.name, chunker, extra)
     check_collection(sink, manifest, rechunk=options.rechunk)
     open_collection(sink, manifest, rechunk=options.rechunk)
     if total is None and isinstance(documents, Sized):
@@ -269,7 +288,7 @@ def run_ingest(
             ),
             maxsize=QUEUE_BATCHES,
         )
-        embedding = EmbedStage(embedder)
+        embedding = EmbedStage(embedder, extra)
         try:
             for batch in reader:
                 embedding.submit(batch)

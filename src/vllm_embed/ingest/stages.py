@@ -12,15 +12,18 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from vllm_embed.ingest.core import ChunkBatch, Counters
+from vllm_embed.ingest.core import ChunkBatch, Counters, ExtraEmbedders
 from vllm_embed.ingest.embedder_api import SupportsEmbedding, SupportsLazyStart, SupportsTokenInput
 from vllm_embed.ingest.progress import IngestProgress
-from vllm_embed.sinks.base import Chunk, Sink
+from vllm_embed.sinks.base import Chunk, MultiVector, Sink
+
+if TYPE_CHECKING:
+    from vllm_embed.learned_sparse import SparseVector
 
 T = TypeVar("T")
 
@@ -111,7 +114,10 @@ class Writer:
             self.sink.delete_chunks_from(doc_id, first_index)
         if batch.to_embed:
             assert batch.vectors is not None
-            self.sink.upsert(batch.to_embed, batch.vectors)
+            extras: dict[str, Any] = {"sparse": batch.sparse, "multivectors": batch.multivectors}
+            self.sink.upsert(
+                batch.to_embed, batch.vectors, **{k: v for k, v in extras.items() if v is not None}
+            )
         self.sink.update_metadata(batch.to_update)
         self.counters.add_batch(batch)
         self.progress.advance(batch.documents + len(batch.rejected) + batch.superseded, batch.chunks)
@@ -143,8 +149,9 @@ class EmbedStage:
     as it is free. Batches come out in the order they went in.
     """
 
-    def __init__(self, embedder: SupportsEmbedding) -> None:
+    def __init__(self, embedder: SupportsEmbedding, extra: ExtraEmbedders | None = None) -> None:
         self._embedder = embedder
+        self._extra = extra or ExtraEmbedders()
         self._started = False
         self._pool = concurrent.futures.ThreadPoolExecutor(
             _EMBED_DEPTH, thread_name_prefix="vllm-embed-embed"
@@ -164,7 +171,7 @@ class EmbedStage:
                 self._embedder._live_backend()
             self._started = True
         future = (
-            self._pool.submit(_embed, self._embedder, batch.to_embed, batch.token_ids)
+            self._pool.submit(_embed, self._embedder, batch.to_embed, batch.token_ids, self._extra)
             if batch.to_embed
             else None
         )
@@ -179,7 +186,7 @@ class EmbedStage:
         while self._in_flight and (wait_all or len(self._in_flight) >= _EMBED_DEPTH or self._ready()):
             batch, future = self._in_flight.popleft()
             if future is not None:
-                batch.vectors = future.result()
+                batch.vectors, batch.sparse, batch.multivectors = future.result()
             yield batch
 
     def close(self) -> None:
@@ -195,16 +202,38 @@ class EmbedStage:
         return future is None or future.done()
 
 
+Embedded: TypeAlias = "tuple[NDArray[np.float32], list[SparseVector] | None, list[MultiVector] | None]"
+"""A batch's dense vectors, and its learned sparse and per-token vectors when the run makes them."""
+
+
 def _embed(
-    embedder: SupportsEmbedding, chunks: list[Chunk], token_ids: list[list[int]] | None = None
-) -> NDArray[np.float32]:
-    """Embeds the chunks' texts; with their token ids, through the Embedder's pre-tokenised path."""
+    embedder: SupportsEmbedding,
+    chunks: list[Chunk],
+    token_ids: list[list[int]] | None = None,
+    extra: ExtraEmbedders | None = None,
+) -> Embedded:
+    """Embeds the chunks' texts with every model of the run: dense, learned sparse, per-token.
+
+    Dense vectors go through the Embedder's pre-tokenised path when the token ids are known.
+    """
     texts = [c.text for c in chunks]
+    extra = extra or ExtraEmbedders()
+    sparse = None if extra.sparse is None else extra.sparse.embed_documents(texts)
+    multivectors = None if extra.multivector is None else extra.multivector.embed_documents(texts)
+    for name, made in (("sparse", sparse), ("multi-vector", multivectors)):
+        if made is not None and len(made) != len(chunks):
+            raise RuntimeError(f"the {name} embedder returned {len(made)} results for {len(chunks)} texts")
+    return _embed_dense(embedder, texts, token_ids, len(chunks)), sparse, multivectors
+
+
+def _embed_dense(
+    embedder: SupportsEmbedding, texts: list[str], token_ids: list[list[int]] | None, count: int
+) -> NDArray[np.float32]:
     if token_ids is not None and isinstance(embedder, SupportsTokenInput):
         result = embedder._embed_document_tokens(texts, token_ids)
     else:
         result = embedder.embed_documents(texts)
     vectors = np.asarray(result, dtype=np.float32)
-    if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
-        raise RuntimeError(f"the embedder returned shape {vectors.shape} for {len(chunks)} texts")
+    if vectors.ndim != 2 or vectors.shape[0] != count:
+        raise RuntimeError(f"the embedder returned shape {vectors.shape} for {count} texts")
     return vectors

@@ -13,7 +13,7 @@ import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +23,8 @@ from vllm_embed._utils import one_line
 from vllm_embed.errors import ManifestError, UnmanagedCollectionError
 from vllm_embed.sinks.chunks import Chunk as Chunk
 from vllm_embed.sinks.chunks import Hit as Hit
+from vllm_embed.sinks.chunks import MultiVector as MultiVector
+from vllm_embed.sinks.chunks import SparseQuery as SparseQuery
 from vllm_embed.sinks.filters import MetadataFilter as MetadataFilter
 from vllm_embed.sinks.filters import MetadataValue as MetadataValue
 from vllm_embed.sinks.filters import StoredVectors as StoredVectors
@@ -30,7 +32,7 @@ from vllm_embed.sinks.filters import check_filter as check_filter
 from vllm_embed.sinks.fusion import FusionSettings, fuse
 from vllm_embed.sinks.layouts import DEFAULT_LAYOUT, LAYOUTS, get_layout
 from vllm_embed.sinks.layouts import Layout as Layout
-from vllm_embed.sinks.manifest import MISSING, UNMANAGED, CollectionState
+from vllm_embed.sinks.manifest import MISSING, UNMANAGED, CollectionState, model_of
 from vllm_embed.sinks.manifest import CollectionInfo as CollectionInfo
 from vllm_embed.sinks.manifest import CollectionNotFoundError as CollectionNotFoundError
 from vllm_embed.sinks.manifest import Manifest as Manifest
@@ -40,6 +42,9 @@ from vllm_embed.sinks.names import check_name
 from vllm_embed.sinks.spec import SinkSpec
 from vllm_embed.sinks.storage import IndexField, storage_mismatches
 from vllm_embed.sinks.storage import index_fields as index_fields_of
+
+if TYPE_CHECKING:
+    from vllm_embed.learned_sparse import SparseVector
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +120,7 @@ class BaseSink:
         specs = tuple(field.to_spec() for field in self.index_fields)
         self._choices = {"layout": layout, "hybrid": hybrid, "index_fields": specs, "adopt": adopt}  # spec()
         self._sparse: Any = UNKNOWN
+        self._vectors: Any = UNKNOWN  # the manifest whose vector kinds writes and searches follow
 
     def _close_at_exit(self, close: Callable[[], object]) -> None:
         """Registers `close` (of a client this sink created) to run once: on `close()`, collection or exit."""
@@ -296,13 +302,14 @@ class BaseSink:
             stored = self._adopt(manifest)
         else:
             stored = self._check_existing(state.manifest, manifest)
-        self._sparse = self._sparse_of(stored)
+        self._sparse, self._vectors = self._sparse_of(stored), stored
         self._prepared(stored)
 
     def _check_existing(self, stored: Manifest, manifest: Manifest) -> Manifest:
         """Runs the checks of this run (`manifest`) on a collection's, indexes the fields it lacks."""
         stored.require_compatible(manifest, self.collection)
         self.check_hybrid(stored)
+        self.check_vector_kinds(stored, manifest)
         self.check_storage(stored)
         return self._add_index_fields(stored)
 
@@ -310,7 +317,29 @@ class BaseSink:
         """The manifest a new collection gets: `manifest` with storage settings, and sparse ones if hybrid."""
         storage = {**self._storage_requested(), "index_fields": [f.to_spec() for f in self.index_fields]}
         manifest = manifest.model_copy(update={"storage": storage})
-        return self._with_sparse(manifest) if self._hybrid else manifest
+        self.check_new_vectors(manifest.sparse, manifest.multivector is not None)
+        if manifest.sparse == "learned":
+            manifest = manifest.model_copy(update={"sparse_vector": self._sparse_name(self.layout)})
+        elif self._hybrid:
+            manifest = self._with_sparse(manifest)
+        if manifest.multivector is not None:
+            manifest = manifest.model_copy(update={"multivector_vector": self._multivector_name(self.layout)})
+        return manifest
+
+    def _layout_multivector(self, layout: Layout) -> str:
+        """Store hook: the layout's multivector name in this store."""
+        raise NotImplementedError
+
+    def _multivector_refusal(self) -> str | None:
+        """Store hook: why this store keeps no per-token vectors (`None`: it keeps them)."""
+        return None
+
+    def _multivector_name(self, layout: Layout) -> str:
+        """The layout's multivector name in this store; `ValueError` naming the fix for a store without."""
+        refusal = self._multivector_refusal()
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self._layout_multivector(layout)
 
     def _with_sparse(self, manifest: Manifest) -> Manifest:
         """`manifest` recording the BM25 sparse vectors of the sink's layout in this store."""
@@ -328,10 +357,79 @@ class BaseSink:
                 "is dense-only and a sparse vector cannot be added to an existing collection: ingest with "
                 "--hybrid (hybrid=True) into a new collection"
             )
+        if self._hybrid and stored.sparse == "learned":
+            raise self._mismatch(
+                f"holds learned sparse vectors of {stored.sparse_label()}, not BM25: leave out --hybrid "
+                "(hybrid=True) and pass its sparse model, or use another collection"
+            )
         if self._hybrid is False and stored.sparse is not None:
             raise self._mismatch(
                 f"is hybrid (it stores {stored.sparse} sparse vectors); leave out --no-hybrid (hybrid=False) "
                 "to keep filling them, or use another collection"
+            )
+
+    def check_new_vectors(self, sparse: str | None, multivector: bool) -> None:
+        """Refuses, before anything starts, vectors a new collection of this sink cannot keep.
+
+        Args:
+            sparse: The run's sparse half (`"learned"`, `"bm25"` or `None`).
+            multivector: Whether the run stores per-token vectors.
+
+        Raises:
+            ValueError: Naming the layout or store that keeps them.
+        """
+        if sparse == "learned":
+            if self._hybrid:
+                raise ValueError(
+                    "hybrid=True stores BM25 vectors and this run brings a learned sparse model: leave out "
+                    "--hybrid (hybrid=True), or the sparse model"
+                )
+            self._sparse_name(self.layout)
+        if multivector:
+            self._multivector_name(self.layout)
+
+    def use_bm25(self) -> None:
+        """Makes this sink store BM25 vectors, as `hybrid=True` does (`ingest(..., sparse="bm25")`).
+
+        Raises:
+            ValueError: If the sink was built with `hybrid=False`, or its layout stores no sparse vector.
+        """
+        if self._hybrid is False:
+            raise ValueError(
+                "sparse='bm25' asks for BM25 vectors and the sink was built with hybrid=False: leave out one"
+            )
+        self._sparse_name(self.layout)
+        self._hybrid = True
+
+    def check_vector_kinds(self, stored: Manifest, run: Manifest) -> None:
+        """Refuses a run that would leave out a vector the collection (`stored`) keeps for every point.
+
+        A collection of learned sparse or per-token vectors needs that model on every run that writes: a
+        point without them would be missing from the sparse search or the late-interaction stage.
+
+        Raises:
+            ManifestMismatchError: Naming the model to pass, or why the run's cannot be added.
+        """
+        if stored.sparse == "learned" and run.sparse != "learned":
+            raise self._mismatch(
+                f"holds learned sparse vectors of {stored.sparse_label()}: pass sparse=SparseEmbedder(model="
+                f"{stored.sparse_label()}) (--sparse-model), or use another collection"
+            )
+        if run.sparse == "learned" and stored.sparse != "learned":
+            raise self._mismatch(
+                f"holds {stored.sparse_label()} sparse vectors and a learned sparse vector cannot be added "
+                "to an existing collection: leave out the sparse model, or ingest into a new collection"
+            )
+        mine, theirs = model_of(stored.multivector), model_of(run.multivector)
+        if mine is not None and theirs is None:
+            raise self._mismatch(
+                f"holds per-token vectors of {mine!r}: pass multivector=MultiVectorEmbedder(model={mine!r}) "
+                "(--multivector-model), or use another collection"
+            )
+        if theirs is not None and mine is None:
+            raise self._mismatch(
+                "holds no per-token vectors and they cannot be added to an existing collection: leave out "
+                "the multi-vector model, or ingest into a new collection"
             )
 
     def _mismatch(self, problem: str) -> ManifestMismatchError:
@@ -406,6 +504,11 @@ class BaseSink:
             problems.append(f"vector size: collection has {dimensions}, this run has {manifest.dimensions}")
         if dimensions is not None and distance != manifest.distance:
             problems.append(f"distance: collection has {distance!r}, this run has {manifest.distance!r}")
+        if manifest.sparse == "learned" or manifest.multivector is not None:
+            problems.append(
+                "an adopted collection keeps the vectors it has, and this run brings a learned sparse or "
+                "multi-vector model (adopt without it)"
+            )
         fix = "ingest with the model and --dimensions the collection was made for, or into a new collection"
         self._refuse("cannot be adopted", problems, fix)
 
@@ -417,32 +520,113 @@ class BaseSink:
             self._sparse = self._sparse_of(self.read_manifest())
         return self._sparse
 
-    def _require_sparse(self) -> Any:
+    def _require_sparse(self, query: object = None) -> Any:
+        """The sparse state; `ValueError` for a dense-only collection, or a query of the other kind.
+
+        `query` (when given) is a text for a BM25 collection and a `SparseVector` for a learned one.
+        """
         sparse = self._sparse_state()
         if sparse is None:
             raise ValueError(
-                f"collection {self.collection!r} is dense-only (no BM25 vectors): search it with "
-                "mode='dense', or ingest with --hybrid into a new collection"
+                f"collection {self.collection!r} is dense-only (no sparse vectors): search it with "
+                "mode='dense', or ingest with --hybrid or a sparse model into a new collection"
             )
+        if query is not None:
+            manifest = self._vector_manifest()
+            learned = manifest is not None and manifest.sparse == "learned"
+            if learned and isinstance(query, str):
+                raise ValueError(
+                    f"collection {self.collection!r} holds learned sparse vectors of "
+                    f"{manifest.sparse_label() if manifest else '?'}: search it with that model's query "
+                    "vector (search(..., sparse=SparseEmbedder(model=...)))"
+                )
+            if not learned and not isinstance(query, str):
+                raise ValueError(
+                    f"collection {self.collection!r} holds BM25 vectors: its sparse query is the query text"
+                )
         return sparse
+
+    def _vector_manifest(self) -> Manifest | None:
+        """The manifest whose vector kinds (learned sparse, per-token) writes and searches follow (kept)."""
+        if self._vectors is UNKNOWN:
+            self._vectors = self._known_manifest()
+        vectors: Manifest | None = self._vectors
+        return vectors
+
+    def _extra_vectors(
+        self, count: int, sparse: Sequence[SparseVector] | None, multivectors: Sequence[MultiVector] | None
+    ) -> tuple[list[SparseVector] | None, list[MultiVector] | None]:
+        """Checks an upsert's learned sparse and per-token vectors against the collection.
+
+        Each must be given exactly when the collection keeps them, one per point (`count`).
+
+        Raises:
+            ValueError: Naming the model the collection was made with, or the count that is off.
+        """
+        manifest = self._vector_manifest()
+        learned = manifest is not None and manifest.sparse == "learned"
+        kept = None if manifest is None else model_of(manifest.multivector)
+        for name, given, needed, model in (
+            ("sparse", sparse, learned, manifest.sparse_label() if manifest else ""),
+            ("multivectors", multivectors, kept is not None, repr(kept)),
+        ):
+            if needed and given is None:
+                raise ValueError(
+                    f"collection {self.collection!r} keeps a {name} vector per point from {model}: pass "
+                    f"{name}= (the vectors of that model) with the dense ones"
+                )
+            if not needed and given is not None:
+                raise ValueError(f"collection {self.collection!r} keeps no {name} vectors: leave out {name}=")
+            if given is not None and len(given) != count:
+                raise ValueError(f"{name}= has {len(given)} vectors for {count} points")
+        return (
+            None if sparse is None else list(sparse),
+            None if multivectors is None else list(multivectors),
+        )
+
+    def _stored_extras(
+        self, ids: Sequence[str]
+    ) -> tuple[dict[str, SparseVector] | None, dict[str, MultiVector] | None]:
+        """Store hook: the stored learned sparse and per-token vectors of `ids` (`None`: kept none)."""
+        return None, None
+
+    def maxsim(self, query: MultiVector, ids: Sequence[str]) -> dict[str, float]:
+        """The late-interaction (MaxSim) score of `query`'s token vectors with each stored point of `ids`.
+
+        Computed by the store (Qdrant's `MAX_SIM` multivector) over exactly these points.
+
+        Raises:
+            ValueError: If the collection keeps no per-token vectors.
+        """
+        manifest = self._vector_manifest()
+        if manifest is None or manifest.multivector_vector is None:
+            raise ValueError(
+                f"collection {self.collection!r} keeps no per-token vectors: search it without "
+                "multivector=, or ingest with a multi-vector model into a new collection"
+            )
+        return self._maxsim(manifest.multivector_vector, np.asarray(query, dtype=np.float32), ids)
+
+    def _maxsim(self, name: str, query: MultiVector, ids: Sequence[str]) -> dict[str, float]:
+        """Store hook: `maxsim` on the multivector `name`."""
+        raise NotImplementedError
 
     # -- hybrid search: the store's two candidate lists, fused here --------------------------------------
 
     def hybrid_search(
         self,
-        query: str,
+        query: SparseQuery,
         vector: NDArray[np.float32],
         top_k: int,
         filter: MetadataFilter | None = None,
         candidates: int | None = None,
         fusion: FusionSettings | None = None,
     ) -> list[Hit]:
-        """Returns the `top_k` points of the fusion of a dense and a BM25 search (`sinks.fusion.fuse`).
+        """Returns the `top_k` points of the fusion of a dense and a sparse search (`sinks.fusion.fuse`).
 
         Each hit's `found_by` names the searches whose candidates held it (no extra search).
 
         Args:
-            query: The search text (its BM25 query).
+            query: The search text (BM25), or the query's `SparseVector` (a learned sparse collection).
             vector: The embedded query.
             top_k: Number of hits.
             filter: Metadata fields the hits must equal (applied in both searches).
@@ -450,14 +634,14 @@ class BaseSink:
             fusion: How the lists are fused (`FusionSettings()` when `None`).
 
         Raises:
-            ValueError: If the collection is dense-only.
+            ValueError: If the collection is dense-only, or `query` is not its kind of sparse query.
         """
-        self._require_sparse()
+        self._require_sparse(query)
         limit = max(candidates or 4 * top_k, top_k)
         return fuse(self._hybrid_candidates(query, vector, limit, filter), top_k, fusion)
 
     def _hybrid_candidates(
-        self, query: str, vector: NDArray[np.float32], limit: int, filter: MetadataFilter | None
+        self, query: SparseQuery, vector: NDArray[np.float32], limit: int, filter: MetadataFilter | None
     ) -> dict[str, list[Hit]]:
         """Store hook: the `limit` best dense and BM25 hits (two searches unless the client batches them)."""
         return {
@@ -479,25 +663,69 @@ class BaseSink:
         """Store hook: the stored dense vector of each of `ids` that exists."""
         raise NotImplementedError
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Store hook: inserts or replaces the points of `chunks`."""
+    def upsert(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: NDArray[np.float32],
+        *,
+        sparse: Sequence[SparseVector] | None = None,
+        multivectors: Sequence[MultiVector] | None = None,
+    ) -> None:
+        """Inserts or replaces the points of `chunks`.
+
+        Args:
+            chunks: The chunks.
+            vectors: Their dense vectors, one row each.
+            sparse: Their learned sparse vectors, exactly when the collection keeps them (BM25 vectors are
+                made here from the texts).
+            multivectors: Their per-token vectors, exactly when the collection keeps them.
+
+        Raises:
+            ValueError: If `sparse` or `multivectors` is given for a collection that keeps none, missing for
+                one that keeps them, or of another length than `chunks`.
+        """
+        if chunks:
+            self._upsert_points(chunks, vectors, *self._extra_vectors(len(chunks), sparse, multivectors))
+
+    def _upsert_points(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: NDArray[np.float32],
+        sparse: list[SparseVector] | None,
+        multivectors: list[MultiVector] | None,
+    ) -> None:
+        """Store hook: writes the points (the extra vectors checked against the collection)."""
         raise NotImplementedError
 
     def update_metadata(self, chunks: Sequence[Chunk]) -> None:
         """Rewrites the stored points of `chunks` (same ids and texts) with their metadata, embedding nothing.
 
-        The stored vectors are read back and upserted again with the new payload.
+        The stored vectors (dense, learned sparse, per-token) are read back and upserted again with the new
+        payload.
 
         Raises:
             SinkError: If a point does not exist any more.
         """
         if not chunks:
             return
-        vectors = self.fetch_vectors([chunk.id for chunk in chunks])
-        missing = [chunk.id for chunk in chunks if chunk.id not in vectors]
+        ids = [chunk.id for chunk in chunks]
+        vectors = self.fetch_vectors(ids)
+        sparse, multivectors = self._stored_extras(ids)
+        missing = [
+            point
+            for point in ids
+            if point not in vectors
+            or (sparse is not None and point not in sparse)
+            or (multivectors is not None and point not in multivectors)
+        ]
         if missing:
             raise SinkError(f"{self}: metadata update of points that do not exist: {', '.join(missing[:3])}")
-        self.upsert(chunks, np.stack([vectors[chunk.id] for chunk in chunks]).astype(np.float32))
+        self.upsert(
+            chunks,
+            np.stack([vectors[point] for point in ids]).astype(np.float32),
+            sparse=None if sparse is None else [sparse[point] for point in ids],
+            multivectors=None if multivectors is None else [multivectors[point] for point in ids],
+        )
 
     def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
         """Store hook: deletes the chunks of `doc_id` whose `chunk_index` is `first_index` or more."""
@@ -509,11 +737,15 @@ class BaseSink:
         """Store hook: the `top_k` points closest to `vector` whose metadata matches `filter`."""
         raise NotImplementedError
 
-    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Store hook: the `top_k` points with the highest BM25 score for the text `query`.
+    def sparse_search(
+        self, query: SparseQuery, top_k: int, filter: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """Store hook: the `top_k` points with the highest sparse score.
+
+        BM25 for the text `query`, or the dot product with a learned `SparseVector`.
 
         Raises:
-            ValueError: If the collection is dense-only.
+            ValueError: If the collection is dense-only, or `query` is not its kind of sparse query.
         """
         raise NotImplementedError
 
@@ -647,13 +879,14 @@ class BaseSink:
             manifest = self._with_stored_sparse(manifest)
         self._store_manifest(manifest)
         self._layout = get_layout(manifest.layout)
-        self._sparse = UNKNOWN
+        self._sparse = self._vectors = UNKNOWN
 
     def _hybrid_from_store(self, manifest: Manifest, has_sparse: bool) -> Manifest:
         """`manifest` with the sparse settings when the collection stores a sparse vector (`has_sparse`)."""
         if not has_sparse:
             return manifest
-        self._hybrid, self._layout, self._sparse = True, get_layout(manifest.layout), UNKNOWN
+        self._hybrid, self._layout = True, get_layout(manifest.layout)
+        self._sparse = self._vectors = UNKNOWN
         return self._with_sparse(manifest)
 
     def _repair_hint(self, constructor: str) -> str:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from vllm_embed.learned_sparse import SparseVector
+
+MultiVector: TypeAlias = npt.NDArray[np.float32]
+"""One text's token vectors: float32, shape `(tokens, dim)`, unit rows."""
+
+SparseQuery: TypeAlias = "str | SparseVector"
+"""A sparse search's query: the text (BM25), or a learned model's `SparseVector`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +53,9 @@ class Hit:
         found_by: The retrievals that found the hit: `"dense"`, `"sparse"` or both.
         rerank_score: The reranker's score when the search reranked its hits (they are then ordered by it,
             and `score` stays the first-stage similarity); `None` otherwise.
+        maxsim_score: The late-interaction (MaxSim) score of the query's and the chunk's token vectors,
+            when the search ran that stage (the hits are then ordered by it, before any reranker); `None`
+            otherwise.
     """
 
     id: str
@@ -51,10 +66,12 @@ class Hit:
     metadata: dict[str, Any]
     found_by: tuple[str, ...] = ()
     rerank_score: float | None = None
+    maxsim_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the hit as a JSON-serialisable dict (`rerank_score` only when the hits were reranked)."""
+        """Returns the hit as a JSON-serialisable dict (`rerank_score` and `maxsim_score` only when set)."""
         fields = {**asdict(self), "found_by": list(self.found_by)}
-        if self.rerank_score is None:
-            del fields["rerank_score"]
+        for name in ("rerank_score", "maxsim_score"):
+            if fields[name] is None:
+                del fields[name]
         return fields

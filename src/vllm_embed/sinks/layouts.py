@@ -61,7 +61,10 @@ class Layout:
         milvus: Where values sit in a Milvus row.
         reserved_metadata: Metadata keys this layout writes itself (a document may not use them).
         qdrant_vector: Qdrant vector name (`""` for the unnamed default vector).
-        qdrant_sparse_vector: Qdrant sparse vector of a hybrid collection (`""`: the layout stores none).
+        qdrant_sparse_vector: Qdrant sparse vector of a hybrid collection, BM25 or learned (`""`: the layout
+            stores none).
+        qdrant_multivector: Qdrant multivector of per-token vectors (an unnamed dense vector is then the
+            vector named `""` beside it).
         milvus_schema: The Milvus fields (`Schema`).
         milvus_dynamic: Whether the Milvus schema keeps metadata as dynamic fields.
         milvus_sparse: Milvus sparse field of a hybrid collection (`""`: the layout stores none).
@@ -74,6 +77,7 @@ class Layout:
     reserved_metadata: frozenset[str] = frozenset()
     qdrant_vector: str = ""
     qdrant_sparse_vector: str = "bm25"
+    qdrant_multivector: str = "colbert"
     milvus_dynamic: bool = False
     milvus_sparse: str = "sparse"
     _fields: dict[str, StoreFields] = field(init=False, repr=False, compare=False)

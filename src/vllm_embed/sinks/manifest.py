@@ -106,12 +106,20 @@ class Manifest(BaseModel):
     vllm_embed_version: str = ""
     """vllm-embed version that created the collection."""
     sparse: str | None = None
-    """Sparse representation stored beside the dense vector (`"bm25"` in a hybrid collection), or `None`."""
+    """Sparse representation stored beside the dense vector: `"bm25"` (a hybrid collection), `"learned"`
+    (a `SparseEmbedder`'s vectors, see `sparse_model`), or `None`."""
+    sparse_model: dict[str, Any] | None = None
+    """The `SparseEmbedder.describe()` of a learned sparse collection (model, architecture, `max_terms`)."""
     sparse_vector: str | None = None
     """Name of the sparse vector (Qdrant) or sparse field (Milvus) of a hybrid collection."""
     sparse_analyzer: dict[str, Any] | None = None
     """How the sparse vectors are made: the encoder package, version and settings (Qdrant, computed
     client-side), or the text field's analyzer parameters (Milvus, computed by the server)."""
+    multivector: dict[str, Any] | None = None
+    """The `MultiVectorEmbedder.describe()` of a collection with per-token vectors (with `dimensions`), or
+    `None`."""
+    multivector_vector: str | None = None
+    """Name of the multivector (Qdrant) of a collection with per-token vectors."""
     storage: dict[str, Any] | None = None
     """Creation settings of the collection (`vllm_embed.sinks.storage`): quantization, HNSW and on-disk
     (Qdrant) or index type and parameters (Milvus), and `index_fields` (the payload-indexed metadata fields
@@ -144,12 +152,32 @@ class Manifest(BaseModel):
         raise ManifestError(f"{damaged} ({location}: {problem}); {repair}")
 
     def mismatches(self, other: Manifest) -> list[str]:
-        """Returns a description of each setting that differs from `other` (this one is the stored one)."""
-        return [
+        """Returns a description of each setting that differs from `other` (this one is the stored one).
+
+        A learned sparse or multi-vector model is compared when both name one (`BaseSink.check_vector_kinds`
+        refuses a run that brings or leaves out one; a search may leave the late-interaction stage out).
+        """
+        found = [
             f"{name}: collection has {getattr(self, name)!r}, this run has {getattr(other, name)!r}"
             for name in self._COMPARED
             if getattr(self, name) != getattr(other, name)
         ]
+        learned = self.sparse == other.sparse == "learned"  # one side only: `check_vector_kinds` says why
+        if learned and model_of(self.sparse_model) != model_of(other.sparse_model):
+            found.append(
+                f"sparse model: collection has {self.sparse_label()}, this run has {other.sparse_label()}"
+            )
+        both = self.multivector is not None and other.multivector is not None
+        if both and model_of(self.multivector) != model_of(other.multivector):
+            mine, theirs = model_of(self.multivector), model_of(other.multivector)
+            found.append(f"multivector model: collection has {mine!r}, this run has {theirs!r}")
+        return found
+
+    def sparse_label(self) -> str:
+        """The sparse half in words: `'BM25'`, the learned model's name, or `'none'`."""
+        if self.sparse == "learned":
+            return repr(model_of(self.sparse_model))
+        return "BM25" if self.sparse == "bm25" else "none"
 
     def require_compatible(self, other: Manifest, collection: str) -> None:
         """Refuses (`ManifestMismatchError`) a run whose embedding settings differ from the collection's."""
@@ -159,6 +187,14 @@ class Manifest(BaseModel):
                 f"collection {collection!r} was embedded differently ({'; '.join(differences)}): "
                 "use the collection's model and dimensions, or another collection"
             )
+
+
+def model_of(description: Mapping[str, Any] | None) -> str | None:
+    """The model (`model@revision` with a revision) an embedder description names (`None`: no description)."""
+    if description is None:
+        return None
+    model, revision = str(description.get("model")), description.get("revision")
+    return f"{model}@{revision}" if revision else model
 
 
 @dataclass(frozen=True)

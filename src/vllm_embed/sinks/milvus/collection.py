@@ -140,12 +140,22 @@ class MilvusCollection(ClientSink["MilvusClient"]):
     def _layout_sparse(self, layout: Layout) -> str:
         return layout.milvus_sparse
 
+    def _multivector_refusal(self) -> str | None:
+        return (
+            "Milvus keeps no per-token vectors here: Milvus Lite 3.2 creates an ARRAY of STRUCT with a "
+            "vector but cannot index it (create_index: unknown field), and vllm-embed does not write "
+            "Milvus 2.6 servers' embedding lists yet; store the multi-vector collection in Qdrant "
+            "(QdrantEdgeSink, --qdrant-edge PATH) or leave out the multi-vector model"
+        )
+
     def _sparse_analyzer(self) -> dict[str, Any]:
         return {"function": "BM25", **BM25Terms().describe()}
 
     def _sparse_of(self, manifest: Manifest | None) -> MilvusSparse | None:
         if manifest is None or not manifest.sparse_vector:
             return None
+        if manifest.sparse == "learned":
+            return MilvusSparse(manifest.sparse_vector, None, learned=True)
         recorded = manifest.sparse_analyzer or {}
         if recorded.get("analysis") != TERM_TEXT_ANALYSIS:
             return MilvusSparse(manifest.sparse_vector, None)
@@ -304,7 +314,10 @@ class MilvusCollection(ClientSink["MilvusClient"]):
         )
         index_params.add_index(field_name=DOC_ID, index_type=SCALAR_INDEX)
         _with_scalar_indexes(index_params, targets.values())
-        if sparse := stored.sparse_vector:
+        if (sparse := stored.sparse_vector) and stored.sparse == "learned":
+            schema.add_field(sparse, DataType.SPARSE_FLOAT_VECTOR)
+            index_params.add_index(field_name=sparse, index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+        elif sparse:
             schema.add_field(
                 BM25_TERMS_FIELD, DataType.VARCHAR, max_length=VARCHAR_MAX_BYTES, enable_analyzer=True,
                 analyzer_params=BM25_TERMS_ANALYZER,

@@ -17,6 +17,8 @@ from vllm_embed.sinks.base import (
     Chunk,
     Hit,
     MetadataFilter,
+    MultiVector,
+    SparseQuery,
     StoredVectors,
     check_filter,
     is_transient_grpc_error,
@@ -30,6 +32,8 @@ from vllm_embed.sparse import BM25Terms
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
+
+    from vllm_embed.learned_sparse import SparseVector
 
 _TRANSIENT_GRPC_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
 _QUERY_ITERATOR_LOGGER = "pymilvus.client.iterator.query_iterator"
@@ -184,21 +188,42 @@ class MilvusSink(MilvusCollection):
         vectors = {str(row[layout.milvus_id]): _as_vector(row.get(layout.milvus_vector)) for row in rows}
         return {point: vector for point, vector in vectors.items() if vector is not None}
 
+    def _stored_extras(
+        self, ids: Sequence[str]
+    ) -> tuple[dict[str, SparseVector] | None, dict[str, MultiVector] | None]:
+        state = self._sparse_state()
+        if state is None or not state.learned:
+            return None, None
+        from vllm_embed.learned_sparse import SparseVector
+
+        key, found = self.layout.milvus_id, {}
+        for row in self._get(ids, [state.field]):
+            terms = row.get(state.field) or {}
+            found[str(row[key])] = SparseVector.from_terms(terms.keys(), terms.values())
+        return found, None
+
     def stored_text(self, text: str) -> str:
         """Returns `text` cut to the `text` field's size."""
         return truncate_utf8(text, self.text_max_bytes)
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Inserts or replaces the points of `chunks`."""
-        if not chunks:
-            return
-        rows, layout, sparse = [], self.layout, self._sparse_state()
-        terms = None if sparse is None else sparse.terms
-        for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32).tolist(), strict=True):
+    def _upsert_points(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: NDArray[np.float32],
+        sparse: list[SparseVector] | None,
+        multivectors: list[MultiVector] | None,
+    ) -> None:
+        rows, layout, state = [], self.layout, self._sparse_state()
+        terms = None if state is None else state.terms
+        for i, (chunk, vector) in enumerate(
+            zip(chunks, np.asarray(vectors, dtype=np.float32).tolist(), strict=True)
+        ):
             row = layout.record("milvus", chunk, self.stored_text(chunk.text))
             row[layout.milvus_id], row[layout.milvus_vector] = chunk.id, vector
             if terms is not None:
                 row[BM25_TERMS_FIELD] = terms_text(terms, chunk.text)
+            if sparse is not None:
+                row[state.field] = sparse[i].to_dict()
             rows.append(row)
         self._on("upsert", self.client.upsert, rows)
 
@@ -245,9 +270,15 @@ class MilvusSink(MilvusCollection):
         data = np.asarray(vector, dtype=np.float32).tolist()
         return self._search("dense", data, self.layout.milvus_vector, top_k, filter, self._dense_params())
 
-    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """As `BaseSink.sparse_search`; the query is analysed as the documents were (stop words: no hit)."""
-        sparse: MilvusSparse = self._require_sparse()
+    def sparse_search(
+        self, query: SparseQuery, top_k: int, filter: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """As `BaseSink.sparse_search`; a BM25 query is analysed as the documents were (stop words: none)."""
+        sparse: MilvusSparse = self._require_sparse(query)
+        if not isinstance(query, str):  # a learned collection's query vector
+            if not len(query):
+                return []
+            return self._search("sparse", query.to_dict(), sparse.field, top_k, filter, {"metric_type": "IP"})
         text = query if sparse.terms is None else sparse.terms.query_text(query)
         if not text.strip():
             return []
@@ -280,7 +311,7 @@ class MilvusSink(MilvusCollection):
         rows = self._get(ids, ["*"])
         replacement = dict(zip(ids, np.asarray(vectors, dtype=np.float32).tolist(), strict=True))
         sparse = self._sparse_state()  # a function's output: the server computes it again
-        function_output = None if sparse is None else sparse.field
+        function_output = None if sparse is None or sparse.learned else sparse.field
         updated = []
         for row in rows:
             point_id = str(row[layout.milvus_id])

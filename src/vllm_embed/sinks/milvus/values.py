@@ -16,16 +16,19 @@ BM25_TERMS_FIELD = "bm25_terms"
 
 @dataclasses.dataclass(frozen=True)
 class MilvusSparse:
-    """What a BM25 search of a hybrid Milvus collection needs.
+    """What a sparse search of a hybrid Milvus collection needs.
 
     Attributes:
-        field: The sparse field the BM25 Function fills.
+        field: The sparse field: the BM25 Function fills it, or a learned model's vectors are written to it.
         terms: The analysis of the `bm25_terms` field the function reads, or `None` for a collection made
-            before it (its function reads the text field with the server's analyzer, `BM25_ANALYZER`).
+            before it (its function reads the text field with the server's analyzer, `BM25_ANALYZER`) and
+            for learned vectors.
+        learned: Whether the field holds a learned model's vectors (inner product) rather than BM25.
     """
 
     field: str
     terms: BM25Terms | None
+    learned: bool = False
 
 
 def milvus_literal(value: MetadataValue) -> str:

@@ -235,8 +235,18 @@ class QdrantSink(QdrantBaseSink, ClientSink["QdrantClient"]):
             size=manifest.dimensions, distance=models.Distance.COSINE, on_disk=on_disk
         )
         vector_name = self.layout.qdrant_vector
-        idf = models.SparseVectorParams(modifier=models.Modifier.IDF)
-        sparse = {manifest.sparse_vector: idf} if manifest.sparse_vector else None
+        learned = manifest.sparse == "learned"  # learned weights score as they are: no IDF
+        sparse_params = models.SparseVectorParams(modifier=None if learned else models.Modifier.IDF)
+        sparse = {manifest.sparse_vector: sparse_params} if manifest.sparse_vector else None
+        vectors: Any = {vector_name: params} if vector_name else params
+        if manifest.multivector_vector and manifest.multivector:  # beside an unnamed one: named ""
+            vectors = {vector_name: params}
+            vectors[manifest.multivector_vector] = models.VectorParams(  # rescoring only: no HNSW graph
+                size=int(manifest.multivector["dimensions"]), distance=models.Distance.COSINE,
+                on_disk=on_disk,
+                multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+                hnsw_config=models.HnswConfigDiff(m=0),
+            )  # fmt: skip
         quantization, hnsw = self._index_configs(
             lambda: models.ScalarQuantization(
                 scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
@@ -246,7 +256,7 @@ class QdrantSink(QdrantBaseSink, ClientSink["QdrantClient"]):
         )
         self._on(
             "collection creation", self.client.create_collection,
-            vectors_config={vector_name: params} if vector_name else params, sparse_vectors_config=sparse,
+            vectors_config=vectors, sparse_vectors_config=sparse,
             shard_number=settings.shard_number, replication_factor=settings.replication_factor,
             hnsw_config=hnsw, quantization_config=quantization,
             metadata={_MANIFEST_KEY: manifest.model_dump()},
@@ -282,13 +292,17 @@ class QdrantSink(QdrantBaseSink, ClientSink["QdrantClient"]):
     def _search_param_types(self) -> tuple[Any, Any]:
         return self._models.SearchParams, self._models.QuantizationSearchParams
 
-    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
+    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool | list[str]) -> Sequence[Any]:
         name = self.layout.qdrant_vector
+        dense = [name] if name else True
         records: Sequence[Any] = self._on(
             "point lookup", self.client.retrieve, ids=ids, with_payload=payload,
-            with_vectors=([name] if name else True) if vector else False,
+            with_vectors=vector if isinstance(vector, list) else dense if vector else False,
         )  # fmt: skip
         return records
+
+    def _has_ids(self, ids: Sequence[str]) -> Any:
+        return self._models.Filter(must=[self._models.HasIdCondition(has_id=list(ids))])
 
     def _sparse_vector(self, indices: list[int], values: list[float]) -> Any:
         return self._models.SparseVector(indices=indices, values=values)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +23,8 @@ from vllm_embed.sinks.base import (
     Manifest,
     MetadataFilter,
     MetadataValue,
+    MultiVector,
+    SparseQuery,
     StoredVectors,
     check_filter,
 )
@@ -30,6 +32,9 @@ from vllm_embed.sinks.layouts import Layout, get_layout
 from vllm_embed.sinks.names import qdrant_name_problem
 from vllm_embed.sinks.storage import IndexField, QdrantCollectionSettings, QdrantSearchSettings, validated
 from vllm_embed.sparse import BM25Encoder
+
+if TYPE_CHECKING:
+    from vllm_embed.learned_sparse import SparseVector
 
 
 def payload_index_keys(layout: Layout, fields: Iterable[IndexField]) -> dict[str, str]:
@@ -129,9 +134,15 @@ class QdrantBaseSink(BaseSink):
     def _sparse_analyzer(self) -> dict[str, Any]:
         return BM25Encoder().describe()
 
-    def _sparse_of(self, manifest: Manifest | None) -> tuple[str, BM25Encoder] | None:
+    def _layout_multivector(self, layout: Layout) -> str:
+        return layout.qdrant_multivector
+
+    def _sparse_of(self, manifest: Manifest | None) -> tuple[str, BM25Encoder | None] | None:
+        """The sparse vector's name and, for BM25, its encoder (`None`: learned vectors, given on write)."""
         if manifest is None or not manifest.sparse_vector:
             return None
+        if manifest.sparse == "learned":
+            return manifest.sparse_vector, None
         encoder = BM25Encoder.from_manifest(manifest.sparse_analyzer or {}, self.collection)
         return manifest.sparse_vector, encoder
 
@@ -246,7 +257,8 @@ class QdrantBaseSink(BaseSink):
 
     def _with_stored_sparse(self, manifest: Manifest) -> Manifest:
         layout = get_layout(manifest.layout)
-        has_sparse = layout.qdrant_sparse_vector in self._stored_vectors(layout, self._existing_config())[2]
+        modifiers = self._stored_vectors(layout, self._existing_config())[2]
+        has_sparse = modifiers.get(layout.qdrant_sparse_vector, "") == "idf"  # BM25: a learned one has none
         return self._hybrid_from_store(manifest, has_sparse)
 
     # -- payload indexes and what the engine reports -------------------------------------------------------
@@ -304,17 +316,28 @@ class QdrantBaseSink(BaseSink):
         """Driver: deletes the points that match the client's `filter`."""
         raise NotImplementedError
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> None:
-        """Inserts or replaces the points of `chunks`."""
-        if not chunks:
-            return
+    def _upsert_points(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: NDArray[np.float32],
+        sparse: list[SparseVector] | None,
+        multivectors: list[MultiVector] | None,
+    ) -> None:
         layout = self.layout
         named = [{layout.qdrant_vector: row} for row in np.asarray(vectors, dtype=np.float32).tolist()]
-        sparse = self._sparse_state()
-        if sparse is not None:
-            name, encoder = sparse
-            for entry, vector in zip(named, encoder.embed_documents([c.text for c in chunks]), strict=True):
-                entry[name] = self._sparse_vector(vector.indices, vector.values)
+        state = self._sparse_state()
+        if state is not None:
+            name, encoder = state
+            terms = sparse if encoder is None else encoder.embed_documents([c.text for c in chunks])
+            assert terms is not None  # `upsert` checked that a learned collection gets its vectors
+            for entry, vector in zip(named, terms, strict=True):
+                entry[name] = self._sparse_vector(
+                    np.asarray(vector.indices).tolist(), np.asarray(vector.values).tolist()
+                )
+        if multivectors is not None:
+            name = self._multivector_of()
+            for entry, matrix in zip(named, multivectors, strict=True):
+                entry[name] = np.asarray(matrix, dtype=np.float32).tolist()
         self._upsert([c.id for c in chunks], named, [layout.record("qdrant", c, c.text) for c in chunks])
 
     def delete_chunks_from(self, doc_id: str, first_index: int) -> None:
@@ -336,10 +359,50 @@ class QdrantBaseSink(BaseSink):
             np.asarray(vector, dtype=np.float32).reshape(-1).tolist(), self.layout.qdrant_vector
         )
 
-    def _sparse_query(self, encoder: BM25Encoder, name: str, query: str) -> Any:
-        """The BM25 query of `query`'s text on the sparse vector `name`."""
-        vector = encoder.embed_query(query)
-        return self._nearest(self._sparse_vector(vector.indices, vector.values), name)
+    def _sparse_query(self, encoder: BM25Encoder | None, name: str, query: SparseQuery) -> Any:
+        """The sparse query on the vector `name`: BM25 of the text, or the learned `SparseVector` itself."""
+        vector = query if encoder is None or not isinstance(query, str) else encoder.embed_query(query)
+        assert not isinstance(vector, str)  # `_require_sparse` matched the query to the collection
+        indices, values = np.asarray(vector.indices).tolist(), np.asarray(vector.values).tolist()
+        return self._nearest(self._sparse_vector(indices, values), name)
+
+    def _multivector_of(self) -> str:
+        manifest = self._vector_manifest()
+        assert manifest is not None and manifest.multivector_vector is not None
+        return manifest.multivector_vector
+
+    def _has_ids(self, ids: Sequence[str]) -> Any:
+        """Driver: the client's filter matching exactly the points `ids`."""
+        raise NotImplementedError
+
+    def _maxsim(self, name: str, query: MultiVector, ids: Sequence[str]) -> dict[str, float]:
+        if not ids:
+            return {}
+        request = Query(self._nearest(query.tolist(), name), len(ids), self._has_ids(ids))
+        (points,) = self._run([self._request(request)])
+        return {str(point.id): float(point.score) for point in points}
+
+    def _stored_extras(
+        self, ids: Sequence[str]
+    ) -> tuple[dict[str, SparseVector] | None, dict[str, MultiVector] | None]:
+        manifest = self._vector_manifest()
+        learned = manifest is not None and manifest.sparse == "learned" and manifest.sparse_vector
+        multivector = None if manifest is None else manifest.multivector_vector
+        names = [name for name in (learned or None, multivector) if name]
+        if not names or not ids:
+            return ({} if learned else None), ({} if multivector else None)
+        from vllm_embed.learned_sparse import SparseVector
+
+        records = self._retrieve(list(ids), payload=False, vector=names)
+        sparse: dict[str, SparseVector] | None = {} if learned else None
+        matrices: dict[str, MultiVector] | None = {} if multivector else None
+        for record in records:
+            stored = record.vector or {}
+            if sparse is not None and (terms := stored.get(learned)) is not None:
+                sparse[str(record.id)] = SparseVector.from_terms(terms.indices, terms.values)
+            if matrices is not None and (rows := stored.get(multivector)) is not None:
+                matrices[str(record.id)] = np.asarray(rows, dtype=np.float32)
+        return sparse, matrices
 
     def _condition(self, condition: Condition) -> Any:
         """Driver: the client's field condition of one `Condition`."""
@@ -379,14 +442,18 @@ class QdrantBaseSink(BaseSink):
         raise NotImplementedError
 
     def _queries(
-        self, vector: NDArray[np.float32] | None, query: str | None, limit: int, filter: MetadataFilter | None
+        self,
+        vector: NDArray[np.float32] | None,
+        query: SparseQuery | None,
+        limit: int,
+        filter: MetadataFilter | None,
     ) -> dict[str, list[Hit]]:
-        """The hits of a dense search of `vector` and/or a BM25 search of `query`, in one batch."""
+        """The hits of a dense search of `vector` and/or a sparse search of `query`, in one batch."""
         query_filter, queries = self._filter(filter), {}
         if vector is not None:
             queries["dense"] = Query(self._dense_query(vector), limit, query_filter, self._search_params())
         if query is not None:
-            name, encoder = self._require_sparse()
+            name, encoder = self._require_sparse(query)
             queries["sparse"] = Query(self._sparse_query(encoder, name, query), limit, query_filter)
         found = self._run([self._request(q) for q in queries.values()])
         return {branch: self._found(points, branch) for branch, points in zip(queries, found, strict=True)}
@@ -397,12 +464,14 @@ class QdrantBaseSink(BaseSink):
         """Returns the `top_k` points closest to `vector` whose metadata matches `filter`."""
         return self._queries(vector, None, top_k, filter)["dense"]
 
-    def sparse_search(self, query: str, top_k: int, filter: MetadataFilter | None = None) -> list[Hit]:
-        """Returns the `top_k` points with the highest BM25 score for the text `query`."""
+    def sparse_search(
+        self, query: SparseQuery, top_k: int, filter: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """Returns the `top_k` points with the highest sparse score (BM25 of a text, or a learned product)."""
         return self._queries(None, query, top_k, filter)["sparse"]
 
     def _hybrid_candidates(
-        self, query: str, vector: NDArray[np.float32], limit: int, filter: MetadataFilter | None
+        self, query: SparseQuery, vector: NDArray[np.float32], limit: int, filter: MetadataFilter | None
     ) -> dict[str, list[Hit]]:
         return self._queries(vector, query, limit, filter)
 
@@ -416,8 +485,8 @@ class QdrantBaseSink(BaseSink):
         """Driver: replaces the dense vector of each (point id, vector)."""
         raise NotImplementedError
 
-    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
-        """Driver: the records of `ids` that exist, with their payload and/or dense vector."""
+    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool | list[str]) -> Sequence[Any]:
+        """Driver: the records of `ids` that exist, with payload and dense vector (or `vector` names)."""
         raise NotImplementedError
 
     def _record_vector(self, record: Any) -> NDArray[np.float32] | None:

@@ -254,7 +254,7 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def _create(self, manifest: Manifest) -> Manifest:
         """Builds the shard, its payload indexes and manifest beside the target, then renames it in place."""
-        config = self._edge_config(manifest.dimensions, manifest.sparse_vector)
+        config = self._edge_config(manifest)
         index_keys = payload_index_keys(self.layout, self.index_fields)  # a bad key fails before writing
         self.path.mkdir(parents=True, exist_ok=True)
         building = self.path / f".{self.collection}{_CREATING}{uuid.uuid4().hex[:12]}"
@@ -305,7 +305,7 @@ class QdrantEdgeSink(QdrantBaseSink):
     def _sibling_options(self) -> dict[str, Any]:
         return {"path": self.path, **self._options()}
 
-    def _edge_config(self, dimensions: int, sparse_vector: str | None) -> qdrant_edge.EdgeConfig:
+    def _edge_config(self, manifest: Manifest) -> qdrant_edge.EdgeConfig:
         qe, settings = self._qe, self.settings
         quantization, hnsw = self._index_configs(
             lambda: qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, memory=qe.Memory.Pinned),
@@ -316,23 +316,31 @@ class QdrantEdgeSink(QdrantBaseSink):
         )
         memory = qe.Memory.Cold if settings.on_disk else None
         dense = qe.EdgeVectorParams(
-            size=dimensions, distance=qe.Distance.Cosine, memory=memory, quantization_config=quantization,
-            hnsw_config=hnsw,
+            size=manifest.dimensions, distance=qe.Distance.Cosine, memory=memory,
+            quantization_config=quantization, hnsw_config=hnsw,
         )  # fmt: skip
-        idf = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
-        sparse = {sparse_vector: idf} if sparse_vector else None
+        vectors = {self.layout.qdrant_vector: dense}
+        if manifest.multivector_vector and manifest.multivector:
+            vectors[manifest.multivector_vector] = qe.EdgeVectorParams(  # rescoring only: no HNSW graph
+                size=int(manifest.multivector["dimensions"]), distance=qe.Distance.Cosine, memory=memory,
+                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
+            )  # fmt: skip
+        learned = manifest.sparse == "learned"  # learned weights score as they are: no IDF
+        params = qe.EdgeSparseVectorParams(modifier=None if learned else qe.Modifier.Idf)
+        sparse = {manifest.sparse_vector: params} if manifest.sparse_vector else None
         optimizers = None
         if self.indexing_threshold_kb is not None:
             optimizers = qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
         config: qdrant_edge.EdgeConfig = qe.EdgeConfig(
-            vectors={self.layout.qdrant_vector: dense}, sparse_vectors=sparse, optimizers=optimizers
+            vectors=vectors, sparse_vectors=sparse, optimizers=optimizers
         )
         return config
 
     # -- points ----------------------------------------------------------------------------------------
 
-    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool) -> Sequence[Any]:
-        with_vector = [self.layout.qdrant_vector] if vector else False
+    def _retrieve(self, ids: list[str], *, payload: bool, vector: bool | list[str]) -> Sequence[Any]:
+        with_vector = vector if isinstance(vector, list) else [self.layout.qdrant_vector] if vector else False
         records: Sequence[Any] = self._call(
             "point lookup", self._shard().retrieve, ids, with_payload=payload, with_vector=with_vector
         )
@@ -364,6 +372,9 @@ class QdrantEdgeSink(QdrantBaseSink):
 
     def _must(self, conditions: list[Any]) -> Any:
         return self._qe.Filter(must=conditions)
+
+    def _has_ids(self, ids: Sequence[str]) -> Any:
+        return self._qe.Filter(must=[self._qe.HasIdCondition(set(ids))])
 
     def _request(self, q: Query) -> Any:
         return self._qe.QueryRequest(

@@ -1,0 +1,95 @@
+"""The learned sparse and multi-vector models of `ingest` and `search`: their flags' checks and engines.
+
+`ingest --sparse-model/--multivector-model` names them; `search` builds them from the collection's manifest.
+They run in this process with the dense model's `--dtype` and parallelism (`SHARED_SETTINGS`, which a
+`--rerank` model and `serve`'s other models share too).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vllm_embed.config import EmbedderConfig, MultiVectorEmbedderConfig, SparseEmbedderConfig
+from vllm_embed.ingest.core import ExtraEmbedders
+from vllm_embed.model_source import check_model_source
+from vllm_embed.sinks.manifest import Manifest
+
+if TYPE_CHECKING:
+    from vllm_embed.learned_sparse import SparseEmbedder
+    from vllm_embed.multivector import MultiVectorEmbedder
+
+SHARED_SETTINGS = ("dtype", "tensor_parallel_size", "pipeline_parallel_size", "trust_remote_code")
+"""The dense model's engine flags these models run with too."""
+
+
+def known_vector_kinds(sparse_model: str | None, multivector_model: str | None) -> dict[str, Any]:
+    """The manifest fields an ingest's flags decide, compared with the collection's before any engine."""
+    return {
+        "sparse": "learned" if sparse_model else None,
+        "sparse_model": {"model": sparse_model} if sparse_model else None,
+        "multivector": {"model": multivector_model} if multivector_model else None,
+    }
+
+
+def check_flags(
+    sparse_model: str | None, hybrid: bool | None, ray_address: str | None, multi: str | None
+) -> None:
+    """Refuses flag combinations that cannot work, before anything starts.
+
+    Raises:
+        ValueError: Naming the flag to leave out.
+    """
+    if sparse_model and hybrid:
+        raise ValueError(
+            "--hybrid stores BM25 vectors and --sparse-model a learned model's: give one of them"
+        )
+    if ray_address is not None and (sparse_model or multi):
+        raise ValueError(
+            "--sparse-model and --multivector-model run in this process, not on Ray replicas: leave out --ray"
+        )
+
+
+def start_extra(
+    sparse_model: str | None, multivector_model: str | None, config: EmbedderConfig
+) -> ExtraEmbedders:
+    """Starts the engines of the models given (each a minute or more on a CPU)."""
+    return ExtraEmbedders(
+        None if not sparse_model else start_sparse(sparse_model, None, config),
+        None if not multivector_model else start_multivector(multivector_model, None, config),
+    )
+
+
+def start_sparse(model: str, revision: str | None, config: EmbedderConfig) -> SparseEmbedder:
+    """A `SparseEmbedder` for `model`, with the dense model's shared engine settings."""
+    from vllm_embed.learned_sparse import SparseEmbedder
+
+    return SparseEmbedder(config=SparseEmbedderConfig(**_settings(model, revision, config)))
+
+
+def start_multivector(model: str, revision: str | None, config: EmbedderConfig) -> MultiVectorEmbedder:
+    """A `MultiVectorEmbedder` for `model`, with the dense model's shared engine settings."""
+    from vllm_embed.multivector import MultiVectorEmbedder
+
+    return MultiVectorEmbedder(config=MultiVectorEmbedderConfig(**_settings(model, revision, config)))
+
+
+def search_models(
+    manifest: Manifest, mode: str, late_interaction: bool, config: EmbedderConfig
+) -> ExtraEmbedders:
+    """The models a search of this collection in `mode` needs, named by its manifest."""
+    sparse = manifest.sparse_model if manifest.sparse == "learned" and mode != "dense" else None
+    multivector = manifest.multivector if late_interaction else None
+    return ExtraEmbedders(
+        None if sparse is None else start_sparse(sparse["model"], sparse.get("revision"), config),
+        None
+        if multivector is None
+        else start_multivector(multivector["model"], multivector.get("revision"), config),
+    )
+
+
+def _settings(model: str, revision: str | None, config: EmbedderConfig) -> dict[str, Any]:
+    from vllm_embed import cli
+
+    check_model_source(model, revision)
+    cli._say_engine_starts(model, "vllm")
+    return {"model": model, "revision": revision, **{name: getattr(config, name) for name in SHARED_SETTINGS}}
