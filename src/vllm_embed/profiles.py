@@ -212,6 +212,18 @@ def read_model_file(model: str, filename: str, revision: str | None = None) -> d
     return data if isinstance(data, dict) else None
 
 
+def _usable_positions(config: dict[str, Any]) -> int | None:
+    """The longest input `max_position_embeddings` allows.
+
+    RoBERTa-style models (XLM-R, BGE-M3) number positions after the padding id, so `pad_token_id + 1` of
+    them are never used (vLLM derives the same).
+    """
+    positions = config.get("max_position_embeddings")
+    if positions is None or "roberta" not in str(config.get("model_type", "")):
+        return positions
+    return int(positions) - int(config.get("pad_token_id") or 0) - 1
+
+
 def _pooling_from_st(model: str, revision: str | None) -> tuple[Pooling | None, int | None]:
     """Returns (pooling, pooled size) from the sentence-transformers module files, when present."""
     modules = _read_json(model, "modules.json", revision)
@@ -266,7 +278,7 @@ def detect_profile(
 
     architectures = [str(a) for a in config.get("architectures") or []]
     native = pooled_size or config.get("hidden_size") or _known_native(model)
-    max_length = bert_config.get("max_seq_length") or config.get("max_position_embeddings")
+    max_length = bert_config.get("max_seq_length") or _usable_positions(config)
     prompts = st_config.get("prompts") or {}
     query_prompt = prompts.get("query") or None
     document_prompt = next(

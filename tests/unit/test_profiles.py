@@ -88,3 +88,17 @@ def test_hf_hub_offline_is_read_as_huggingface_hub_reads_it(
     assert hub_offline() is offline
     assert read_model_file("org/not-cached", "config.json") is None
     assert downloads == ([] if offline else ["config.json"])
+
+
+def test_a_bge_m3_checkpoint_runs_its_dense_half_within_its_usable_positions(tmp_path: Path) -> None:
+    from vllm_embed.backends.vllm_local import _engine_arguments
+    from vllm_embed.config import EmbedderConfig
+
+    config = {"architectures": ["BgeM3EmbeddingModel"], "model_type": "xlm-roberta", "hidden_size": 64, "num_attention_heads": 4,
+              "max_position_embeddings": 514, "pad_token_id": 1}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    profile = detect_profile(str(tmp_path))
+    assert profile.max_length == 512  # RoBERTa numbers positions after the padding id, as vLLM derives
+    arguments = _engine_arguments(EmbedderConfig(model=str(tmp_path)), profile)
+    assert arguments["max_model_len"] == 512
+    assert arguments["pooler_config"]["task"] == "embed"  # not its default "embed&token_classify"

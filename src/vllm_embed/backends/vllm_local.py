@@ -98,6 +98,9 @@ def _engine_arguments(config: EmbedderConfig, profile: ModelProfile) -> dict[str
     if profile.matryoshka:
         hf_overrides.setdefault("is_matryoshka", True)
     pooler_config = {"pooling_type": profile.pooling.upper(), "use_activation": True}
+    named = (read_model_file(config.model, "config.json", config.revision) or {}).get("architectures")
+    if named == ["BgeM3EmbeddingModel"]:  # its default task is "embed&token_classify": the dense half only
+        pooler_config["task"] = "embed"
     pooler_config.update(user.pop("pooler_config", None) or {})
     return _pooling_arguments(
         config, config.max_model_len or profile.max_length, hf_overrides, pooler_config, user
