@@ -240,6 +240,12 @@ def test_learned_sparse_search_is_the_brute_force_dot_product_and_the_model_stic
         report = ingest(changed, embedder=fake, sink=sink, sparse=sparse, progress=False)
         assert report.embedded == 0 and report.updated == report.chunks
         assert sink.sparse_search(sparse.embed_query("checksum zlib"), 1)[0].metadata["v"] == 2
+        # repairing dense vectors leaves the learned sparse ones as they are
+        before = [(h.id, h.score) for h in sink.sparse_search(sparse.embed_query(QUERIES[1]), 5)]
+        broken = list(texts)[:2]
+        sink.replace_vectors(broken, np.full((2, fake.dimension), store.store.invalid_vector, np.float32))
+        assert verify_collection(sink, fake, repair=True, batch_size=4).repaired == 2
+        assert [(h.id, h.score) for h in sink.sparse_search(sparse.embed_query(QUERIES[1]), 5)] == before
     with store.sink() as sink, pytest.raises(ManifestMismatchError, match=r"'fake-splade'.*--sparse-model"):
         run(sink)
     with store.sink() as sink, pytest.raises(ManifestMismatchError, match="sparse model: collection has"):
