@@ -1,4 +1,4 @@
-"""`LazyEmbedder`, `LazyReranker`: engine-backed objects built on first use (adapters construct cheaply)."""
+"""`LazyEmbedder`, `LazyReranker`, `LazySparseEmbedder`: engine users built on first use (adapters start cheap)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from vllm_embed.config import EmbedderConfig, RerankerConfig
+from vllm_embed.config import EmbedderConfig, RerankerConfig, SparseEmbedderConfig
 from vllm_embed.embedder import Embedder
+from vllm_embed.learned_sparse import SparseEmbedder
 from vllm_embed.reranker import Reranker
 
 
@@ -98,3 +99,14 @@ class LazyReranker(LazyEngineUser[RerankerConfig, Reranker]):
 
     def __init__(self, config: RerankerConfig | None = None, *, reranker: Reranker | None = None) -> None:
         super().__init__(lambda settings: Reranker(config=settings), config, reranker, "reranker")
+
+
+class LazySparseEmbedder(LazyEngineUser[SparseEmbedderConfig, SparseEmbedder]):
+    """A `SparseEmbedder` built on first use from `config`, or the `sparse_embedder` given (never closed here)."""
+
+    def __init__(
+        self, config: SparseEmbedderConfig | None = None, *, sparse_embedder: SparseEmbedder | None = None
+    ) -> None:
+        super().__init__(
+            lambda settings: SparseEmbedder(config=settings), config, sparse_embedder, "sparse_embedder"
+        )

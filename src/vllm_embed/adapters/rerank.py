@@ -12,10 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pydantic import ConfigDict, Field, PrivateAttr, create_model, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from vllm_embed.adapters.lazy import LazyReranker
-from vllm_embed.adapters.settings import adopt_given, model_field, setting_description, settings_to_build
+from vllm_embed.adapters.settings import (
+    adopt_given,
+    model_field,
+    setting_description,
+    settings_except_model,
+    settings_to_build,
+)
 from vllm_embed.config import EngineSettings, RerankerConfig
 from vllm_embed.reranker import Reranker
 
@@ -30,17 +36,11 @@ if TYPE_CHECKING:
         long_input: RerankLongInputPolicy = "truncate"
 
 else:
-    # The fields, with their defaults, checks and descriptions, are `RerankerConfig`'s own: not restated here.
-    RerankerSettings = create_model(
+    RerankerSettings = settings_except_model(
+        RerankerConfig,
         "RerankerSettings",
-        __base__=EngineSettings,
-        __module__=__name__,
-        __doc__="Every setting of a `Reranker` except the model: the adapters' settings.",
-        **{
-            name: (field.annotation, field)
-            for name, field in RerankerConfig.model_fields.items()
-            if name != "model" and name not in EngineSettings.model_fields
-        },
+        "Every setting of a `Reranker` except the model: the adapters' settings.",
+        __name__,
     )
 
 RERANKER_SETTINGS = frozenset(RerankerSettings.model_fields)

@@ -1,0 +1,102 @@
+"""`VLLMSparseEmbeddings` (a real SPLADE engine) behind langchain-qdrant's own sparse and hybrid retrieval.
+
+The store is langchain-qdrant's `QdrantVectorStore` on Qdrant local mode, the dense half `VLLMEmbeddings` over
+MiniLM; what it holds and what it finds are checked against `SparseEmbedder` and a brute-force dot product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_qdrant import QdrantVectorStore, RetrievalMode, SparseVector
+from langchain_vllm_embed import VLLMEmbeddings, VLLMSparseEmbeddings
+
+from vllm_embed import Embedder, SparseEmbedder
+
+CORPUS = {
+    "crc": "The storage writer calls zlib.crc32 on every block before it is flushed.",
+    "hash": "Checksums and hash digests let a download be verified against tampering.",
+    "parity": "Parity bits catch single-bit errors in memory and on networks.",
+    "coffee": "Espresso is brewed by forcing hot water through finely ground coffee.",
+    "bread": "A good sourdough needs flour, water, salt and a lively starter.",
+    "bikes": "Check the tyre pressure and oil the chain before a long bicycle ride.",
+    "vllm": "vLLM is a high-throughput inference and serving engine for language models.",
+    "qdrant": "Qdrant is a vector database that stores embeddings and searches them.",
+}
+QUERIES = ["coffee brewed with hot water", "verify a download checksum", "oil the bicycle chain"]
+
+
+@pytest.fixture(scope="module")
+def splade(splade_path: Path) -> Iterator[SparseEmbedder]:
+    """The module's SPLADE engine (the root's `splade_embedder` settings: a combined session shares it)."""
+    with SparseEmbedder(str(splade_path), dtype="float32") as embedder:
+        yield embedder
+
+
+@pytest.fixture(scope="module")
+def store(
+    splade: SparseEmbedder, splade_path: Path, minilm_embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QdrantVectorStore]:
+    """A hybrid collection langchain-qdrant wrote; its sparse encoder is built from the model (same engine)."""
+    sparse = VLLMSparseEmbeddings(model=str(splade_path), dtype="float32")
+    built = QdrantVectorStore.from_texts(
+        list(CORPUS.values()),
+        embedding=VLLMEmbeddings(embedder=minilm_embedder),
+        sparse_embedding=sparse,
+        metadatas=[{"key": key} for key in CORPUS],
+        retrieval_mode=RetrievalMode.HYBRID,
+        path=str(tmp_path_factory.mktemp("qdrant")),
+        collection_name="docs",
+    )
+    yield built
+    built.client.close()
+    sparse.close()
+
+
+def test_the_store_holds_the_sparse_embedders_vectors(store: QdrantVectorStore, splade: SparseEmbedder) -> None:
+    points, _ = store.client.scroll("docs", limit=100, with_vectors=True)
+    stored = {point.payload["metadata"]["key"]: point.vector for point in points}  # type: ignore[index]
+    assert set(stored) == set(CORPUS)
+    for key, expected in zip(CORPUS, splade.embed_documents(list(CORPUS.values())), strict=True):
+        vector = stored[key][store.sparse_vector_name]  # type: ignore[index]
+        assert vector.indices == expected.indices.tolist(), key
+        np.testing.assert_allclose(vector.values, expected.values, rtol=1e-6)
+
+
+def test_sparse_retrieval_equals_a_brute_force_dot_product(
+    store: QdrantVectorStore, splade: SparseEmbedder
+) -> None:
+    sparse_only = QdrantVectorStore(
+        client=store.client,
+        collection_name="docs",
+        sparse_embedding=VLLMSparseEmbeddings(sparse_embedder=splade),
+        retrieval_mode=RetrievalMode.SPARSE,
+    )
+    documents = splade.embed_documents(list(CORPUS.values()))
+    for query in QUERIES:
+        vector = splade.embed_query(query)
+        scores = {key: vector.dot(document) for key, document in zip(CORPUS, documents, strict=True)}
+        expected = sorted((key for key in scores if scores[key] > 0), key=lambda key: -scores[key])[:5]
+        hits = sparse_only.similarity_search_with_score(query, k=5)
+        assert [hit.metadata["key"] for hit, _ in hits] == expected, query
+        np.testing.assert_allclose([score for _, score in hits], [scores[k] for k in expected], rtol=1e-5)
+
+
+def test_hybrid_retrieval_finds_the_exact_text(store: QdrantVectorStore) -> None:
+    for key in ("crc", "bread", "qdrant"):
+        [hit] = store.similarity_search(CORPUS[key], k=1)
+        assert hit.metadata["key"] == key
+
+
+async def test_async_methods_equal_the_sync_ones(splade: SparseEmbedder) -> None:
+    sparse = VLLMSparseEmbeddings(sparse_embedder=splade)
+    texts = list(CORPUS.values())[:3]
+    documents = await sparse.aembed_documents(texts)
+    assert documents == sparse.embed_documents(texts)
+    assert all(isinstance(document, SparseVector) for document in documents)
+    query = await sparse.aembed_query(QUERIES[0])
+    expected = splade.embed_query(QUERIES[0])
+    assert query.indices == expected.indices.tolist() and query == sparse.embed_query(QUERIES[0])
