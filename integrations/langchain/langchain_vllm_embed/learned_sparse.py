@@ -1,4 +1,4 @@
-"""`VLLMSparseEmbeddings`: a vllm-embed `SparseEmbedder` (SPLADE, BGE-M3) as a langchain-qdrant `SparseEmbeddings`."""
+"""`VLLMSparseEmbeddings`: a `SparseEmbedder` (SPLADE, BGE-M3) as a langchain-qdrant `SparseEmbeddings`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`LazyEmbedder`, `LazyReranker`, `LazySparseEmbedder`: engine users built on first use (adapters start cheap)."""
+"""`LazyEmbedder`, `LazyReranker`, `LazySparseEmbedder`: engine users built on first use."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class LazyReranker(LazyEngineUser[RerankerConfig, Reranker]):
 
 
 class LazySparseEmbedder(LazyEngineUser[SparseEmbedderConfig, SparseEmbedder]):
-    """A `SparseEmbedder` built on first use from `config`, or the `sparse_embedder` given (never closed here)."""
+    """A `SparseEmbedder` built on first use from `config`, or the one given (never closed here)."""
 
     def __init__(
         self, config: SparseEmbedderConfig | None = None, *, sparse_embedder: SparseEmbedder | None = None

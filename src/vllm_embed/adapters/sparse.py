@@ -1,4 +1,4 @@
-"""`SparseEmbedderAdapter`: the settings, validation and lazy `SparseEmbedder` the framework sparse encoders share.
+"""`SparseEmbedderAdapter`: the settings, checks and lazy `SparseEmbedder` the sparse adapters share.
 
 LangChain's `langchain_vllm_embed.VLLMSparseEmbeddings` (a langchain-qdrant `SparseEmbeddings`) and
 LlamaIndex's `llama_index.embeddings.vllm_embed.VLLMSparseFunctions` (`sparse_doc_fn` / `sparse_query_fn` for
@@ -49,17 +49,17 @@ _EXAMPLE_MODEL = "naver/splade-v3"
 
 
 def sparse_setting_description(name: str) -> str:
-    """`setting_description(name, SparseEmbedderConfig)`: the description of a `SparseEmbedderConfig` setting."""
+    """`setting_description(name, SparseEmbedderConfig)`: a `SparseEmbedderConfig` setting's description."""
     return setting_description(name, SparseEmbedderConfig)
 
 
 def sparse_model_field(default: str | None = None) -> Any:
-    """The sparse adapters' model field (`model_field` for `SparseEmbedderConfig`, given as `sparse_embedder`)."""
+    """`model_field(default, config=SparseEmbedderConfig, given="sparse_embedder")`: the model field."""
     return model_field(default, config=SparseEmbedderConfig, given="sparse_embedder")
 
 
 class SparseEmbedderAdapter(SparseEmbedderSettings):
-    """Base of the framework sparse encoders: every `SparseEmbedderSettings` field, `sparse_embedder=`, lazily.
+    """Base of the framework sparse encoders: every `SparseEmbedderSettings` field, `sparse_embedder=`, lazy.
 
     At construction the settings are validated (a `SparseEmbedderConfig` is built, which is cheap, and a
     remote backend is refused); the `SparseEmbedder` and its engine start on the first call that embeds.
@@ -76,7 +76,7 @@ class SparseEmbedderAdapter(SparseEmbedderSettings):
     _model_field: ClassVar[str] = "model"
 
     sparse_embedder: SparseEmbedder | None = Field(default=None, exclude=True)
-    """An existing `SparseEmbedder` to use instead of building one from the settings (it is not closed here)."""
+    """An existing `SparseEmbedder` to use instead of building one from the settings (not closed here)."""
 
     _lazy: LazySparseEmbedder | None = PrivateAttr(default=None)
 

@@ -38,9 +38,12 @@ def splade(splade_path: Path) -> Iterator[SparseEmbedder]:
 
 @pytest.fixture(scope="module")
 def store(
-    splade: SparseEmbedder, splade_path: Path, minilm_embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+    splade: SparseEmbedder,
+    splade_path: Path,
+    minilm_embedder: Embedder,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[QdrantVectorStore]:
-    """A hybrid collection langchain-qdrant wrote; its sparse encoder is built from the model (same engine)."""
+    """A hybrid collection langchain-qdrant wrote; its sparse encoder built from the model (same engine)."""
     sparse = VLLMSparseEmbeddings(model=str(splade_path), dtype="float32")
     built = QdrantVectorStore.from_texts(
         list(CORPUS.values()),
@@ -56,7 +59,9 @@ def store(
     sparse.close()
 
 
-def test_the_store_holds_the_sparse_embedders_vectors(store: QdrantVectorStore, splade: SparseEmbedder) -> None:
+def test_the_store_holds_the_sparse_embedders_vectors(
+    store: QdrantVectorStore, splade: SparseEmbedder
+) -> None:
     points, _ = store.client.scroll("docs", limit=100, with_vectors=True)
     stored = {point.payload["metadata"]["key"]: point.vector for point in points}  # type: ignore[index]
     assert set(stored) == set(CORPUS)

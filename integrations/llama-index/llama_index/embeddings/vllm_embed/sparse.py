@@ -1,4 +1,4 @@
-"""`VLLMSparseFunctions`: a vllm-embed `SparseEmbedder` as `QdrantVectorStore`'s `sparse_doc_fn` / `sparse_query_fn`."""
+"""`VLLMSparseFunctions`: a `SparseEmbedder` as `QdrantVectorStore`'s `sparse_doc_fn` / `sparse_query_fn`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 from vllm_embed.adapters import SparseEmbedderAdapter, sparse_model_field
 
 BatchSparseEncoding = tuple[list[list[int]], list[list[float]]]
-"""What llama-index-vector-stores-qdrant's sparse functions return: each text's indices, each text's values."""
+"""What llama-index-vector-stores-qdrant's sparse functions return: each text's indices, then values."""
 
 
 class VLLMSparseFunctions(SparseEmbedderAdapter):
-    """Learned sparse vectors (SPLADE, BGE-M3 lexical weights) computed by vLLM, for LlamaIndex's Qdrant store.
+    """Learned sparse vectors (SPLADE, BGE-M3 lexical weights) from vLLM, for LlamaIndex's Qdrant store.
 
     `doc_fn` and `query_fn` are the `sparse_doc_fn` and `sparse_query_fn` of
     `llama_index.vector_stores.qdrant.QdrantVectorStore(enable_hybrid=True, ...)`, which then stores and

@@ -1,0 +1,111 @@
+"""`VLLMSparseFunctions` (a real SPLADE engine) as the sparse half of LlamaIndex's hybrid `QdrantVectorStore`.
+
+The index is LlamaIndex's own, on Qdrant local mode, its dense half `VLLMEmbedding` over MiniLM; what the
+store holds and what sparse retrieval finds are checked against `SparseEmbedder` and a brute-force dot
+product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from llama_index.core import StorageContext, VectorStoreIndex
+from llama_index.core.schema import TextNode
+from llama_index.embeddings.vllm_embed import VLLMEmbedding, VLLMSparseFunctions
+from llama_index.vector_stores.qdrant import QdrantVectorStore
+from qdrant_client import QdrantClient
+
+from vllm_embed import Embedder, SparseEmbedder
+
+CORPUS = {
+    "crc": "The storage writer calls zlib.crc32 on every block before it is flushed.",
+    "hash": "Checksums and hash digests let a download be verified against tampering.",
+    "parity": "Parity bits catch single-bit errors in memory and on networks.",
+    "coffee": "Espresso is brewed by forcing hot water through finely ground coffee.",
+    "bread": "A good sourdough needs flour, water, salt and a lively starter.",
+    "bikes": "Check the tyre pressure and oil the chain before a long bicycle ride.",
+    "vllm": "vLLM is a high-throughput inference and serving engine for language models.",
+    "qdrant": "Qdrant is a vector database that stores embeddings and searches them.",
+}
+QUERIES = ["coffee brewed with hot water", "verify a download checksum", "oil the bicycle chain"]
+
+
+@pytest.fixture(scope="module")
+def splade(splade_path: Path) -> Iterator[SparseEmbedder]:
+    """The module's SPLADE engine (the root's `splade_embedder` settings: a combined session shares it)."""
+    with SparseEmbedder(str(splade_path), dtype="float32") as embedder:
+        yield embedder
+
+
+@pytest.fixture(scope="module")
+def index(
+    splade: SparseEmbedder,
+    splade_path: Path,
+    minilm_embedder: Embedder,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[VectorStoreIndex]:
+    """A hybrid index LlamaIndex wrote; its sparse functions are built from the model (same engine)."""
+    sparse = VLLMSparseFunctions(str(splade_path), dtype="float32")
+    client = QdrantClient(path=str(tmp_path_factory.mktemp("qdrant")))
+    store = QdrantVectorStore(
+        "docs",
+        client=client,
+        enable_hybrid=True,
+        sparse_doc_fn=sparse.doc_fn,
+        sparse_query_fn=sparse.query_fn,
+    )
+    # The key is left out of what is embedded, so each node's embedded content is exactly its text.
+    nodes = [
+        TextNode(text=text, metadata={"key": key}, excluded_embed_metadata_keys=["key"])
+        for key, text in CORPUS.items()
+    ]
+    yield VectorStoreIndex(
+        nodes,
+        storage_context=StorageContext.from_defaults(vector_store=store),
+        embed_model=VLLMEmbedding(embedder=minilm_embedder),
+    )
+    client.close()
+    sparse.close()
+
+
+def _store(index: VectorStoreIndex) -> QdrantVectorStore:
+    store = index.vector_store
+    assert isinstance(store, QdrantVectorStore)
+    return store
+
+
+def test_the_store_holds_the_sparse_embedders_vectors(
+    index: VectorStoreIndex, splade: SparseEmbedder
+) -> None:
+    store = _store(index)
+    points, _ = store.client.scroll("docs", limit=100, with_vectors=True)
+    stored = {point.payload["key"]: point.vector for point in points}  # type: ignore[index]
+    assert set(stored) == set(CORPUS)
+    for key, expected in zip(CORPUS, splade.embed_documents(list(CORPUS.values())), strict=True):
+        vector = stored[key][store.sparse_vector_name]  # type: ignore[index]
+        assert vector.indices == expected.indices.tolist(), key
+        np.testing.assert_allclose(vector.values, expected.values, rtol=1e-6)
+
+
+def test_sparse_retrieval_equals_a_brute_force_dot_product(
+    index: VectorStoreIndex, splade: SparseEmbedder
+) -> None:
+    retriever = index.as_retriever(vector_store_query_mode="sparse", similarity_top_k=5, sparse_top_k=5)
+    documents = splade.embed_documents(list(CORPUS.values()))
+    for query in QUERIES:
+        vector = splade.embed_query(query)
+        scores = {key: vector.dot(document) for key, document in zip(CORPUS, documents, strict=True)}
+        expected = sorted((key for key in scores if scores[key] > 0), key=lambda key: -scores[key])[:5]
+        hits = retriever.retrieve(query)
+        assert [hit.node.metadata["key"] for hit in hits] == expected, query
+        np.testing.assert_allclose([hit.score for hit in hits], [scores[k] for k in expected], rtol=1e-5)
+
+
+def test_hybrid_retrieval_finds_the_exact_text(index: VectorStoreIndex) -> None:
+    retriever = index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=1, sparse_top_k=3)
+    for key in ("crc", "bread", "qdrant"):
+        [hit] = retriever.retrieve(CORPUS[key])
+        assert hit.node.metadata["key"] == key
