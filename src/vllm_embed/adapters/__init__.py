@@ -25,7 +25,6 @@ from vllm_embed.adapters.sparse import (
     SparseEmbedderAdapter,
     SparseEmbedderSettings,
     sparse_model_field,
-    sparse_setting_description,
 )
 
 __all__ = [
@@ -46,5 +45,4 @@ __all__ = [
     "reranker_setting_description",
     "setting_description",
     "sparse_model_field",
-    "sparse_setting_description",
 ]

@@ -87,6 +87,22 @@ class LazyEngineUser(Generic[_Config, _Built]):
             owned.close()
 
 
+class LazyHolder(Generic[_Config, _Built]):
+    """What every adapter does with its `LazyEngineUser` (each declares it as the `PrivateAttr` `_lazy`)."""
+
+    _lazy: LazyEngineUser[_Config, _Built] | None
+
+    def close(self) -> None:
+        """Releases the object this adapter built and its engine (an object passed in is left open)."""
+        if self._lazy is not None:
+            self._lazy.close()
+
+    def _require_lazy(self) -> LazyEngineUser[_Config, _Built]:
+        if self._lazy is None:
+            raise RuntimeError(f"{type(self).__name__} was not validated: build it with its constructor")
+        return self._lazy
+
+
 class LazyEmbedder(LazyEngineUser[EmbedderConfig, Embedder]):
     """An `Embedder` built on first use from `config`, or the `embedder` given (never closed here)."""
 

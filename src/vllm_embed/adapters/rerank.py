@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from vllm_embed.adapters.lazy import LazyReranker
+from vllm_embed.adapters.lazy import LazyHolder, LazyReranker
 from vllm_embed.adapters.settings import (
     adopt_given,
     model_field,
@@ -60,7 +60,7 @@ def reranker_model_field(default: str | None = None) -> Any:
     return model_field(default, config=RerankerConfig, given="reranker")
 
 
-class RerankerAdapter(RerankerSettings):
+class RerankerAdapter(RerankerSettings, LazyHolder[RerankerConfig, Reranker]):
     """Base of the framework rerankers: every `RerankerSettings` field, `reranker=`, and a lazy `Reranker`.
 
     At construction the settings are validated (a `RerankerConfig` is built, which is cheap); the `Reranker`
@@ -104,11 +104,6 @@ class RerankerAdapter(RerankerSettings):
         """Returns the `Reranker` in use, building it (and starting its engine) on first call."""
         return self._require_lazy().get()
 
-    def close(self) -> None:
-        """Releases the `Reranker` this object built (a `reranker=` passed in is left open)."""
-        if self._lazy is not None:
-            self._lazy.close()
-
     def rerank_texts(self, query: str, texts: Sequence[str], top_n: int | None) -> list[tuple[int, float]]:
         """Scores each text's relevance to `query` and returns the best `top_n` (all if `None`), best first.
 
@@ -134,8 +129,3 @@ class RerankerAdapter(RerankerSettings):
         reranker = await self._require_lazy().aget()
         ranked = await reranker.arerank(query, list(texts), top_k=top_n)
         return [(int(index), float(score)) for index, score in ranked]
-
-    def _require_lazy(self) -> LazyReranker:
-        if self._lazy is None:
-            raise RuntimeError(f"{type(self).__name__} was not validated: build it with its constructor")
-        return self._lazy

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from vllm_embed.adapters.lazy import LazySparseEmbedder
+from vllm_embed.adapters.lazy import LazyHolder, LazySparseEmbedder
 from vllm_embed.adapters.settings import (
     adopt_given,
     model_field,
-    setting_description,
     settings_except_model,
     settings_to_build,
 )
@@ -48,17 +47,12 @@ SPARSE_SETTINGS = frozenset(SparseEmbedderSettings.model_fields)
 _EXAMPLE_MODEL = "naver/splade-v3"
 
 
-def sparse_setting_description(name: str) -> str:
-    """`setting_description(name, SparseEmbedderConfig)`: a `SparseEmbedderConfig` setting's description."""
-    return setting_description(name, SparseEmbedderConfig)
-
-
 def sparse_model_field(default: str | None = None) -> Any:
     """`model_field(default, config=SparseEmbedderConfig, given="sparse_embedder")`: the model field."""
     return model_field(default, config=SparseEmbedderConfig, given="sparse_embedder")
 
 
-class SparseEmbedderAdapter(SparseEmbedderSettings):
+class SparseEmbedderAdapter(SparseEmbedderSettings, LazyHolder[SparseEmbedderConfig, SparseEmbedder]):
     """Base of the framework sparse encoders: every `SparseEmbedderSettings` field, `sparse_embedder=`, lazy.
 
     At construction the settings are validated (a `SparseEmbedderConfig` is built, which is cheap, and a
@@ -102,11 +96,6 @@ class SparseEmbedderAdapter(SparseEmbedderSettings):
         """Returns the `SparseEmbedder` in use, building it (and starting its engine) on first call."""
         return self._require_lazy().get()
 
-    def close(self) -> None:
-        """Releases the `SparseEmbedder` this object built (a `sparse_embedder=` passed in is left open)."""
-        if self._lazy is not None:
-            self._lazy.close()
-
     def embed_sparse(self, texts: Sequence[str], kind: Kind) -> list[tuple[list[int], list[float]]]:
         """Embeds `texts` as documents or queries and returns each vector as `(indices, values)` lists.
 
@@ -133,11 +122,6 @@ class SparseEmbedderAdapter(SparseEmbedderSettings):
         else:
             vectors = await embedder.aembed_documents(texts)
         return [_lists(vector) for vector in vectors]
-
-    def _require_lazy(self) -> LazySparseEmbedder:
-        if self._lazy is None:
-            raise RuntimeError(f"{type(self).__name__} was not validated: build it with its constructor")
-        return self._lazy
 
 
 def _lists(vector: SparseVector) -> tuple[list[int], list[float]]:

@@ -13,20 +13,9 @@ import numpy as np
 import pytest
 from langchain_qdrant import QdrantVectorStore, RetrievalMode, SparseVector
 from langchain_vllm_embed import VLLMEmbeddings, VLLMSparseEmbeddings
+from sparse_retrieval import CORPUS, QUERIES, brute_force_top, check_stored
 
 from vllm_embed import Embedder, SparseEmbedder
-
-CORPUS = {
-    "crc": "The storage writer calls zlib.crc32 on every block before it is flushed.",
-    "hash": "Checksums and hash digests let a download be verified against tampering.",
-    "parity": "Parity bits catch single-bit errors in memory and on networks.",
-    "coffee": "Espresso is brewed by forcing hot water through finely ground coffee.",
-    "bread": "A good sourdough needs flour, water, salt and a lively starter.",
-    "bikes": "Check the tyre pressure and oil the chain before a long bicycle ride.",
-    "vllm": "vLLM is a high-throughput inference and serving engine for language models.",
-    "qdrant": "Qdrant is a vector database that stores embeddings and searches them.",
-}
-QUERIES = ["coffee brewed with hot water", "verify a download checksum", "oil the bicycle chain"]
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +52,9 @@ def test_the_store_holds_the_sparse_embedders_vectors(
     store: QdrantVectorStore, splade: SparseEmbedder
 ) -> None:
     points, _ = store.client.scroll("docs", limit=100, with_vectors=True)
-    stored = {point.payload["metadata"]["key"]: point.vector for point in points}  # type: ignore[index]
-    assert set(stored) == set(CORPUS)
-    for key, expected in zip(CORPUS, splade.embed_documents(list(CORPUS.values())), strict=True):
-        vector = stored[key][store.sparse_vector_name]  # type: ignore[index]
-        assert vector.indices == expected.indices.tolist(), key
-        np.testing.assert_allclose(vector.values, expected.values, rtol=1e-6)
+    name = store.sparse_vector_name
+    stored = {point.payload["metadata"]["key"]: point.vector[name] for point in points}  # type: ignore[index]
+    check_stored(stored, splade)
 
 
 def test_sparse_retrieval_equals_a_brute_force_dot_product(
@@ -80,14 +66,11 @@ def test_sparse_retrieval_equals_a_brute_force_dot_product(
         sparse_embedding=VLLMSparseEmbeddings(sparse_embedder=splade),
         retrieval_mode=RetrievalMode.SPARSE,
     )
-    documents = splade.embed_documents(list(CORPUS.values()))
     for query in QUERIES:
-        vector = splade.embed_query(query)
-        scores = {key: vector.dot(document) for key, document in zip(CORPUS, documents, strict=True)}
-        expected = sorted((key for key in scores if scores[key] > 0), key=lambda key: -scores[key])[:5]
+        expected, scores = brute_force_top(splade, query)
         hits = sparse_only.similarity_search_with_score(query, k=5)
         assert [hit.metadata["key"] for hit, _ in hits] == expected, query
-        np.testing.assert_allclose([score for _, score in hits], [scores[k] for k in expected], rtol=1e-5)
+        np.testing.assert_allclose([score for _, score in hits], scores, rtol=1e-5)
 
 
 def test_hybrid_retrieval_finds_the_exact_text(store: QdrantVectorStore) -> None:

@@ -17,20 +17,9 @@ from llama_index.core.schema import TextNode
 from llama_index.embeddings.vllm_embed import VLLMEmbedding, VLLMSparseFunctions
 from llama_index.vector_stores.qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient
+from sparse_retrieval import CORPUS, QUERIES, brute_force_top, check_stored
 
 from vllm_embed import Embedder, SparseEmbedder
-
-CORPUS = {
-    "crc": "The storage writer calls zlib.crc32 on every block before it is flushed.",
-    "hash": "Checksums and hash digests let a download be verified against tampering.",
-    "parity": "Parity bits catch single-bit errors in memory and on networks.",
-    "coffee": "Espresso is brewed by forcing hot water through finely ground coffee.",
-    "bread": "A good sourdough needs flour, water, salt and a lively starter.",
-    "bikes": "Check the tyre pressure and oil the chain before a long bicycle ride.",
-    "vllm": "vLLM is a high-throughput inference and serving engine for language models.",
-    "qdrant": "Qdrant is a vector database that stores embeddings and searches them.",
-}
-QUERIES = ["coffee brewed with hot water", "verify a download checksum", "oil the bicycle chain"]
 
 
 @pytest.fixture(scope="module")
@@ -82,26 +71,20 @@ def test_the_store_holds_the_sparse_embedders_vectors(
 ) -> None:
     store = _store(index)
     points, _ = store.client.scroll("docs", limit=100, with_vectors=True)
-    stored = {point.payload["key"]: point.vector for point in points}  # type: ignore[index]
-    assert set(stored) == set(CORPUS)
-    for key, expected in zip(CORPUS, splade.embed_documents(list(CORPUS.values())), strict=True):
-        vector = stored[key][store.sparse_vector_name]  # type: ignore[index]
-        assert vector.indices == expected.indices.tolist(), key
-        np.testing.assert_allclose(vector.values, expected.values, rtol=1e-6)
+    name = store.sparse_vector_name
+    stored = {point.payload["key"]: point.vector[name] for point in points}  # type: ignore[index]
+    check_stored(stored, splade)
 
 
 def test_sparse_retrieval_equals_a_brute_force_dot_product(
     index: VectorStoreIndex, splade: SparseEmbedder
 ) -> None:
     retriever = index.as_retriever(vector_store_query_mode="sparse", similarity_top_k=5, sparse_top_k=5)
-    documents = splade.embed_documents(list(CORPUS.values()))
     for query in QUERIES:
-        vector = splade.embed_query(query)
-        scores = {key: vector.dot(document) for key, document in zip(CORPUS, documents, strict=True)}
-        expected = sorted((key for key in scores if scores[key] > 0), key=lambda key: -scores[key])[:5]
+        expected, scores = brute_force_top(splade, query)
         hits = retriever.retrieve(query)
         assert [hit.node.metadata["key"] for hit in hits] == expected, query
-        np.testing.assert_allclose([hit.score for hit in hits], [scores[k] for k in expected], rtol=1e-5)
+        np.testing.assert_allclose([hit.score for hit in hits], scores, rtol=1e-5)
 
 
 def test_hybrid_retrieval_finds_the_exact_text(index: VectorStoreIndex) -> None:
