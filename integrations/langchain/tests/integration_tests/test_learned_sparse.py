@@ -2,6 +2,7 @@
 
 The store is langchain-qdrant's `QdrantVectorStore` on Qdrant local mode, the dense half `VLLMEmbeddings` over
 MiniLM; what it holds and what it finds are checked against `SparseEmbedder` and a brute-force dot product.
+It also reads and extends a collection `ingest(..., sparse=SparseEmbedder)` wrote with the langchain layout.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from langchain_qdrant import QdrantVectorStore, RetrievalMode, SparseVector
 from langchain_vllm_embed import VLLMEmbeddings, VLLMSparseEmbeddings
 from sparse_retrieval import CORPUS, QUERIES, brute_force_top, check_stored
 
-from vllm_embed import Embedder, SparseEmbedder
+from vllm_embed import Document, Embedder, SparseEmbedder, ingest, search
+from vllm_embed.sinks import QdrantSink
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +90,26 @@ async def test_async_methods_equal_the_sync_ones(splade: SparseEmbedder) -> None
     query = await sparse.aembed_query(QUERIES[0])
     expected = splade.embed_query(QUERIES[0])
     assert query.indices == expected.indices.tolist() and query == sparse.embed_query(QUERIES[0])
+
+
+def test_reads_and_extends_a_collection_ingest_wrote(
+    splade: SparseEmbedder, minilm_embedder: Embedder, tmp_path: Path
+) -> None:
+    documents = [Document(text, id=key, metadata={"key": key}) for key, text in CORPUS.items()]
+    with QdrantSink("docs", path=str(tmp_path / "qdrant"), layout="langchain") as sink:
+        ingest(documents, embedder=minilm_embedder, sink=sink, sparse=splade, progress=False)
+        store = QdrantVectorStore(
+            client=sink.client,
+            collection_name="docs",
+            embedding=VLLMEmbeddings(embedder=minilm_embedder),
+            sparse_embedding=VLLMSparseEmbeddings(sparse_embedder=splade),
+            retrieval_mode=RetrievalMode.HYBRID,
+        )
+        [hit] = store.similarity_search(CORPUS["crc"], k=1)
+        assert hit.metadata["key"] == "crc" and hit.page_content == CORPUS["crc"]
+
+        store.add_texts(["Adler-32, zlib.adler32, is a faster checksum."], metadatas=[{"key": "adler"}])
+        [ours] = search(
+            "zlib.adler32", embedder=minilm_embedder, sink=sink, sparse=splade, mode="sparse", top_k=1
+        )
+        assert ours.metadata == {"key": "adler"}
