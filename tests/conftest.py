@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,6 +13,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from model_cache import built_once, sparse_fixture
 
 from vllm_embed import Embedder, Reranker, SparseEmbedder
 
@@ -42,14 +43,7 @@ def default_minilm_embedder(minilm_path: str) -> Iterator[Embedder]:
 
 def _built_once(name: str, build: Callable[[Path], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A test model built deterministically at a stable path (vLLM's compile cache is keyed by the path)."""
-    root = Path(os.environ.get("VLLM_EMBED_TEST_CACHE", Path.home() / ".cache" / "vllm-embed-tests"))
-    target = root / name
-    if not (target / "model.safetensors").is_file():
-        staging = build(tmp_path_factory.mktemp(name) / "model")
-        root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(staging, target)
-    return target
+    return built_once(name, build, tmp_path_factory.mktemp(name))
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +67,7 @@ def qwen3_embedder(tiny_qwen3_path: Path) -> Iterator[Embedder]:
 
 def _sparse_fixture(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A `sparse_models` fixture model, rebuilt when the builder's source changes (keyed by its digest)."""
-    import hashlib
-
-    import sparse_models
-
-    digest = hashlib.sha256(Path(sparse_models.__file__).read_bytes()).hexdigest()[:10]
-    return _built_once(f"{kind}-{digest}", getattr(sparse_models, f"build_{kind}"), tmp_path_factory)
+    return sparse_fixture(kind, tmp_path_factory.mktemp(kind))
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,19 @@ def _architecture(model: str, files: dict[str, Any], engine_kwargs: dict[str, An
     return str(named[0])
 
 
+def check_in_process(config: TokenEmbedderSettings, kind: str) -> None:
+    """Refuses a remote backend for token-level embedder `kind` (checked again by the adapters up front).
+
+    Raises:
+        SettingsError: If `config.backend` is not `"vllm"`.
+    """
+    if config.backend != "vllm":
+        raise SettingsError(
+            f"{kind} runs in-process only (backend='vllm'); a remote server's /pooling output for "
+            f"these models is not supported yet: use {kind}(model=...) without backend='openai'"
+        )
+
+
 @dataclass
 class Window:
     """One engine input: the token ids of (part of) a text, special tokens included, and what came back."""
@@ -71,11 +84,7 @@ class TokenEmbedderFacade(facade.EngineFacade[ConfigT], Generic[ConfigT, _Result
     def __init__(self, model: str | None, config: ConfigT | None, settings: dict[str, Any]) -> None:
         super().__init__(model, config, settings)
         kind = type(self).__name__
-        if self.config.backend != "vllm":
-            raise SettingsError(
-                f"{kind} runs in-process only (backend='vllm'); a remote server's /pooling output for "
-                f"these models is not supported yet: use {kind}(model=...) without backend='openai'"
-            )
+        check_in_process(self.config, kind)
         files = read_model_file(self.config.model, "config.json", self.config.revision) or {}
         self.architecture: str = _architecture(self.config.model, files, self.config.engine_kwargs)
         task = self._tasks.get(self.architecture)

@@ -7,7 +7,6 @@ as the root's `minilm_embedder`, so a combined session still runs one MiniLM eng
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from model_cache import built_once, sparse_fixture
 
 from vllm_embed import Embedder, Reranker
 
@@ -39,12 +40,16 @@ def cross_encoder_reranker(minilm_path: str, tmp_path_factory: pytest.TempPathFa
     """The root's `cross_encoder_reranker`: same model path and settings, so a combined session shares it."""
     from rerank_models import build_minilm_cross_encoder
 
-    root = Path(os.environ.get("VLLM_EMBED_TEST_CACHE", Path.home() / ".cache" / "vllm-embed-tests"))
-    path = root / "minilm-cross-encoder-v1"
-    if not (path / "model.safetensors").is_file():
-        staging = build_minilm_cross_encoder(minilm_path, tmp_path_factory.mktemp("cross-encoder") / "model")
-        root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(path, ignore_errors=True)
-        shutil.copytree(staging, path)
+    path = built_once(
+        "minilm-cross-encoder-v1",
+        lambda out: build_minilm_cross_encoder(minilm_path, out),
+        tmp_path_factory.mktemp("cross-encoder"),
+    )
     with Reranker(str(path), dtype="float32") as reranker:
         yield reranker
+
+
+@pytest.fixture(scope="session")
+def splade_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root's SPLADE fixture model (`sparse_models.build_splade`), at the same cached path."""
+    return sparse_fixture("splade", tmp_path_factory.mktemp("splade"))

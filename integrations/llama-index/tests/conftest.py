@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from model_cache import sparse_fixture
 
 from vllm_embed import Embedder
 
@@ -30,3 +33,9 @@ def minilm_embedder(minilm_path: str) -> Iterator[Embedder]:
     """The session's shared float32 MiniLM engine."""
     with Embedder(minilm_path, dtype="float32") as embedder:
         yield embedder
+
+
+@pytest.fixture(scope="session")
+def splade_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root's SPLADE fixture model (`sparse_models.build_splade`), at the same cached path."""
+    return sparse_fixture("splade", tmp_path_factory.mktemp("splade"))

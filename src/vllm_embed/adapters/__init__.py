@@ -1,7 +1,8 @@
 """Glue for the framework adapter packages (`langchain-vllm-embed`, `llama-index-embeddings-vllm-embed`).
 
-Nothing here imports a framework: `EmbedderAdapter` is the pydantic base both adapters extend next to their
-framework's own base class, and `LazyEmbedder` starts the engine on first use.
+Nothing here imports a framework: `EmbedderAdapter`, `RerankerAdapter` and `SparseEmbedderAdapter` are the
+pydantic bases the adapters extend next to their framework's own base class, and `LazyEmbedder` (and its
+siblings) start the engine on first use.
 """
 
 from vllm_embed.adapters.base import (
@@ -11,7 +12,7 @@ from vllm_embed.adapters.base import (
     model_field,
     setting_description,
 )
-from vllm_embed.adapters.lazy import LazyEmbedder, LazyReranker
+from vllm_embed.adapters.lazy import LazyEmbedder, LazyReranker, LazySparseEmbedder
 from vllm_embed.adapters.rerank import (
     RERANKER_SETTINGS,
     RerankerAdapter,
@@ -19,18 +20,29 @@ from vllm_embed.adapters.rerank import (
     reranker_model_field,
     reranker_setting_description,
 )
+from vllm_embed.adapters.sparse import (
+    SPARSE_SETTINGS,
+    SparseEmbedderAdapter,
+    SparseEmbedderSettings,
+    sparse_model_field,
+)
 
 __all__ = [
     "ENGINE_SETTINGS",
     "PER_CALL_SETTINGS",
     "RERANKER_SETTINGS",
+    "SPARSE_SETTINGS",
     "EmbedderAdapter",
     "LazyEmbedder",
     "LazyReranker",
+    "LazySparseEmbedder",
     "RerankerAdapter",
     "RerankerSettings",
+    "SparseEmbedderAdapter",
+    "SparseEmbedderSettings",
     "model_field",
     "reranker_model_field",
     "reranker_setting_description",
     "setting_description",
+    "sparse_model_field",
 ]

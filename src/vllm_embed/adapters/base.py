@@ -12,7 +12,7 @@ from typing import ClassVar, Self
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from vllm_embed.adapters.lazy import LazyEmbedder
+from vllm_embed.adapters.lazy import LazyEmbedder, LazyHolder
 from vllm_embed.adapters.settings import adopt_given, model_field, setting_description, settings_to_build
 from vllm_embed.config import EmbedderConfig, EmbedderSettings
 from vllm_embed.embedder import Embedder
@@ -29,7 +29,7 @@ _EXAMPLE_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 __all__ = ["ENGINE_SETTINGS", "PER_CALL_SETTINGS", "EmbedderAdapter", "model_field", "setting_description"]
 
 
-class EmbedderAdapter(EmbedderSettings):
+class EmbedderAdapter(EmbedderSettings, LazyHolder[EmbedderConfig, Embedder]):
     """Base of the framework adapters: every `EmbedderSettings` field, `embedder=`, and a lazy `Embedder`.
 
     At construction the settings are validated (an `EmbedderConfig` is built, which is cheap); the `Embedder`
@@ -72,13 +72,3 @@ class EmbedderAdapter(EmbedderSettings):
 
     async def _aget_embedder(self) -> Embedder:
         return await self._require_lazy().aget()
-
-    def close(self) -> None:
-        """Releases the `Embedder` this object built (an `embedder=` passed in is left open)."""
-        if self._lazy is not None:
-            self._lazy.close()
-
-    def _require_lazy(self) -> LazyEmbedder:
-        if self._lazy is None:
-            raise RuntimeError(f"{type(self).__name__} was not validated: build it with its constructor")
-        return self._lazy

@@ -1,4 +1,4 @@
-"""`LazyEmbedder`, `LazyReranker`: engine-backed objects built on first use (adapters construct cheaply)."""
+"""`LazyEmbedder`, `LazyReranker`, `LazySparseEmbedder`: engine users built on first use."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from vllm_embed.config import EmbedderConfig, RerankerConfig
+from vllm_embed.config import EmbedderConfig, RerankerConfig, SparseEmbedderConfig
 from vllm_embed.embedder import Embedder
+from vllm_embed.learned_sparse import SparseEmbedder
 from vllm_embed.reranker import Reranker
 
 
@@ -86,6 +87,22 @@ class LazyEngineUser(Generic[_Config, _Built]):
             owned.close()
 
 
+class LazyHolder(Generic[_Config, _Built]):
+    """What every adapter does with its `LazyEngineUser` (each declares it as the `PrivateAttr` `_lazy`)."""
+
+    _lazy: LazyEngineUser[_Config, _Built] | None
+
+    def close(self) -> None:
+        """Releases the object this adapter built and its engine (an object passed in is left open)."""
+        if self._lazy is not None:
+            self._lazy.close()
+
+    def _require_lazy(self) -> LazyEngineUser[_Config, _Built]:
+        if self._lazy is None:
+            raise RuntimeError(f"{type(self).__name__} was not validated: build it with its constructor")
+        return self._lazy
+
+
 class LazyEmbedder(LazyEngineUser[EmbedderConfig, Embedder]):
     """An `Embedder` built on first use from `config`, or the `embedder` given (never closed here)."""
 
@@ -98,3 +115,14 @@ class LazyReranker(LazyEngineUser[RerankerConfig, Reranker]):
 
     def __init__(self, config: RerankerConfig | None = None, *, reranker: Reranker | None = None) -> None:
         super().__init__(lambda settings: Reranker(config=settings), config, reranker, "reranker")
+
+
+class LazySparseEmbedder(LazyEngineUser[SparseEmbedderConfig, SparseEmbedder]):
+    """A `SparseEmbedder` built on first use from `config`, or the one given (never closed here)."""
+
+    def __init__(
+        self, config: SparseEmbedderConfig | None = None, *, sparse_embedder: SparseEmbedder | None = None
+    ) -> None:
+        super().__init__(
+            lambda settings: SparseEmbedder(config=settings), config, sparse_embedder, "sparse_embedder"
+        )

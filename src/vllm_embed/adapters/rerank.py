@@ -12,10 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pydantic import ConfigDict, Field, PrivateAttr, create_model, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from vllm_embed.adapters.lazy import LazyReranker
-from vllm_embed.adapters.settings import adopt_given, model_field, setting_description, settings_to_build
+from vllm_embed.adapters.lazy import LazyHolder, LazyReranker
+from vllm_embed.adapters.settings import (
+    adopt_given,
+    model_field,
+    setting_description,
+    settings_except_model,
+    settings_to_build,
+)
 from vllm_embed.config import EngineSettings, RerankerConfig
 from vllm_embed.reranker import Reranker
 
@@ -30,17 +36,11 @@ if TYPE_CHECKING:
         long_input: RerankLongInputPolicy = "truncate"
 
 else:
-    # The fields, with their defaults, checks and descriptions, are `RerankerConfig`'s own: not restated here.
-    RerankerSettings = create_model(
+    RerankerSettings = settings_except_model(
+        RerankerConfig,
         "RerankerSettings",
-        __base__=EngineSettings,
-        __module__=__name__,
-        __doc__="Every setting of a `Reranker` except the model: the adapters' settings.",
-        **{
-            name: (field.annotation, field)
-            for name, field in RerankerConfig.model_fields.items()
-            if name != "model" and name not in EngineSettings.model_fields
-        },
+        "Every setting of a `Reranker` except the model: the adapters' settings.",
+        __name__,
     )
 
 RERANKER_SETTINGS = frozenset(RerankerSettings.model_fields)
@@ -60,7 +60,7 @@ def reranker_model_field(default: str | None = None) -> Any:
     return model_field(default, config=RerankerConfig, given="reranker")
 
 
-class RerankerAdapter(RerankerSettings):
+class RerankerAdapter(RerankerSettings, LazyHolder[RerankerConfig, Reranker]):
     """Base of the framework rerankers: every `RerankerSettings` field, `reranker=`, and a lazy `Reranker`.
 
     At construction the settings are validated (a `RerankerConfig` is built, which is cheap); the `Reranker`
@@ -104,11 +104,6 @@ class RerankerAdapter(RerankerSettings):
         """Returns the `Reranker` in use, building it (and starting its engine) on first call."""
         return self._require_lazy().get()
 
-    def close(self) -> None:
-        """Releases the `Reranker` this object built (a `reranker=` passed in is left open)."""
-        if self._lazy is not None:
-            self._lazy.close()
-
     def rerank_texts(self, query: str, texts: Sequence[str], top_n: int | None) -> list[tuple[int, float]]:
         """Scores each text's relevance to `query` and returns the best `top_n` (all if `None`), best first.
 
@@ -134,8 +129,3 @@ class RerankerAdapter(RerankerSettings):
         reranker = await self._require_lazy().aget()
         ranked = await reranker.arerank(query, list(texts), top_k=top_n)
         return [(int(index), float(score)) for index, score in ranked]
-
-    def _require_lazy(self) -> LazyReranker:
-        if self._lazy is None:
-            raise RuntimeError(f"{type(self).__name__} was not validated: build it with its constructor")
-        return self._lazy

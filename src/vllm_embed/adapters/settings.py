@@ -10,9 +10,28 @@ from __future__ import annotations
 from collections.abc import Set
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from vllm_embed.config import EmbedderConfig, EngineSettings
+
+
+def settings_except_model(config: type[BaseModel], name: str, doc: str, module: str) -> Any:
+    """An `EngineSettings` subclass with the other fields of `config` but its model: an adapter's settings.
+
+    The fields, with their defaults, checks and descriptions, are `config`'s own: not restated.
+
+    Args:
+        config: The facade's settings model (`RerankerConfig`, `SparseEmbedderConfig`).
+        name: The new class's name.
+        doc: The new class's docstring.
+        module: The module the class is declared in (for its repr and pickling).
+    """
+    fields = {
+        field: (info.annotation, info)
+        for field, info in config.model_fields.items()
+        if field != "model" and field not in EngineSettings.model_fields
+    }
+    return create_model(name, __base__=EngineSettings, __module__=module, __doc__=doc, **fields)  # type: ignore[call-overload]
 
 
 def setting_description(name: str, config: type[BaseModel] = EmbedderConfig) -> str:
@@ -67,10 +86,11 @@ def adopt_given(adapter: EngineSettings, field: str, given: str, model: str, set
     if chosen is not None and chosen != model:
         conflicting.append(field)
     if conflicting:
-        kind = "engine" if given == "embedder" else given
+        kind = "reranker" if given == "reranker" else "engine"
+        owner = "".join(part.capitalize() for part in given.split("_"))  # sparse_embedder: SparseEmbedder
         raise ValueError(
             f"pass either {given}= or {kind} settings, not both (got {', '.join(conflicting)}); "
-            f"the {given.capitalize()}'s own settings apply"
+            f"the {owner}'s own settings apply"
         )
     setattr(adapter, field, model)
 
