@@ -141,7 +141,7 @@ def stop_process_tree(pid: int) -> None:
     psutil.wait_procs(lingering, timeout=5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: an idle server left running slows every later engine's start
 def minilm_server(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real vLLM OpenAI-compatible server with all-MiniLM-L6-v2; yields its API root (…/v1).
 
@@ -259,7 +259,7 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_process_tree(process.pid)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def remote_minilm_embedder(minilm_server: str, minilm_path: str) -> Iterator[Embedder]:
     """MiniLM through the server, named by its local path: the tokenizer and profile are read locally."""
     with Embedder(minilm_path, backend="openai", base_url=minilm_server) as embedder:
@@ -309,7 +309,7 @@ def cross_encoder_reranker(cross_encoder_path: Path) -> Iterator[Reranker]:
         yield reranker
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session, as `minilm_server`
 def reranker_server(tiny_reranker_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real vLLM server serving the tiny Qwen3-Reranker (with its `hf_overrides`); yields its API root."""
     import json

@@ -1,9 +1,10 @@
-"""`vllm-embed serve` as a client sees it: the real server in a subprocess, with MiniLM and the tiny Qwen3.
+"""`vllm-embed serve` as a client sees it: MiniLM in the real server process, the tiny Qwen3 in this one.
 
-Both servers start once, together (their engines load at the same time), and every test shares them: MiniLM
-with the SPLADE fixture as `--sparse-model`, the tiny Qwen3 with its reranker. The MiniLM server requires an
-API key (read from the environment, as documented) and has small limits, so that the 413 cases are cheap;
-the last test stops it with SIGTERM during a burst.
+The `serve` command runs once, in a subprocess, with MiniLM and the SPLADE fixture as `--sparse-model`: it
+requires an API key (read from the environment, as documented) and has small limits, so that the 413 cases
+are cheap; the last test stops it with SIGTERM during a burst. The Qwen3 routes (query instruction,
+Matryoshka dimensions, the cache, rerank) are the same `create_app` over the session's tiny Qwen3 engines,
+served by uvicorn on a real port from this process: no second server process and no second pair of engines.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -25,6 +28,7 @@ from conftest import ServerProcess, _free_port
 
 from vllm_embed import Embedder, Reranker, SparseEmbedder, SparseVector
 from vllm_embed._utils import unit_rows
+from vllm_embed.backends.vllm_local import running_engines
 
 openai = pytest.importorskip("openai")
 
@@ -47,53 +51,108 @@ def _serve_command(model: str, port: int, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+class InProcessServer:
+    """`vllm-embed serve ARGS` run by `cli.main` in a thread of this process, on a real port.
+
+    The facades it builds have the session's settings, so they share the session's engines instead of
+    starting their own. `serve.server.run` runs as it is; the uvicorn server it makes is kept, to stop it.
+    """
+
+    def __init__(self, *args: str) -> None:
+        self.port = _free_port()
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.args = ["serve", *args, "--port", str(self.port)]
+        self.servers: list[Any] = []
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        from vllm_embed import cli
+
+        try:
+            cli.main(self.args)
+        except BaseException as exc:  # noqa: BLE001 - reported by wait_healthy
+            self.failure = exc
+
+    def start(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import uvicorn
+
+        servers = self.servers
+
+        class KeptServer(uvicorn.Server):
+            def __init__(self, config: uvicorn.Config) -> None:
+                super().__init__(config)
+                servers.append(self)
+
+        monkeypatch.setattr(uvicorn, "Server", KeptServer)
+        self.thread.start()
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + 600  # a safety net for a wedged start, not a timing assertion
+        while not (self.servers and self.servers[0].started):
+            assert self.thread.is_alive(), f"serve {self.args} ended: {self.failure!r}"
+            assert time.monotonic() < deadline, f"serve {self.args} did not start"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        self.thread.join(timeout=120)
+        assert not self.thread.is_alive() and self.failure is None, self.failure
+
+
 @pytest.fixture(scope="module")
-def servers(
-    minilm_path: str,
-    tiny_qwen3_path: Path,
-    tiny_reranker_path: Path,
-    splade_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, ServerProcess]]:
-    """Both servers, started at once; each test waits for the one it uses."""
-    logs = tmp_path_factory.mktemp("serve")
-    minilm_port, qwen3_port = _free_port(), _free_port()
-    qwen3_flags = ["--rerank-model", str(tiny_reranker_path), "--served-model-name", QWEN3_SERVED]
-    qwen3_flags += ["--cache", str(logs / "qwen3-cache.sqlite")]
-    minilm = ServerProcess(
-        _serve_command(minilm_path, minilm_port, *LIMITS, "--sparse-model", str(splade_path)),
-        minilm_port,
-        logs / "minilm.log",
+def minilm_server(
+    minilm_path: str, splade_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """`vllm-embed serve` in its own process: MiniLM, `--sparse-model` SPLADE, an API key and small limits."""
+    port = _free_port()
+    with ServerProcess(
+        _serve_command(minilm_path, port, *LIMITS, "--sparse-model", str(splade_path)),
+        port,
+        tmp_path_factory.mktemp("serve") / "minilm.log",
         "vllm-embed serve (MiniLM)",
         env={"VLLM_EMBED_API_KEY": API_KEY},
-    )
-    qwen3 = ServerProcess(
-        _serve_command(str(tiny_qwen3_path), qwen3_port, *qwen3_flags),
-        qwen3_port,
-        logs / "qwen3.log",
-        "vllm-embed serve (tiny Qwen3)",
-    )
-    with minilm, qwen3:
-        yield {"minilm": minilm, "qwen3": qwen3}
+    ) as server:
+        server.wait_healthy()
+        yield server
 
 
 @pytest.fixture(scope="module")
-def minilm_server(servers: dict[str, ServerProcess]) -> ServerProcess:
-    servers["minilm"].wait_healthy()
-    return servers["minilm"]
-
-
-@pytest.fixture(scope="module")
-def qwen3_server(servers: dict[str, ServerProcess]) -> ServerProcess:
-    servers["qwen3"].wait_healthy()
-    return servers["qwen3"]
+def qwen3_server(
+    qwen3_embedder: Embedder,
+    qwen3_reranker: Reranker,
+    tiny_reranker_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InProcessServer]:
+    """`serve` with the tiny Qwen3, its reranker, a served name and a new cache file, in this process."""
+    cache = tmp_path_factory.mktemp("serve-qwen3") / "qwen3-cache.sqlite"
+    flags = ["--rerank-model", str(tiny_reranker_path), "--served-model-name", QWEN3_SERVED]
+    server = InProcessServer(
+        "--model", str(qwen3_embedder.config.model), "--dtype", "float32", *flags, "--cache", str(cache)
+    )
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # serve keeps a core for HTTP through the environment: restored after, for the engines started later
+        monkeypatch.setenv(
+            "VLLM_CPU_NUM_OF_RESERVED_CPU", os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "1")
+        )
+        engines = running_engines()
+        server.start(monkeypatch)
+        try:
+            server.wait_healthy()
+            assert running_engines() == engines  # its Embedder and Reranker share the session's engines
+            yield server
+        finally:
+            server.stop()
 
 
 def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_KEY}"}
 
 
-def _post(server: ServerProcess, path: str, body: object, key: bool = True) -> httpx.Response:
+def _post(
+    server: ServerProcess | InProcessServer, path: str, body: object, key: bool = True
+) -> httpx.Response:
     return httpx.post(f"{server.root}{path}", json=body, headers=_auth() if key else {}, timeout=60)
 
 
@@ -316,7 +375,7 @@ def test_metrics_count_requests_latency_and_inputs(minilm_server: ServerProcess)
 
 
 def test_input_type_query_applies_the_query_instruction_under_the_served_name(
-    qwen3_server: ServerProcess, qwen3_embedder: Embedder
+    qwen3_server: InProcessServer, qwen3_embedder: Embedder
 ) -> None:
     client = openai.OpenAI(base_url=f"{qwen3_server.root}/v1", api_key="unused")
     model = QWEN3_SERVED  # --served-model-name: the name clients pass, not the path the model loaded from
@@ -333,7 +392,7 @@ def test_input_type_query_applies_the_query_instruction_under_the_served_name(
 
 
 def test_dimensions_on_qwen3_keep_the_leading_dimensions(
-    qwen3_server: ServerProcess, qwen3_embedder: Embedder
+    qwen3_server: InProcessServer, qwen3_embedder: Embedder
 ) -> None:
     client = openai.OpenAI(base_url=f"{qwen3_server.root}/v1", api_key="unused")
     answer = client.embeddings.create(model=QWEN3_SERVED, input=TEXTS, dimensions=32)
@@ -347,7 +406,7 @@ def test_dimensions_on_qwen3_keep_the_leading_dimensions(
     assert too_small.status_code == 400 and "outside 32..64" in too_small.json()["error"]["message"]
 
 
-def test_a_cache_hit_answers_the_same_vector_and_is_counted(qwen3_server: ServerProcess) -> None:
+def test_a_cache_hit_answers_the_same_vector_and_is_counted(qwen3_server: InProcessServer) -> None:
     def counters() -> dict[str, float]:
         text = httpx.get(f"{qwen3_server.root}/metrics", timeout=10).text
         return {
@@ -366,7 +425,7 @@ def test_a_cache_hit_answers_the_same_vector_and_is_counted(qwen3_server: Server
 
 
 def test_rerank_equals_the_rerankers_score_in_both_body_shapes(
-    qwen3_server: ServerProcess, qwen3_reranker: Reranker
+    qwen3_server: InProcessServer, qwen3_reranker: Reranker
 ) -> None:
     query, documents = "Which engine is fast?", TEXTS
     expected = qwen3_reranker.score(query, documents)
