@@ -94,8 +94,8 @@ def test_a_bge_m3_checkpoint_runs_its_dense_half_within_its_usable_positions(tmp
     from vllm_embed.backends.vllm_local import _engine_arguments
     from vllm_embed.config import EmbedderConfig
 
-    config = {"architectures": ["BgeM3EmbeddingModel"], "model_type": "xlm-roberta", "hidden_size": 64, "num_attention_heads": 4,
-              "max_position_embeddings": 514, "pad_token_id": 1}  # fmt: skip
+    config = {"architectures": ["BgeM3EmbeddingModel"], "model_type": "xlm-roberta", "hidden_size": 64,
+              "num_attention_heads": 4, "max_position_embeddings": 514, "pad_token_id": 1}  # fmt: skip
     (tmp_path / "config.json").write_text(json.dumps(config))
     profile = detect_profile(str(tmp_path))
     assert profile.max_length == 512  # RoBERTa numbers positions after the padding id, as vLLM derives
