@@ -5,6 +5,7 @@ sizes and splitters on long documents, with all-MiniLM-L6-v2 on CPU.
     python benchmarks/bench_quality.py [--docs 1500] [--queries 300] [--long-docs 27] [--long-queries 150]
                                        [--chunk-sizes 256,512,1024] [--json OUT.json]
                                        [--rerank [--rerank-model PATH] [--candidates 50]]
+                                       [--learned [--splade PATH] [--colbert PATH]]
 
 Both labelled sets are built at run time from text every Python installation has; each query's relevant
 documents are known by construction, and no query holds its answer's name.
@@ -49,6 +50,20 @@ and the tests use: all-MiniLM-L6-v2's BERT plus a fixed *random* one-label head.
 reranker's order is arbitrary, so it is not expected to improve recall; its rows are reported, not
 compared against a target. Pass a trained cross-encoder or Qwen3-Reranker to measure what reranking buys.
 The reranker engine is built once, beside the embedder, and shared by both stores.
+
+With `--learned` (or `--splade PATH` / `--colbert PATH`, which imply it), each store gets a third API
+collection ingested with `ingest(..., sparse=SparseEmbedder, multivector=MultiVectorEmbedder)` and four
+more settings: "learned-sparse" (`mode="sparse"` over the learned sparse vectors), "hybrid-learned" (dense
+and learned sparse fused, as "hybrid" fuses dense and BM25), "dense+maxsim" and "hybrid-learned+maxsim"
+(the first stage's `--candidates` hits reordered by MaxSim over the stored token vectors, computed in the
+store). Milvus refuses per-token vectors, so its learned collection has none and gets the first two rows
+only. The learned collection's ingest time includes both token models. The models default to the tests'
+fixtures (`tests/sparse_models.py`, built once into the tests' model cache, as `bench_sparse.py` does):
+all-MiniLM-L6-v2's BERT under a SPLADE head with a *random* transform and bias, and under a *random*
+384→128 ColBERT projection. With those heads the numbers of these rows mean nothing about the quality of
+learned sparse or late-interaction retrieval: they show the modes run end to end in each store and are
+reported, never compared against a target. Pass real models with `--splade` (e.g. naver/splade-v3) and
+`--colbert` (e.g. colbert-ir/colbertv2.0) to measure them.
 """
 
 from __future__ import annotations
@@ -65,7 +80,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -97,6 +112,26 @@ RANDOM_HEAD_NOTE = (
     "+rerank rows: the default reranker is all-MiniLM-L6-v2's BERT with a fixed random one-label head, "
     "so its order is arbitrary and recall is not expected to improve (reported, not a target)."
 )
+
+LEARNED_FIXTURE_NOTE = (
+    "learned-sparse, hybrid-learned and +maxsim rows: a SPLADE or ColBERT model not passed is the tests' "
+    "fixture with a random head, so these numbers mean nothing about quality (reported, not a target); "
+    "pass real models with --splade and --colbert."
+)
+
+MULTIVECTOR_STORES = ("qdrant", "qdrant-edge")
+"""Stores that keep per-token vectors (Milvus refuses them), so the +maxsim settings run there only."""
+
+
+class Setting(NamedTuple):
+    """One search on the API set: its row name, the collection it searches and how."""
+
+    name: str
+    collection: str
+    """`"dense"` (no sparse field), `"hybrid"` (BM25) or `"learned"` (learned sparse, per-token vectors)."""
+    mode: str | None
+    reranked: bool = False
+    maxsim: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,18 +233,24 @@ def score(
     mode: str | None,
     reranker: Any = None,
     candidates: int = HITS_PER_QUERY,
+    **models: Any,
 ) -> dict[str, Scores]:
     """Searches every query and scores the document rankings, per query kind and over all (`"all"`).
 
-    With `reranker`, the first stage's `candidates` hits are reranked and the ranking follows that order.
+    With `reranker`, the first stage's `candidates` hits are reranked and the ranking follows that order;
+    `models` (`sparse=`, `multivector=`) go to `search` as they are, and with a `multivector` model the
+    ranking follows the MaxSim order of the first stage's `candidates` hits.
     """
     from vllm_embed import search
 
     options: dict[str, Any] = {"mode": mode} if mode is not None else {}
+    options.update(models)
     top_k = HITS_PER_QUERY
-    if reranker is not None:
+    if reranker is not None or models.get("multivector") not in (None, False):
         top_k = min(HITS_PER_QUERY, candidates)
-        options.update(rerank=reranker, candidates=candidates)
+        options["candidates"] = candidates
+    if reranker is not None:
+        options["rerank"] = reranker
     by_kind: dict[str, Scores] = {"all": Scores()}
     for query in queries:
         hits = search(query.text, embedder=embedder, sink=sink, top_k=top_k, **options)
@@ -219,25 +260,40 @@ def score(
     return by_kind
 
 
-def search_settings(modes: Sequence[str], rerank: bool = False) -> list[tuple[str, bool, str | None, bool]]:
-    """(setting name, collection has the sparse field, search mode, reranked) of each search on the API set.
+def search_settings(
+    modes: Sequence[str], rerank: bool = False, learned: bool = False, maxsim: bool = False
+) -> list[Setting]:
+    """The searches on the API set.
 
     Dense runs on the collection without the sparse field, so that its ingest is the baseline the hybrid
-    collection's ingest is timed against; sparse and hybrid run on the hybrid collection. With `rerank`,
-    dense and hybrid (where there is one) are repeated as "+rerank" settings on the same collections.
+    collection's ingest is timed against; sparse and hybrid run on the hybrid (BM25) collection. With
+    `rerank`, dense and hybrid (where there is one) are repeated as "+rerank" settings on the same
+    collections. With `learned`, the learned collection is searched sparse and hybrid ("learned-sparse",
+    "hybrid-learned"), and with `maxsim` (a store that keeps per-token vectors) also dense and hybrid with
+    the MaxSim stage ("dense+maxsim", "hybrid-learned+maxsim").
     """
     if modes == ("dense",):
-        settings: list[tuple[str, bool, str | None, bool]] = [("dense", False, None, False)]
+        settings = [Setting("dense", "dense", None)]
     else:
         settings = [
-            ("dense", False, "dense", False),
-            *((mode, True, mode, False) for mode in modes if mode != "dense"),
+            Setting("dense", "dense", "dense"),
+            *(Setting(mode, "hybrid", mode) for mode in modes if mode != "dense"),
         ]
     if rerank:
         settings += [
-            (f"{name}+rerank", hybrid, mode, True)
-            for name, hybrid, mode, _ in settings
-            if name in ("dense", "hybrid")
+            setting._replace(name=f"{setting.name}+rerank", reranked=True)
+            for setting in settings
+            if setting.name in ("dense", "hybrid")
+        ]
+    if learned:
+        settings += [
+            Setting("learned-sparse", "learned", "sparse"),
+            Setting("hybrid-learned", "learned", "hybrid"),
+        ]
+    if learned and maxsim:
+        settings += [
+            Setting("dense+maxsim", "learned", "dense", maxsim=True),
+            Setting("hybrid-learned+maxsim", "learned", "hybrid", maxsim=True),
         ]
     return settings
 
@@ -250,26 +306,42 @@ def api_rows(
     stores: Sequence[str],
     reranker: Any = None,
     candidates: int = HITS_PER_QUERY,
+    learned: tuple[Any, Any] | None = None,
 ) -> list[Row]:
+    """The API set's rows; `learned` is (sparse embedder, multi-vector embedder) for the learned settings."""
     documents = [{"id": r.id, "text": r.document} for r in records]
     rows: list[Row] = []
     for store in stores:
-        collections: dict[bool, tuple[Any, int, float]] = {}
+        maxsim = store in MULTIVECTOR_STORES
+        models: dict[str, Any] = {}
+        if learned is not None:
+            models = {"sparse": learned[0], "multivector": learned[1] if maxsim else None}
+        settings = search_settings(search_modes(), reranker is not None, learned is not None, maxsim)
+        collections: dict[str, tuple[Any, int, float]] = {}
         try:
-            for setting, hybrid, mode, reranked in search_settings(search_modes(), reranker is not None):
-                if hybrid not in collections:
-                    sink = open_sink(store, directory, f"api_{'hybrid' if hybrid else 'dense'}", hybrid)
-                    collections[hybrid] = (sink, *timed_ingest(documents, embedder, sink))
-                    timing: tuple[int | None, float | None] = collections[hybrid][1:]
+            for setting in settings:
+                name = setting.collection
+                if name not in collections:
+                    sink = open_sink(store, directory, f"api_{name}", name == "hybrid")
+                    options = models if name == "learned" else {}
+                    collections[name] = (sink, *timed_ingest(documents, embedder, sink, **options))
+                    timing: tuple[int | None, float | None] = collections[name][1:]
                 else:
                     timing = (None, None)
+                search_models: dict[str, Any] = {}
+                if name == "learned":
+                    search_models = {
+                        "sparse": models["sparse"],
+                        "multivector": setting.maxsim and models["multivector"],
+                    }
                 by_kind = score(
                     queries,
                     embedder,
-                    collections[hybrid][0],
-                    mode,
-                    reranker if reranked else None,
+                    collections[name][0],
+                    setting.mode,
+                    reranker if setting.reranked else None,
                     candidates,
+                    **search_models,
                 )
                 for kind in ("identifier", "natural", "question", "all"):
                     if kind in by_kind:
@@ -278,7 +350,7 @@ def api_rows(
                             Row(
                                 "API",
                                 store,
-                                setting,
+                                setting.name,
                                 kind,
                                 by_kind[kind].means(),
                                 by_kind[kind].count,
@@ -460,7 +532,20 @@ def main() -> None:
         metavar="PATH",
         help="reranker path or id (default: MiniLM cross-encoder with a random head, as bench_rerank.py)",
     )
-    parser.add_argument("--candidates", type=int, default=50, help="first-stage hits handed to the reranker")
+    parser.add_argument(
+        "--candidates", type=int, default=50, help="first-stage hits handed to the reranker or to MaxSim"
+    )
+    parser.add_argument(
+        "--learned",
+        action="store_true",
+        help="add learned-sparse, hybrid-learned and +maxsim rows to the API set (random-head fixtures)",
+    )
+    parser.add_argument(
+        "--splade", default=None, metavar="PATH", help="SPLADE model (default: tests' fixture)"
+    )
+    parser.add_argument(
+        "--colbert", default=None, metavar="PATH", help="ColBERT model (default: tests' fixture)"
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     stores = [store for store in args.stores.split(",") if store]
@@ -489,6 +574,16 @@ def main() -> None:
         from bench_rerank import _default_model  # builds the cross-encoder once into the tests' cache
 
         rerank_model = _default_model()
+    learned = bool(args.learned or args.splade or args.colbert) and "api" in parts
+    if learned:
+        from vllm_embed import search
+
+        if not accepts(search, "multivector"):
+            parser.error("--learned needs a vllm-embed whose search() takes sparse= and multivector=")
+        from bench_sparse import _fixture  # builds the tests' fixtures once into the tests' cache
+
+        splade_model = args.splade or _fixture("splade")
+        colbert_model = args.colbert or _fixture("colbert")
     timings: dict[str, float] = {}
     rows: list[Row] = []
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
@@ -499,6 +594,16 @@ def main() -> None:
             start = time.perf_counter()
             reranker = stack.enter_context(Reranker(rerank_model, dtype=args.dtype))
             timings["reranker start s"] = time.perf_counter() - start
+        token_models = None
+        if learned:
+            from vllm_embed import MultiVectorEmbedder, SparseEmbedder
+
+            start = time.perf_counter()
+            token_models = (
+                stack.enter_context(SparseEmbedder(splade_model, dtype=args.dtype)),
+                stack.enter_context(MultiVectorEmbedder(colbert_model, dtype=args.dtype)),
+            )
+            timings["token models start s"] = time.perf_counter() - start
         directory = Path(tmp)
         questions = load_questions(args.questions)
         records = stdlib_records(directory, args.docs, args.seed, questions)
@@ -513,7 +618,9 @@ def main() -> None:
             embedder.embed_documents([r.document for r in records[:64]])  # warm-up, not timed
             if "api" in parts:
                 start = time.perf_counter()
-                rows += api_rows(records, queries, embedder, directory, stores, reranker, args.candidates)
+                rows += api_rows(
+                    records, queries, embedder, directory, stores, reranker, args.candidates, token_models
+                )
                 timings["API set s"] = time.perf_counter() - start
             if "long" in parts:
                 start = time.perf_counter()
@@ -532,7 +639,13 @@ def main() -> None:
     if reranker is not None:
         summary["reranker"] = args.rerank_model or "MiniLM cross-encoder, random head"
         summary["candidates"] = args.candidates
+    if learned:
+        summary["splade"] = args.splade or "SPLADE fixture, random head"
+        summary["colbert"] = args.colbert or "ColBERT fixture, random projection"
+        summary["candidates"] = args.candidates
     notes = [RANDOM_HEAD_NOTE] if reranker is not None and args.rerank_model is None else []
+    if learned and not (args.splade and args.colbert):
+        notes.append(LEARNED_FIXTURE_NOTE)
     if args.json is not None:
         rows_json = [row.__dict__ for row in rows]
         args.json.write_text(
@@ -543,6 +656,8 @@ def main() -> None:
     title = f"Retrieval quality, {summary['model']} (longest input {max_input_tokens} tokens)"
     if reranker is not None:
         title += f"; +rerank: {summary['reranker']}, {args.candidates} candidates"
+    if learned:
+        title += f"; learned: {summary['splade']}, {summary['colbert']}, {args.candidates} candidates"
     print_table(rows, title, caption=" ".join(notes) or None)
     print(
         ", ".join(

@@ -155,14 +155,39 @@ def test_rerank_settings_repeat_dense_and_hybrid_on_the_same_collections() -> No
 
     plain = search_settings(("dense", "sparse", "hybrid"))
     assert [name for name, *_ in plain] == ["dense", "sparse", "hybrid"]
-    assert all(not reranked for *_, reranked in plain)
+    assert all(not setting.reranked and not setting.maxsim for setting in plain)
     reranked = search_settings(("dense", "sparse", "hybrid"), rerank=True)
     assert reranked[:3] == plain
-    assert reranked[3:] == [("dense+rerank", False, "dense", True), ("hybrid+rerank", True, "hybrid", True)]
-    assert search_settings(("dense",), rerank=True) == [
-        ("dense", False, None, False),
-        ("dense+rerank", False, None, True),
+    assert reranked[3:] == [
+        ("dense+rerank", "dense", "dense", True, False),
+        ("hybrid+rerank", "hybrid", "hybrid", True, False),
     ]
+    assert search_settings(("dense",), rerank=True) == [
+        ("dense", "dense", None, False, False),
+        ("dense+rerank", "dense", None, True, False),
+    ]
+
+
+def test_learned_settings_search_one_learned_collection_and_maxsim_only_where_the_store_keeps_tokens() -> (
+    None
+):
+    from bench_quality import search_settings
+
+    modes = ("dense", "sparse", "hybrid")
+    plain = search_settings(modes)
+    milvus = search_settings(modes, learned=True)
+    assert milvus[:3] == plain
+    assert milvus[3:] == [
+        ("learned-sparse", "learned", "sparse", False, False),
+        ("hybrid-learned", "learned", "hybrid", False, False),
+    ]
+    qdrant = search_settings(modes, rerank=True, learned=True, maxsim=True)
+    assert qdrant[:7] == search_settings(modes, rerank=True, learned=True)
+    assert qdrant[7:] == [
+        ("dense+maxsim", "learned", "dense", False, True),
+        ("hybrid-learned+maxsim", "learned", "hybrid", False, True),
+    ]
+    assert search_settings(modes, maxsim=True) == plain  # MaxSim only on the learned collection
 
 
 def test_rerank_rows_are_reported_without_a_verdict() -> None:
