@@ -423,7 +423,10 @@ def targets(rows: Sequence[Row]) -> list[str]:
                 f"{dense.scores['recall@5']:.3f} (target ≥): "
                 f"{'met' if hybrid.scores['recall@5'] >= dense.scores['recall@5'] else 'missed'}"
             )
-        dense, hybrid = api.get((store, "dense")), api.get((store, "hybrid"))
+        # the BM25 collection's ingest time is on its first row ("sparse", or "hybrid" without sparse mode)
+        dense = api.get((store, "dense"))
+        timed = [api.get((store, name)) for name in ("sparse", "hybrid")]
+        hybrid = next((row for row in timed if row is not None and row.ingest_seconds), None)
         dense_rate, hybrid_rate = chunks_per_second(dense), chunks_per_second(hybrid)
         if dense_rate and hybrid_rate:
             ratio = hybrid_rate / dense_rate
