@@ -1,7 +1,8 @@
 """The Qdrant driver body, whichever client runs it: settings, points, filters, queries, indexes, adoption.
 
 Every decision is made once here; `QdrantSink` (qdrant-client) and `QdrantEdgeSink` (qdrant-edge-py) only
-implement the `Driver:` methods: how their client builds and runs each request.
+implement the `Driver:` methods: how their client builds and runs each request. (Over ~500 lines: splitting
+it would split one driver's decisions across modules that both engines' sinks then import.)
 """
 
 from __future__ import annotations
