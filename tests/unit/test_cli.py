@@ -241,3 +241,23 @@ def test_the_cli_says_that_the_engine_starts_when_it_starts_unless_quiet(
     code, _, err = run(*command)  # everything is stored: no engine, no line
     assert code == 0, err
     assert err.splitlines() == []
+
+
+@pytest.mark.parametrize(
+    ("rerank", "maxsim", "shown"),
+    [
+        (None, None, "0.500  d #0"),
+        (0.9, None, "0.900 (first 0.500)"),
+        (None, 7.25, "7.250 (first 0.500)"),
+        (0.9, 7.25, "0.900 (maxsim 7.250, first 0.500)"),
+    ],
+)
+def test_hits_show_the_score_that_ordered_them_first(rerank, maxsim, shown) -> None:
+    from rich.console import Console
+
+    from vllm_embed.cli.output import print_hits
+    from vllm_embed.sinks import Hit
+
+    console = Console(record=True, width=200)
+    print_hits([Hit("p", "d", 0, 0.5, "text", {}, rerank_score=rerank, maxsim_score=maxsim)], console)
+    assert shown in console.export_text()

@@ -79,11 +79,13 @@ def print_hits(hits: list[Hit], console: Console, width: int = 300) -> None:
     for rank, hit in enumerate(hits, start=1):
         text = printable(" ".join(hit.text.split()))
         excerpt = text if len(text) <= width else text[: width - 1] + "…"
-        score = (
-            f"{hit.score:.3f}"
-            if hit.rerank_score is None
-            else f"{hit.rerank_score:.3f} (first {hit.score:.3f})"
-        )
+        # the score that ordered the hits first: the reranker's, else MaxSim's, else the first stage's
+        stages = (("rerank", hit.rerank_score), ("maxsim", hit.maxsim_score))
+        staged = [(name, value) for name, value in stages if value is not None]
+        score = f"{(staged[0][1] if staged else hit.score):.3f}"
+        if staged:
+            earlier = [f"{name} {value:.3f}" for name, value in staged[1:]] + [f"first {hit.score:.3f}"]
+            score += f" ({', '.join(earlier)})"
         doc_id = escape(printable(hit.doc_id))
         console.print(f"[bold]{rank}.[/] [cyan]{score}[/]  [bold]{doc_id}[/] #{hit.chunk_index}")
         console.print(f"   {escape(excerpt)}")

@@ -185,7 +185,7 @@ class Manifest(BaseModel):
         if differences:
             raise ManifestMismatchError(
                 f"collection {collection!r} was embedded differently ({'; '.join(differences)}): "
-                "use the collection's model and dimensions, or another collection"
+                "use the collection's models and dimensions, or another collection"
             )
 
 
