@@ -208,6 +208,28 @@ def poison(sink: QdrantSink | MilvusSink, point_ids: list[str]) -> None:
     sink.client.upsert(sink.collection, [{**row, layout.milvus_vector: [float("nan")] * 8} for row in rows])
 
 
+def reload_when_built(sink: Any, attempts: int = 10) -> None:
+    """Releases and loads the sink's Milvus collection once its index files can be read.
+
+    Milvus Lite reports an index "Finished" slightly before its file is complete: a load then fails with "File
+    is too small" or "Not an Arrow file" (seen about one run in five under load). That is a Lite race, retried
+    here; any other error is raised.
+    """
+    from pymilvus.exceptions import MilvusException
+
+    wait_for_indexes(sink)
+    for attempt in range(attempts):
+        sink.client.release_collection(sink.collection)
+        try:
+            sink.client.load_collection(sink.collection)
+            return
+        except MilvusException as exc:
+            partial = "File is too small" in str(exc) or "Not an Arrow file" in str(exc)
+            if not partial or attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+
+
 def wait_for_indexes(sink: Any, timeout: float = 30.0) -> None:
     """Waits until Milvus has built every index of the sink's collection (it builds them in the background
     after a flush; releasing and loading sooner can read a partial index file)."""

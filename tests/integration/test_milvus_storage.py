@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ingest_fixtures import FakeHashEmbedder, wait_for_indexes
+from ingest_fixtures import FakeHashEmbedder, reload_when_built
 
 from vllm_embed import Document, ingest, search
 from vllm_embed.sinks import MilvusSink
@@ -41,9 +41,7 @@ def test_the_server_process_builds_the_index_types_milvus_lite_builds_and_refuse
         with MilvusSink(collection, uri=milvus_server, grpc_options=NO_PINGS, index=index) as sink:
             ingest(DOCS, embedder=FakeHashEmbedder(), sink=sink, progress=False)
             sink.client.flush(collection)
-            wait_for_indexes(sink)
-            sink.client.release_collection(collection)
-            sink.client.load_collection(collection)
+            reload_when_built(sink)
             assert search(DOCS[7].text, embedder=FakeHashEmbedder(), sink=sink, top_k=1)[0].doc_id == "doc-7"
             info = sink.info()
             assert info.storage["index"] == index and info.payload_indexes == {"doc_id": "INVERTED"}

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest_fixtures import FakeHashEmbedder, wait_for_indexes
+from ingest_fixtures import FakeHashEmbedder, reload_when_built
 
 from vllm_embed import Document, ingest, search
 from vllm_embed.errors import UnmanagedCollectionError
@@ -50,11 +50,7 @@ def test_each_index_type_milvus_lite_builds_is_built_recorded_and_searched(
     with lite(tmp_path, index=index, index_params=params, search_params=search_params) as sink:
         ingest(DOCS, embedder=FakeHashEmbedder(), sink=sink, progress=False)
         sink.client.flush(sink.collection)
-        wait_for_indexes(
-            sink
-        )  # built in the background after a flush; loading sooner can read a partial file
-        sink.client.release_collection(sink.collection)
-        sink.client.load_collection(sink.collection)
+        reload_when_built(sink)  # built in the background after a flush; loading sooner reads a partial file
         hits = search(DOCS[4].text, embedder=FakeHashEmbedder(), sink=sink, top_k=3)
         info = sink.info()
     kind = index.upper()
