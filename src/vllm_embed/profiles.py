@@ -212,7 +212,7 @@ def read_model_file(model: str, filename: str, revision: str | None = None) -> d
     return data if isinstance(data, dict) else None
 
 
-def _usable_positions(config: dict[str, Any]) -> int | None:
+def usable_positions(config: dict[str, Any]) -> int | None:
     """The longest input `max_position_embeddings` allows.
 
     RoBERTa-style models (XLM-R, BGE-M3) number positions after the padding id, so `pad_token_id + 1` of
@@ -278,7 +278,7 @@ def detect_profile(
 
     architectures = [str(a) for a in config.get("architectures") or []]
     native = pooled_size or config.get("hidden_size") or _known_native(model)
-    max_length = bert_config.get("max_seq_length") or _usable_positions(config)
+    max_length = bert_config.get("max_seq_length") or usable_positions(config)
     prompts = st_config.get("prompts") or {}
     query_prompt = prompts.get("query") or None
     document_prompt = next(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vllm_embed.profiles import read_model_file
+from vllm_embed.profiles import read_model_file, usable_positions
 
 RerankerFamily = Literal["qwen3-reranker", "cross-encoder"]
 
@@ -100,7 +100,7 @@ def detect_reranker_profile(
         raise ValueError(f"unknown reranker profile {override!r}; choose one of {list(RERANKER_FAMILIES)}")
     config = read_model_file(model, "config.json", revision) or {}
     architectures = [str(a) for a in config.get("architectures") or []]
-    max_length = config.get("max_position_embeddings")
+    max_length = usable_positions(config)
     name = model.rstrip("/").rsplit("/", 1)[-1].lower()
     marked = "reranker" in name or "classifier_from_token" in config or "is_original_qwen3_reranker" in config
     if override == "qwen3-reranker" or (

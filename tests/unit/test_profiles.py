@@ -102,3 +102,12 @@ def test_a_bge_m3_checkpoint_runs_its_dense_half_within_its_usable_positions(tmp
     arguments = _engine_arguments(EmbedderConfig(model=str(tmp_path)), profile)
     assert arguments["max_model_len"] == 512
     assert arguments["pooler_config"]["task"] == "embed"  # not its default "embed&token_classify"
+
+
+def test_an_xlm_r_cross_encoder_gets_its_usable_positions_too(tmp_path: Path) -> None:
+    from vllm_embed.rerank_profiles import detect_reranker_profile
+
+    config = {"architectures": ["XLMRobertaForSequenceClassification"], "model_type": "xlm-roberta",
+              "num_labels": 1, "max_position_embeddings": 8194, "pad_token_id": 1}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert detect_reranker_profile(str(tmp_path)).max_length == 8192  # as bge-reranker-v2-m3's vLLM derives
