@@ -15,11 +15,12 @@ from rich.markup import escape
 
 from vllm_embed.cli.engine_options import EngineSettings, embedder_options, flag_parameters, options_as
 from vllm_embed.cli.output import err, user_errors
-from vllm_embed.config import EmbedderConfig, SparseEmbedderConfig
+from vllm_embed.cli.token_models import start_sparse
+from vllm_embed.config import EmbedderConfig
 from vllm_embed.serve.settings import DEFAULT_PORT, ServeLimits
 
 if TYPE_CHECKING:
-    from vllm_embed.learned_sparse import SparseEmbedder
+    pass
 
 API_KEY_VARIABLES = ("VLLM_EMBED_API_KEY", "VLLM_API_KEY")
 """Where `serve` reads its key without `--api-key`: ours (which our client reads too), then vLLM's."""
@@ -93,7 +94,9 @@ def serve(
 
             server.reserve_a_core_for_http()
             sparse = (
-                None if sparse_model is None else engines.enter_context(_start_sparse(sparse_model, config))
+                None
+                if sparse_model is None
+                else engines.enter_context(start_sparse({"model": sparse_model}, config))
             )
             _say_engine_starts(config.model, config.backend)
             embedder = engines.enter_context(Embedder(config=config))
@@ -117,21 +120,3 @@ def serve(
                 highlight=False,
             )
             server.run(app, sock)
-
-
-def _start_sparse(model: str, embedder_config: EmbedderConfig) -> SparseEmbedder:
-    """Starts the `--sparse-model` SparseEmbedder with the Embedder's engine and long-input settings.
-
-    Raises:
-        SettingsError: For a model that is neither SPLADE nor BGE-M3, before its engine starts.
-    """
-    from vllm_embed.cli import _say_engine_starts
-    from vllm_embed.cli.commands import RERANKER_SHARED_SETTINGS
-    from vllm_embed.learned_sparse import SparseEmbedder
-    from vllm_embed.model_source import check_model_source
-
-    shared = {name: getattr(embedder_config, name) for name in (*RERANKER_SHARED_SETTINGS, "long_input")}
-    config = SparseEmbedderConfig(model=model, **shared)
-    check_model_source(config.model, config.revision)
-    _say_engine_starts(config.model, config.backend)
-    return SparseEmbedder(config=config)

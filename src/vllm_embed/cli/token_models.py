@@ -1,12 +1,13 @@
 """The learned sparse and multi-vector models of `ingest` and `search`: their flags' checks and engines.
 
 `ingest --sparse-model/--multivector-model` names them; `search` builds them from the collection's manifest.
-They run in this process with the dense model's `--dtype` and parallelism (`SHARED_SETTINGS`, which a
-`--rerank` model and `serve`'s other models share too).
+They run in this process with the dense model's `--dtype`, parallelism (`SHARED_SETTINGS`, which a
+`--rerank` model shares too) and long-input policy; `serve --sparse-model` starts its model here as well.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from vllm_embed.config import EmbedderConfig, MultiVectorEmbedderConfig, SparseEmbedderConfig
@@ -52,44 +53,51 @@ def check_flags(
 def start_extra(
     sparse_model: str | None, multivector_model: str | None, config: EmbedderConfig
 ) -> ExtraEmbedders:
-    """Starts the engines of the models given (each a minute or more on a CPU)."""
-    return ExtraEmbedders(
-        None if not sparse_model else start_sparse(sparse_model, None, config),
-        None if not multivector_model else start_multivector(multivector_model, None, config),
-    )
-
-
-def start_sparse(model: str, revision: str | None, config: EmbedderConfig) -> SparseEmbedder:
-    """A `SparseEmbedder` for `model`, with the dense model's shared engine settings."""
-    from vllm_embed.learned_sparse import SparseEmbedder
-
-    return SparseEmbedder(config=SparseEmbedderConfig(**_settings(model, revision, config)))
-
-
-def start_multivector(model: str, revision: str | None, config: EmbedderConfig) -> MultiVectorEmbedder:
-    """A `MultiVectorEmbedder` for `model`, with the dense model's shared engine settings."""
-    from vllm_embed.multivector import MultiVectorEmbedder
-
-    return MultiVectorEmbedder(config=MultiVectorEmbedderConfig(**_settings(model, revision, config)))
+    """Starts the engines of the models an ingest's flags name (each a minute or more on a CPU)."""
+    kinds = known_vector_kinds(sparse_model, multivector_model)
+    return _start(kinds["sparse_model"], kinds["multivector"], config)
 
 
 def search_models(
     manifest: Manifest, mode: str, late_interaction: bool, config: EmbedderConfig
 ) -> ExtraEmbedders:
-    """The models a search of this collection in `mode` needs, named by its manifest."""
+    """Starts the models a search of this collection in `mode` needs, named by its manifest."""
     sparse = manifest.sparse_model if manifest.sparse == "learned" and mode != "dense" else None
-    multivector = manifest.multivector if late_interaction else None
+    return _start(sparse, manifest.multivector if late_interaction else None, config)
+
+
+def _start(
+    sparse: Mapping[str, Any] | None, multivector: Mapping[str, Any] | None, config: EmbedderConfig
+) -> ExtraEmbedders:
     return ExtraEmbedders(
-        None if sparse is None else start_sparse(sparse["model"], sparse.get("revision"), config),
-        None
-        if multivector is None
-        else start_multivector(multivector["model"], multivector.get("revision"), config),
+        None if sparse is None else start_sparse(sparse, config),
+        None if multivector is None else start_multivector(multivector, config),
     )
 
 
-def _settings(model: str, revision: str | None, config: EmbedderConfig) -> dict[str, Any]:
+def start_sparse(described: Mapping[str, Any], config: EmbedderConfig) -> SparseEmbedder:
+    """Starts a `SparseEmbedder` of a model description (`model`, `revision`) with the dense model's settings.
+
+    Raises:
+        SettingsError: For a model that is neither SPLADE nor BGE-M3, before its engine starts.
+    """
+    from vllm_embed.learned_sparse import SparseEmbedder
+
+    return SparseEmbedder(config=SparseEmbedderConfig(**_settings(described, config)))
+
+
+def start_multivector(described: Mapping[str, Any], config: EmbedderConfig) -> MultiVectorEmbedder:
+    """Starts a `MultiVectorEmbedder` of a model description with the dense model's settings."""
+    from vllm_embed.multivector import MultiVectorEmbedder
+
+    return MultiVectorEmbedder(config=MultiVectorEmbedderConfig(**_settings(described, config)))
+
+
+def _settings(described: Mapping[str, Any], config: EmbedderConfig) -> dict[str, Any]:
     from vllm_embed import cli
 
+    model, revision = str(described["model"]), described.get("revision")
     check_model_source(model, revision)
     cli._say_engine_starts(model, "vllm")
-    return {"model": model, "revision": revision, **{name: getattr(config, name) for name in SHARED_SETTINGS}}
+    shared = {name: getattr(config, name) for name in (*SHARED_SETTINGS, "long_input")}
+    return {"model": model, "revision": revision, **shared}
