@@ -83,3 +83,30 @@ def test_search_takes_the_fusion_by_name_or_whole_with_overrides() -> None:
     assert fusion_of(given, {"sparse_weight": 2}) == FusionSettings(rrf_k=10, sparse_weight=2)
     with pytest.raises(FusionSettingsError):  # before the collection is even read
         search("q", embedder=None, sink=None, fusion="max")  # type: ignore[arg-type]
+
+
+class FakeMaxSimStore:
+    """Fake store for `maxsim_hits`' ordering logic: fixed MaxSim scores by point id."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+
+    def maxsim(self, query, ids):
+        return {point: self.scores[point] for point in ids if point in self.scores}
+
+
+def test_maxsim_orders_by_score_zero_included_and_an_unscored_point_goes_last() -> None:
+    import numpy as np
+
+    from vllm_embed.ingest.search import maxsim_hits
+    from vllm_embed.sinks import Hit
+
+    hits = [
+        Hit(point, point, 0, 1.0 - i / 10, "", {}) for i, point in enumerate(["gone", "a", "b", "c", "d"])
+    ]
+    store = FakeMaxSimStore({"a": 0.0, "b": -0.5, "c": 0.2, "d": 0.0})
+    ranked = maxsim_hits(store, np.ones((1, 2), np.float32), hits, keep=5)
+    assert [h.id for h in ranked] == ["c", "a", "d", "b", "gone"]  # a before d: the first stage's order
+    assert [h.maxsim_score for h in ranked] == [0.2, 0.0, 0.0, -0.5, None]
+    assert [h.score for h in ranked] == [0.7, 0.9, 0.6, 0.8, 1.0]
+    assert [h.id for h in maxsim_hits(store, np.ones((1, 2), np.float32), hits, keep=2)] == ["c", "a"]

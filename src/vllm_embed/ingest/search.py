@@ -212,14 +212,14 @@ def _late_interaction(
 def maxsim_hits(sink: Sink, query: MultiVector, hits: list[Hit], keep: int) -> list[Hit]:
     """Reorders first-stage hits by the store's MaxSim scores (ties keep the first-stage order); keeps `keep`.
 
-    Each hit keeps its first-stage `score` and gets its `maxsim_score`.
+    Each hit keeps its first-stage `score` and gets its `maxsim_score`; a point the store scored none for
+    (deleted meanwhile) keeps `None` and goes last.
     """
     if not hits:
         return []
     scores = sink.maxsim(query, [hit.id for hit in hits])
-    scored = [dataclasses.replace(hit, maxsim_score=scores.get(hit.id, float("-inf"))) for hit in hits]
-    order = sorted(range(len(scored)), key=lambda i: -(scored[i].maxsim_score or float("-inf")))
-    return [scored[i] for i in order[:keep]]
+    ranked = sorted(hits, key=lambda hit: (hit.id not in scores, -scores.get(hit.id, 0.0)))  # stable
+    return [dataclasses.replace(hit, maxsim_score=scores.get(hit.id)) for hit in ranked[:keep]]
 
 
 def fusion_of(fusion: FusionMethod | FusionSettings | None, options: dict[str, Any]) -> FusionSettings:
