@@ -53,3 +53,20 @@ def test_mistakes_are_refused_before_the_engine_starts(tmp_path: Path, monkeypat
     assert code == 2 and "--fusion" in err
     code, _, err = run("search", "tea", "-c", "dense", *store, "--mode", "bm25")
     assert code == 2 and "bm25" in err
+
+
+def test_sparse_and_multivector_flag_mistakes_are_one_line_before_any_engine(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(cli, "make_embedder", no_engine)
+    corpus = str(write_corpus(tmp_path))
+    base = ("ingest", corpus, "-m", "fake-model", "--qdrant", str(tmp_path / "q"))
+    cases = [
+        (("-c", "new", "--hybrid", "--sparse-model", "naver/splade-v3"), "leave out --hybrid"),
+        (("-c", "new", "--sparse-model", "naver/splade-v3", "--ray", "local"), "leave out --ray"),
+        (("-c", "new", "--layout", "llama-index", "--sparse-model", "naver/splade-v3"), "no sparse vector"),
+    ]
+    for flags, fix in cases:
+        code, _, err = run(*base, *flags)
+        assert code == 1 and fix in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "q" / "collection" / "new").exists()

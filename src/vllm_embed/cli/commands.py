@@ -318,7 +318,7 @@ def ingest(
                 f"--chunk-overlap {chunk_overlap} must be below --chunk-tokens {chunk_tokens}"
             )
         options = IngestOptions.pick({**locals(), "progress": progress and not quiet})
-        token_models.check_flags(sparse_model, hybrid, ray_address, multivector_model)
+        token_models.check_ray(ray_address, sparse_model, multivector_model)
         files = FileOptions(
             text_field=text_field, id_field=id_field, encoding=encoding, errors=encoding_errors
         )

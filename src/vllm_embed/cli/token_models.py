@@ -32,19 +32,15 @@ def known_vector_kinds(sparse_model: str | None, multivector_model: str | None) 
     }
 
 
-def check_flags(
-    sparse_model: str | None, hybrid: bool | None, ray_address: str | None, multi: str | None
-) -> None:
-    """Refuses flag combinations that cannot work, before anything starts.
+def check_ray(ray_address: str | None, sparse_model: str | None, multivector_model: str | None) -> None:
+    """Refuses `--ray` with a learned sparse or multi-vector model (the replicas run the dense model only).
+
+    (`--hybrid` with `--sparse-model` is refused by the collection checks, which hold for the API too.)
 
     Raises:
         ValueError: Naming the flag to leave out.
     """
-    if sparse_model and hybrid:
-        raise ValueError(
-            "--hybrid stores BM25 vectors and --sparse-model a learned model's: give one of them"
-        )
-    if ray_address is not None and (sparse_model or multi):
+    if ray_address is not None and (sparse_model or multivector_model):
         raise ValueError(
             "--sparse-model and --multivector-model run in this process, not on Ray replicas: leave out --ray"
         )
